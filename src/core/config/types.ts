@@ -1,0 +1,80 @@
+/**
+ * The `[network]` configuration as the proxy uses it, with the defaults of behavior.md §1.
+ * Keys keep their TOML (snake_case) spelling so `GET /config` and error messages match the file.
+ *
+ * @module
+ */
+
+/** `full` allows every method; `limited` only GET, HEAD and OPTIONS (no tunnels, no SOCKS5). */
+export type NetworkMode = "full" | "limited";
+
+/** Every `[network]` key of behavior.md §1. */
+export interface NetworkConfig {
+  enabled: boolean;
+  proxy_url: string;
+  admin_url: string;
+  enable_socks5: boolean;
+  socks_url: string;
+  enable_socks5_udp: boolean;
+  allow_upstream_proxy: boolean;
+  dangerously_allow_non_loopback_proxy: boolean;
+  dangerously_allow_non_loopback_admin: boolean;
+  mode: NetworkMode;
+  allowed_domains: string[];
+  denied_domains: string[];
+  allow_local_binding: boolean;
+  allow_unix_sockets: string[];
+  /** Bearer token for the admin API; `undefined` when unset. */
+  admin_token?: string;
+}
+
+/** The defaults of behavior.md §1: disabled, loopback listeners, nothing allowed. */
+export function defaultNetworkConfig(): NetworkConfig {
+  return {
+    enabled: false,
+    proxy_url: "http://127.0.0.1:3128",
+    admin_url: "http://127.0.0.1:8080",
+    enable_socks5: false,
+    socks_url: "http://127.0.0.1:8081",
+    enable_socks5_udp: false,
+    allow_upstream_proxy: false,
+    dangerously_allow_non_loopback_proxy: false,
+    dangerously_allow_non_loopback_admin: false,
+    mode: "full",
+    allowed_domains: [],
+    denied_domains: [],
+    allow_local_binding: false,
+    allow_unix_sockets: [],
+  };
+}
+
+/** A listener address after parsing and loopback clamping. */
+export interface ListenAddr {
+  host: string;
+  port: number;
+}
+
+/** The addresses the proxy binds, after clamping (behavior.md §1). */
+export interface ListenPlan {
+  http: ListenAddr;
+  admin: ListenAddr;
+  socks5?: ListenAddr;
+}
+
+/** A configuration problem. `key` is the dotted TOML key (`network.mode`), `line` 1-based. */
+export class ConfigError extends TypeError {
+  constructor(
+    message: string,
+    readonly key?: string,
+    readonly line?: number,
+  ) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The result of loading a config: the values plus warnings to print (unknown keys, clamps). */
+export interface LoadedConfig {
+  network: NetworkConfig;
+  warnings: string[];
+}

@@ -1,0 +1,81 @@
+/**
+ * The socket contract: the only way `src/core` touches the network. Each runtime adapter
+ * (`src/runtimes/<runtime>/net.ts`) implements {@link Net}; the core receives it as an argument.
+ *
+ * @module
+ */
+
+/** A transport address. `host` is an IP literal (IPv6 without brackets) or a unix path. */
+export interface NetAddr {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A connected, full-duplex byte stream with explicit half-close. */
+export interface Conn {
+  /** The peer's address (the client for accepted connections). */
+  readonly remote: NetAddr;
+  /** Our end's address (for dialled connections: the local address of the upstream socket). */
+  readonly local: NetAddr;
+  /**
+   * Next chunk of bytes. Resolves `null` once the peer has sent FIN; our write side stays
+   * open. Rejects when the connection fails or was closed locally. The chunk is ours to keep.
+   */
+  read(): Promise<Uint8Array | null>;
+  /** Queue bytes. Resolves when the transport accepted them: the backpressure point. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Flush what is queued, then send FIN (half-close). Reading stays possible. */
+  closeWrite(): Promise<void>;
+  /** Close both directions at once. Idempotent; pending reads resolve or reject promptly. */
+  close(): void;
+}
+
+/** A bound TCP listener. */
+export interface Listener {
+  /** The real bound address (the port is resolved when 0 was asked for). */
+  readonly addr: NetAddr;
+  /** Stop accepting; connections already accepted are untouched. */
+  close(): Promise<void>;
+}
+
+/** Why a dial failed, in the terms SOCKS5 replies and HTTP errors need. */
+export type DialFailure = "refused" | "host_unreachable" | "network_unreachable" | "timeout" | "other";
+
+/** A dial that failed; `kind` classifies it, `message` keeps the runtime's words. */
+export class DialError extends Error {
+  constructor(
+    readonly kind: DialFailure,
+    readonly target: NetAddr,
+    detail: string,
+  ) {
+    super(`connect to ${formatAddr(target)} failed (${kind}): ${detail}`);
+    this.name = "DialError";
+  }
+}
+
+/** Options for {@link Net.connectTcp}. */
+export interface DialOptions {
+  /** Aborting cancels the dial (and fails it with kind `timeout` when the reason is a timeout). */
+  readonly signal?: AbortSignal;
+}
+
+/** The capabilities a runtime gives the core. */
+export interface Net {
+  /** Bind a TCP listener and call `onConn` for every accepted connection. */
+  listenTcp(addr: NetAddr, onConn: (conn: Conn) => void): Promise<Listener>;
+  /** Dial an IP literal. Names are never passed here: the core resolves and vets them first. */
+  connectTcp(addr: NetAddr, options?: DialOptions): Promise<Conn>;
+  /** Resolve a host name to IP literals, as the system resolver would. */
+  resolve(host: string): Promise<string[]>;
+  /**
+   * Optional fast path: relay bytes both ways between two connections of this adapter,
+   * carrying half-close, until both directions ended. Returns `undefined` when it cannot
+   * handle these connections, and the core then relays by itself.
+   */
+  relay?(a: Conn, b: Conn): Promise<void> | undefined;
+}
+
+/** `host:port`, with brackets around IPv6 literals. */
+export function formatAddr(addr: NetAddr): string {
+  return addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}

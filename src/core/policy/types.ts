@@ -1,0 +1,79 @@
+/**
+ * Vocabulary of policy decisions: reasons, sources, protocols and the per-reason wording of
+ * behavior.md §5.
+ *
+ * @module
+ */
+
+/** The protocol a request arrived on, as reported in 403 bodies, `/blocked` and audit events. */
+export type ProxyProtocol = "http" | "https_connect" | "socks5_tcp" | "socks5_udp";
+
+/** Who made a decision. */
+export type DecisionSource = "baseline_policy" | "mode_guard" | "proxy_state" | "decider";
+
+/** Why a request was refused. Decider reasons are free-form strings. */
+export type BlockReason =
+  | "not_allowed"
+  | "not_allowed_local"
+  | "denied"
+  | "method_not_allowed"
+  | "proxy_disabled"
+  | "proxy_loop"
+  | "decider_error"
+  | "decider_timeout"
+  | "unix_socket_unsupported"
+  | (string & {});
+
+/** A host-level verdict. When allowed, `addresses` are the vetted IPs to dial (DNS pinning). */
+export type HostVerdict =
+  | {
+      readonly allowed: true;
+      /** Normalised host (for logs and events). */
+      readonly host: string;
+      /**
+       * IP literals vetted by the policy: dial exactly these, never resolve again. `undefined`
+       * when the policy did not need to resolve (local binding allowed): resolve at dial time.
+       */
+      readonly addresses?: readonly string[];
+      readonly source: DecisionSource;
+      /** True only when a decider turned `not_allowed` into an allow. */
+      readonly override: boolean;
+    }
+  | {
+      readonly allowed: false;
+      readonly host: string;
+      readonly reason: BlockReason;
+      readonly decision: "deny" | "ask";
+      readonly source: DecisionSource;
+    };
+
+/** `x-proxy-error` header values (behavior.md §5). */
+export function proxyErrorHeader(reason: BlockReason): string {
+  switch (reason) {
+    case "not_allowed":
+    case "not_allowed_local":
+      return "blocked-by-allowlist";
+    case "denied":
+      return "blocked-by-denylist";
+    case "method_not_allowed":
+      return "blocked-by-method-policy";
+    default:
+      return "blocked-by-policy";
+  }
+}
+
+/** Human message for a refusal (behavior.md §5). */
+export function blockMessage(reason: BlockReason): string {
+  switch (reason) {
+    case "not_allowed":
+      return "Domain not in allowlist.";
+    case "not_allowed_local":
+      return "Sandbox policy blocks local/private network addresses.";
+    case "denied":
+      return "Domain denied by the sandbox policy.";
+    case "method_not_allowed":
+      return "Method not allowed in limited mode.";
+    default:
+      return "Request blocked by network policy.";
+  }
+}
