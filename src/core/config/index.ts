@@ -1,0 +1,27 @@
+/**
+ * Configuration: parsing `config.toml`'s `[network]` table and planning listener addresses
+ * (behavior.md §1).
+ *
+ * @module
+ */
+
+export {
+  ConfigError,
+  defaultNetworkConfig,
+  type ListenAddr,
+  type ListenPlan,
+  type LoadedConfig,
+  type NetworkConfig,
+  type NetworkMode,
+} from "./types.ts";
+export { MAX_TOML_DEPTH, parseConfigText } from "./parse.ts";
+export {
+  isLoopbackHost,
+  LOOPBACK_BIND_HOST,
+  MAX_PORT,
+  parseListenUrl,
+  planListeners,
+  SCHEME_DEFAULT_PORTS,
+} from "./listen-url.ts";
+export { findKeyLine } from "./key-line.ts";
+export { NETWORK_KEYS, NETWORK_MODES } from "./schema.ts";

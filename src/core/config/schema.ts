@@ -1,0 +1,43 @@
+/**
+ * The shape of the `[network]` table (behavior.md §1): which TOML type each key takes.
+ *
+ * @module
+ */
+
+import type { NetworkConfig, NetworkMode } from "./types.ts";
+
+/** How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES}. */
+export type KeyKind = "boolean" | "string" | "string[]" | "mode";
+
+/** The expected type of every `[network]` key, in the order of behavior.md §1. */
+export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
+  enabled: "boolean",
+  proxy_url: "string",
+  admin_url: "string",
+  enable_socks5: "boolean",
+  socks_url: "string",
+  enable_socks5_udp: "boolean",
+  allow_upstream_proxy: "boolean",
+  dangerously_allow_non_loopback_proxy: "boolean",
+  dangerously_allow_non_loopback_admin: "boolean",
+  mode: "mode",
+  allowed_domains: "string[]",
+  denied_domains: "string[]",
+  allow_local_binding: "boolean",
+  allow_unix_sockets: "string[]",
+  admin_token: "string",
+};
+
+/** Every key the `[network]` table accepts. */
+export const NETWORK_KEYS = Object.keys(NETWORK_KEY_KINDS) as readonly (keyof NetworkConfig)[];
+
+/** The values `network.mode` accepts. */
+export const NETWORK_MODES: readonly NetworkMode[] = ["full", "limited"];
+
+/** The keys holding listener addresses, validated with `parseListenUrl`. */
+export const LISTEN_URL_KEYS = ["proxy_url", "admin_url", "socks_url"] as const;
+
+/** True when `key` is a known `[network]` key. */
+export function isNetworkKey(key: string): key is keyof NetworkConfig {
+  return Object.hasOwn(NETWORK_KEY_KINDS, key);
+}

@@ -1,0 +1,247 @@
+/**
+ * Forwarding of one plain HTTP request (absolute-form or origin-form): decide, apply the
+ * limited-mode method guard, send it upstream in origin-form without hop-by-hop headers, and
+ * stream both bodies re-framed. Upstream connections are kept alive and reused for the next
+ * request of the same client to the same vetted destination.
+ *
+ * @module
+ */
+import { latin1Bytes } from "../net/bytes.ts";
+import { dialVetted } from "../net/dial.ts";
+import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
+import type { Conn } from "../net/contract.ts";
+import { TARGET } from "../log.ts";
+import type { HostVerdict } from "../policy/types.ts";
+import { recordModeBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { BodyError, copyBody, type BodyOutput } from "./body.ts";
+import { isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
+import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
+import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
+import { blockedHttpResponse, textResponse } from "./responses.ts";
+import { clientAddr, refuseMalformed, writeQuietly, type RequestOutcome } from "./session.ts";
+import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
+import { Upstream, upstreamKey, type UpstreamSlot } from "./upstream.ts";
+
+/** Methods limited mode lets through (behavior.md §3). */
+export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+/** How long an upstream may take to start its response after the request was sent. */
+export const RESPONSE_HEAD_TIMEOUT_MS = 300_000;
+/** Most interim (1xx) responses relayed before the final one. */
+const MAX_INTERIM_RESPONSES = 10;
+
+/** Decide and forward one non-CONNECT request. */
+export async function forwardRequest(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
+  const client = reader.conn;
+  const target = requestTarget(head);
+  if (isTargetError(target)) return refuseMalformed(ctx, client, target.status, target.message);
+  const framing = requestFraming(head);
+  if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
+  const hasBody = framing.kind !== "none";
+  const keepAlive = wantsKeepAlive(head.version, head.headers);
+  // A refused request's body is not read, so the connection cannot carry another request.
+  const keepAfterRefusal = keepAlive && !hasBody;
+
+  const snap = ctx.state.snapshot();
+  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: clientAddr(client) };
+  const verdict = await snap.policy.decide({ protocol: "http", host: target.host, port: target.port, method: head.method, client_addr: facts.client });
+  recordVerdict(ctx, snap, verdict, facts);
+  if (!verdict.allowed) {
+    ctx.log.log("info", TARGET.http, `blocked ${head.method} ${verdict.host}:${target.port} (${verdict.reason}) from ${facts.client}`);
+    const r = { host: verdict.host, port: target.port, reason: verdict.reason, decision: verdict.decision, source: verdict.source, protocol: "http" as const };
+    await client.write(blockedHttpResponse(r, keepAfterRefusal));
+    return keepAfterRefusal ? "keep" : "close";
+  }
+  if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) {
+    recordModeBlock(ctx, snap, verdict.host, facts);
+    ctx.log.log("info", TARGET.http, `blocked ${head.method} ${verdict.host}:${target.port} (method_not_allowed, limited mode) from ${facts.client}`);
+    const r = { host: verdict.host, port: target.port, reason: "method_not_allowed", decision: "deny" as const, source: "mode_guard" as const, protocol: "http" as const };
+    await client.write(blockedHttpResponse(r, keepAfterRefusal));
+    return keepAfterRefusal ? "keep" : "close";
+  }
+  ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
+  return exchange(head, target, framing, keepAlive, verdict, reader, ctx, slot);
+}
+
+/** Send the request upstream and relay the response. */
+async function exchange(
+  head: RequestHead,
+  target: RequestTarget,
+  framing: BodyFraming,
+  keepAlive: boolean,
+  verdict: Extract<HostVerdict, { allowed: true }>,
+  reader: BufferedReader,
+  ctx: SessionContext,
+  slot: UpstreamSlot,
+): Promise<RequestOutcome> {
+  const client = reader.conn;
+  const hasBody = framing.kind !== "none";
+  const key = upstreamKey(verdict.host, target.port, verdict.addresses);
+  if (slot.current && slot.current.key !== key) {
+    slot.current.close();
+    slot.current = undefined;
+  }
+  const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing));
+  const upstreamFailure = async (why: string): Promise<RequestOutcome> => {
+    ctx.log.log("info", TARGET.http, `upstream ${verdict.host}:${target.port} failed: ${why}`);
+    slot.current?.close();
+    slot.current = undefined;
+    await writeQuietly(client, textResponse(502, "upstream failure", keepAlive && !hasBody));
+    return keepAlive && !hasBody ? "keep" : "close";
+  };
+
+  // Send the head; a reused connection the origin closed meanwhile is retried once on a fresh
+  // one when nothing but the head was sent.
+  let up: Upstream;
+  let response: ResponseHead | undefined;
+  let pump: Promise<void> | undefined;
+  let pumpError: unknown;
+  let pumpDone = false;
+  for (;;) {
+    if (!slot.current) {
+      try {
+        const conn = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses);
+        slot.current = new Upstream(key, conn, ctx.track(conn));
+      } catch (e) {
+        return upstreamFailure((e as Error).message);
+      }
+    }
+    up = slot.current;
+    const reused = up.used;
+    up.used = true;
+    try {
+      await up.conn.write(requestBytes);
+    } catch (e) {
+      if (reused && !hasBody) {
+        up.close();
+        slot.current = undefined;
+        continue;
+      }
+      return upstreamFailure((e as Error).message);
+    }
+    if (hasBody && !pump) {
+      const current = up;
+      const output: BodyOutput = framing.kind === "chunked" ? "chunked" : "raw";
+      pump = copyBody(reader, framing, current.conn, output).then(
+        () => {
+          pumpDone = true;
+        },
+        (e) => {
+          pumpError = e;
+          pumpDone = true;
+          current.close(); // unblock the response read: the upstream will not get a complete request
+        },
+      );
+    }
+    try {
+      response = await readFinalResponseHead(up, head, client);
+    } catch (e) {
+      if (pumpError instanceof BodyError) {
+        slot.current = undefined;
+        return refuseMalformed(ctx, client, 400, pumpError.message);
+      }
+      if (e instanceof StaleUpstream && reused && !hasBody) {
+        up.close();
+        slot.current = undefined;
+        continue;
+      }
+      return upstreamFailure((e as Error).message);
+    }
+    break;
+  }
+
+  const rf = responseFraming(response, head.method);
+  if (isFramingError(rf)) return upstreamFailure(rf.message);
+  let clientKeep = keepAlive;
+  let output: BodyOutput = "raw";
+  const headers = endToEndHeaders(response.headers);
+  if (rf.kind === "length") {
+    headers.push({ name: "Content-Length", value: String(rf.length) });
+  } else if (rf.kind === "chunked" || rf.kind === "close") {
+    if (head.version === "1.1") {
+      headers.push({ name: "Transfer-Encoding", value: "chunked" });
+      output = "chunked";
+    } else {
+      clientKeep = false;
+    }
+  } else {
+    const cl = headerValues(response.headers, "content-length")[0];
+    if (cl !== undefined && /^\d+$/.test(cl.trim())) headers.push({ name: "Content-Length", value: cl.trim() });
+  }
+  let upstreamReusable = wantsKeepAlive(response.version, response.headers) && rf.kind !== "close";
+  headers.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
+  await client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers)));
+  try {
+    await copyBody(up.reader, rf, client, output);
+  } catch (e) {
+    if (!(e instanceof BodyError)) throw e; // the client went away: the session closes everything
+    ctx.log.log("info", TARGET.http, `upstream ${verdict.host}:${target.port} body failed: ${e.message}`);
+    up.close();
+    slot.current = undefined;
+    return "close";
+  }
+  // The response is complete. If the request body was not fully sent (the origin answered
+  // early, or the client sent a bad body), neither connection is in a known state any more.
+  if (hasBody && (!pumpDone || pumpError !== undefined)) {
+    clientKeep = false;
+    upstreamReusable = false;
+  }
+  if (!upstreamReusable) {
+    up.close();
+    slot.current = undefined;
+  }
+  return clientKeep ? "keep" : "close";
+}
+
+/** The upstream closed before answering a request sent on a reused connection. */
+class StaleUpstream extends Error {}
+
+/** Read the final response head, relaying interim 1xx responses to HTTP/1.1 clients. */
+async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Conn): Promise<ResponseHead> {
+  const deadline = Date.now() + RESPONSE_HEAD_TIMEOUT_MS;
+  for (let interim = 0; ; interim++) {
+    const r = await readResponseHead(up, deadline);
+    if (r.status >= 200) return r;
+    if (r.status === 101) throw new Error("unexpected 101 Switching Protocols (upgrades are not forwarded)");
+    if (interim >= MAX_INTERIM_RESPONSES) throw new Error(`more than ${MAX_INTERIM_RESPONSES} interim responses`);
+    if (head.version === "1.1") {
+      await client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${r.status} ${r.reason}`, endToEndHeaders(r.headers))));
+    }
+  }
+}
+
+async function readResponseHead(up: Upstream, deadline: number): Promise<ResponseHead> {
+  const reader = up.reader;
+  for (;;) {
+    if (reader.buffered.length > 0) {
+      const r = parseResponseHead(reader.buffered);
+      if (r.kind === "ok") {
+        reader.consume(r.size);
+        return r.head;
+      }
+      if (r.kind === "error") throw new Error(`bad response head: ${r.message}`);
+    }
+    const hadBytes = reader.buffered.length > 0;
+    let more: boolean;
+    try {
+      more = await reader.fill(deadline);
+    } catch (e) {
+      if (e instanceof ReadTimeoutError) throw new Error(`no response head within ${RESPONSE_HEAD_TIMEOUT_MS} ms`);
+      if (!hadBytes) throw new StaleUpstream((e as Error).message);
+      throw e;
+    }
+    if (!more) {
+      if (!hadBytes) throw new StaleUpstream("upstream closed before responding");
+      throw new Error("upstream closed inside the response head");
+    }
+  }
+}
+
+/** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
+function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming): string {
+  const headers: HttpHeader[] = endToEndHeaders(head.headers);
+  if (headerValues(head.headers, "host").length === 0) headers.unshift({ name: "Host", value: target.authority });
+  if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
+  else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
+  return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
+}
+

@@ -1,0 +1,83 @@
+/**
+ * Message body framing (RFC 9112 §6): how long a body is, and never a guess when a request is
+ * ambiguous (the request-smuggling cases: Content-Length with Transfer-Encoding, conflicting
+ * Content-Lengths).
+ *
+ * @module
+ */
+import { headerTokens, headerValues, type RequestHead, type ResponseHead } from "./parser.ts";
+
+/** How a body is delimited. */
+export type BodyFraming =
+  | { readonly kind: "none" }
+  | { readonly kind: "length"; readonly length: number }
+  | { readonly kind: "chunked" }
+  /** Response only: the body runs until the server closes (RFC 9112 §6.3 rule 8). */
+  | { readonly kind: "close" };
+
+/** A framing problem: the status to answer and what was wrong. */
+export interface FramingError {
+  readonly status: 400 | 501 | 502;
+  readonly message: string;
+}
+
+/** Longest Content-Length we accept, in digits (keeps the value an exact JS integer). */
+const MAX_CONTENT_LENGTH_DIGITS = 15;
+
+/** The single Content-Length value, `undefined` when absent, or an error message. */
+function contentLength(headers: RequestHead["headers"]): number | undefined | string {
+  const values = headerValues(headers, "content-length");
+  if (values.length === 0) return undefined;
+  let found: string | undefined;
+  for (const v of values) {
+    for (const item of v.split(",")) {
+      const t = item.trim();
+      if (!/^\d+$/.test(t) || t.length > MAX_CONTENT_LENGTH_DIGITS) return `invalid Content-Length ${JSON.stringify(v)}`;
+      const canonical = t.replace(/^0+(?=\d)/, "");
+      if (found !== undefined && found !== canonical) return `conflicting Content-Length values ${JSON.stringify(values.join(", "))}`;
+      found = canonical;
+    }
+  }
+  return Number(found);
+}
+
+/** Framing of a request body, or why the request must be refused. */
+export function requestFraming(head: RequestHead): BodyFraming | FramingError {
+  const te = headerTokens(head.headers, "transfer-encoding");
+  const cl = contentLength(head.headers);
+  if (typeof cl === "string") return { status: 400, message: cl };
+  if (te.length > 0 || headerValues(head.headers, "transfer-encoding").length > 0) {
+    if (cl !== undefined) return { status: 400, message: "both Content-Length and Transfer-Encoding present" };
+    if (head.version === "1.0") return { status: 400, message: "Transfer-Encoding in an HTTP/1.0 request" };
+    if (te.length !== 1 || te[0] !== "chunked") {
+      return { status: 501, message: `unsupported Transfer-Encoding ${JSON.stringify(te.join(", "))}` };
+    }
+    return { kind: "chunked" };
+  }
+  if (cl === undefined || cl === 0) return { kind: "none" };
+  return { kind: "length", length: cl };
+}
+
+/** Framing of a response body, given the request method it answers. */
+export function responseFraming(head: ResponseHead, requestMethod: string): BodyFraming | FramingError {
+  const s = head.status;
+  if (requestMethod === "HEAD" || (s >= 100 && s < 200) || s === 204 || s === 304) return { kind: "none" };
+  const te = headerTokens(head.headers, "transfer-encoding");
+  if (te.length > 0) {
+    // Only plain chunked is re-framed; other codings would need the Transfer-Encoding header
+    // to survive, and this proxy re-frames every body it forwards.
+    if (te.length !== 1 || te[0] !== "chunked") {
+      return { status: 502, message: `unsupported upstream Transfer-Encoding ${JSON.stringify(te.join(", "))}` };
+    }
+    return { kind: "chunked" };
+  }
+  const cl = contentLength(head.headers);
+  if (typeof cl === "string") return { status: 502, message: `upstream sent ${cl}` };
+  if (cl === undefined) return { kind: "close" };
+  return cl === 0 ? { kind: "none" } : { kind: "length", length: cl };
+}
+
+/** True when the value is a {@link FramingError}. */
+export function isFramingError(v: BodyFraming | FramingError): v is FramingError {
+  return "status" in v;
+}

@@ -1,0 +1,42 @@
+/**
+ * Hop-by-hop header handling (RFC 9110 §7.6.1) and connection persistence (RFC 9112 §9.3).
+ *
+ * @module
+ */
+import { headerTokens, type HttpHeader } from "./parser.ts";
+
+/** Headers that describe one hop and are never forwarded. Framing headers are re-made. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+]);
+
+/** The end-to-end headers of a message: hop-by-hop ones and those `Connection` names removed. */
+export function endToEndHeaders(headers: readonly HttpHeader[]): HttpHeader[] {
+  const named = new Set(headerTokens(headers, "connection"));
+  return headers.filter((h) => {
+    const n = h.name.toLowerCase();
+    return !HOP_BY_HOP.has(n) && !named.has(n);
+  });
+}
+
+/** Whether the sender of this head wants the connection kept open afterwards. */
+export function wantsKeepAlive(version: string, headers: readonly HttpHeader[]): boolean {
+  const tokens = headerTokens(headers, "connection").concat(headerTokens(headers, "proxy-connection"));
+  if (tokens.includes("close")) return false;
+  return version === "1.1" || tokens.includes("keep-alive");
+}
+
+/** Serialise a head: start line plus headers, latin1, ending in the blank line. */
+export function serializeHead(startLine: string, headers: readonly HttpHeader[]): string {
+  let out = startLine + "\r\n";
+  for (const h of headers) out += `${h.name}: ${h.value}\r\n`;
+  return out + "\r\n";
+}

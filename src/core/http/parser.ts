@@ -1,0 +1,159 @@
+/**
+ * Strict HTTP/1.x head parser (RFC 9112 §2–§5) as pure functions over bytes. Heads are
+ * decoded as latin1 so obs-text round-trips. Anything ambiguous is an error, never a guess:
+ * obs-fold, bare CR or LF, NUL, whitespace before a colon, or a malformed start line.
+ *
+ * @module
+ */
+import { latin1 } from "../net/bytes.ts";
+
+/** Largest head section (start line + headers + blank line) we accept: beyond it, 431. */
+export const MAX_HEAD_BYTES = 32 * 1024;
+/** Most header fields in one head: beyond it, 431. */
+export const MAX_HEADER_COUNT = 100;
+
+/** One header field as received (name keeps its case). */
+export interface HttpHeader {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** A parsed request head. */
+export interface RequestHead {
+  readonly method: string;
+  readonly target: string;
+  /** `1.0` or `1.1`. */
+  readonly version: string;
+  readonly headers: readonly HttpHeader[];
+}
+
+/** A parsed response head. */
+export interface ResponseHead {
+  readonly version: string;
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: readonly HttpHeader[];
+}
+
+/** The outcome of parsing a head from the bytes received so far. */
+export type HeadResult<T> =
+  | { readonly kind: "incomplete" }
+  | { readonly kind: "ok"; readonly head: T; /** bytes the head used */ readonly size: number }
+  | { readonly kind: "error"; readonly status: 400 | 431 | 505; readonly message: string };
+
+/** Parse a request head. `incomplete` means: read more and call again with all bytes. */
+export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
+  const split = splitHead(bytes);
+  if (split.kind !== "ok") return split;
+  const { lines, size } = split;
+  const start = parseRequestLine(lines[0]!);
+  if (typeof start === "string") return { kind: "error", status: start.startsWith("unsupported") ? 505 : 400, message: start };
+  const headers = parseHeaderLines(lines);
+  if (typeof headers === "string") return { kind: "error", status: headers.startsWith("too many") ? 431 : 400, message: headers };
+  return { kind: "ok", head: { ...start, headers }, size };
+}
+
+/** Parse a response head (from an upstream server). */
+export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
+  const split = splitHead(bytes);
+  if (split.kind !== "ok") return split;
+  const { lines, size } = split;
+  const m = /^HTTP\/(1\.[01]) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/.exec(lines[0]!);
+  if (!m) return { kind: "error", status: 400, message: `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}` };
+  const headers = parseHeaderLines(lines);
+  if (typeof headers === "string") return { kind: "error", status: headers.startsWith("too many") ? 431 : 400, message: headers };
+  return { kind: "ok", head: { version: m[1]!, status: Number(m[2]), reason: m[3] ?? "", headers }, size };
+}
+
+type Split =
+  | { kind: "incomplete" }
+  | { kind: "ok"; lines: string[]; size: number }
+  | { kind: "error"; status: 400 | 431; message: string };
+
+/**
+ * Find the end of the head and cut it into lines. Leading empty lines before the start line
+ * are skipped (RFC 9112 §2.2). Every line must end in CRLF.
+ */
+function splitHead(bytes: Uint8Array): Split {
+  let begin = 0;
+  while (begin + 1 < bytes.length && bytes[begin] === 13 && bytes[begin + 1] === 10) begin += 2;
+  const lines: string[] = [];
+  let lineStart = begin;
+  const limit = Math.min(bytes.length, MAX_HEAD_BYTES);
+  for (let i = begin; i < limit; i++) {
+    const b = bytes[i]!;
+    if (b === 10) return { kind: "error", status: 400, message: "bare LF in head" };
+    if (b !== 13) continue;
+    if (i + 1 >= bytes.length) return { kind: "incomplete" };
+    if (bytes[i + 1] !== 10) return { kind: "error", status: 400, message: "bare CR in head" };
+    if (i === lineStart) {
+      if (lines.length === 0) return { kind: "error", status: 400, message: "empty start line" };
+      return { kind: "ok", lines, size: i + 2 };
+    }
+    lines.push(latin1(bytes, lineStart, i));
+    if (lines.length > MAX_HEADER_COUNT + 1) {
+      return { kind: "error", status: 431, message: `too many header fields (limit ${MAX_HEADER_COUNT})` };
+    }
+    i++;
+    lineStart = i + 1;
+  }
+  if (bytes.length >= MAX_HEAD_BYTES) {
+    return { kind: "error", status: 431, message: `header section larger than ${MAX_HEAD_BYTES} bytes` };
+  }
+  return { kind: "incomplete" };
+}
+
+/** RFC 9110 §5.6.2 token characters. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field value: visible ASCII, obs-text, SP and HTAB; no other control characters. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function parseRequestLine(line: string): { method: string; target: string; version: string } | string {
+  const parts = line.split(" ");
+  if (parts.length !== 3) return `malformed request line ${JSON.stringify(line.slice(0, 64))}`;
+  const [method, target, proto] = parts as [string, string, string];
+  if (!TOKEN.test(method)) return `malformed method ${JSON.stringify(method.slice(0, 32))}`;
+  if (target.length === 0 || !/^[\x21-\x7e]+$/.test(target)) return `malformed request target ${JSON.stringify(target.slice(0, 64))}`;
+  const v = /^HTTP\/(\d)\.(\d)$/.exec(proto);
+  if (!v) return `malformed protocol version ${JSON.stringify(proto.slice(0, 16))}`;
+  if (v[1] !== "1") return `unsupported protocol version ${proto}`;
+  return { method, target, version: v[2] === "0" ? "1.0" : "1.1" };
+}
+
+function parseHeaderLines(lines: readonly string[]): HttpHeader[] | string {
+  const headers: HttpHeader[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const c0 = line.charCodeAt(0);
+    if (c0 === 32 || c0 === 9) return "obs-fold (header line starting with whitespace) is not allowed";
+    const colon = line.indexOf(":");
+    if (colon <= 0) return `malformed header line ${JSON.stringify(line.slice(0, 64))}`;
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return `malformed header name ${JSON.stringify(name.slice(0, 64))}`;
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (value.includes("\0")) return `NUL in header ${name}`;
+    if (!FIELD_VALUE.test(value)) return `control character in header ${name}`;
+    headers.push({ name, value });
+  }
+  return headers;
+}
+
+/** All values of a header (case-insensitive name), in order. */
+export function headerValues(headers: readonly HttpHeader[], name: string): string[] {
+  const lower = name.toLowerCase();
+  const out: string[] = [];
+  for (const h of headers) if (h.name.toLowerCase() === lower) out.push(h.value);
+  return out;
+}
+
+/** Comma-separated list items of a header, lower-cased and trimmed, empties dropped. */
+export function headerTokens(headers: readonly HttpHeader[], name: string): string[] {
+  const out: string[] = [];
+  for (const v of headerValues(headers, name)) {
+    for (const item of v.split(",")) {
+      const t = item.trim().toLowerCase();
+      if (t) out.push(t);
+    }
+  }
+  return out;
+}

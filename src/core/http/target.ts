@@ -1,0 +1,87 @@
+/**
+ * Where a request goes: the request target (absolute-form, origin-form + Host, or CONNECT's
+ * authority-form) reduced to host, port and the origin-form path to forward (RFC 9112 §3.2).
+ *
+ * @module
+ */
+import { normalizeHost, splitHostPort } from "../policy/host.ts";
+import { headerValues, type RequestHead } from "./parser.ts";
+
+/** Default port of plain HTTP. */
+const HTTP_PORT = 80;
+
+/** A routable request target. `host` is as the client wrote it (unnormalised, no brackets). */
+export interface RequestTarget {
+  readonly host: string;
+  readonly port: number;
+  /** Origin-form target to send upstream (`/path?query`, or `*`). */
+  readonly path: string;
+  /** The authority to put in `Host` when the client sent none. */
+  readonly authority: string;
+}
+
+/** A target that cannot be routed: the status and text to answer. */
+export interface TargetError {
+  readonly status: 400 | 501;
+  readonly message: string;
+}
+
+/** Resolve a non-CONNECT request's target. */
+export function requestTarget(head: RequestHead): RequestTarget | TargetError {
+  const hosts = headerValues(head.headers, "host");
+  if (hosts.length > 1) return { status: 400, message: "multiple Host headers" };
+  const hostHeader = hosts[0];
+  const t = head.target;
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(t);
+  if (scheme) {
+    const s = scheme[1]!.toLowerCase();
+    if (s === "https") return { status: 501, message: "absolute-form https:// requests are not supported; use CONNECT" };
+    if (s !== "http") return { status: 400, message: `unsupported scheme ${JSON.stringify(s)}` };
+    const rest = t.slice(scheme[0].length);
+    const end = rest.search(/[/?#]/);
+    const authority = end < 0 ? rest : rest.slice(0, end);
+    let path = end < 0 ? "/" : rest.slice(end);
+    if (path.startsWith("?")) path = "/" + path;
+    const hashAt = path.indexOf("#");
+    if (hashAt >= 0) path = path.slice(0, hashAt);
+    if (authority.includes("@")) return { status: 400, message: "userinfo in request target is not allowed" };
+    const hp = splitHostPort(authority);
+    if (!hp || hp.host === "") return { status: 400, message: `malformed authority ${JSON.stringify(authority)}` };
+    const port = hp.port ?? HTTP_PORT;
+    if (hostHeader !== undefined && !sameAuthority(hostHeader, hp.host, port)) {
+      return { status: 400, message: "Host header does not match request target" };
+    }
+    return { host: hp.host, port, path, authority };
+  }
+  if (t.startsWith("/") || (t === "*" && head.method === "OPTIONS")) {
+    if (hostHeader === undefined || hostHeader === "") return { status: 400, message: "missing host" };
+    const hp = splitHostPort(hostHeader);
+    if (!hp || hp.host === "") return { status: 400, message: `malformed Host header ${JSON.stringify(hostHeader)}` };
+    return { host: hp.host, port: hp.port ?? HTTP_PORT, path: t, authority: hostHeader };
+  }
+  return { status: 400, message: `malformed request target ${JSON.stringify(t.slice(0, 64))}` };
+}
+
+/** Resolve a CONNECT request's authority-form target (`host:port`, port required). */
+export function connectTarget(head: RequestHead): RequestTarget | TargetError {
+  const hp = splitHostPort(head.target);
+  if (!hp || hp.host === "" || hp.port === undefined) {
+    return { status: 400, message: `CONNECT target must be host:port, got ${JSON.stringify(head.target.slice(0, 64))}` };
+  }
+  return { host: hp.host, port: hp.port, path: "", authority: head.target };
+}
+
+/** True when `hostHeader` names the same host and port as the target. */
+function sameAuthority(hostHeader: string, host: string, port: number): boolean {
+  const hp = splitHostPort(hostHeader);
+  if (!hp) return false;
+  if ((hp.port ?? HTTP_PORT) !== port) return false;
+  const a = normalizeHost(hp.host);
+  const b = normalizeHost(host);
+  return a !== null && b !== null && a.name === b.name;
+}
+
+/** True when the value is a {@link TargetError}. */
+export function isTargetError(v: RequestTarget | TargetError): v is TargetError {
+  return "status" in v;
+}

@@ -1,0 +1,318 @@
+/**
+ * Domain patterns (behavior.md §2), compiled once per configuration into lookup structures so
+ * that a match costs a few hash lookups per label of the host, however long the list:
+ *
+ * - `*` alone: every host;
+ * - `example.com`: that host only (an exact set; IP literals in any spelling, canonicalised);
+ * - `*.example.com`: any subdomain at any depth, not the apex (a set of suffixes, probed with
+ *   each proper label suffix of the host);
+ * - `**.example.com`: the apex and every subdomain (a set probed with the host and its suffixes);
+ * - anything else with a `*` (`region*.v2.example.com`, `api.*.example.com`): a label-wise
+ *   glob filed under its literal label suffix (`v2.example.com`, `example.com`), so only the
+ *   globs sharing a suffix with the host are ever tried.
+ *
+ * Wildcards apply to names only: an IP literal host is matched by `*` and by exact entries.
+ *
+ * @module
+ */
+import { MAX_HOST_LENGTH, MAX_LABEL_LENGTH, normalizeHost, splitHostPort } from "./host.ts";
+
+/** A domain pattern that cannot be compiled. `pattern` is the offending pattern as written. */
+export class PatternError extends TypeError {
+  /** The offending pattern, as written (trimmed). */
+  readonly pattern: string;
+
+  constructor(pattern: string, message: string) {
+    super(message);
+    this.name = "PatternError";
+    this.pattern = pattern;
+  }
+}
+
+/** A compiled pattern list. */
+export interface CompiledPatterns {
+  /** True when `host` (already normalised `name`) matches any pattern. Must NOT scan the pattern list: uses sets/maps built at compile time (exact set, suffix sets walked over the host's label suffixes, and mid-label globs indexed by their literal suffix so only candidates sharing that suffix are regex-tested). */
+  matches(host: string): boolean;
+  /** True when the exact normalised literal is in the list as an exact (non-wildcard) pattern. */
+  hasExact(host: string): boolean;
+  /** The patterns as written (trimmed), in order, for display. */
+  readonly source: readonly string[];
+}
+
+/** Glob syntax we do not support; a bracketed IPv6 literal is the one exception for `[`/`]`. */
+const UNSUPPORTED_GLOB = /[[\]{}?]/;
+
+/** Characters allowed in a label that contains a `*` (ASCII only: a glob cannot be punycoded). */
+const GLOB_LABEL = /^[a-z0-9_*-]+$/;
+
+/**
+ * A last label that the WHATWG host parser reads as a number (`1`, `0x1f`): such a name is an
+ * IPv4 literal, and wildcards never apply to IP literals.
+ */
+const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
+
+/** A label of an IPv4-with-wildcards pattern (`192.168.*.*`), refused like a numeric last label. */
+const IPV4_GLOB_LABEL = /^[0-9*]+$/;
+
+/** A canonical dotted-quad IPv4 (the only IPv4 form a normalised host can take). */
+const DOTTED_QUAD = /^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$/;
+
+/**
+ * A TLD appended to a run of literal labels so the host parser treats it as a name (never as an
+ * IPv4 number) while it converts IDN and validates; removed again afterwards.
+ */
+const PROBE_TLD = "invalid";
+
+/** True when a normalised host name is an IP literal (IPv6 has a colon; IPv4 is a dotted quad). */
+function isIpLiteral(host: string): boolean {
+  return host.includes(":") || DOTTED_QUAD.test(host);
+}
+
+/** Remove an IPv6 zone id (`fe80::1%lo0` → `fe80::1`). */
+function stripZone(host: string): string {
+  const pct = host.indexOf("%");
+  return pct < 0 ? host : host.slice(0, pct);
+}
+
+/** Strip every trailing dot. */
+function stripTrailingDots(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 0x2e) end--;
+  return text.slice(0, end);
+}
+
+/** Mutable index under construction. */
+interface Index {
+  matchAll: boolean;
+  readonly exact: Set<string>;
+  /** `*.X` → X: proper subdomains of X. */
+  readonly subdomainOf: Set<string>;
+  /** `**.X` → X: X and its subdomains. */
+  readonly apexOrSubdomainOf: Set<string>;
+  /** Other globs, keyed by their literal label suffix (`""` when the last label is a glob). */
+  readonly globs: Map<string, Glob[]>;
+}
+
+/**
+ * A general glob: optional leading whole-label wildcard, then labels matched one to one (each
+ * literal, `*` for exactly one label, or containing `*` for a run of characters within it).
+ */
+interface Glob {
+  /** -1: no leading wildcard (label counts must be equal); 0: `**`; 1: `*`. */
+  readonly minLeading: number;
+  readonly labels: readonly string[];
+}
+
+/**
+ * Normalise a run of literal labels of a wildcard pattern (IDN → punycode, validation) without
+ * letting the host parser read it as an IPv4 number.
+ */
+function normalizeLiteralRun(pattern: string, run: readonly string[]): string[] {
+  const text = run.join(".");
+  const probe = normalizeHost(`${text}.${PROBE_TLD}`);
+  if (!probe || probe.kind !== "name" || !probe.name.endsWith(`.${PROBE_TLD}`)) {
+    throw new PatternError(pattern, `invalid domain pattern "${pattern}": "${text}" is not a valid host name`);
+  }
+  return probe.name.slice(0, -(PROBE_TLD.length + 1)).split(".");
+}
+
+/** Compile a pattern containing a `*` (already trimmed, port stripped) into `index`. */
+function compileWildcard(pattern: string, host: string, index: Index): void {
+  const lower = stripTrailingDots(host.toLowerCase());
+  if (lower === "*" || lower === "**") {
+    index.matchAll = true;
+    return;
+  }
+  const raw = lower.split(".");
+  if (raw.some((label) => label.length === 0)) {
+    throw new PatternError(pattern, `invalid domain pattern "${pattern}": empty label`);
+  }
+  // Normalise literal labels in runs, keep glob labels verbatim (after validation).
+  const labels: string[] = [];
+  let run: string[] = [];
+  const flush = (): void => {
+    if (run.length > 0) labels.push(...normalizeLiteralRun(pattern, run));
+    run = [];
+  };
+  raw.forEach((label, i) => {
+    if (!label.includes("*")) {
+      run.push(label);
+      return;
+    }
+    flush();
+    if (!GLOB_LABEL.test(label)) {
+      throw new PatternError(
+        pattern,
+        `invalid domain pattern "${pattern}": label "${label}" with a wildcard may contain only ASCII letters, digits, "-", "_" and "*"`,
+      );
+    }
+    if (label.includes("**") && !(label === "**" && i === 0)) {
+      throw new PatternError(pattern, `invalid domain pattern "${pattern}": "**" is only allowed as the whole first label`);
+    }
+    if (label.length > MAX_LABEL_LENGTH) {
+      throw new PatternError(pattern, `invalid domain pattern "${pattern}": label "${label}" is longer than ${MAX_LABEL_LENGTH}`);
+    }
+    labels.push(label);
+  });
+  flush();
+  if (labels.join(".").length > MAX_HOST_LENGTH) {
+    throw new PatternError(pattern, `invalid domain pattern "${pattern}": longer than ${MAX_HOST_LENGTH} characters`);
+  }
+  const last = labels[labels.length - 1] ?? "";
+  const looksLikeIpv4 = labels.every((label) => IPV4_GLOB_LABEL.test(label)) && /[0-9]/.test(labels.join(""));
+  if (NUMERIC_LABEL.test(last) || looksLikeIpv4) {
+    throw new PatternError(
+      pattern,
+      `invalid domain pattern "${pattern}": wildcards apply to domain names, not IP addresses; list the address exactly`,
+    );
+  }
+
+  // Literal suffix: the trailing labels without a `*`.
+  let firstLiteral = labels.length;
+  while (firstLiteral > 0 && !(labels[firstLiteral - 1] ?? "").includes("*")) firstLiteral--;
+  const suffix = labels.slice(firstLiteral).join(".");
+  const head = labels[0];
+  if (firstLiteral === 1 && suffix.length > 0 && head === "*") {
+    index.subdomainOf.add(suffix);
+    return;
+  }
+  if (firstLiteral === 1 && suffix.length > 0 && head === "**") {
+    index.apexOrSubdomainOf.add(suffix);
+    return;
+  }
+
+  // General glob: a leading `*` stands for one or more whole labels, a leading `**` for zero
+  // or more; the remaining labels are matched one to one.
+  const leading = head === "*" ? 1 : head === "**" ? 0 : -1;
+  const glob: Glob = { minLeading: leading, labels: leading < 0 ? labels : labels.slice(1) };
+  const bucket = index.globs.get(suffix);
+  if (bucket) bucket.push(glob);
+  else index.globs.set(suffix, [glob]);
+}
+
+/**
+ * Match one label against a label pattern where `*` is any run of characters (no dots reach
+ * here). Iterative with single-star backtracking: O(label × pattern) at worst, no regular
+ * expression and so no catastrophic backtracking on hostile patterns.
+ */
+function labelMatches(pattern: string, label: string): boolean {
+  let p = 0;
+  let l = 0;
+  let star = -1;
+  let mark = 0;
+  while (l < label.length) {
+    if (p < pattern.length && pattern[p] !== "*" && pattern[p] === label[l]) {
+      p++;
+      l++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      mark = l;
+    } else if (star >= 0) {
+      p = star + 1;
+      l = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === "*") p++;
+  return p === pattern.length;
+}
+
+/** True when the labels of a host match a general glob. */
+function globMatches(glob: Glob, hostLabels: readonly string[]): boolean {
+  const fixed = glob.labels.length;
+  const extra = hostLabels.length - fixed;
+  if (glob.minLeading < 0 ? extra !== 0 : extra < glob.minLeading) return false;
+  for (let i = 0; i < fixed; i++) {
+    const want = glob.labels[i] ?? "";
+    const have = hostLabels[extra + i] ?? "";
+    if (want === "*") continue;
+    if (want.includes("*") ? !labelMatches(want, have) : want !== have) return false;
+  }
+  return true;
+}
+
+/** Compile one trimmed, non-empty pattern into `index`. */
+function compileOne(pattern: string, index: Index): void {
+  if (UNSUPPORTED_GLOB.test(pattern)) {
+    // A bracketed IPv6 literal (`[::1]`, `[::1]:443`) is the only legitimate use of brackets.
+    const ip = pattern.startsWith("[") ? normalizeHost(pattern) : null;
+    if (!ip || ip.kind !== "ipv6" || /[{}?]/.test(pattern)) {
+      const bad = /[[\]{}?]/.exec(pattern)?.[0] ?? "";
+      throw new PatternError(pattern, `invalid domain pattern "${pattern}": glob syntax "${bad}" is not supported`);
+    }
+    index.exact.add(ip.name);
+    return;
+  }
+  if (pattern.includes("*")) {
+    const parts = splitHostPort(pattern);
+    if (!parts || parts.host.includes(":")) {
+      throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port or misplaced ":"`);
+    }
+    compileWildcard(pattern, parts.host, index);
+    return;
+  }
+  const host = normalizeHost(pattern);
+  if (!host) throw new PatternError(pattern, `invalid domain pattern "${pattern}": not a valid host name or IP address`);
+  index.exact.add(host.name);
+}
+
+/** Compile a pattern list. Throws {@link PatternError} naming the first bad pattern. */
+export function compilePatterns(patterns: readonly string[]): CompiledPatterns {
+  const index: Index = {
+    matchAll: false,
+    exact: new Set(),
+    subdomainOf: new Set(),
+    apexOrSubdomainOf: new Set(),
+    globs: new Map(),
+  };
+  const source: string[] = [];
+  patterns.forEach((raw, i) => {
+    const pattern = raw.trim();
+    if (pattern.length === 0) throw new PatternError(pattern, `invalid domain pattern at index ${i}: empty pattern`);
+    compileOne(pattern, index);
+    source.push(pattern);
+  });
+  const { exact, subdomainOf, apexOrSubdomainOf, globs } = index;
+  const matchAll = index.matchAll;
+  const hasGlobs = globs.size > 0;
+  const hasSuffixes = subdomainOf.size > 0 || apexOrSubdomainOf.size > 0 || hasGlobs;
+
+  /** Try the globs filed under `suffix`; `labels` is the host split once, on first need. */
+  const testGlobs = (suffix: string, host: string, labels: { value?: string[] }): boolean => {
+    const bucket = globs.get(suffix);
+    if (!bucket) return false;
+    labels.value ??= host.split(".");
+    for (const glob of bucket) if (globMatches(glob, labels.value)) return true;
+    return false;
+  };
+
+  return {
+    source: Object.freeze(source),
+    hasExact(host: string): boolean {
+      return exact.has(host.toLowerCase());
+    },
+    matches(host: string): boolean {
+      if (matchAll) return true;
+      const h = host.toLowerCase();
+      if (exact.has(h)) return true;
+      if (isIpLiteral(h)) {
+        // An entry without a zone covers the address on every interface.
+        const bare = stripZone(h);
+        return bare !== h && exact.has(bare);
+      }
+      if (!hasSuffixes) return false;
+      if (apexOrSubdomainOf.has(h)) return true;
+      // Walk the proper label suffixes: `a.b.c` → `b.c`, `c`.
+      const labels: { value?: string[] } = {};
+      let dot = h.indexOf(".");
+      while (dot >= 0) {
+        const suffix = h.slice(dot + 1);
+        if (subdomainOf.has(suffix) || apexOrSubdomainOf.has(suffix)) return true;
+        if (hasGlobs && testGlobs(suffix, h, labels)) return true;
+        dot = h.indexOf(".", dot + 1);
+      }
+      return hasGlobs && testGlobs("", h, labels);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * What every protocol session gets from the server that accepted its connection.
+ *
+ * @module
+ */
+import type { DecisionRecord } from "./audit/events.ts";
+import type { Logger } from "./log.ts";
+import type { Conn, Net } from "./net/contract.ts";
+import type { HostVerdict, ProxyProtocol } from "./policy/types.ts";
+import type { ProxySnapshot, ProxyState } from "./state.ts";
+
+/** Capabilities shared by the sessions of one running proxy. */
+export interface SessionContext {
+  readonly net: Net;
+  readonly state: ProxyState;
+  readonly log: Logger;
+  /** Register a connection so shutdown can close it; call the returned function when done. */
+  track(conn: Conn): () => void;
+}
+
+/** The request facts a decision record carries. */
+export interface RequestFacts {
+  readonly protocol: ProxyProtocol;
+  readonly port: number;
+  readonly method?: string;
+  readonly client?: string;
+}
+
+/** Record a host verdict (domain rule scope). */
+export function recordVerdict(ctx: SessionContext, snap: ProxySnapshot, verdict: HostVerdict, facts: RequestFacts): void {
+  const base = { timestamp: Date.now(), host: verdict.host, mode: snap.mode, ...facts, scope: "domain_rule" as const };
+  const record: DecisionRecord = verdict.allowed
+    ? { ...base, decision: "allow", source: verdict.source, reason: "allowed", override: verdict.override }
+    : { ...base, decision: verdict.decision, source: verdict.source, reason: verdict.reason, override: false };
+  ctx.state.record(record);
+}
+
+/** Record a mode-guard refusal (limited mode). */
+export function recordModeBlock(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts): void {
+  ctx.state.record({
+    timestamp: Date.now(),
+    scope: "mode_guard",
+    decision: "deny",
+    source: "mode_guard",
+    reason: "method_not_allowed",
+    override: false,
+    host,
+    mode: snap.mode,
+    ...facts,
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * Standalone entry on Node: `node --import tsx src/runtimes/node/main.ts --config FILE`
+ * (also `npm start -- …` and the package's `codex-network-proxy` bin).
+ *
+ * @module
+ */
+import { readFile, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { runStandalone } from "../../core/standalone.ts";
+import { nodeNet } from "./net.ts";
+
+const code = await runStandalone({
+  runtime: `node ${process.version}`,
+  args: process.argv.slice(2),
+  env: (name) => process.env[name],
+  async readTextFile(path) {
+    try {
+      return await readFile(path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  },
+  async pathKind(path) {
+    try {
+      const s = await stat(path);
+      return s.isDirectory() ? "dir" : s.isFile() ? "file" : "other";
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+      throw e;
+    }
+  },
+  homeDir: () => homedir(),
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  net: nodeNet,
+  onShutdownSignal(handler) {
+    process.once("SIGINT", () => handler("SIGINT"));
+    process.once("SIGTERM", () => handler("SIGTERM"));
+  },
+});
+process.exitCode = code;
+// Anything still scheduled (a pending DNS lookup, a timer) must not keep a stopped proxy alive.
+setImmediate(() => process.exit(code));
