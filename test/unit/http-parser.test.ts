@@ -1,0 +1,126 @@
+import { describe, expect, it } from "vitest";
+import { latin1Bytes } from "../../src/core/net/bytes.ts";
+import { MAX_HEAD_BYTES, MAX_HEADER_COUNT, parseRequestHead, parseResponseHead } from "../../src/core/http/parser.ts";
+import { requestFraming, responseFraming } from "../../src/core/http/framing.ts";
+
+const req = (s: string) => parseRequestHead(latin1Bytes(s));
+
+describe("request head parser", () => {
+  it("parses a request and reports the bytes used", () => {
+    const text = "GET http://a.example/x?y HTTP/1.1\r\nHost: a.example\r\nX-Y:  v  \r\n\r\nBODY";
+    const r = req(text);
+    expect(r).toEqual({
+      kind: "ok",
+      size: text.length - 4,
+      head: { method: "GET", target: "http://a.example/x?y", version: "1.1", headers: [{ name: "Host", value: "a.example" }, { name: "X-Y", value: "v" }] },
+    });
+  });
+
+  it("skips leading empty lines and keeps obs-text bytes", () => {
+    const r = req("\r\n\r\nGET / HTTP/1.0\r\nX: caf\xe9\r\n\r\n");
+    expect(r.kind).toBe("ok");
+    if (r.kind === "ok") {
+      expect(r.head.version).toBe("1.0");
+      expect(r.head.headers[0]!.value).toBe("caf\xe9");
+    }
+  });
+
+  it("says incomplete for every strict prefix of a valid head", () => {
+    const text = "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n";
+    for (let i = 0; i < text.length; i++) expect(req(text.slice(0, i)).kind, `prefix ${i}`).toBe("incomplete");
+    expect(req(text).kind).toBe("ok");
+  });
+
+  it.each([
+    ["obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400, /obs-fold/],
+    ["NUL in a header", "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", 400, /NUL/],
+    ["bare CR", "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", 400, /bare CR/],
+    ["bare LF", "GET / HTTP/1.1\nHost: h\n\n", 400, /bare LF/],
+    ["control character", "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n", 400, /control character/],
+    ["space before colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400, /header name/],
+    ["no colon", "GET / HTTP/1.1\r\nHost\r\n\r\n", 400, /malformed header line/],
+    ["garbage request line", "HELLO\r\n\r\n", 400, /request line/],
+    ["two spaces", "GET  / HTTP/1.1\r\n\r\n", 400, /request line/],
+    ["bad method", "G(T / HTTP/1.1\r\n\r\n", 400, /method/],
+    ["bad version", "GET / HTTX/1.1\r\n\r\n", 400, /version/],
+    ["HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", 505, /unsupported/],
+    ["non-ASCII target", "GET /caf\xe9 HTTP/1.1\r\n\r\n", 400, /target/],
+  ])("%s → %i", (_name, text, status, message) => {
+    const r = req(text);
+    expect(r.kind).toBe("error");
+    if (r.kind === "error") {
+      expect(r.status).toBe(status);
+      expect(r.message).toMatch(message);
+    }
+  });
+
+  it("answers 431 past the head size limit, complete or not", () => {
+    const big = "GET / HTTP/1.1\r\nX: " + "a".repeat(MAX_HEAD_BYTES) + "\r\n\r\n";
+    expect(req(big)).toMatchObject({ kind: "error", status: 431 });
+    expect(req(big.slice(0, MAX_HEAD_BYTES + 10))).toMatchObject({ kind: "error", status: 431 });
+    const justFits = "GET / HTTP/1.1\r\nX: " + "a".repeat(MAX_HEAD_BYTES - 25) + "\r\n\r\n";
+    expect(justFits.length).toBeLessThanOrEqual(MAX_HEAD_BYTES);
+    expect(req(justFits).kind).toBe("ok");
+  });
+
+  it("answers 431 past the header count limit", () => {
+    const many = "GET / HTTP/1.1\r\n" + "X: y\r\n".repeat(MAX_HEADER_COUNT + 1) + "\r\n";
+    expect(req(many)).toMatchObject({ kind: "error", status: 431 });
+    const ok = "GET / HTTP/1.1\r\n" + "X: y\r\n".repeat(MAX_HEADER_COUNT) + "\r\n";
+    expect(req(ok).kind).toBe("ok");
+  });
+});
+
+describe("response head parser", () => {
+  it("parses status lines with and without a reason", () => {
+    expect(parseResponseHead(latin1Bytes("HTTP/1.1 200 OK\r\nA: b\r\n\r\n"))).toMatchObject({ kind: "ok", head: { status: 200, reason: "OK", version: "1.1" } });
+    expect(parseResponseHead(latin1Bytes("HTTP/1.0 204\r\n\r\n"))).toMatchObject({ kind: "ok", head: { status: 204, reason: "" } });
+    expect(parseResponseHead(latin1Bytes("HTTP/1.1 2000 OK\r\n\r\n")).kind).toBe("error");
+  });
+});
+
+function framingOf(text: string) {
+  const r = req(text);
+  if (r.kind !== "ok") throw new Error("test head did not parse");
+  return requestFraming(r.head);
+}
+
+describe("request framing", () => {
+  it.each([
+    ["no body", "GET / HTTP/1.1\r\n\r\n", { kind: "none" }],
+    ["content-length", "POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", { kind: "length", length: 12 }],
+    ["zero length", "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", { kind: "none" }],
+    ["repeated identical lengths", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 005\r\n\r\n", { kind: "length", length: 5 }],
+    ["chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", { kind: "chunked" }],
+    ["chunked, any case", "POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n", { kind: "chunked" }],
+    ["CL with TE", "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 400 }],
+    ["conflicting CL", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", { status: 400 }],
+    ["conflicting CL list", "POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n", { status: 400 }],
+    ["negative CL", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", { status: 400 }],
+    ["hex CL", "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", { status: 400 }],
+    ["TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 400 }],
+    ["gzip, chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", { status: 501 }],
+    ["chunked twice", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 501 }],
+    ["empty TE", "POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", { status: 501 }],
+  ])("%s", (_name, text, expected) => {
+    expect(framingOf(text)).toMatchObject(expected);
+  });
+});
+
+describe("response framing", () => {
+  const res = (text: string) => {
+    const r = parseResponseHead(latin1Bytes(text));
+    if (r.kind !== "ok") throw new Error("test head did not parse");
+    return r.head;
+  };
+  it("follows RFC 9112 §6.3", () => {
+    expect(responseFraming(res("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), "HEAD")).toEqual({ kind: "none" });
+    expect(responseFraming(res("HTTP/1.1 204 No Content\r\n\r\n"), "GET")).toEqual({ kind: "none" });
+    expect(responseFraming(res("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"), "GET")).toEqual({ kind: "none" });
+    expect(responseFraming(res("HTTP/1.1 100 Continue\r\n\r\n"), "POST")).toEqual({ kind: "none" });
+    expect(responseFraming(res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"), "GET")).toEqual({ kind: "chunked" });
+    expect(responseFraming(res("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), "GET")).toEqual({ kind: "length", length: 9 });
+    expect(responseFraming(res("HTTP/1.1 200 OK\r\n\r\n"), "GET")).toEqual({ kind: "close" });
+    expect(responseFraming(res("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), "GET")).toMatchObject({ status: 502 });
+  });
+});
