@@ -11,6 +11,7 @@ import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -120,7 +121,7 @@ async function bulkUpload(dispatcher: Agent | ProxyAgent, url: string): Promise<
     for (let left = BULK_BYTES; left > 0; left -= BLOCK.length) yield BLOCK;
   }
   const start = performance.now();
-  const r = await request(url, { method: "POST", body: body(), dispatcher, headers: { "content-length": String(BULK_BYTES) } });
+  const r = await request(url, { method: "POST", body: Readable.from(body()), dispatcher, headers: { "content-length": String(BULK_BYTES) } });
   const got = Number(await r.body.text());
   if (got !== BULK_BYTES) throw new Error(`origin received ${got} bytes`);
   return BULK_BYTES / 1048576 / ((performance.now() - start) / 1000);
