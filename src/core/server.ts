@@ -36,10 +36,11 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const conns = new Set<Conn>();
   const sessions = new Set<Promise<void>>();
   let stopping = false;
-  const ctx: SessionContext = {
+  const ctx: { -readonly [K in keyof SessionContext]: SessionContext[K] } = {
     net: opts.net,
     state: opts.state,
     log: opts.log,
+    isOwnListener: () => false,
     track(conn) {
       if (stopping) conn.close();
       conns.add(conn);
@@ -47,6 +48,8 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     },
   };
   const listeners: Listener[] = [];
+  const own: NetAddr[] = [];
+  ctx.isOwnListener = (addr) => own.some((l) => l.port === addr.port && (isUnspecified(l.host) || sameIp(l.host, addr.host)));
   const http = await opts.net.listenTcp(opts.plan.http, (conn) => {
     if (stopping) return conn.close();
     const s = serveHttpConnection(conn, ctx);
@@ -54,6 +57,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     void s.finally(() => sessions.delete(s));
   });
   listeners.push(http);
+  own.push(http.addr);
   opts.log.log("info", TARGET.main, `HTTP proxy listening on ${formatAddr(http.addr)}`);
   return {
     addresses: { http: http.addr },
@@ -65,4 +69,15 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       await Promise.allSettled([...closing, ...sessions]);
     },
   };
+}
+
+/** `0.0.0.0` or `::`: a listener on every local address. */
+function isUnspecified(host: string): boolean {
+  return host === "0.0.0.0" || host === "::";
+}
+
+/** Same IP, treating `::ffff:a.b.c.d` as `a.b.c.d`. */
+function sameIp(a: string, b: string): boolean {
+  const strip = (h: string) => (h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h).toLowerCase();
+  return strip(a) === strip(b);
 }

@@ -5,7 +5,7 @@
  */
 import type { DecisionRecord } from "./audit/events.ts";
 import type { Logger } from "./log.ts";
-import type { Conn, Net } from "./net/contract.ts";
+import type { Conn, Net, NetAddr } from "./net/contract.ts";
 import type { HostVerdict, ProxyProtocol } from "./policy/types.ts";
 import type { ProxySnapshot, ProxyState } from "./state.ts";
 
@@ -16,6 +16,8 @@ export interface SessionContext {
   readonly log: Logger;
   /** Register a connection so shutdown can close it; call the returned function when done. */
   track(conn: Conn): () => void;
+  /** True when `addr` is one of this proxy's own listeners (never a forwarding target). */
+  isOwnListener(addr: NetAddr): boolean;
 }
 
 /** The request facts a decision record carries. */
@@ -35,17 +37,19 @@ export function recordVerdict(ctx: SessionContext, snap: ProxySnapshot, verdict:
   ctx.state.record(record);
 }
 
+/** Record a refusal that is not about the domain: limited mode or the proxy's own state. */
+export function recordStateBlock(
+  ctx: SessionContext,
+  snap: ProxySnapshot,
+  host: string,
+  facts: RequestFacts,
+  scope: "mode_guard" | "proxy_state",
+  reason: string,
+): void {
+  ctx.state.record({ timestamp: Date.now(), scope, decision: "deny", source: scope, reason, override: false, host, mode: snap.mode, ...facts });
+}
+
 /** Record a mode-guard refusal (limited mode). */
 export function recordModeBlock(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts): void {
-  ctx.state.record({
-    timestamp: Date.now(),
-    scope: "mode_guard",
-    decision: "deny",
-    source: "mode_guard",
-    reason: "method_not_allowed",
-    override: false,
-    host,
-    mode: snap.mode,
-    ...facts,
-  });
+  recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
 }

@@ -13,10 +13,12 @@ import { ProxyState } from "../../src/core/state.ts";
 import { connPair, readAllText, tripwireNet } from "../helpers/memory-net.ts";
 
 const ORIGIN_PORT = 8000;
+/** The port the in-memory proxy pretends to listen on (for the loop guard). */
+const PROXY_PORT = 3128;
 
 function session(net: Net, overrides: Partial<NetworkConfig>) {
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {} };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === PROXY_PORT };
   const [client, server] = connPair();
   const done = serveHttpConnection(server, ctx);
   return { client, done, state };
@@ -216,5 +218,25 @@ describe("HTTP session", () => {
     await done;
     expect(records).toEqual(["domain_rule:allow:allowed", "mode_guard:deny:method_not_allowed", "domain_rule:allow:allowed"]);
     expect(state.blocked.list()).toHaveLength(1);
+  });
+
+  it("never forwards to its own listener, whatever the policy allows (proxy_loop)", async () => {
+    const { net, log } = tripwireNet({});
+    const { client, done, state } = session(net, { allowed_domains: ["127.0.0.1"] });
+    await client.write(latin1Bytes(`GET http://127.0.0.1:${PROXY_PORT}/ HTTP/1.1\r\nHost: 127.0.0.1:${PROXY_PORT}\r\n\r\n`));
+    const plain = await readUntil(client, (s) => s.endsWith("}"));
+    expect(plain).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(plain).toContain("x-proxy-error: blocked-by-policy");
+    expect(JSON.parse(plain.slice(plain.indexOf("{")))).toMatchObject({ reason: "proxy_loop", source: "proxy_state", decision: "deny", port: PROXY_PORT });
+    await client.write(latin1Bytes(`CONNECT 127.0.0.1:${PROXY_PORT} HTTP/1.1\r\nHost: 127.0.0.1:${PROXY_PORT}\r\n\r\n`));
+    const tunnel = await readUntil(client, (s) => s.endsWith("Request blocked by network policy."));
+    expect(tunnel).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    await client.closeWrite();
+    await done;
+    expect(log.dials).toEqual([]);
+    expect(state.blocked.list().map((b) => [b.reason, b.source, b.protocol])).toEqual([
+      ["proxy_loop", "proxy_state", "http"],
+      ["proxy_loop", "proxy_state", "https_connect"],
+    ]);
   });
 });

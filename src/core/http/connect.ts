@@ -6,10 +6,10 @@
  * @module
  */
 import type { BufferedReader } from "../net/reader.ts";
-import { dialVetted } from "../net/dial.ts";
+import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { relay } from "../net/relay.ts";
 import { TARGET } from "../log.ts";
-import { recordModeBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
 import type { RequestHead } from "./parser.ts";
@@ -48,8 +48,15 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   slot.current = undefined;
   let upstream;
   try {
-    upstream = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses);
+    upstream = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
   } catch (e) {
+    if (e instanceof ProxyLoopError) {
+      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
+      ctx.log.log("info", TARGET.http, `blocked CONNECT ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${facts.client}`);
+      const r = { host: verdict.host, port: target.port, reason: "proxy_loop", decision: "deny" as const, source: "proxy_state" as const, protocol: "https_connect" as const };
+      await client.write(blockedConnectResponse(r, keepAlive));
+      return keepAlive ? "keep" : "close";
+    }
     ctx.log.log("info", TARGET.http, `CONNECT ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
     await writeQuietly(client, textResponse(502, "upstream failure", keepAlive));
     return keepAlive ? "keep" : "close";

@@ -7,12 +7,12 @@
  * @module
  */
 import { latin1Bytes } from "../net/bytes.ts";
-import { dialVetted } from "../net/dial.ts";
+import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import type { Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { HostVerdict } from "../policy/types.ts";
-import { recordModeBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
 import { isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
@@ -99,9 +99,10 @@ async function exchange(
   for (;;) {
     if (!slot.current) {
       try {
-        const conn = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses);
+        const conn = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
         slot.current = new Upstream(key, conn, ctx.track(conn));
       } catch (e) {
+        if (e instanceof ProxyLoopError) return refuseLoop(head, target, keepAlive && !hasBody, verdict.host, client, ctx);
         return upstreamFailure((e as Error).message);
       }
     }
@@ -190,6 +191,16 @@ async function exchange(
     slot.current = undefined;
   }
   return clientKeep ? "keep" : "close";
+}
+
+/** 403 `proxy_loop`: the target is this proxy's own listener. */
+async function refuseLoop(head: RequestHead, target: RequestTarget, keep: boolean, host: string, client: Conn, ctx: SessionContext): Promise<RequestOutcome> {
+  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: clientAddr(client) };
+  recordStateBlock(ctx, ctx.state.snapshot(), host, facts, "proxy_state", "proxy_loop");
+  ctx.log.log("info", TARGET.http, `blocked ${head.method} ${host}:${target.port} (proxy_loop: our own listener) from ${facts.client}`);
+  const r = { host, port: target.port, reason: "proxy_loop", decision: "deny" as const, source: "proxy_state" as const, protocol: "http" as const };
+  await client.write(blockedHttpResponse(r, keep));
+  return keep ? "keep" : "close";
 }
 
 /** The upstream closed before answering a request sent on a reused connection. */

@@ -4,19 +4,38 @@
  *
  * @module
  */
-import { DialError, type Conn, type Net } from "./contract.ts";
+import { DialError, formatAddr, type Conn, type Net, type NetAddr } from "./contract.ts";
 
 /** How long one connection attempt to one address may take. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** How long resolving a name may take when the policy left resolution to dial time. */
 export const DIAL_RESOLVE_TIMEOUT_MS = 5_000;
 
+/** The target is one of the proxy's own listeners: forwarding there would loop. */
+export class ProxyLoopError extends Error {
+  constructor(readonly target: NetAddr) {
+    super(`${formatAddr(target)} is one of this proxy's own listeners`);
+    this.name = "ProxyLoopError";
+  }
+}
+
+/** Tells whether an address is one of the proxy's own listeners. */
+export type OwnListenerCheck = (addr: NetAddr) => boolean;
+
 /**
  * Connect to `port` on the first reachable address. `addresses` are the policy's vetted IPs;
- * when `undefined` (local binding allowed, nothing to vet) the name is resolved here.
+ * when `undefined` (local binding allowed, nothing to vet) the name is resolved here. Refuses
+ * with {@link ProxyLoopError}, before dialling anything, when any address is our own listener.
  */
-export async function dialVetted(net: Net, host: string, port: number, addresses: readonly string[] | undefined): Promise<Conn> {
+export async function dialVetted(
+  net: Net,
+  host: string,
+  port: number,
+  addresses: readonly string[] | undefined,
+  isOwnListener: OwnListenerCheck,
+): Promise<Conn> {
   const list = addresses ?? (await resolveForDial(net, host, port));
+  for (const ip of list) if (isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
   for (const ip of list) {
     try {
