@@ -166,6 +166,13 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     host.stderr("network.enabled is false; skipping proxy listeners\n");
     return 0;
   }
+  // Signals are caught from here on, so one that arrives while binding still ends cleanly.
+  let received: string | undefined;
+  let wake: ((signal: string) => void) | undefined;
+  host.onShutdownSignal((signal) => {
+    received = signal;
+    wake?.(signal);
+  });
   const state = new ProxyState(network, { resolve: (h) => host.net.resolve(h) });
   log.log(
     "info",
@@ -179,7 +186,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     return 1;
   }
-  const signal = await new Promise<string>((resolve) => host.onShutdownSignal(resolve));
+  const signal = received ?? (await new Promise<string>((resolve) => (wake = resolve)));
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   await running.shutdown();
   return 0;

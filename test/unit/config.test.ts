@@ -195,7 +195,16 @@ describe("parseConfigText value errors", () => {
 });
 
 describe("parseConfigText syntax errors", () => {
-  it("reports smol-toml's message with the path and line", () => {
+  function parseError(text: string): unknown {
+    try {
+      parse(text);
+    } catch (e) {
+      return e;
+    }
+    throw new Error("expected a TOML error");
+  }
+
+  it("reports smol-toml's message with the path, line and column", () => {
     const text = `[network]\nenabled = tru\n`;
     const err = configError(() => parseConfigText(text, PATH));
     let tomlMessage = "";
@@ -205,8 +214,9 @@ describe("parseConfigText syntax errors", () => {
       tomlMessage = (e as Error).message;
     }
     expect(tomlMessage).not.toBe("");
-    expect(err.message).toBe(`failed to parse ${PATH}: ${tomlMessage}`);
-    expect(err.message.startsWith(`failed to parse ${PATH}: `)).toBe(true);
+    const [first, ...excerpt] = tomlMessage.split("\n");
+    expect(err.message).toBe(`failed to parse ${PATH}: line 2, column ${(parseError(text) as { column: number }).column}: ${first!.trim()}\n${excerpt.join("\n").trimEnd()}`);
+    expect(err.message).toMatch(/^failed to parse \S+: line 2, column \d+: /);
     expect(err.line).toBe(2);
     expect(err.key).toBeUndefined();
   });

@@ -95,7 +95,13 @@ function parseToml(src: Source): Record<string, unknown> {
     return parse(src.text, { integersAsBigInt: true, maxDepth: MAX_TOML_DEPTH });
   } catch (e) {
     if (e instanceof TomlError) {
-      throw new ConfigError(`failed to parse ${src.path}: ${e.message}`, undefined, e.line);
+      const firstLine = e.message.split("\n", 1)[0]!.trim();
+      const excerpt = e.message.slice(e.message.indexOf("\n") + 1).trimEnd();
+      throw new ConfigError(
+        `failed to parse ${src.path}: line ${e.line}, column ${e.column}: ${firstLine}${excerpt && excerpt !== firstLine ? `\n${excerpt}` : ""}`,
+        undefined,
+        e.line,
+      );
     }
     const message = e instanceof Error ? e.message : String(e);
     throw new ConfigError(`failed to parse ${src.path}: ${message}`);

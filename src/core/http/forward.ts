@@ -19,11 +19,11 @@ import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { blockedHttpResponse, textResponse } from "./responses.ts";
 import { clientAddr, refuseMalformed, writeQuietly, type RequestOutcome } from "./session.ts";
+import { LIMITED_MODE_METHODS } from "./limits.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
+import { handleUnixSocketRequest, requestedUnixSocket } from "./unix-socket.ts";
 import { Upstream, upstreamKey, type UpstreamSlot } from "./upstream.ts";
 
-/** Methods limited mode lets through (behavior.md §3). */
-export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 /** How long an upstream may take to start its response after the request was sent. */
 export const RESPONSE_HEAD_TIMEOUT_MS = 300_000;
 /** Most interim (1xx) responses relayed before the final one. */
@@ -42,6 +42,8 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   const keepAfterRefusal = keepAlive && !hasBody;
 
   const snap = ctx.state.snapshot();
+  const socketPath = requestedUnixSocket(head);
+  if (socketPath !== undefined) return handleUnixSocketRequest(head, socketPath, snap, client, ctx, keepAfterRefusal);
   const facts = { protocol: "http" as const, port: target.port, method: head.method, client: clientAddr(client) };
   const verdict = await snap.policy.decide({ protocol: "http", host: target.host, port: target.port, method: head.method, client_addr: facts.client });
   recordVerdict(ctx, snap, verdict, facts);

@@ -1,0 +1,87 @@
+/**
+ * `x-unix-socket: /abs/path` on plain HTTP requests (behavior.md §5): a path outside
+ * `allow_unix_sockets` is a 403 JSON refusal with host `unix-socket` and reason `not_allowed`;
+ * limited mode still applies; a listed path gets 501 until unix-socket dialling is built
+ * (issue 7, which adds forwarding and symlink resolution). The header is never ignored: the
+ * request must not silently go to the TCP host.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  makeTempDir,
+  networkConfig,
+  type Origin,
+  type ProxyProcess,
+  requestOnce,
+  startOrigin,
+  startProxy,
+} from "./helpers/index.ts";
+
+let tmp: { dir: string; remove(): void };
+let sockPath: string;
+let unixOrigin: Origin;
+let tcpOrigin: Origin;
+let withSocket: ProxyProcess;
+let withoutSocket: ProxyProcess;
+let limited: ProxyProcess;
+
+beforeAll(async () => {
+  tmp = makeTempDir("cnp-e2e-unix-");
+  sockPath = join(tmp.dir, "origin.sock");
+  [unixOrigin, tcpOrigin] = await Promise.all([startOrigin({ socketPath: sockPath }), startOrigin()]);
+  [withSocket, withoutSocket, limited] = await Promise.all([
+    startProxy(networkConfig({ allowed_domains: ["127.0.0.1"], allow_unix_sockets: [sockPath] })),
+    startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] })),
+    startProxy(networkConfig({ mode: "limited", allowed_domains: ["127.0.0.1"], allow_unix_sockets: [sockPath] })),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([withSocket, withoutSocket, limited].map((p) => p?.stop()));
+  await Promise.allSettled([unixOrigin?.close(), tcpOrigin?.close()]);
+  tmp?.remove();
+});
+
+function viaSocket(proxy: ProxyProcess, socket: string, path: string, method = "GET"): ReturnType<typeof requestOnce> {
+  const a = `127.0.0.1:${tcpOrigin.port}`;
+  return requestOnce(proxy.port, `${method} http://${a}${path} HTTP/1.1\r\nHost: ${a}\r\nx-unix-socket: ${socket}\r\nContent-Length: 0\r\n\r\n`);
+}
+
+describe("x-unix-socket", () => {
+  it("an allowed socket path → 501 `unix sockets unsupported` (dialling unix sockets is not built yet), never the TCP host", async () => {
+    const tcpBefore = tcpOrigin.requests.length;
+    const unixBefore = unixOrigin.requests.length;
+    const r = await viaSocket(withSocket, sockPath, "/over-unix");
+    expect(r.status, r.text).toBe(501);
+    expect(r.text).toBe("unix sockets unsupported");
+    expect(tcpOrigin.requests.length, "must not fall back to the TCP host").toBe(tcpBefore);
+    expect(unixOrigin.requests.length).toBe(unixBefore);
+  });
+
+  it("a path not in allow_unix_sockets → 403 JSON, host unix-socket, reason not_allowed", async () => {
+    const tcpBefore = tcpOrigin.requests.length;
+    const r = await viaSocket(withSocket, join(tmp.dir, "other.sock"), "/nope");
+    expect(r.status, r.text).toBe(403);
+    expect(r.headers["content-type"]).toMatch(/^application\/json\b/);
+    expect(r.headers["x-proxy-error"]).toBe("blocked-by-allowlist");
+    expect(JSON.parse(r.text)).toMatchObject({ status: "blocked", host: "unix-socket", reason: "not_allowed", decision: "deny", protocol: "http", message: "Domain not in allowlist." });
+    expect(tcpOrigin.requests.length, "must not fall back to the TCP host").toBe(tcpBefore);
+  });
+
+  it("no allow_unix_sockets at all → 403, the header is never ignored", async () => {
+    const tcpBefore = tcpOrigin.requests.length;
+    const r = await viaSocket(withoutSocket, sockPath, "/ignored?");
+    expect(r.status, r.text).toBe(403);
+    expect(JSON.parse(r.text)).toMatchObject({ host: "unix-socket", reason: "not_allowed" });
+    expect(tcpOrigin.requests.length, "must not fall back to the TCP host").toBe(tcpBefore);
+  });
+
+  it("limited mode still applies to unix-socket requests", async () => {
+    const before = unixOrigin.requests.length;
+    const r = await viaSocket(limited, sockPath, "/limited-unix", "POST");
+    expect(r.status, r.text).toBe(403);
+    expect(r.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
+    expect(JSON.parse(r.text)).toMatchObject({ reason: "method_not_allowed", source: "mode_guard" });
+    expect(unixOrigin.requests.length).toBe(before);
+  });
+});
