@@ -6,8 +6,10 @@
  */
 import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
+import { serveSocks5Connection } from "./socks5/session.ts";
 import { TARGET, type Logger } from "./log.ts";
 import { formatAddr, type Conn, type Listener, type Net, type NetAddr } from "./net/contract.ts";
+import { isUnspecifiedIp, unmapIpv4 } from "./net/ip.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
 
@@ -22,6 +24,8 @@ export interface ProxyServerOptions {
 /** The real bound addresses. */
 export interface ProxyAddresses {
   readonly http: NetAddr;
+  /** Present when SOCKS5 is enabled. */
+  readonly socks5?: NetAddr;
 }
 
 /** Handle of a running proxy. */
@@ -36,31 +40,43 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const conns = new Set<Conn>();
   const sessions = new Set<Promise<void>>();
   let stopping = false;
-  const ctx: { -readonly [K in keyof SessionContext]: SessionContext[K] } = {
+  const listeners: Listener[] = [];
+  /** Bound addresses of our listeners: never a forwarding target. */
+  const own: NetAddr[] = [];
+  const ctx: SessionContext = {
     net: opts.net,
     state: opts.state,
     log: opts.log,
-    isOwnListener: () => false,
+    isOwnListener: (addr) => own.some((l) => l.port === addr.port && (isUnspecifiedIp(l.host) || unmapIpv4(l.host) === unmapIpv4(addr.host))),
     track(conn) {
       if (stopping) conn.close();
       conns.add(conn);
       return () => conns.delete(conn);
     },
   };
-  const listeners: Listener[] = [];
-  const own: NetAddr[] = [];
-  ctx.isOwnListener = (addr) => own.some((l) => l.port === addr.port && (isUnspecified(l.host) || sameIp(l.host, addr.host)));
-  const http = await opts.net.listenTcp(opts.plan.http, (conn) => {
+  const serve = (session: (conn: Conn, ctx: SessionContext) => Promise<void>) => (conn: Conn) => {
     if (stopping) return conn.close();
-    const s = serveHttpConnection(conn, ctx);
+    const s = session(conn, ctx);
     sessions.add(s);
     void s.finally(() => sessions.delete(s));
-  });
-  listeners.push(http);
-  own.push(http.addr);
-  opts.log.log("info", TARGET.main, `HTTP proxy listening on ${formatAddr(http.addr)}`);
+  };
+  const bind = async (what: string, addr: NetAddr, session: (conn: Conn, ctx: SessionContext) => Promise<void>): Promise<NetAddr> => {
+    let l: Listener;
+    try {
+      l = await opts.net.listenTcp(addr, serve(session));
+    } catch (e) {
+      await Promise.allSettled(listeners.map((x) => x.close()));
+      throw new Error(`cannot listen for ${what} on ${formatAddr(addr)}: ${(e as Error).message}`);
+    }
+    listeners.push(l);
+    own.push(l.addr);
+    opts.log.log("info", TARGET.main, `${what} listening on ${formatAddr(l.addr)}`);
+    return l.addr;
+  };
+  const http = await bind("HTTP proxy", opts.plan.http, serveHttpConnection);
+  const socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, serveSocks5Connection) : undefined;
   return {
-    addresses: { http: http.addr },
+    addresses: socks5 ? { http, socks5 } : { http },
     async shutdown() {
       stopping = true;
       // Node's server.close() settles only once its connections are gone: close them too.
@@ -71,13 +87,3 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   };
 }
 
-/** `0.0.0.0` or `::`: a listener on every local address. */
-function isUnspecified(host: string): boolean {
-  return host === "0.0.0.0" || host === "::";
-}
-
-/** Same IP, treating `::ffff:a.b.c.d` as `a.b.c.d`. */
-function sameIp(a: string, b: string): boolean {
-  const strip = (h: string) => (h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h).toLowerCase();
-  return strip(a) === strip(b);
-}

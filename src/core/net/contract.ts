@@ -38,6 +38,19 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** A bound UDP socket. Datagrams arrive through the handler given to {@link Net.bindUdp}. */
+export interface DatagramSocket {
+  /** The real bound address. */
+  readonly addr: NetAddr;
+  /** Send one datagram to an IP literal and port (never a name). */
+  send(bytes: Uint8Array, to: NetAddr): Promise<void>;
+  /** Unbind. Idempotent. */
+  close(): void;
+}
+
+/** Receives each datagram with its source; the bytes are the handler's to keep. */
+export type DatagramHandler = (bytes: Uint8Array, from: NetAddr) => void;
+
 /** Why a dial failed, in the terms SOCKS5 replies and HTTP errors need. */
 export type DialFailure = "refused" | "host_unreachable" | "network_unreachable" | "timeout" | "other";
 
@@ -65,6 +78,8 @@ export interface Net {
   listenTcp(addr: NetAddr, onConn: (conn: Conn) => void): Promise<Listener>;
   /** Dial an IP literal. Names are never passed here: the core resolves and vets them first. */
   connectTcp(addr: NetAddr, options?: DialOptions): Promise<Conn>;
+  /** Bind a UDP socket on an IP literal (port 0: any free port). Absent where unsupported. */
+  bindUdp?(addr: NetAddr, onMessage: DatagramHandler): Promise<DatagramSocket>;
   /** Resolve a host name to IP literals, as the system resolver would. */
   resolve(host: string): Promise<string[]>;
   /**

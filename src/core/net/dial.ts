@@ -34,8 +34,7 @@ export async function dialVetted(
   addresses: readonly string[] | undefined,
   isOwnListener: OwnListenerCheck,
 ): Promise<Conn> {
-  const list = addresses ?? (await resolveForDial(net, host, port));
-  for (const ip of list) if (isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
+  const list = await vettedAddresses(net, host, port, addresses, isOwnListener);
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
   for (const ip of list) {
     try {
@@ -45,6 +44,22 @@ export async function dialVetted(
     }
   }
   throw last;
+}
+
+/**
+ * The addresses to send to: the policy's vetted ones, or (when it left resolution to dial
+ * time) a bounded lookup. Throws {@link ProxyLoopError} when any is our own listener.
+ */
+export async function vettedAddresses(
+  net: Net,
+  host: string,
+  port: number,
+  addresses: readonly string[] | undefined,
+  isOwnListener: OwnListenerCheck,
+): Promise<readonly string[]> {
+  const list = addresses ?? (await resolveForDial(net, host, port));
+  for (const ip of list) if (isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
+  return list;
 }
 
 async function resolveForDial(net: Net, host: string, port: number): Promise<string[]> {

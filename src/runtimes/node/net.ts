@@ -5,9 +5,21 @@
  *
  * @module
  */
+import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
-import { DialError, type Conn, type DialFailure, type DialOptions, type Listener, type Net, type NetAddr } from "../../core/net/contract.ts";
+import {
+  DialError,
+  type Conn,
+  type DatagramHandler,
+  type DatagramSocket,
+  type DialFailure,
+  type DialOptions,
+  type Listener,
+  type Net,
+  type NetAddr,
+} from "../../core/net/contract.ts";
+import { unmapIpv4 } from "../../core/net/ip.ts";
 
 /** Bytes a connection may hold unread before the socket is paused. */
 export const READ_QUEUE_HIGH_WATER = 256 * 1024;
@@ -26,8 +38,8 @@ export class NodeConn implements Conn {
   private relaying = false;
 
   constructor(readonly socket: net.Socket) {
-    this.remote = { host: stripV4Mapped(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
-    this.local = { host: stripV4Mapped(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     socket.on("data", (chunk: Uint8Array) => {
       // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
       const w = this.waiter;
@@ -114,11 +126,6 @@ export class NodeConn implements Conn {
     this.queued = 0;
     return { pending, eof: this.eof };
   }
-}
-
-/** `::ffff:127.0.0.1` → `127.0.0.1` (dual-stack sockets report IPv4 peers this way). */
-function stripV4Mapped(host: string): string {
-  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 
 function dialFailure(e: NodeJS.ErrnoException): DialFailure {
@@ -210,6 +217,35 @@ export const nodeNet: Net = {
         signal?.removeEventListener("abort", onAbort);
         socket.removeAllListeners("error");
         resolve(new NodeConn(socket));
+      });
+    });
+  },
+
+  bindUdp(addr: NetAddr, onMessage: DatagramHandler) {
+    return new Promise<DatagramSocket>((resolve, reject) => {
+      const socket = createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
+      socket.once("error", reject);
+      socket.on("message", (msg, rinfo) => onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { host: rinfo.address, port: rinfo.port }));
+      socket.bind({ address: addr.host, port: addr.port, exclusive: true }, () => {
+        socket.off("error", reject);
+        let closed = false;
+        const shut = (): void => {
+          if (closed) return;
+          closed = true;
+          socket.close();
+        };
+        // After an error the socket is useless; its owner notices through failing sends.
+        socket.on("error", shut);
+        const bound = socket.address();
+        resolve({
+          addr: { host: bound.address, port: bound.port },
+          send: (bytes, to) =>
+            new Promise<void>((ok, fail) => {
+              if (closed) return fail(new Error("send on a closed UDP socket"));
+              socket.send(bytes, to.port, to.host, (e) => (e ? fail(e) : ok()));
+            }),
+          close: shut,
+        });
       });
     });
   },

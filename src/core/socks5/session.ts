@@ -1,0 +1,152 @@
+/**
+ * One SOCKS5 client connection (RFC 1928): method negotiation (no authentication only), one
+ * request, then a CONNECT tunnel or a UDP association, every target decided by the same policy
+ * as HTTP. Limited mode refuses every request before the host is even looked at.
+ *
+ * @module
+ */
+import { clientAddr, writeQuietly } from "../http/session.ts";
+import { TARGET } from "../log.ts";
+import { DialError, type Conn } from "../net/contract.ts";
+import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
+import { relay } from "../net/relay.ts";
+import type { ProxyProtocol } from "../policy/types.ts";
+import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { Command, Method, Reply, SOCKS_VERSION } from "./constants.ts";
+import { encodeReply, parseGreeting, parseRequest, type Parsed, type Socks5Address } from "./parser.ts";
+import { reportedHost } from "./report.ts";
+import { runUdpAssociation } from "./udp.ts";
+
+/** How long a client may take for the greeting and the request together. */
+export const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+/** Serve one accepted SOCKS5 connection until it closes. Never throws. */
+export async function serveSocks5Connection(client: Conn, ctx: SessionContext): Promise<void> {
+  const untrack = ctx.track(client);
+  const reader = new BufferedReader(client);
+  const who = clientAddr(client);
+  try {
+    const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS;
+    const greeting = await readMessage(reader, parseGreeting, deadline, ctx, who);
+    if (greeting === undefined || greeting.kind === "error") return;
+    if (!greeting.value.methods.includes(Method.NO_AUTH)) {
+      ctx.log.log("debug", TARGET.socks5, `client ${who} offers no acceptable method (${greeting.value.methods.join(",")})`);
+      await writeQuietly(client, Uint8Array.of(SOCKS_VERSION, Method.NO_ACCEPTABLE));
+      return;
+    }
+    await client.write(Uint8Array.of(SOCKS_VERSION, Method.NO_AUTH));
+    const request = await readMessage(reader, parseRequest, deadline, ctx, who);
+    if (request === undefined) return;
+    if (request.kind === "error") {
+      await writeQuietly(client, encodeReply(request.reply));
+      return;
+    }
+    const { command, target } = request.value;
+    const snap = ctx.state.snapshot();
+    const protocol: ProxyProtocol = command === Command.UDP_ASSOCIATE ? "socks5_udp" : "socks5_tcp";
+    if (snap.mode === "limited") {
+      const facts = { protocol, port: target.port, client: who };
+      recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");
+      ctx.log.log("info", TARGET.socks5, `blocked ${protocol} ${reportedHost(target)}:${target.port} (method_not_allowed, limited mode) from ${who}`);
+      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+      return;
+    }
+    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who);
+    if (command === Command.UDP_ASSOCIATE && snap.network.enable_socks5_udp && ctx.net.bindUdp) {
+      return await runUdpAssociation(client, reader, target, ctx);
+    }
+    ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
+    await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
+  } catch (e) {
+    ctx.log.log("debug", TARGET.socks5, `client ${who}: ${(e as Error).message}`);
+  } finally {
+    client.close();
+    untrack();
+  }
+}
+
+/** CONNECT: decide, dial the vetted addresses, reply with the real bound address, relay. */
+async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string): Promise<void> {
+  const snap = ctx.state.snapshot();
+  const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
+  const verdict = await snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who });
+  recordVerdict(ctx, snap, verdict, facts);
+  if (!verdict.allowed) {
+    ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
+    await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+    return;
+  }
+  let upstream: Conn;
+  try {
+    upstream = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
+  } catch (e) {
+    if (e instanceof ProxyLoopError) {
+      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
+      ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${who}`);
+      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+      return;
+    }
+    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
+    await writeQuietly(client, encodeReply(dialFailureReply(e)));
+    return;
+  }
+  const untrack = ctx.track(upstream);
+  try {
+    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} allowed for ${who}`);
+    await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
+    await relay(ctx.net, client, upstream, reader.takeBuffered());
+  } finally {
+    upstream.close();
+    untrack();
+  }
+}
+
+/** RFC 1928 §6 reply for a failed dial. */
+function dialFailureReply(e: unknown): number {
+  if (!(e instanceof DialError)) return Reply.GENERAL_FAILURE;
+  switch (e.kind) {
+    case "refused":
+      return Reply.CONNECTION_REFUSED;
+    case "network_unreachable":
+      return Reply.NETWORK_UNREACHABLE;
+    case "host_unreachable":
+    case "timeout":
+      return Reply.HOST_UNREACHABLE;
+    default:
+      return Reply.GENERAL_FAILURE;
+  }
+}
+
+/**
+ * Read until `parse` gives a result. `undefined` when the client closed or timed out; a parse
+ * error is returned for the caller to answer.
+ */
+async function readMessage<T>(
+  reader: BufferedReader,
+  parse: (b: Uint8Array) => Parsed<T>,
+  deadline: number,
+  ctx: SessionContext,
+  who: string,
+): Promise<Exclude<Parsed<T>, { kind: "more" }> | undefined> {
+  for (;;) {
+    const r = parse(reader.buffered);
+    if (r.kind === "ok") {
+      reader.consume(r.size);
+      return r;
+    }
+    if (r.kind === "error") {
+      ctx.log.log("debug", TARGET.socks5, `client ${who}: ${r.message}`);
+      return r;
+    }
+    try {
+      if (!(await reader.fill(deadline))) return undefined;
+    } catch (e) {
+      if (e instanceof ReadTimeoutError) {
+        ctx.log.log("debug", TARGET.socks5, `client ${who}: handshake not complete within ${HANDSHAKE_TIMEOUT_MS} ms`);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+}
