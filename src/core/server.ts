@@ -9,7 +9,7 @@ import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
 import { TARGET, type Logger } from "./log.ts";
 import { formatAddr, type Conn, type Listener, type Net, type NetAddr } from "./net/contract.ts";
-import { isUnspecifiedIp, unmapIpv4 } from "./net/ip.ts";
+import { reachesListener } from "./net/ip.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
 
@@ -43,11 +43,13 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const listeners: Listener[] = [];
   /** Bound addresses of our listeners: never a forwarding target. */
   const own: NetAddr[] = [];
+  const shutdownSignal = new AbortController();
   const ctx: SessionContext = {
+    closing: shutdownSignal.signal,
     net: opts.net,
     state: opts.state,
     log: opts.log,
-    isOwnListener: (addr) => own.some((l) => l.port === addr.port && (isUnspecifiedIp(l.host) || unmapIpv4(l.host) === unmapIpv4(addr.host))),
+    isOwnListener: (addr) => reachesListener(own, addr),
     track(conn) {
       if (stopping) conn.close();
       conns.add(conn);
@@ -79,6 +81,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     addresses: socks5 ? { http, socks5 } : { http },
     async shutdown() {
       stopping = true;
+      shutdownSignal.abort(new Error("proxy shutting down"));
       // Node's server.close() settles only once its connections are gone: close them too.
       const closing = listeners.map((l) => l.close().catch(() => undefined));
       for (const c of conns) c.close();

@@ -18,6 +18,8 @@ export interface SessionContext {
   track(conn: Conn): () => void;
   /** True when `addr` is one of this proxy's own listeners (never a forwarding target). */
   isOwnListener(addr: NetAddr): boolean;
+  /** Aborted when the proxy shuts down. */
+  readonly closing?: AbortSignal;
 }
 
 /** The request facts a decision record carries. */

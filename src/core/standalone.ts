@@ -48,7 +48,7 @@ a read-only "limited" mode.
 Usage: codex-network-proxy [--config PATH]
 
 Options:
-  -c, --config PATH  read this file instead of $CODEX_HOME/config.toml
+  -c, --config PATH  read this file instead of $CODEX_HOME/config.toml (it must exist)
   -h, --help         print this help and exit
   -V, --version      print the version and exit
 
@@ -104,16 +104,20 @@ async function configPath(host: StandaloneHost, explicit: string | undefined): P
 
 /**
  * Load and fully validate a config file, domain patterns included. A missing file yields the
- * defaults. Throws {@link ConfigError} naming the key and line.
+ * defaults, unless it is `required` (named with `--config`: a typo must not pass silently).
+ * Throws {@link ConfigError} naming the key and line.
  */
-export async function loadConfigFile(host: Pick<StandaloneHost, "readTextFile">, path: string): Promise<LoadedConfig> {
+export async function loadConfigFile(host: Pick<StandaloneHost, "readTextFile">, path: string, required = false): Promise<LoadedConfig> {
   let text: string | null;
   try {
     text = await host.readTextFile(path);
   } catch (e) {
     throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`);
   }
-  if (text === null) return { network: defaultNetworkConfig(), warnings: [] };
+  if (text === null) {
+    if (required) throw new ConfigError(`config file ${path} does not exist`);
+    return { network: defaultNetworkConfig(), warnings: [] };
+  }
   const loaded = parseConfigText(text, path);
   for (const key of ["allowed_domains", "denied_domains"] as const) {
     loaded.network[key].forEach((pattern, index) => {
@@ -150,7 +154,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   let plan;
   try {
     const path = await configPath(host, args.config);
-    loaded = await loadConfigFile(host, path);
+    loaded = await loadConfigFile(host, path, args.config !== undefined);
     const planned = planListeners(loaded.network);
     plan = planned.plan;
     for (const w of [...loaded.warnings, ...planned.warnings]) log.log("warn", TARGET.config, w);

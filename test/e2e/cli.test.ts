@@ -78,12 +78,14 @@ describe("enabled = false and missing files", () => {
     expect(r.stderr).not.toMatch(/listening on/);
   });
 
-  it("a missing --config file means defaults (disabled) → exit 0 with the skip message", async () => {
+  it("a missing --config file is an error naming the path (a typo must not run the defaults)", async () => {
     const t = makeTempDir("cnp-e2e-cli-");
     temps.push(t);
-    const r = await runCli(["--config", join(t.dir, "does-not-exist.toml")]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain("network.enabled is false; skipping proxy listeners");
+    const missing = join(t.dir, "does-not-exist.toml");
+    const r = await runCli(["--config", missing]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`config file ${missing} does not exist`);
+    expect(r.stderr).not.toContain("skipping proxy listeners");
   });
 
   it("CODEX_HOME that exists but has no config.toml → defaults → exit 0", async () => {

@@ -89,7 +89,7 @@ describe("request framing", () => {
   it.each([
     ["no body", "GET / HTTP/1.1\r\n\r\n", { kind: "none" }],
     ["content-length", "POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", { kind: "length", length: 12 }],
-    ["zero length", "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", { kind: "none" }],
+    ["zero length (kept, so the origin sees it)", "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", { kind: "length", length: 0 }],
     ["repeated identical lengths", "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 005\r\n\r\n", { kind: "length", length: 5 }],
     ["chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", { kind: "chunked" }],
     ["chunked, any case", "POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n", { kind: "chunked" }],

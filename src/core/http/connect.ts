@@ -10,7 +10,7 @@ import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { relay } from "../net/relay.ts";
 import { TARGET } from "../log.ts";
 import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
-import { isFramingError, requestFraming } from "./framing.ts";
+import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
 import type { RequestHead } from "./parser.ts";
 import { blockedConnectResponse, textResponse } from "./responses.ts";
@@ -25,7 +25,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   if (isTargetError(target)) return refuseMalformed(ctx, client, target.status, target.message);
   const framing = requestFraming(head);
   if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
-  if (framing.kind !== "none") return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
+  if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
   const keepAlive = wantsKeepAlive(head.version, head.headers);
   const snap = ctx.state.snapshot();
   const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: clientAddr(client) };
@@ -48,7 +48,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   slot.current = undefined;
   let upstream;
   try {
-    upstream = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
+    upstream = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
   } catch (e) {
     if (e instanceof ProxyLoopError) {
       recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");

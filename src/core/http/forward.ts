@@ -14,7 +14,7 @@ import { TARGET } from "../log.ts";
 import type { HostVerdict } from "../policy/types.ts";
 import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
-import { isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
+import { carriesBody, isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { blockedHttpResponse, textResponse } from "./responses.ts";
@@ -36,7 +36,7 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   if (isTargetError(target)) return refuseMalformed(ctx, client, target.status, target.message);
   const framing = requestFraming(head);
   if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
-  const hasBody = framing.kind !== "none";
+  const hasBody = carriesBody(framing);
   const keepAlive = wantsKeepAlive(head.version, head.headers);
   // A refused request's body is not read, so the connection cannot carry another request.
   const keepAfterRefusal = keepAlive && !hasBody;
@@ -76,7 +76,7 @@ async function exchange(
   slot: UpstreamSlot,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
-  const hasBody = framing.kind !== "none";
+  const hasBody = carriesBody(framing);
   const key = upstreamKey(verdict.host, target.port, verdict.addresses);
   if (slot.current && slot.current.key !== key) {
     slot.current.close();
@@ -101,7 +101,7 @@ async function exchange(
   for (;;) {
     if (!slot.current) {
       try {
-        const conn = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
+        const conn = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
         slot.current = new Upstream(key, conn, ctx.track(conn));
       } catch (e) {
         if (e instanceof ProxyLoopError) return refuseLoop(head, target, keepAlive && !hasBody, verdict.host, client, ctx);
@@ -251,8 +251,9 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
 
 /** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
 function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming): string {
-  const headers: HttpHeader[] = endToEndHeaders(head.headers);
-  if (headerValues(head.headers, "host").length === 0) headers.unshift({ name: "Host", value: target.authority });
+  // Host is always the authority the policy decided on, first, whatever `Connection` named.
+  const headers: HttpHeader[] = [{ name: "Host", value: target.authority }];
+  for (const h of endToEndHeaders(head.headers)) if (h.name.toLowerCase() !== "host") headers.push(h);
   if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
   else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
   return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);

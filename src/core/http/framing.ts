@@ -54,8 +54,14 @@ export function requestFraming(head: RequestHead): BodyFraming | FramingError {
     }
     return { kind: "chunked" };
   }
-  if (cl === undefined || cl === 0) return { kind: "none" };
+  // An explicit `Content-Length: 0` is kept (origins may demand a length on POST, RFC 9110 §8.6).
+  if (cl === undefined) return { kind: "none" };
   return { kind: "length", length: cl };
+}
+
+/** True when a message of this framing has body bytes to read (a zero length has none). */
+export function carriesBody(framing: BodyFraming): boolean {
+  return framing.kind === "chunked" || framing.kind === "close" || (framing.kind === "length" && framing.length > 0);
 }
 
 /** Framing of a response body, given the request method it answers. */

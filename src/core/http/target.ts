@@ -9,6 +9,8 @@ import { headerValues, type RequestHead } from "./parser.ts";
 
 /** Default port of plain HTTP. */
 const HTTP_PORT = 80;
+/** Visible ASCII only: no spaces, controls or obs-text. */
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
 /** A routable request target. `host` is as the client wrote it (unnormalised, no brackets). */
 export interface RequestTarget {
@@ -16,7 +18,7 @@ export interface RequestTarget {
   readonly port: number;
   /** Origin-form target to send upstream (`/path?query`, or `*`). */
   readonly path: string;
-  /** The authority to put in `Host` when the client sent none. */
+  /** The `Host` to send upstream: the client's (validated) Host header, else the target's authority. */
   readonly authority: string;
 }
 
@@ -31,6 +33,10 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
   const hosts = headerValues(head.headers, "host");
   if (hosts.length > 1) return { status: 400, message: "multiple Host headers" };
   const hostHeader = hosts[0];
+  // The Host value is what the origin routes by: it must be the plain ASCII the policy saw.
+  if (hostHeader !== undefined && hostHeader !== "" && !PRINTABLE_ASCII.test(hostHeader)) {
+    return { status: 400, message: "malformed Host header (only printable ASCII is allowed)" };
+  }
   const t = head.target;
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(t);
   if (scheme) {
@@ -43,7 +49,7 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     let path = end < 0 ? "/" : rest.slice(end);
     if (path.startsWith("?")) path = "/" + path;
     const hashAt = path.indexOf("#");
-    if (hashAt >= 0) path = path.slice(0, hashAt);
+    if (hashAt >= 0) path = path.slice(0, hashAt) || "/";
     if (authority.includes("@")) return { status: 400, message: "userinfo in request target is not allowed" };
     const hp = splitHostPort(authority);
     if (!hp || hp.host === "") return { status: 400, message: `malformed authority ${JSON.stringify(authority)}` };
@@ -51,7 +57,7 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     if (hostHeader !== undefined && !sameAuthority(hostHeader, hp.host, port)) {
       return { status: 400, message: "Host header does not match request target" };
     }
-    return { host: hp.host, port, path, authority };
+    return { host: hp.host, port, path, authority: hostHeader || authority };
   }
   if (t.startsWith("/") || (t === "*" && head.method === "OPTIONS")) {
     if (hostHeader === undefined || hostHeader === "") return { status: 400, message: "missing host" };

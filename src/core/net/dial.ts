@@ -1,13 +1,17 @@
 /**
  * Dialling a vetted target: connect to exactly the addresses the policy approved (DNS
- * pinning), in order, each attempt bounded by {@link CONNECT_TIMEOUT_MS}.
+ * pinning), in order, each attempt bounded by {@link CONNECT_TIMEOUT_MS} and all of them by
+ * {@link DIAL_BUDGET_MS}; never to one of the proxy's own listeners.
  *
  * @module
  */
 import { DialError, formatAddr, type Conn, type Net, type NetAddr } from "./contract.ts";
+import { withTimeout } from "./timeout.ts";
 
 /** How long one connection attempt to one address may take. */
 export const CONNECT_TIMEOUT_MS = 10_000;
+/** How long all attempts of one dial may take together. */
+export const DIAL_BUDGET_MS = 20_000;
 /** How long resolving a name may take when the policy left resolution to dial time. */
 export const DIAL_RESOLVE_TIMEOUT_MS = 5_000;
 
@@ -19,28 +23,32 @@ export class ProxyLoopError extends Error {
   }
 }
 
-/** Tells whether an address is one of the proxy's own listeners. */
-export type OwnListenerCheck = (addr: NetAddr) => boolean;
+/** What dialling needs from the running proxy (a `SessionContext` is one). */
+export interface DialContext {
+  readonly net: Net;
+  /** True when `addr` is one of this proxy's own listeners. */
+  isOwnListener(addr: NetAddr): boolean;
+  /** Aborted when the proxy shuts down: pending dials stop at once. */
+  readonly closing?: AbortSignal;
+}
 
 /**
  * Connect to `port` on the first reachable address. `addresses` are the policy's vetted IPs;
  * when `undefined` (local binding allowed, nothing to vet) the name is resolved here. Refuses
  * with {@link ProxyLoopError}, before dialling anything, when any address is our own listener.
  */
-export async function dialVetted(
-  net: Net,
-  host: string,
-  port: number,
-  addresses: readonly string[] | undefined,
-  isOwnListener: OwnListenerCheck,
-): Promise<Conn> {
-  const list = await vettedAddresses(net, host, port, addresses, isOwnListener);
+export async function dialVetted(ctx: DialContext, host: string, port: number, addresses: readonly string[] | undefined): Promise<Conn> {
+  const list = await vettedAddresses(ctx, host, port, addresses);
+  const budget = AbortSignal.timeout(DIAL_BUDGET_MS);
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
   for (const ip of list) {
+    const signals = [AbortSignal.timeout(CONNECT_TIMEOUT_MS), budget];
+    if (ctx.closing) signals.push(ctx.closing);
     try {
-      return await net.connectTcp({ host: ip, port }, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+      return await ctx.net.connectTcp({ host: ip, port }, { signal: AbortSignal.any(signals) });
     } catch (e) {
       last = e;
+      if (budget.aborted || ctx.closing?.aborted) break;
     }
   }
   throw last;
@@ -50,29 +58,19 @@ export async function dialVetted(
  * The addresses to send to: the policy's vetted ones, or (when it left resolution to dial
  * time) a bounded lookup. Throws {@link ProxyLoopError} when any is our own listener.
  */
-export async function vettedAddresses(
-  net: Net,
-  host: string,
-  port: number,
-  addresses: readonly string[] | undefined,
-  isOwnListener: OwnListenerCheck,
-): Promise<readonly string[]> {
-  const list = addresses ?? (await resolveForDial(net, host, port));
-  for (const ip of list) if (isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
+export async function vettedAddresses(ctx: DialContext, host: string, port: number, addresses: readonly string[] | undefined): Promise<readonly string[]> {
+  const list = addresses ?? (await resolveForDial(ctx.net, host, port));
+  for (const ip of list) if (ctx.isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
   return list;
 }
 
 async function resolveForDial(net: Net, host: string, port: number): Promise<string[]> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DialError("timeout", { host, port }, `resolving ${host} took over ${DIAL_RESOLVE_TIMEOUT_MS} ms`)), DIAL_RESOLVE_TIMEOUT_MS);
+    return await withTimeout(net.resolve(host), DIAL_RESOLVE_TIMEOUT_MS, () => {
+      throw new DialError("timeout", { host, port }, `resolving ${host} took over ${DIAL_RESOLVE_TIMEOUT_MS} ms`);
     });
-    return await Promise.race([net.resolve(host), timeout]);
   } catch (e) {
     if (e instanceof DialError) throw e;
     throw new DialError("host_unreachable", { host, port }, `cannot resolve ${host}: ${(e as Error).message}`);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { NetworkConfig } from "../config/types.ts";
+import { withTimeout } from "../net/timeout.ts";
 import { isNonPublicIp } from "./address-class.ts";
 import { normalizeHost } from "./host.ts";
 import { compilePatterns, type CompiledPatterns } from "./patterns.ts";
@@ -114,12 +115,8 @@ export class PolicyEngine {
     const decider = this.options.decider;
     if (!decider) return block(req.host, "not_allowed", "baseline_policy");
     const ms = this.options.deciderTimeoutMs ?? DECIDER_TIMEOUT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), ms);
-      });
-      const answer = await Promise.race([Promise.resolve().then(() => decider(req)), timeout]);
+      const answer = await withTimeout<NetworkDecision | "timeout">(Promise.resolve().then(() => decider(req)), ms, () => "timeout");
       if (answer === "timeout") return block(req.host, "decider_timeout", "decider");
       if (answer.decision === "allow") return undefined;
       if (answer.decision === "ask") return block(req.host, answer.reason ?? "not_allowed", "decider", "ask");
@@ -127,8 +124,6 @@ export class PolicyEngine {
       return block(req.host, "decider_error", "decider");
     } catch {
       return block(req.host, "decider_error", "decider");
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
@@ -143,14 +138,6 @@ function stripZone(ip: string): string {
 }
 
 /** Resolve with a deadline; any failure or timeout yields `[]` (the caller fails closed). */
-async function resolveWithin(resolve: (host: string) => Promise<string[]>, host: string, ms: number): Promise<string[]> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const timeout = new Promise<string[]>((r) => {
-      timer = setTimeout(() => r([]), ms);
-    });
-    return await Promise.race([resolve(host).catch(() => [] as string[]), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function resolveWithin(resolve: (host: string) => Promise<string[]>, host: string, ms: number): Promise<string[]> {
+  return withTimeout(resolve(host).catch(() => [] as string[]), ms, () => []);
 }

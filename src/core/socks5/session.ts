@@ -79,7 +79,7 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
   }
   let upstream: Conn;
   try {
-    upstream = await dialVetted(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener);
+    upstream = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
   } catch (e) {
     if (e instanceof ProxyLoopError) {
       recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");

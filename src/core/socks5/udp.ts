@@ -60,7 +60,7 @@ export async function runUdpAssociation(client: Conn, reader: BufferedReader, de
     }
     let ip: string | undefined;
     try {
-      ip = (await vettedAddresses(ctx.net, verdict.host, target.port, verdict.addresses, ctx.isOwnListener))[0];
+      ip = (await vettedAddresses(ctx, verdict.host, target.port, verdict.addresses))[0];
     } catch (e) {
       if (!(e instanceof ProxyLoopError)) throw e;
       recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");

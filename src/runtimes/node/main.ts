@@ -9,6 +9,9 @@ import { homedir } from "node:os";
 import { runStandalone } from "../../core/standalone.ts";
 import { nodeNet } from "./net.ts";
 
+// A closed stderr (the reader went away) must not take the proxy down with EPIPE.
+process.stderr.on("error", () => {});
+
 const code = await runStandalone({
   runtime: `node ${process.version}`,
   args: process.argv.slice(2),

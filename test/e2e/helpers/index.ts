@@ -7,6 +7,7 @@ export * from "./hosts.ts";
 export * from "./proxy.ts";
 export * from "./raw.ts";
 export * from "./servers.ts";
+export * from "./socks5.ts";
 export * from "./util.ts";
 
 /** The JSON body of a blocked plain request (behavior.md §5). */

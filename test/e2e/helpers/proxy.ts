@@ -13,6 +13,11 @@ export interface ProxyProcess {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /**
+   * Port of the SOCKS5 listener, from `SOCKS5 proxy listening on 127.0.0.1:PORT` (undefined when
+   * the config does not enable SOCKS5 and the line was not printed by the time the HTTP one was).
+   */
+  readonly socksPort: number | undefined;
   /** The directory holding the config file (removed by `stop`). */
   readonly dir: string;
   readonly configPath: string;
@@ -34,6 +39,11 @@ export interface StartProxyOptions {
   noConfigFlag?: boolean;
   /** How long to wait for the listening line. */
   readyTimeoutMs?: number;
+  /**
+   * Also wait for `SOCKS5 proxy listening on …` before resolving. Default: true when the config
+   * text contains `enable_socks5 = true`.
+   */
+  waitForSocks5?: boolean;
 }
 
 const live = new Set<ChildProcess>();
@@ -48,6 +58,7 @@ process.on("exit", () => {
 });
 
 const LISTENING = /HTTP proxy listening on (127\.0\.0\.1|\[?::1\]?):(\d+)/;
+const SOCKS5_LISTENING = /SOCKS5 proxy listening on (?:127\.0\.0\.1|\[?::1\]?):(\d+)/;
 
 /**
  * Write `configToml` to a fresh temp dir as `config.toml`, start the proxy on it and wait for
@@ -75,11 +86,12 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
       resolve(code);
     });
   });
+  const waitForSocks5 = opts.waitForSocks5 ?? /^\s*enable_socks5\s*=\s*true\s*$/m.test(configToml);
   const ready = new Promise<{ host: string; port: number }>((resolve, reject) => {
     const onData = (chunk: string) => {
       err += chunk;
       const m = LISTENING.exec(err);
-      if (m) resolve({ host: m[1]!.replace(/[[\]]/g, ""), port: Number(m[2]) });
+      if (m && (!waitForSocks5 || SOCKS5_LISTENING.test(err))) resolve({ host: m[1]!.replace(/[[\]]/g, ""), port: Number(m[2]) });
     };
     child.stderr!.on("data", onData);
     child.stdout!.on("data", (c: string) => (out += c));
@@ -96,7 +108,9 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   }
   let stopped: Promise<number | null> | undefined;
   const hostForUrl = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+  const socksMatch = SOCKS5_LISTENING.exec(err);
   return {
+    socksPort: socksMatch ? Number(socksMatch[1]) : undefined,
     url: `http://${hostForUrl}:${addr.port}`,
     host: addr.host,
     port: addr.port,
