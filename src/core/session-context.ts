@@ -50,8 +50,3 @@ export function recordStateBlock(
 ): void {
   ctx.state.record({ timestamp: Date.now(), scope, decision: "deny", source: scope, reason, override: false, host, mode: snap.mode, ...facts });
 }
-
-/** Record a mode-guard refusal (limited mode). */
-export function recordModeBlock(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts): void {
-  recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
-}

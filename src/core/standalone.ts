@@ -41,9 +41,10 @@ export interface StandaloneHost {
 
 /** The `--help` text. */
 export const HELP = `codex-network-proxy ${VERSION}
-Local network-policy proxy for sandboxed software: an HTTP proxy that decides every
-request and CONNECT tunnel by an allowlist, a denylist, local-address protection and
-a read-only "limited" mode.
+Local network-policy proxy for sandboxed software: an HTTP proxy (and an optional
+SOCKS5 proxy) that decides every request, CONNECT tunnel and SOCKS5 connection or
+datagram by an allowlist, a denylist, local-address protection and a read-only
+"limited" mode.
 
 Usage: codex-network-proxy [--config PATH]
 

@@ -18,7 +18,6 @@ export { MAX_TOML_DEPTH, parseConfigText } from "./parse.ts";
 export {
   isLoopbackHost,
   LOOPBACK_BIND_HOST,
-  MAX_PORT,
   parseListenUrl,
   planListeners,
   SCHEME_DEFAULT_PORTS,

@@ -9,10 +9,10 @@
  */
 
 import ipaddr from "ipaddr.js";
+import { MAX_PORT } from "../net/contract.ts";
+import { isLoopbackIp } from "../policy/address-class.ts";
 import { ConfigError, type ListenAddr, type ListenPlan, type NetworkConfig } from "./types.ts";
 
-/** Highest TCP port number. Port 0 is accepted and means "any free port". */
-export const MAX_PORT = 65535;
 
 /** The address a non-loopback bind is clamped to. */
 export const LOOPBACK_BIND_HOST = "127.0.0.1";
@@ -112,12 +112,7 @@ function canonicalHost(raw: string): string | undefined {
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; false for names and other addresses. */
 export function isLoopbackHost(host: string): boolean {
-  if (!ipaddr.isValid(host)) return false;
-  const addr = ipaddr.parse(host);
-  if (addr instanceof ipaddr.IPv6 && addr.isIPv4MappedAddress()) {
-    return addr.toIPv4Address().range() === "loopback";
-  }
-  return addr.range() === "loopback";
+  return isLoopbackIp(host);
 }
 
 /** The parts of {@link NetworkConfig} that decide where listeners bind. */

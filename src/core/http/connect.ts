@@ -5,16 +5,17 @@
  *
  * @module
  */
-import type { BufferedReader } from "../net/reader.ts";
-import { dialVetted, ProxyLoopError } from "../net/dial.ts";
-import { relay } from "../net/relay.ts";
 import { TARGET } from "../log.ts";
-import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { formatAddr, type Conn } from "../net/contract.ts";
+import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import type { BufferedReader } from "../net/reader.ts";
+import { relay } from "../net/relay.ts";
+import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
 import type { RequestHead } from "./parser.ts";
-import { blockedConnectResponse, textResponse } from "./responses.ts";
-import { clientAddr, CONNECT_ESTABLISHED, refuseMalformed, writeQuietly, type RequestOutcome } from "./session.ts";
+import { answerRefusal, CONNECT_ESTABLISHED, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
+import { textResponse } from "./responses.ts";
 import { connectTarget, isTargetError } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 
@@ -26,44 +27,40 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const framing = requestFraming(head);
   if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
   if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
-  const keepAlive = wantsKeepAlive(head.version, head.headers);
+  const keep = wantsKeepAlive(head.version, head.headers);
   const snap = ctx.state.snapshot();
-  const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: clientAddr(client) };
-  const verdict = await snap.policy.decide({ protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client_addr: facts.client });
+  const protocol = "https_connect" as const;
+  const facts = { protocol, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
+  const verdict = await snap.policy.decide({ protocol, host: target.host, port: target.port, method: "CONNECT", client_addr: facts.client });
   recordVerdict(ctx, snap, verdict, facts);
+  const host = verdict.host;
   if (!verdict.allowed) {
-    ctx.log.log("info", TARGET.http, `blocked CONNECT ${verdict.host}:${target.port} (${verdict.reason}) from ${facts.client}`);
-    const r = { host: verdict.host, port: target.port, reason: verdict.reason, decision: verdict.decision, source: verdict.source, protocol: "https_connect" as const };
-    await client.write(blockedConnectResponse(r, keepAlive));
-    return keepAlive ? "keep" : "close";
+    const { reason, decision, source } = verdict;
+    return answerRefusal(ctx, client, { host, port: target.port, reason, decision, source, protocol }, "CONNECT", keep);
   }
   if (snap.mode === "limited") {
-    recordModeBlock(ctx, snap, verdict.host, facts);
-    ctx.log.log("info", TARGET.http, `blocked CONNECT ${verdict.host}:${target.port} (method_not_allowed, limited mode) from ${facts.client}`);
-    const r = { host: verdict.host, port: target.port, reason: "method_not_allowed", decision: "deny" as const, source: "mode_guard" as const, protocol: "https_connect" as const };
-    await client.write(blockedConnectResponse(r, keepAlive));
-    return keepAlive ? "keep" : "close";
+    recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
+    const r = { host, port: target.port, reason: "method_not_allowed", decision: "deny", source: "mode_guard", protocol } as const;
+    return answerRefusal(ctx, client, r, "CONNECT", keep);
   }
   slot.current?.close();
   slot.current = undefined;
-  let upstream;
+  let upstream: Conn;
   try {
-    upstream = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
+    upstream = await dialVetted(ctx, host, target.port, verdict.addresses);
   } catch (e) {
     if (e instanceof ProxyLoopError) {
-      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
-      ctx.log.log("info", TARGET.http, `blocked CONNECT ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${facts.client}`);
-      const r = { host: verdict.host, port: target.port, reason: "proxy_loop", decision: "deny" as const, source: "proxy_state" as const, protocol: "https_connect" as const };
-      await client.write(blockedConnectResponse(r, keepAlive));
-      return keepAlive ? "keep" : "close";
+      recordStateBlock(ctx, snap, host, facts, "proxy_state", "proxy_loop");
+      const r = { host, port: target.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol } as const;
+      return answerRefusal(ctx, client, r, "CONNECT", keep);
     }
-    ctx.log.log("info", TARGET.http, `CONNECT ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
-    await writeQuietly(client, textResponse(502, "upstream failure", keepAlive));
-    return keepAlive ? "keep" : "close";
+    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
+    await writeQuietly(client, textResponse(502, "upstream failure", keep));
+    return keep ? "keep" : "close";
   }
   const untrack = ctx.track(upstream);
   try {
-    ctx.log.log("info", TARGET.http, `CONNECT ${verdict.host}:${target.port} allowed for ${facts.client}`);
+    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${facts.client}`);
     await client.write(CONNECT_ESTABLISHED);
     await relay(ctx.net, client, upstream, reader.takeBuffered());
   } finally {

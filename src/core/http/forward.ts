@@ -9,17 +9,17 @@
 import { latin1Bytes } from "../net/bytes.ts";
 import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
-import type { Conn } from "../net/contract.ts";
+import { formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { HostVerdict } from "../policy/types.ts";
-import { recordModeBlock, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
-import { blockedHttpResponse, textResponse } from "./responses.ts";
-import { clientAddr, refuseMalformed, writeQuietly, type RequestOutcome } from "./session.ts";
-import { LIMITED_MODE_METHODS } from "./limits.ts";
+import { textResponse } from "./responses.ts";
+import { answerRefusal, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
+import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
 import { handleUnixSocketRequest, requestedUnixSocket } from "./unix-socket.ts";
 import { Upstream, upstreamKey, type UpstreamSlot } from "./upstream.ts";
@@ -44,21 +44,19 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   const snap = ctx.state.snapshot();
   const socketPath = requestedUnixSocket(head);
   if (socketPath !== undefined) return handleUnixSocketRequest(head, socketPath, snap, client, ctx, keepAfterRefusal);
-  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: clientAddr(client) };
-  const verdict = await snap.policy.decide({ protocol: "http", host: target.host, port: target.port, method: head.method, client_addr: facts.client });
+  const protocol = "http" as const;
+  const facts = { protocol, port: target.port, method: head.method, client: formatAddr(client.remote) };
+  const verdict = await snap.policy.decide({ protocol, host: target.host, port: target.port, method: head.method, client_addr: facts.client });
   recordVerdict(ctx, snap, verdict, facts);
+  const host = verdict.host;
   if (!verdict.allowed) {
-    ctx.log.log("info", TARGET.http, `blocked ${head.method} ${verdict.host}:${target.port} (${verdict.reason}) from ${facts.client}`);
-    const r = { host: verdict.host, port: target.port, reason: verdict.reason, decision: verdict.decision, source: verdict.source, protocol: "http" as const };
-    await client.write(blockedHttpResponse(r, keepAfterRefusal));
-    return keepAfterRefusal ? "keep" : "close";
+    const { reason, decision, source } = verdict;
+    return answerRefusal(ctx, client, { host, port: target.port, reason, decision, source, protocol }, head.method, keepAfterRefusal);
   }
   if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) {
-    recordModeBlock(ctx, snap, verdict.host, facts);
-    ctx.log.log("info", TARGET.http, `blocked ${head.method} ${verdict.host}:${target.port} (method_not_allowed, limited mode) from ${facts.client}`);
-    const r = { host: verdict.host, port: target.port, reason: "method_not_allowed", decision: "deny" as const, source: "mode_guard" as const, protocol: "http" as const };
-    await client.write(blockedHttpResponse(r, keepAfterRefusal));
-    return keepAfterRefusal ? "keep" : "close";
+    recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
+    const r = { host, port: target.port, reason: "method_not_allowed", decision: "deny", source: "mode_guard", protocol } as const;
+    return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
   }
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
   return exchange(head, target, framing, keepAlive, verdict, reader, ctx, slot);
@@ -104,7 +102,12 @@ async function exchange(
         const conn = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
         slot.current = new Upstream(key, conn, ctx.track(conn));
       } catch (e) {
-        if (e instanceof ProxyLoopError) return refuseLoop(head, target, keepAlive && !hasBody, verdict.host, client, ctx);
+        if (e instanceof ProxyLoopError) {
+          const facts = { protocol: "http" as const, port: target.port, method: head.method, client: formatAddr(client.remote) };
+          recordStateBlock(ctx, ctx.state.snapshot(), verdict.host, facts, "proxy_state", "proxy_loop");
+          const r = { host: verdict.host, port: target.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol: "http" } as const;
+          return answerRefusal(ctx, client, r, head.method, keepAlive && !hasBody);
+        }
         return upstreamFailure((e as Error).message);
       }
     }
@@ -193,16 +196,6 @@ async function exchange(
     slot.current = undefined;
   }
   return clientKeep ? "keep" : "close";
-}
-
-/** 403 `proxy_loop`: the target is this proxy's own listener. */
-async function refuseLoop(head: RequestHead, target: RequestTarget, keep: boolean, host: string, client: Conn, ctx: SessionContext): Promise<RequestOutcome> {
-  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: clientAddr(client) };
-  recordStateBlock(ctx, ctx.state.snapshot(), host, facts, "proxy_state", "proxy_loop");
-  ctx.log.log("info", TARGET.http, `blocked ${head.method} ${host}:${target.port} (proxy_loop: our own listener) from ${facts.client}`);
-  const r = { host, port: target.port, reason: "proxy_loop", decision: "deny" as const, source: "proxy_state" as const, protocol: "http" as const };
-  await client.write(blockedHttpResponse(r, keep));
-  return keep ? "keep" : "close";
 }
 
 /** The upstream closed before answering a request sent on a reused connection. */

@@ -5,22 +5,20 @@
  *
  * @module
  */
-import type { Conn } from "../net/contract.ts";
-import { latin1Bytes } from "../net/bytes.ts";
+import { formatAddr, type Conn } from "../net/contract.ts";
 import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
 import { handleConnect } from "./connect.ts";
 import { forwardRequest } from "./forward.ts";
 import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
+import { writeQuietly } from "./reply.ts";
 import { textResponse } from "./responses.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 
 /** How long a client may take to send a complete request head (also the keep-alive idle limit). */
 export const HEADER_TIMEOUT_MS = 30_000;
 
-/** What happens to the client connection after one request. */
-export type RequestOutcome = "keep" | "close";
 
 /** Serve one accepted client connection until it closes. Never throws. */
 export async function serveHttpConnection(client: Conn, ctx: SessionContext): Promise<void> {
@@ -38,7 +36,7 @@ export async function serveHttpConnection(client: Conn, ctx: SessionContext): Pr
       if (outcome === "close") break;
     }
   } catch (e) {
-    ctx.log.log("debug", TARGET.http, `client ${clientAddr(client)}: ${(e as Error).message}`);
+    ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)}: ${(e as Error).message}`);
   } finally {
     upstream.current?.close();
     client.close();
@@ -64,7 +62,7 @@ async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Pro
         return r.head;
       }
       if (r.kind === "error") {
-        ctx.log.log("debug", TARGET.http, `client ${clientAddr(reader.conn)}: ${r.status} ${r.message}`);
+        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: ${r.status} ${r.message}`);
         await writeQuietly(reader.conn, textResponse(r.status, r.message));
         return null;
       }
@@ -73,41 +71,16 @@ async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Pro
     try {
       if (!(await reader.fill(deadline))) {
         if (reader.buffered.length > 0) {
-          ctx.log.log("debug", TARGET.http, `client ${clientAddr(reader.conn)} closed inside a request head`);
+          ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)} closed inside a request head`);
         }
         return null;
       }
     } catch (e) {
       if (e instanceof ReadTimeoutError) {
-        ctx.log.log("debug", TARGET.http, `client ${clientAddr(reader.conn)}: no complete request head within ${HEADER_TIMEOUT_MS} ms`);
+        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: no complete request head within ${HEADER_TIMEOUT_MS} ms`);
         return null;
       }
       throw e;
     }
   }
 }
-
-/** Write and ignore failure (the peer may already be gone). */
-export async function writeQuietly(conn: Conn, bytes: Uint8Array): Promise<void> {
-  try {
-    await conn.write(bytes);
-  } catch {
-    // nothing more to tell a client that went away
-  }
-}
-
-/** Answer a malformed request with a plain-text error and end the connection. */
-export async function refuseMalformed(ctx: SessionContext, client: Conn, status: number, message: string): Promise<RequestOutcome> {
-  ctx.log.log("debug", TARGET.http, `client ${clientAddr(client)}: ${status} ${message}`);
-  await writeQuietly(client, textResponse(status, message));
-  return "close";
-}
-
-/** `ip:port` of a connection's peer. */
-export function clientAddr(conn: Conn): string {
-  const h = conn.remote.host;
-  return h.includes(":") ? `[${h}]:${conn.remote.port}` : `${h}:${conn.remote.port}`;
-}
-
-/** `HTTP/1.1 200 OK` + blank line: the answer to an allowed CONNECT. */
-export const CONNECT_ESTABLISHED = latin1Bytes("HTTP/1.1 200 OK\r\n\r\n");

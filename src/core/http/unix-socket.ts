@@ -7,14 +7,14 @@
  *
  * @module
  */
-import type { Conn } from "../net/contract.ts";
+import { formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import { recordStateBlock, type SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
-import { LIMITED_MODE_METHODS } from "./limits.ts";
+import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
-import { blockedHttpResponse, simpleResponse } from "./responses.ts";
-import { clientAddr, type RequestOutcome } from "./session.ts";
+import { simpleResponse } from "./responses.ts";
+import { answerRefusal, type RequestOutcome } from "./reply.ts";
 
 /** The header naming a unix socket to forward to. */
 export const UNIX_SOCKET_HEADER = "x-unix-socket";
@@ -36,13 +36,10 @@ export async function handleUnixSocketRequest(
   ctx: SessionContext,
   keep: boolean,
 ): Promise<RequestOutcome> {
-  const facts = { protocol: "http" as const, port: 0, method: head.method, client: clientAddr(client) };
-  const refuse = async (reason: string, source: "proxy_state" | "mode_guard"): Promise<RequestOutcome> => {
+  const facts = { protocol: "http" as const, port: 0, method: head.method, client: formatAddr(client.remote) };
+  const refuse = (reason: string, source: "proxy_state" | "mode_guard"): Promise<RequestOutcome> => {
     recordStateBlock(ctx, snap, UNIX_SOCKET_HOST, facts, source, reason);
-    ctx.log.log("info", TARGET.http, `blocked ${head.method} via unix socket (${reason}) from ${facts.client}`);
-    const r = { host: UNIX_SOCKET_HOST, port: 0, reason, decision: "deny" as const, source, protocol: "http" as const };
-    await client.write(blockedHttpResponse(r, keep));
-    return keep ? "keep" : "close";
+    return answerRefusal(ctx, client, { host: UNIX_SOCKET_HOST, port: 0, reason, decision: "deny", source, protocol: "http" }, head.method, keep);
   };
   if (!snap.network.allow_unix_sockets.includes(path)) return refuse("not_allowed", "proxy_state");
   if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) return refuse("method_not_allowed", "mode_guard");

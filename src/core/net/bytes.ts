@@ -43,14 +43,6 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Index of `\r\n\r\n` at or after `from`, or -1. */
-export function indexOfHeadEnd(bytes: Uint8Array, from: number): number {
-  for (let i = Math.max(0, from); i + 3 < bytes.length; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
-  }
-  return -1;
-}
-
 /** Index of `\r\n` at or after `from`, or -1. */
 export function indexOfCrlf(bytes: Uint8Array, from: number): number {
   for (let i = Math.max(0, from); i + 1 < bytes.length; i++) {

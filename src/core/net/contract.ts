@@ -5,6 +5,9 @@
  * @module
  */
 
+/** Highest TCP/UDP port number. */
+export const MAX_PORT = 65535;
+
 /** A transport address. `host` is an IP literal (IPv6 without brackets) or a unix path. */
 export interface NetAddr {
   readonly host: string;

@@ -7,6 +7,20 @@
 import ipaddr from "ipaddr.js";
 import type { NetAddr } from "./contract.ts";
 
+/** A canonical dotted-quad IPv4 literal (each octet 0–255, no leading zeros). */
+const DOTTED_QUAD = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for a canonical dotted-quad IPv4 literal. */
+export function isDottedQuad(text: string): boolean {
+  return DOTTED_QUAD.test(text);
+}
+
+/** Remove an IPv6 zone id (`fe80::1%lo0` → `fe80::1`). */
+export function stripZone(host: string): string {
+  const pct = host.indexOf("%");
+  return pct < 0 ? host : host.slice(0, pct);
+}
+
 /** `::ffff:a.b.c.d` → `a.b.c.d` (dual-stack sockets report IPv4 peers this way); lower-cased. */
 export function unmapIpv4(host: string): string {
   return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host.toLowerCase();

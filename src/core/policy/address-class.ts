@@ -7,6 +7,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
+import { isDottedQuad } from "../net/ip.ts";
 
 type IPv4 = ipaddr.IPv4;
 type IPv6 = ipaddr.IPv6;
@@ -83,7 +84,6 @@ const LOOPBACK_V4 = v4Range(LOOPBACK_V4_CIDR);
 const LOOPBACK_EMBEDDING = LOOPBACK_EMBEDDING_CIDRS.map(v6Range);
 
 /** Canonical dotted-quad IPv4 (no leading zeros, no other spellings). */
-const DOTTED_QUAD = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** Characters of IPv6 text (hex groups, colons, and dots of a trailing embedded IPv4). */
 const IPV6_TEXT = /^[0-9a-f:.]+$/i;
@@ -95,9 +95,9 @@ const IPV6_TEXT = /^[0-9a-f:.]+$/i;
 function parseStrict(text: string): IPv4 | IPv6 | null {
   const pct = text.indexOf("%");
   const ip = pct < 0 ? text : text.slice(0, pct);
-  if (DOTTED_QUAD.test(ip)) return ipaddr.IPv4.parse(ip);
+  if (isDottedQuad(ip)) return ipaddr.IPv4.parse(ip);
   if (!IPV6_TEXT.test(ip) || !ip.includes(":")) return null;
-  if (ip.includes(".") && !DOTTED_QUAD.test(ip.slice(ip.lastIndexOf(":") + 1))) return null;
+  if (ip.includes(".") && !isDottedQuad(ip.slice(ip.lastIndexOf(":") + 1))) return null;
   if (!ipaddr.IPv6.isValid(ip)) return null;
   try {
     return ipaddr.IPv6.parse(ip);

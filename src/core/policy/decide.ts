@@ -7,6 +7,7 @@
  * @module
  */
 import type { NetworkConfig } from "../config/types.ts";
+import { stripZone } from "../net/ip.ts";
 import { withTimeout } from "../net/timeout.ts";
 import { isNonPublicIp } from "./address-class.ts";
 import { normalizeHost } from "./host.ts";
@@ -132,10 +133,6 @@ function block(host: string, reason: BlockReason, source: DecisionSource, decisi
   return { allowed: false, host, reason, decision, source };
 }
 
-function stripZone(ip: string): string {
-  const i = ip.indexOf("%");
-  return i < 0 ? ip : ip.slice(0, i);
-}
 
 /** Resolve with a deadline; any failure or timeout yields `[]` (the caller fails closed). */
 function resolveWithin(resolve: (host: string) => Promise<string[]>, host: string, ms: number): Promise<string[]> {

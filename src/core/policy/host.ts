@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { MAX_PORT } from "../net/contract.ts";
+import { isDottedQuad } from "../net/ip.ts";
 
 /** A host in its canonical form. */
 export interface NormalizedHost {
@@ -34,9 +36,6 @@ export const MAX_RAW_HOST_LENGTH = 1024;
 /** Longest IPv6 zone id accepted (interface names are at most 15 bytes on Linux; leave room). */
 export const MAX_ZONE_LENGTH = 64;
 
-/** Highest TCP/UDP port number. */
-export const MAX_PORT = 65535;
-
 /** Lowest usable port number (port 0 cannot be connected to). */
 export const MIN_PORT = 1;
 
@@ -54,7 +53,6 @@ const FORBIDDEN_RAW = /[\u0000-\u0020\u007f/\\@?#]/;
 const CANONICAL_NAME = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 
 /** A canonical dotted-quad IPv4 as produced by the WHATWG host parser. */
-const DOTTED_QUAD = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** Characters of an IPv6 address before any zone id (hex digits, colons, dots for an embedded IPv4). */
 const IPV6_CHARS = /^[0-9a-f:.]+$/;
@@ -158,7 +156,7 @@ function normalizeIpv6(text: string): NormalizedHost | null {
 }
 
 /** Strip every trailing dot (`example.com.` and `example.com..` are both `example.com`). */
-function stripTrailingDots(text: string): string {
+export function stripTrailingDots(text: string): string {
   let end = text.length;
   while (end > 0 && text.charCodeAt(end - 1) === 0x2e) end--;
   return text.slice(0, end);
@@ -187,7 +185,7 @@ function normalizeNameOrIpv4(text: string): NormalizedHost | null {
   }
   // UTS #46 mapping may have introduced dots (U+3002 → `.`), so strip and validate again.
   const name = stripTrailingDots(hostname);
-  if (DOTTED_QUAD.test(name)) return { name, kind: "ipv4", ip: name };
+  if (isDottedQuad(name)) return { name, kind: "ipv4", ip: name };
   if (!CANONICAL_NAME.test(name) || !labelsValid(name)) return null;
   return { name, kind: "name" };
 }

@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { MAX_HOST_LENGTH, MAX_LABEL_LENGTH, normalizeHost, splitHostPort } from "./host.ts";
+import { isDottedQuad, stripZone } from "../net/ip.ts";
+import { MAX_HOST_LENGTH, MAX_LABEL_LENGTH, normalizeHost, splitHostPort, stripTrailingDots } from "./host.ts";
 
 /** A domain pattern that cannot be compiled. `pattern` is the offending pattern as written. */
 export class PatternError extends TypeError {
@@ -54,8 +55,6 @@ const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/;
 /** A label of an IPv4-with-wildcards pattern (`192.168.*.*`), refused like a numeric last label. */
 const IPV4_GLOB_LABEL = /^[0-9*]+$/;
 
-/** A canonical dotted-quad IPv4 (the only IPv4 form a normalised host can take). */
-const DOTTED_QUAD = /^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$/;
 
 /**
  * A TLD appended to a run of literal labels so the host parser treats it as a name (never as an
@@ -65,21 +64,9 @@ const PROBE_TLD = "invalid";
 
 /** True when a normalised host name is an IP literal (IPv6 has a colon; IPv4 is a dotted quad). */
 function isIpLiteral(host: string): boolean {
-  return host.includes(":") || DOTTED_QUAD.test(host);
+  return host.includes(":") || isDottedQuad(host);
 }
 
-/** Remove an IPv6 zone id (`fe80::1%lo0` → `fe80::1`). */
-function stripZone(host: string): string {
-  const pct = host.indexOf("%");
-  return pct < 0 ? host : host.slice(0, pct);
-}
-
-/** Strip every trailing dot. */
-function stripTrailingDots(text: string): string {
-  let end = text.length;
-  while (end > 0 && text.charCodeAt(end - 1) === 0x2e) end--;
-  return text.slice(0, end);
-}
 
 /** Mutable index under construction. */
 interface Index {

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { clientAddr, writeQuietly } from "../http/session.ts";
+import { writeQuietly } from "../http/reply.ts";
 import { TARGET } from "../log.ts";
-import { DialError, type Conn } from "../net/contract.ts";
+import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
@@ -25,7 +25,7 @@ export const HANDSHAKE_TIMEOUT_MS = 30_000;
 export async function serveSocks5Connection(client: Conn, ctx: SessionContext): Promise<void> {
   const untrack = ctx.track(client);
   const reader = new BufferedReader(client);
-  const who = clientAddr(client);
+  const who = formatAddr(client.remote);
   try {
     const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS;
     const greeting = await readMessage(reader, parseGreeting, deadline, ctx, who);

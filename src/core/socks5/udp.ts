@@ -8,11 +8,11 @@
  * @module
  */
 import { TARGET } from "../log.ts";
-import type { Conn, DatagramSocket, NetAddr } from "../net/contract.ts";
+import { formatAddr, type Conn, type DatagramSocket, type NetAddr } from "../net/contract.ts";
 import { ProxyLoopError, vettedAddresses } from "../net/dial.ts";
 import { isUnspecifiedIp, unmapIpv4 } from "../net/ip.ts";
 import type { BufferedReader } from "../net/reader.ts";
-import { clientAddr, writeQuietly } from "../http/session.ts";
+import { writeQuietly } from "../http/reply.ts";
 import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { Reply } from "./constants.ts";
 import { encodeDatagramHeader, encodeReply, parseDatagram, type Socks5Address } from "./parser.ts";
@@ -27,7 +27,7 @@ const CONTROL_READ_BYTES = 4096;
 
 /** Run one association until its control connection closes. */
 export async function runUdpAssociation(client: Conn, reader: BufferedReader, declared: Socks5Address, ctx: SessionContext): Promise<void> {
-  const who = clientAddr(client);
+  const who = formatAddr(client.remote);
   const clientIp = unmapIpv4(client.remote.host);
   // RFC 1928 §7: DST.ADDR/PORT name where the client will send from; zeros mean "not known yet".
   let clientPort = declared.port !== 0 && (isUnspecifiedIp(declared.host) || unmapIpv4(declared.host) === clientIp) ? declared.port : undefined;

@@ -1,5 +1,5 @@
 /**
- * Method policy shared by the HTTP paths.
+ * Method policy shared by the HTTP paths (limited mode).
  *
  * @module
  */
