@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Attribution, AttributionRegistry } from "./attribution.ts";
 import type { DecisionRecord } from "./audit/events.ts";
 import type { Logger } from "./log.ts";
 import type { Conn, Net, NetAddr } from "./net/contract.ts";
@@ -20,6 +21,8 @@ export interface SessionContext {
   isOwnListener(addr: NetAddr): boolean;
   /** Aborted when the proxy shuts down. */
   readonly closing?: AbortSignal;
+  /** Credentials minted by `envFor`; requests presenting one are attributed to its command. */
+  readonly attribution?: AttributionRegistry;
 }
 
 /** The request facts a decision record carries. */
@@ -49,4 +52,10 @@ export function recordStateBlock(
   reason: string,
 ): void {
   ctx.state.record({ timestamp: Date.now(), scope, decision: "deny", source: scope, reason, override: false, host, mode: snap.mode, ...facts });
+}
+
+/** The attribution fields of a policy request for a presented credential (none when unknown). */
+export function attributed(ctx: SessionContext, credential: string | undefined): Attribution {
+  const a = ctx.attribution?.lookup(credential);
+  return a ? { command: a.command, exec_policy_hint: a.exec_policy_hint } : {};
 }

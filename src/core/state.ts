@@ -1,13 +1,16 @@
 /**
  * The proxy's live state: configuration, compiled policy and mode as one immutable snapshot
  * that sessions read once per request, so a change is atomic (a request sees the old policy or
- * the new one, never a mix), plus the decision fan-out (blocked ring and sinks).
+ * the new one, never a mix), plus the decision fan-out (blocked ring and sinks). Reloads and
+ * mode changes are checked against the managed constraints and change nothing when refused.
  *
  * @module
  */
 import { BlockedLog } from "./audit/blocked.ts";
 import type { DecisionRecord, DecisionSink } from "./audit/events.ts";
+import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
 import type { NetworkConfig, NetworkMode } from "./config/types.ts";
+import { silentLogger, TARGET, type Logger } from "./log.ts";
 import { PolicyEngine, type PolicyOptions } from "./policy/decide.ts";
 
 /** What one request is decided against. */
@@ -17,19 +20,42 @@ export interface ProxySnapshot {
   readonly mode: NetworkMode;
 }
 
+/** Where a reload reads the configuration from (the config file, or the embedding app). */
+export type ConfigSource = () => Promise<NetworkConfig> | NetworkConfig;
+
+/** A reload or mode change that was refused; the previous state stays in force. */
+export class StateChangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StateChangeError";
+  }
+}
+
+/** Optional parts of {@link ProxyState}. */
+export interface ProxyStateOptions {
+  /** Re-read by {@link ProxyState.reload}. Without one, reload re-applies the current config. */
+  source?: ConfigSource;
+  /** Limits no configuration, reload or mode change may widen. */
+  constraints?: NetworkConstraints;
+  log?: Logger;
+}
+
 /** Live, swappable state shared by every session. */
 export class ProxyState {
   private current: ProxySnapshot;
   /** Recent refusals (`GET /blocked`). */
   readonly blocked = new BlockedLog();
   private readonly sinks: DecisionSink[] = [];
+  private readonly log: Logger;
 
-  /** Compiles `network`; throws (PatternError) on an invalid pattern. */
+  /** Compiles `network`; throws (PatternError, StateChangeError for a constraint) when invalid. */
   constructor(
     network: NetworkConfig,
     private readonly policyOptions: PolicyOptions,
+    private readonly options: ProxyStateOptions = {},
   ) {
-    this.current = compileSnapshot(network, policyOptions);
+    this.log = options.log ?? silentLogger;
+    this.current = this.compile(network);
   }
 
   /** The snapshot in force now. */
@@ -37,15 +63,46 @@ export class ProxyState {
     return this.current;
   }
 
-  /** Replace the configuration. On error nothing changes and the error is thrown. */
-  replaceConfig(network: NetworkConfig): void {
-    this.current = compileSnapshot(network, this.policyOptions);
+  /** The managed constraints, if any. */
+  get constraints(): NetworkConstraints | undefined {
+    return this.options.constraints;
   }
 
-  /** Switch mode; the lists stay as they are. */
+  /**
+   * Replace the configuration. On error (bad pattern, constraint violation) nothing changes and
+   * the error is thrown. Logs what each list gained and lost.
+   */
+  replaceConfig(network: NetworkConfig): void {
+    const next = this.compile(network);
+    const before = this.current.network;
+    this.current = next;
+    for (const line of describeChanges(before, next.network)) this.log.log("info", TARGET.config, line);
+  }
+
+  /** Re-read the source and apply it; refused or failed reloads keep the old state and throw. */
+  async reload(): Promise<void> {
+    const source = this.options.source;
+    let network: NetworkConfig;
+    try {
+      network = source ? await source() : structuredClone(this.current.network as NetworkConfig);
+    } catch (e) {
+      throw new StateChangeError(`reload failed: ${(e as Error).message}`);
+    }
+    try {
+      this.replaceConfig(network);
+    } catch (e) {
+      throw new StateChangeError(`reload refused: ${(e as Error).message}`);
+    }
+  }
+
+  /** Switch mode; the lists stay as they are. A mode the constraints forbid is refused. */
   setMode(mode: NetworkMode): void {
     const s = this.current;
-    this.current = { ...s, mode, network: { ...s.network, mode } };
+    const network = { ...s.network, mode } as NetworkConfig;
+    const violation = this.options.constraints ? checkConstraints(network, this.options.constraints)[0] : undefined;
+    if (violation) throw new StateChangeError(violation);
+    this.current = { ...s, mode, network };
+    if (s.mode !== mode) this.log.log("info", TARGET.config, `mode changed from ${s.mode} to ${mode}`);
   }
 
   /** Add a receiver of every decision. */
@@ -64,9 +121,27 @@ export class ProxyState {
       }
     }
   }
+
+  private compile(network: NetworkConfig): ProxySnapshot {
+    const copy: NetworkConfig = structuredClone(network);
+    const violation = this.options.constraints ? checkConstraints(copy, this.options.constraints)[0] : undefined;
+    if (violation) throw new StateChangeError(violation);
+    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode });
+  }
 }
 
-function compileSnapshot(network: NetworkConfig, options: PolicyOptions): ProxySnapshot {
-  const copy: NetworkConfig = structuredClone(network);
-  return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, options), mode: copy.mode });
+/** One line per list that changed: what was added and removed. */
+export function describeChanges(before: Readonly<NetworkConfig>, after: Readonly<NetworkConfig>): string[] {
+  const lines: string[] = [];
+  for (const key of ["allowed_domains", "denied_domains", "allow_unix_sockets"] as const) {
+    const was = new Set(before[key]);
+    const now = new Set(after[key]);
+    const added = [...now].filter((x) => !was.has(x));
+    const removed = [...was].filter((x) => !now.has(x));
+    if (added.length || removed.length) {
+      lines.push(`config reloaded: network.${key} added ${JSON.stringify(added)}, removed ${JSON.stringify(removed)}`);
+    }
+  }
+  if (before.mode !== after.mode) lines.push(`config reloaded: network.mode ${before.mode} -> ${after.mode}`);
+  return lines;
 }

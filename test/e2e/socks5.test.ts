@@ -282,10 +282,10 @@ describe("limited mode: every SOCKS5 request refused with 05 02", () => {
 });
 
 describe("raw-socket protocol cases", () => {
-  it("method negotiation offering only 0x02 (username/password) → 05 FF, then closed", async () => {
+  it("method negotiation offering only unsupported methods (GSSAPI 0x01, 0x80) → 05 FF, then closed", async () => {
     const c = await raw(socksPortOf(proxy));
     try {
-      await c.write(Buffer.from([0x05, 0x01, 0x02]));
+      await c.write(Buffer.from([0x05, 0x02, 0x01, 0x80]));
       expect((await c.readToEnd(5_000)).toString("hex")).toBe("05ff");
     } finally {
       c.destroy();
@@ -293,11 +293,26 @@ describe("raw-socket protocol cases", () => {
     await expectStillServing(socksPortOf(proxy));
   });
 
-  it("offering several methods including 0x00 selects 0x00", async () => {
+  it("offering 0x00 without 0x02 selects 0x00", async () => {
     const c = await raw(socksPortOf(proxy));
     try {
-      await c.write(Buffer.from([0x05, 0x03, 0x02, 0x80, 0x00]));
+      await c.write(Buffer.from([0x05, 0x02, 0x80, 0x00]));
       expect((await c.readBytes(2)).toString("hex")).toBe("0500");
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it("offering 0x02 selects username/password (RFC 1929); any credential is accepted, and the request is still decided", async () => {
+    const c = await raw(socksPortOf(proxy));
+    try {
+      await c.write(Buffer.from([0x05, 0x02, 0x00, 0x02]));
+      expect((await c.readBytes(2)).toString("hex")).toBe("0502");
+      // VER 1, ULEN 6 "nobody", PLEN 0: a credential no one issued (simply unattributed).
+      await c.write(Buffer.from([0x01, 0x06, ...Buffer.from("nobody"), 0x00]));
+      expect((await c.readBytes(2)).toString("hex")).toBe("0100");
+      await c.write(socksRequest(SOCKS_CMD.CONNECT, "not-listed.example", 80));
+      expect((await c.readBytes(2)).toString("hex")).toBe("0502");
     } finally {
       c.destroy();
     }

@@ -10,10 +10,11 @@ import { formatAddr, type Conn } from "../net/contract.ts";
 import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import type { BufferedReader } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
-import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { basicProxyUser } from "../attribution.ts";
+import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
-import type { RequestHead } from "./parser.ts";
+import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, CONNECT_ESTABLISHED, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
 import { textResponse } from "./responses.ts";
 import { connectTarget, isTargetError } from "./target.ts";
@@ -31,7 +32,15 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const snap = ctx.state.snapshot();
   const protocol = "https_connect" as const;
   const facts = { protocol, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
-  const verdict = await snap.policy.decide({ protocol, host: target.host, port: target.port, method: "CONNECT", client_addr: facts.client });
+  const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
+  const verdict = await snap.policy.decide({
+    protocol,
+    host: target.host,
+    port: target.port,
+    method: "CONNECT",
+    client_addr: facts.client,
+    ...attributed(ctx, credential),
+  });
   recordVerdict(ctx, snap, verdict, facts);
   const host = verdict.host;
   if (!verdict.allowed) {

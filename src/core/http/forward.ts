@@ -12,7 +12,8 @@ import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { HostVerdict } from "../policy/types.ts";
-import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { basicProxyUser } from "../attribution.ts";
+import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
@@ -46,7 +47,15 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   if (socketPath !== undefined) return handleUnixSocketRequest(head, socketPath, snap, client, ctx, keepAfterRefusal);
   const protocol = "http" as const;
   const facts = { protocol, port: target.port, method: head.method, client: formatAddr(client.remote) };
-  const verdict = await snap.policy.decide({ protocol, host: target.host, port: target.port, method: head.method, client_addr: facts.client });
+  const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
+  const verdict = await snap.policy.decide({
+    protocol,
+    host: target.host,
+    port: target.port,
+    method: head.method,
+    client_addr: facts.client,
+    ...attributed(ctx, credential),
+  });
   recordVerdict(ctx, snap, verdict, facts);
   const host = verdict.host;
   if (!verdict.allowed) {

@@ -9,8 +9,13 @@ export const SOCKS_VERSION = 0x05;
 
 /** Authentication methods (RFC 1928 §3). */
 export const Method = {
-  /** No authentication required: the only method this proxy offers. */
+  /** No authentication required. */
   NO_AUTH: 0x00,
+  /**
+   * Username/password (RFC 1929). Chosen when offered, only to read an attribution credential:
+   * any credential is accepted, and an unknown one is simply unattributed.
+   */
+  USER_PASS: 0x02,
   /** The server accepts none of the methods the client listed. */
   NO_ACCEPTABLE: 0xff,
 } as const;
@@ -28,6 +33,9 @@ export const AddressType = {
   DOMAIN: 0x03,
   IPV6: 0x04,
 } as const;
+
+/** Version byte of the username/password sub-negotiation (RFC 1929 §2). */
+export const USER_PASS_VERSION = 0x01;
 
 /** Reply codes (RFC 1928 §6). */
 export const Reply = {

@@ -6,7 +6,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
-import { AddressType, Reply, SOCKS_VERSION } from "./constants.ts";
+import { AddressType, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 
 /** A destination as the client named it. `host` is an IP literal (IPv6 unbracketed) or a name. */
 export interface Socks5Address {
@@ -36,6 +36,19 @@ export function parseGreeting(b: Uint8Array): Parsed<{ methods: number[] }> {
   if (n === 0) return fail(Reply.GENERAL_FAILURE, "greeting lists no methods");
   if (b.length < 2 + n) return MORE;
   return { kind: "ok", value: { methods: [...b.subarray(2, 2 + n)] }, size: 2 + n };
+}
+
+/** Username/password request: `VER ULEN UNAME PLEN PASSWD` (RFC 1929 §2). */
+export function parseUserPass(b: Uint8Array): Parsed<{ user: string; password: string }> {
+  if (b.length < 1) return MORE;
+  if (b[0] !== USER_PASS_VERSION) return fail(Reply.GENERAL_FAILURE, `username/password version 0x${hex(b[0]!)}, not 0x01`);
+  if (b.length < 2) return MORE;
+  const ulen = b[1]!;
+  if (b.length < 2 + ulen + 1) return MORE;
+  const plen = b[2 + ulen]!;
+  const size = 3 + ulen + plen;
+  if (b.length < size) return MORE;
+  return { kind: "ok", value: { user: decodeDomain(b.subarray(2, 2 + ulen)), password: decodeDomain(b.subarray(3 + ulen, size)) }, size };
 }
 
 /** A request: `VER CMD RSV ATYP DST.ADDR DST.PORT` (RFC 1928 §4). */
@@ -114,8 +127,8 @@ function parseAddress(b: Uint8Array, at: number): Parsed<Socks5Address> {
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Domain bytes as text. Invalid UTF-8 is kept visible as U+FFFD so the policy's host
- * normalisation refuses it (decision `not_allowed`) without ever resolving it.
+ * Domain (or credential) bytes as text. Invalid UTF-8 is kept visible as U+FFFD so the
+ * policy's host normalisation refuses it (decision `not_allowed`) without ever resolving it.
  */
 function decodeDomain(bytes: Uint8Array): string {
   try {

@@ -1,5 +1,6 @@
 /**
- * One SOCKS5 client connection (RFC 1928): method negotiation (no authentication only), one
+ * One SOCKS5 client connection (RFC 1928): method negotiation (no authentication, or RFC 1929
+ * username/password used only to read an attribution credential), one
  * request, then a CONNECT tunnel or a UDP association, every target decided by the same policy
  * as HTTP. Limited mode refuses every request before the host is even looked at.
  *
@@ -12,9 +13,10 @@ import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { ProxyProtocol } from "../policy/types.ts";
-import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
-import { Command, Method, Reply, SOCKS_VERSION } from "./constants.ts";
-import { encodeReply, parseGreeting, parseRequest, type Parsed, type Socks5Address } from "./parser.ts";
+import type { Attribution } from "../attribution.ts";
+import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
+import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
 import { reportedHost } from "./report.ts";
 import { runUdpAssociation } from "./udp.ts";
 
@@ -30,12 +32,23 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
     const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS;
     const greeting = await readMessage(reader, parseGreeting, deadline, ctx, who);
     if (greeting === undefined || greeting.kind === "error") return;
-    if (!greeting.value.methods.includes(Method.NO_AUTH)) {
-      ctx.log.log("debug", TARGET.socks5, `client ${who} offers no acceptable method (${greeting.value.methods.join(",")})`);
+    const methods = greeting.value.methods;
+    let credential: string | undefined;
+    if (methods.includes(Method.USER_PASS)) {
+      // RFC 1929 only to read an attribution credential: every credential is accepted.
+      await client.write(Uint8Array.of(SOCKS_VERSION, Method.USER_PASS));
+      const auth = await readMessage(reader, parseUserPass, deadline, ctx, who);
+      if (auth === undefined || auth.kind === "error") return;
+      credential = auth.value.user;
+      await client.write(Uint8Array.of(USER_PASS_VERSION, 0x00));
+    } else if (methods.includes(Method.NO_AUTH)) {
+      await client.write(Uint8Array.of(SOCKS_VERSION, Method.NO_AUTH));
+    } else {
+      ctx.log.log("debug", TARGET.socks5, `client ${who} offers no acceptable method (${methods.join(",")})`);
       await writeQuietly(client, Uint8Array.of(SOCKS_VERSION, Method.NO_ACCEPTABLE));
       return;
     }
-    await client.write(Uint8Array.of(SOCKS_VERSION, Method.NO_AUTH));
+    const attribution = attributed(ctx, credential);
     const request = await readMessage(reader, parseRequest, deadline, ctx, who);
     if (request === undefined) return;
     if (request.kind === "error") {
@@ -52,9 +65,9 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
       await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
       return;
     }
-    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who);
+    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who, attribution);
     if (command === Command.UDP_ASSOCIATE && snap.network.enable_socks5_udp && ctx.net.bindUdp) {
-      return await runUdpAssociation(client, reader, target, ctx);
+      return await runUdpAssociation(client, reader, target, ctx, attribution);
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
     await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
@@ -67,10 +80,10 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
 }
 
 /** CONNECT: decide, dial the vetted addresses, reply with the real bound address, relay. */
-async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string): Promise<void> {
+async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, attribution: Attribution): Promise<void> {
   const snap = ctx.state.snapshot();
   const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
-  const verdict = await snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who });
+  const verdict = await snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution });
   recordVerdict(ctx, snap, verdict, facts);
   if (!verdict.allowed) {
     ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);

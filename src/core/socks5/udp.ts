@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Attribution } from "../attribution.ts";
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn, type DatagramSocket, type NetAddr } from "../net/contract.ts";
 import { ProxyLoopError, vettedAddresses } from "../net/dial.ts";
@@ -26,7 +27,13 @@ export const MAX_REPLY_PEERS = 1024;
 const CONTROL_READ_BYTES = 4096;
 
 /** Run one association until its control connection closes. */
-export async function runUdpAssociation(client: Conn, reader: BufferedReader, declared: Socks5Address, ctx: SessionContext): Promise<void> {
+export async function runUdpAssociation(
+  client: Conn,
+  reader: BufferedReader,
+  declared: Socks5Address,
+  ctx: SessionContext,
+  attribution: Attribution = {},
+): Promise<void> {
   const who = formatAddr(client.remote);
   const clientIp = unmapIpv4(client.remote.host);
   // RFC 1928 §7: DST.ADDR/PORT name where the client will send from; zeros mean "not known yet".
@@ -52,7 +59,7 @@ export async function runUdpAssociation(client: Conn, reader: BufferedReader, de
       recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");
       return;
     }
-    const verdict = await snap.policy.decide({ protocol: "socks5_udp", host: target.host, port: target.port, client_addr: who });
+    const verdict = await snap.policy.decide({ protocol: "socks5_udp", host: target.host, port: target.port, client_addr: who, ...attribution });
     recordVerdict(ctx, snap, verdict, facts);
     if (!verdict.allowed) {
       ctx.log.log("debug", TARGET.socks5, `udp from ${who} to ${verdict.host}:${target.port} dropped (${verdict.reason})`);
