@@ -8,7 +8,8 @@ import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
 import { TARGET, type Logger } from "./log.ts";
-import { formatAddr, type Conn, type Listener, type Net, type NetAddr } from "./net/contract.ts";
+import type { AttributionRegistry } from "./attribution.ts";
+import { formatAddr, type Conn, type FetchHandler, type Listener, type Net, type NetAddr } from "./net/contract.ts";
 import { reachesListener } from "./net/ip.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
@@ -19,6 +20,10 @@ export interface ProxyServerOptions {
   readonly state: ProxyState;
   readonly log: Logger;
   readonly plan: ListenPlan;
+  /** The admin API handler; served at `plan.admin` when given. */
+  readonly admin?: FetchHandler;
+  /** Credentials minted for per-command attribution. */
+  readonly attribution?: AttributionRegistry;
 }
 
 /** The real bound addresses. */
@@ -26,6 +31,8 @@ export interface ProxyAddresses {
   readonly http: NetAddr;
   /** Present when SOCKS5 is enabled. */
   readonly socks5?: NetAddr;
+  /** Present when the admin API is served. */
+  readonly admin?: NetAddr;
 }
 
 /** Handle of a running proxy. */
@@ -46,6 +53,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const shutdownSignal = new AbortController();
   const ctx: SessionContext = {
     closing: shutdownSignal.signal,
+    attribution: opts.attribution,
     net: opts.net,
     state: opts.state,
     log: opts.log,
@@ -75,10 +83,25 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     opts.log.log("info", TARGET.main, `${what} listening on ${formatAddr(l.addr)}`);
     return l.addr;
   };
+  const bindAdmin = async (handler: FetchHandler): Promise<NetAddr> => {
+    let l: Listener;
+    try {
+      if (!opts.net.serveHttp) throw new Error("this runtime adapter cannot serve HTTP");
+      l = await opts.net.serveHttp(opts.plan.admin, handler);
+    } catch (e) {
+      await Promise.allSettled(listeners.map((x) => x.close()));
+      throw new Error(`cannot listen for the admin API on ${formatAddr(opts.plan.admin)}: ${(e as Error).message}`);
+    }
+    listeners.push(l);
+    own.push(l.addr);
+    opts.log.log("info", TARGET.main, `admin API listening on ${formatAddr(l.addr)}`);
+    return l.addr;
+  };
   const http = await bind("HTTP proxy", opts.plan.http, serveHttpConnection);
   const socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, serveSocks5Connection) : undefined;
+  const admin = opts.admin ? await bindAdmin(opts.admin) : undefined;
   return {
-    addresses: socks5 ? { http, socks5 } : { http },
+    addresses: { http, ...(socks5 && { socks5 }), ...(admin && { admin }) },
     async shutdown() {
       stopping = true;
       shutdownSignal.abort(new Error("proxy shutting down"));

@@ -54,6 +54,9 @@ export interface DatagramSocket {
 /** Receives each datagram with its source; the bytes are the handler's to keep. */
 export type DatagramHandler = (bytes: Uint8Array, from: NetAddr) => void;
 
+/** A web-standard request handler (what a Hono app's `fetch` is). */
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
 /** Why a dial failed, in the terms SOCKS5 replies and HTTP errors need. */
 export type DialFailure = "refused" | "host_unreachable" | "network_unreachable" | "timeout" | "other";
 
@@ -81,6 +84,11 @@ export interface Net {
   listenTcp(addr: NetAddr, onConn: (conn: Conn) => void): Promise<Listener>;
   /** Dial an IP literal. Names are never passed here: the core resolves and vets them first. */
   connectTcp(addr: NetAddr, options?: DialOptions): Promise<Conn>;
+  /**
+   * Serve HTTP requests with a web-standard fetch handler (the admin API) using the runtime's
+   * own HTTP server. Absent where unsupported. Closing the listener also closes its connections.
+   */
+  serveHttp?(addr: NetAddr, fetch: FetchHandler): Promise<Listener>;
   /** Bind a UDP socket on an IP literal (port 0: any free port). Absent where unsupported. */
   bindUdp?(addr: NetAddr, onMessage: DatagramHandler): Promise<DatagramSocket>;
   /** Resolve a host name to IP literals, as the system resolver would. */

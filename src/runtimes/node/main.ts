@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { runStandalone } from "../../core/standalone.ts";
+import { pathKind, readTextFile } from "./host.ts";
 import { nodeNet } from "./net.ts";
 
 // A closed stderr (the reader went away) must not take the proxy down with EPIPE.
@@ -16,23 +16,8 @@ const code = await runStandalone({
   runtime: `node ${process.version}`,
   args: process.argv.slice(2),
   env: (name) => process.env[name],
-  async readTextFile(path) {
-    try {
-      return await readFile(path, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw e;
-    }
-  },
-  async pathKind(path) {
-    try {
-      const s = await stat(path);
-      return s.isDirectory() ? "dir" : s.isFile() ? "file" : "other";
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return "missing";
-      throw e;
-    }
-  },
+  readTextFile,
+  pathKind,
   homeDir: () => homedir(),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import { createAdaptorServer } from "@hono/node-server";
 import { createSocket } from "node:dgram";
+import type { Server } from "node:http";
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import {
@@ -15,6 +17,7 @@ import {
   type DatagramSocket,
   type DialFailure,
   type DialOptions,
+  type FetchHandler,
   type Listener,
   type Net,
   type NetAddr,
@@ -217,6 +220,25 @@ export const nodeNet: Net = {
         signal?.removeEventListener("abort", onAbort);
         socket.removeAllListeners("error");
         resolve(new NodeConn(socket));
+      });
+    });
+  },
+
+  serveHttp(addr: NetAddr, fetch: FetchHandler) {
+    return new Promise<Listener>((resolve, reject) => {
+      const server = createAdaptorServer({ fetch, hostname: addr.host, port: addr.port }) as Server;
+      server.once("error", reject);
+      server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => {
+        server.off("error", reject);
+        const a = server.address() as net.AddressInfo;
+        resolve({
+          addr: { host: a.address, port: a.port },
+          close: () =>
+            new Promise<void>((r) => {
+              server.close(() => r());
+              server.closeAllConnections();
+            }),
+        });
       });
     });
   },

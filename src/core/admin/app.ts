@@ -1,0 +1,128 @@
+/**
+ * The admin API (behavior.md §7) as a Hono app, to serve on its own listener or mount inside
+ * another app (`parent.route("/proxy", createAdminApp(state))`). Routes are relative, and the
+ * catch-all 404 is a route rather than a `notFound` handler, so when mounted it only answers
+ * under the mount prefix.
+ *
+ * Choices where §7 is silent:
+ * - A known path with the wrong method (`POST /health`, `GET /mode`) is `404 not found`, as §7's
+ *   "anything else" says, not `405`.
+ * - A mode the managed constraints forbid is `409 Conflict` with the reason: the request is
+ *   well-formed but conflicts with the state.
+ * - With a token set, every request but `GET /health` is authenticated before routing, so an
+ *   unknown path without the token is `401`, not `404` (nothing is revealed to strangers).
+ * - `GET /config` never shows the token: `admin_token` is `"<redacted>"` or `null`.
+ *
+ * @module
+ */
+import { Hono, type Context } from "hono";
+import { silentLogger, TARGET, type Logger } from "../log.ts";
+import { StateChangeError, type ProxyState } from "../state.ts";
+import { BEARER_SCHEME, createTokenCheck } from "./auth.ts";
+import { MAX_ADMIN_BODY_BYTES, readLimitedBody } from "./body.ts";
+import { parseModeRequest } from "./mode-request.ts";
+import { redactNetwork, scrubSecrets } from "./redact.ts";
+
+/** Options of {@link createAdminApp}. */
+export interface AdminOptions {
+  /** When non-empty, every endpoint but `/health` needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Where request outcomes are logged (target `codex_network_proxy::admin`). Default: silent. */
+  log?: Logger;
+}
+
+/** Body of `GET /health`. */
+export const HEALTH_BODY = "ok";
+/** Body of every `404`. */
+export const NOT_FOUND_BODY = "not found";
+/** `error` of a `401`. */
+export const UNAUTHORIZED_ERROR = "unauthorized";
+/** HTTP 409: the change conflicts with the managed constraints. */
+const STATUS_CONFLICT = 409;
+
+/** `{"status":"error","error":…}` with `status`. */
+function errorJson(c: Context, status: 400 | 401 | 409 | 413 | 500, error: string): Response {
+  return c.json({ status: "error", error }, status);
+}
+
+/** The admin API over `state`. */
+export function createAdminApp(state: ProxyState, options: AdminOptions = {}): Hono {
+  const log = options.log ?? silentLogger;
+  const token = options.token === "" ? undefined : options.token;
+  const checkToken = token === undefined ? undefined : createTokenCheck(token);
+  /** Error text safe to send or log: no token value, no `admin_token = …`. */
+  const safe = (message: string): string => scrubSecrets(message, [token, state.snapshot().network.admin_token]);
+
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    log.log("error", TARGET.admin, `admin ${c.req.method} ${c.req.path} failed: ${safe(err.message)}`);
+    return errorJson(c, 500, "internal error");
+  });
+
+  // Registered before the token check: a matched route that answers ends the chain there.
+  app.get("/health", (c) => c.text(HEALTH_BODY, 200));
+
+  if (checkToken) {
+    app.use("*", async (c, next) => {
+      if (await checkToken(c.req.header("authorization"))) return next();
+      log.log("warn", TARGET.admin, `admin ${c.req.method} ${c.req.path} refused: missing or wrong bearer token`);
+      c.header("www-authenticate", BEARER_SCHEME);
+      return errorJson(c, 401, UNAUTHORIZED_ERROR);
+    });
+  }
+
+  app.get("/config", (c) => {
+    const s = state.snapshot();
+    return c.json({ network: { ...redactNetwork(s.network, token !== undefined), mode: s.mode } }, 200);
+  });
+
+  app.get("/patterns", (c) => {
+    const { network } = state.snapshot();
+    return c.json({ allowed: [...network.allowed_domains], denied: [...network.denied_domains] }, 200);
+  });
+
+  app.get("/blocked", (c) => c.json({ blocked: state.blocked.list() }, 200));
+
+  app.post("/mode", async (c) => {
+    const body = await readLimitedBody(c.req.raw, MAX_ADMIN_BODY_BYTES);
+    if (body.kind === "too_large") {
+      return errorJson(c, 413, `request body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`);
+    }
+    if (body.kind === "bad_length") {
+      return errorJson(c, 400, `invalid content-length ${JSON.stringify(body.value.slice(0, 32))}`);
+    }
+    const req = parseModeRequest(body.bytes);
+    if (!req.ok) {
+      log.log("warn", TARGET.admin, `admin POST /mode refused: ${req.error}`);
+      return errorJson(c, 400, req.error);
+    }
+    try {
+      state.setMode(req.mode);
+    } catch (e) {
+      if (!(e instanceof StateChangeError)) throw e;
+      const reason = safe(e.message);
+      log.log("warn", TARGET.admin, `admin POST /mode ${req.mode} refused: ${reason}`);
+      return errorJson(c, STATUS_CONFLICT, reason);
+    }
+    log.log("info", TARGET.admin, `admin set mode to ${req.mode}`);
+    return c.json({ status: "ok", mode: req.mode }, 200);
+  });
+
+  app.post("/reload", async (c) => {
+    try {
+      await state.reload();
+    } catch (e) {
+      const reason = safe(e instanceof Error ? e.message : String(e));
+      log.log("warn", TARGET.admin, `admin reload failed, previous config kept: ${reason}`);
+      return errorJson(c, 500, reason);
+    }
+    log.log("info", TARGET.admin, "admin reload: config reloaded");
+    return c.json({ status: "reloaded" }, 200);
+  });
+
+  // §7 "anything else", including a known path with another method.
+  app.all("*", (c) => c.text(NOT_FOUND_BODY, 404));
+
+  return app;
+}

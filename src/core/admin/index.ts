@@ -1,0 +1,11 @@
+/**
+ * The admin API (behavior.md §7): the Hono app and its helpers.
+ *
+ * @module
+ */
+export { createAdminApp, HEALTH_BODY, NOT_FOUND_BODY, UNAUTHORIZED_ERROR, type AdminOptions } from "./app.ts";
+export { BEARER_SCHEME, bearerToken, createTokenCheck } from "./auth.ts";
+export { MAX_ADMIN_BODY_BYTES, readLimitedBody, type BodyResult } from "./body.ts";
+export { MAX_QUOTED_VALUE_CHARS, parseModeRequest, type ModeRequest } from "./mode-request.ts";
+export { REDACTED, redactNetwork, scrubSecrets, type RedactedNetwork } from "./redact.ts";
+export { ADMIN_TOKEN_ENV, adminTokenFrom } from "./token.ts";

@@ -1,0 +1,242 @@
+/**
+ * The library API: `NetworkProxy.builder()…build()`, `run()` → a handle with the real bound
+ * addresses, `shutdown()`, and the environment a child process needs (`env()`, `envFor()`).
+ * Runtime-neutral: each runtime's entry module supplies the {@link ProxyRuntime}.
+ *
+ * @module
+ */
+import { stringify } from "smol-toml";
+import { createAdminApp } from "./admin/app.ts";
+import { adminTokenFrom } from "./admin/token.ts";
+import { AttributionRegistry } from "./attribution.ts";
+import type { DecisionSink } from "./audit/events.ts";
+import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
+import { parseListenUrl, planListeners } from "./config/listen-url.ts";
+import { parseConfigText } from "./config/parse.ts";
+import { ConfigError, type NetworkConfig } from "./config/types.ts";
+import { proxyEnv } from "./env.ts";
+import { silentLogger, TARGET, type Logger } from "./log.ts";
+import type { Net, NetAddr } from "./net/contract.ts";
+import type { PolicyDecider } from "./policy/decide.ts";
+import { startProxy, type ProxyAddresses, type RunningProxy } from "./server.ts";
+import { loadConfigFile } from "./standalone.ts";
+import { ProxyState } from "./state.ts";
+import type { Hono } from "hono";
+
+/** What a runtime gives the library. */
+export interface ProxyRuntime {
+  readonly net: Net;
+  /** File contents or `null` when missing (for `.configFile()`). */
+  readTextFile?(path: string): Promise<string | null>;
+  /** Environment lookup (for `CODEX_NETWORK_PROXY_ADMIN_TOKEN`). */
+  env?(name: string): string | undefined;
+}
+
+/** Per-command attribution for {@link NetworkProxyHandle.envFor}. */
+export interface CommandAttribution {
+  /** The command line the child runs (reaches the decider as `command`). */
+  readonly command: string;
+  /** The exec-policy hint (reaches the decider as `exec_policy_hint`). */
+  readonly execPolicyHint?: string;
+}
+
+/** A running proxy. */
+export interface NetworkProxyHandle {
+  /** The real bound addresses (ports resolved when 0 was asked for). */
+  readonly addresses: ProxyAddresses;
+  /** Close the listeners and every live connection; resolves when all are done. */
+  shutdown(): Promise<void>;
+  /** Environment variables that send a child process's traffic through this proxy. */
+  env(): Record<string, string>;
+  /** Like {@link env}, with a credential that attributes the child's requests to `command`. */
+  envFor(attribution: CommandAttribution): Record<string, string>;
+}
+
+type AddrInput = string | NetAddr;
+
+/** Builder of a {@link NetworkProxy}. */
+export class NetworkProxyBuilder {
+  private base: Partial<NetworkConfig> = {};
+  private file?: string;
+  private source?: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>;
+  private http?: AddrInput;
+  private socks?: AddrInput;
+  private admin?: AddrInput;
+  private decider?: PolicyDecider;
+  private managed?: NetworkConstraints;
+  private logger: Logger = silentLogger;
+  private sinks: DecisionSink[] = [];
+
+  constructor(private readonly runtime: ProxyRuntime) {}
+
+  /** `[network]` settings as an object (same keys as the TOML table); `enabled` defaults to true. */
+  config(network: Partial<NetworkConfig>): this {
+    this.base = { ...network };
+    return this;
+  }
+
+  /** Read `[network]` from a TOML file (also re-read by `state.reload()`). */
+  configFile(path: string): this {
+    this.file = path;
+    return this;
+  }
+
+  /** Where `state.reload()` gets the configuration from (the embedding app's source). */
+  configSource(source: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>): this {
+    this.source = source;
+    return this;
+  }
+
+  /** HTTP proxy listener (`127.0.0.1:0` picks a free port). Overrides `proxy_url`. */
+  httpAddr(addr: AddrInput): this {
+    this.http = addr;
+    return this;
+  }
+
+  /** SOCKS5 listener; also turns SOCKS5 on. Overrides `socks_url`. */
+  socksAddr(addr: AddrInput): this {
+    this.socks = addr;
+    return this;
+  }
+
+  /** Serve the admin API here. Without it the library binds no admin listener. */
+  adminAddr(addr: AddrInput): this {
+    this.admin = addr;
+    return this;
+  }
+
+  /** Consulted for allowlist misses (`not_allowed`) only; see `PolicyDecider`. */
+  policyDecider(decider: PolicyDecider): this {
+    this.decider = decider;
+    return this;
+  }
+
+  /** Managed constraints no config, reload or mode change may widen. */
+  constraints(constraints: NetworkConstraints): this {
+    this.managed = constraints;
+    return this;
+  }
+
+  /** Where the proxy logs (default: nowhere). */
+  log(logger: Logger): this {
+    this.logger = logger;
+    return this;
+  }
+
+  /** Receive every decision record (audit). */
+  onDecision(sink: DecisionSink): this {
+    this.sinks.push(sink);
+    return this;
+  }
+
+  /** Validate everything and compile the policy. Throws `ConfigError` naming what is wrong. */
+  async build(): Promise<NetworkProxy> {
+    const load = async (): Promise<NetworkConfig> => {
+      let network: NetworkConfig;
+      if (this.file !== undefined) {
+        if (!this.runtime.readTextFile) throw new ConfigError("this runtime cannot read config files");
+        network = (await loadConfigFile({ readTextFile: (p) => this.runtime.readTextFile!(p) }, this.file, true)).network;
+      } else {
+        network = validateObject(this.source ? await this.source() : this.base, this.logger);
+      }
+      return this.applyAddresses(network);
+    };
+    const network = await load();
+    if (!network.enabled) throw new ConfigError("network.enabled is false: the proxy would not listen");
+    if (this.managed) {
+      const violations = checkConstraints(network, this.managed);
+      if (violations.length > 0) throw new ConfigError(`managed constraints violated: ${violations.join("; ")}`);
+    }
+    const state = new ProxyState(
+      network,
+      { resolve: (h) => this.runtime.net.resolve(h), decider: this.decider },
+      { source: this.file !== undefined || this.source ? load : undefined, constraints: this.managed, log: this.logger },
+    );
+    for (const s of this.sinks) state.addSink(s);
+    const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
+    return new NetworkProxy(this.runtime, state, this.logger, this.admin !== undefined, token);
+  }
+
+  private applyAddresses(network: NetworkConfig): NetworkConfig {
+    const out = { ...network, enabled: network.enabled };
+    if (this.http !== undefined) out.proxy_url = addrText(this.http, "httpAddr");
+    if (this.socks !== undefined) {
+      out.socks_url = addrText(this.socks, "socksAddr");
+      out.enable_socks5 = true;
+    }
+    if (this.admin !== undefined) out.admin_url = addrText(this.admin, "adminAddr");
+    return out;
+  }
+}
+
+/** An embeddable proxy: live state, the admin app, and `run()`. */
+export class NetworkProxy {
+  /** @internal use {@link NetworkProxyBuilder.build} */
+  constructor(
+    private readonly runtime: ProxyRuntime,
+    /** Live policy, mode and blocked log: `reload()`, `setMode()`, `blocked.list()`. */
+    readonly state: ProxyState,
+    private readonly logger: Logger,
+    private readonly serveAdmin: boolean,
+    private readonly adminToken: string | undefined,
+  ) {}
+
+  /** A builder on `runtime` (each runtime's entry module presets it). */
+  static builder(runtime: ProxyRuntime): NetworkProxyBuilder {
+    return new NetworkProxyBuilder(runtime);
+  }
+
+  /** The admin API as a Hono app, to mount with `app.route("/proxy", proxy.adminApp())`. */
+  adminApp(): Hono {
+    return createAdminApp(this.state, { token: this.adminToken, log: this.logger });
+  }
+
+  /** Bind the listeners and start serving. */
+  async run(): Promise<NetworkProxyHandle> {
+    const { plan, warnings } = planListeners(this.state.snapshot().network);
+    for (const w of warnings) this.logger.log("warn", TARGET.config, w);
+    const attribution = new AttributionRegistry();
+    const running: RunningProxy = await startProxy({
+      net: this.runtime.net,
+      state: this.state,
+      log: this.logger,
+      plan,
+      attribution,
+      admin: this.serveAdmin ? this.adminApp().fetch : undefined,
+    });
+    const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
+    return {
+      addresses: running.addresses,
+      shutdown: () => running.shutdown(),
+      env: () => proxyEnv(endpoints),
+      envFor: (a) => proxyEnv(endpoints, attribution.issue({ command: a.command, exec_policy_hint: a.execPolicyHint })),
+    };
+  }
+}
+
+function addrText(addr: AddrInput, what: string): string {
+  const text = typeof addr === "string" ? addr : addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+  parseListenUrl(text, what); // throws ConfigError naming the bad value
+  return text;
+}
+
+/**
+ * Check a config object exactly as a file would be checked (types, modes, patterns): it is
+ * written out as TOML and parsed back. `enabled` defaults to true for an embedded proxy.
+ */
+function validateObject(network: Partial<NetworkConfig>, log: Logger): NetworkConfig {
+  let text: string;
+  try {
+    text = stringify({ network: { enabled: true, ...stripUndefined(network) } });
+  } catch (e) {
+    throw new ConfigError(`config object: ${(e as Error).message}`);
+  }
+  const loaded = parseConfigText(text, "config object");
+  for (const w of loaded.warnings) log.log("warn", TARGET.config, w);
+  return loaded.network;
+}
+
+function stripUndefined(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
