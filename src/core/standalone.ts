@@ -11,8 +11,11 @@
 import { findKeyLine } from "./config/key-line.ts";
 import { planListeners } from "./config/listen-url.ts";
 import { parseConfigText } from "./config/parse.ts";
-import { ConfigError, defaultNetworkConfig, type LoadedConfig } from "./config/types.ts";
-import { createLineLogger, TARGET } from "./log.ts";
+import { ConfigError, defaultNetworkConfig, type ListenPlan, type LoadedConfig } from "./config/types.ts";
+import { createAdminApp } from "./admin/app.ts";
+import { adminTokenFrom } from "./admin/token.ts";
+import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "./config/constraints.ts";
+import { createLineLogger, TARGET, type Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
 import { compilePatterns, PatternError } from "./policy/patterns.ts";
 import { startProxy } from "./server.ts";
@@ -35,6 +38,8 @@ export interface StandaloneHost {
   stdout(text: string): void;
   stderr(text: string): void;
   readonly net: Net;
+  /** Modification time of a file in ms (`undefined` when missing); enables live reload. */
+  fileMtime?(path: string): Promise<number | undefined>;
   /** Call `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;
 }
@@ -46,46 +51,48 @@ SOCKS5 proxy) that decides every request, CONNECT tunnel and SOCKS5 connection o
 datagram by an allowlist, a denylist, local-address protection and a read-only
 "limited" mode.
 
-Usage: codex-network-proxy [--config PATH]
+Usage: codex-network-proxy [--config PATH] [--constraints PATH]
 
 Options:
-  -c, --config PATH  read this file instead of $CODEX_HOME/config.toml (it must exist)
-  -h, --help         print this help and exit
-  -V, --version      print the version and exit
+  -c, --config PATH      read this file instead of $CODEX_HOME/config.toml (it must exist)
+      --constraints PATH managed limits (a TOML [network] table) that the config, a
+                         reload or POST /mode may never widen
+  -h, --help             print this help and exit
+  -V, --version          print the version and exit
+
+The config file is watched: a change is applied within a second (POST /reload on
+the admin API forces it); an invalid change is logged and the previous policy stays.
 
 Configuration is the [network] table of the file (see README.md and
 examples/config.toml). Without a file the defaults apply, and since
 network.enabled defaults to false the proxy then exits without listening.
 
 Environment:
-  CODEX_HOME  directory holding config.toml (default ~/.codex)
-  RUST_LOG    log filter, e.g. info, codex_network_proxy=debug (default info)
+  CODEX_HOME                       directory holding config.toml (default ~/.codex)
+  RUST_LOG                         log filter, e.g. info, codex_network_proxy=debug
+  CODEX_NETWORK_PROXY_ADMIN_TOKEN  admin API bearer token (overrides network.admin_token)
 
 Exit status: 0 after SIGINT/SIGTERM or when disabled, 2 for a usage or
 configuration error, 1 when a listener cannot be bound.
 `;
 
-type Args = { kind: "run"; config?: string } | { kind: "help" } | { kind: "version" } | { kind: "error"; message: string };
+type Args = { kind: "run"; config?: string; constraints?: string } | { kind: "help" } | { kind: "version" } | { kind: "error"; message: string };
 
 /** Parse the command line. */
 export function parseArgs(args: readonly string[]): Args {
-  let config: string | undefined;
+  const files: { config?: string; constraints?: string } = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "-h" || a === "--help") return { kind: "help" };
     if (a === "-V" || a === "--version") return { kind: "version" };
-    if (a === "-c" || a === "--config") {
-      const v = args[++i];
-      if (v === undefined || v === "") return { kind: "error", message: `${a} needs a file path` };
-      config = v;
-    } else if (a.startsWith("--config=")) {
-      config = a.slice("--config=".length);
-      if (config === "") return { kind: "error", message: "--config= needs a file path" };
-    } else {
-      return { kind: "error", message: `unknown argument ${JSON.stringify(a)}` };
-    }
+    const m = /^--(config|constraints)(?:=(.*))?$/.exec(a) ?? (a === "-c" ? [a, "config", undefined] : null);
+    if (!m) return { kind: "error", message: `unknown argument ${JSON.stringify(a)}` };
+    const key = m[1] as "config" | "constraints";
+    const value = m[2] ?? args[++i];
+    if (value === undefined || value === "") return { kind: "error", message: `${a} needs a file path` };
+    files[key] = value;
   }
-  return config === undefined ? { kind: "run" } : { kind: "run", config };
+  return { kind: "run", ...files };
 }
 
 /** Find the config path: `--config`, else `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`. */
@@ -151,14 +158,19 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     return 2;
   }
   const log = createLineLogger((line) => host.stderr(line + "\n"), host.env("RUST_LOG"));
+  let path: string;
   let loaded: LoadedConfig;
-  let plan;
+  let constraints: NetworkConstraints | undefined;
+  let plan: ListenPlan;
   try {
-    const path = await configPath(host, args.config);
+    path = await configPath(host, args.config);
     loaded = await loadConfigFile(host, path, args.config !== undefined);
+    if (args.constraints !== undefined) constraints = await loadConstraintsFile(host, args.constraints);
     const planned = planListeners(loaded.network);
     plan = planned.plan;
     for (const w of [...loaded.warnings, ...planned.warnings]) log.log("warn", TARGET.config, w);
+    const violations = constraints ? checkConstraints(loaded.network, constraints) : [];
+    if (violations.length > 0) throw new ConfigError(`${path}: managed constraints violated:\n  ${violations.join("\n  ")}`);
   } catch (e) {
     if (e instanceof ConfigError) {
       host.stderr(`error: ${e.message.trimEnd()}\n`);
@@ -178,21 +190,80 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     received = signal;
     wake?.(signal);
   });
-  const state = new ProxyState(network, { resolve: (h) => host.net.resolve(h) });
+  const configFile = path;
+  const state = new ProxyState(
+    network,
+    { resolve: (h) => host.net.resolve(h) },
+    { source: async () => (await loadConfigFile(host, configFile, args.config !== undefined)).network, constraints, log },
+  );
   log.log(
     "info",
     TARGET.main,
     `codex-network-proxy ${VERSION} on ${host.runtime}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
+  const admin = createAdminApp(state, { token: adminTokenFrom(network, (n) => host.env(n)), log });
   let running;
   try {
-    running = await startProxy({ net: host.net, state, log, plan });
+    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch });
   } catch (e) {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     return 1;
   }
+  const watcher = host.fileMtime ? watchConfigFile(configFile, host.fileMtime, state, log) : undefined;
   const signal = received ?? (await new Promise<string>((resolve) => (wake = resolve)));
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
+  watcher?.stop();
   await running.shutdown();
   return 0;
+}
+
+/** How often the config file's modification time is checked for live reload. */
+export const CONFIG_WATCH_INTERVAL_MS = 1_000;
+
+/**
+ * Reload `state` whenever the file's modification time changes (checked at most once per
+ * {@link CONFIG_WATCH_INTERVAL_MS}). A failed reload is logged and not retried until the file
+ * changes again; the previous policy stays in force.
+ */
+export function watchConfigFile(
+  path: string,
+  mtime: (path: string) => Promise<number | undefined>,
+  state: ProxyState,
+  log: Logger,
+): { stop(): void } {
+  let last: number | undefined | null = null; // null: not read yet
+  let busy = false;
+  const check = async (): Promise<void> => {
+    if (busy) return;
+    busy = true;
+    try {
+      const now = await mtime(path).catch(() => undefined);
+      if (last !== null && now !== last) {
+        log.log("info", TARGET.config, `${path} changed; reloading`);
+        try {
+          await state.reload();
+        } catch (e) {
+          log.log("warn", TARGET.config, `${(e as Error).message}; the previous configuration stays in force`);
+        }
+      }
+      last = now;
+    } finally {
+      busy = false;
+    }
+  };
+  void check();
+  const timer = setInterval(() => void check(), CONFIG_WATCH_INTERVAL_MS);
+  return { stop: () => clearInterval(timer) };
+}
+
+/** Load a `--constraints` file (it must exist). */
+async function loadConstraintsFile(host: Pick<StandaloneHost, "readTextFile">, path: string): Promise<NetworkConstraints> {
+  let text: string | null;
+  try {
+    text = await host.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`);
+  }
+  if (text === null) throw new ConfigError(`constraints file ${path} does not exist`);
+  return parseConstraintsText(text, path);
 }

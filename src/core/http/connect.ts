@@ -32,6 +32,11 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const snap = ctx.state.snapshot();
   const protocol = "https_connect" as const;
   const facts = { protocol, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
+  if (!snap.network.enabled) {
+    recordStateBlock(ctx, snap, target.host, facts, "proxy_state", "proxy_disabled");
+    const r = { host: target.host, port: target.port, reason: "proxy_disabled", decision: "deny", source: "proxy_state", protocol } as const;
+    return answerRefusal(ctx, client, r, "CONNECT", keep);
+  }
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
   const verdict = await snap.policy.decide({
     protocol,

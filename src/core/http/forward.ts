@@ -47,6 +47,11 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   if (socketPath !== undefined) return handleUnixSocketRequest(head, socketPath, snap, client, ctx, keepAfterRefusal);
   const protocol = "http" as const;
   const facts = { protocol, port: target.port, method: head.method, client: formatAddr(client.remote) };
+  if (!snap.network.enabled) {
+    recordStateBlock(ctx, snap, target.host, facts, "proxy_state", "proxy_disabled");
+    const r = { host: target.host, port: target.port, reason: "proxy_disabled", decision: "deny", source: "proxy_state", protocol } as const;
+    return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
+  }
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
   const verdict = await snap.policy.decide({
     protocol,

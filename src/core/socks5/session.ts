@@ -58,6 +58,11 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
     const { command, target } = request.value;
     const snap = ctx.state.snapshot();
     const protocol: ProxyProtocol = command === Command.UDP_ASSOCIATE ? "socks5_udp" : "socks5_tcp";
+    if (!snap.network.enabled) {
+      recordStateBlock(ctx, snap, reportedHost(target), { protocol, port: target.port, client: who }, "proxy_state", "proxy_disabled");
+      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+      return;
+    }
     if (snap.mode === "limited") {
       const facts = { protocol, port: target.port, client: who };
       recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");

@@ -55,6 +55,10 @@ export async function runUdpAssociation(
     }
     const snap = ctx.state.snapshot();
     const facts = { protocol: "socks5_udp" as const, port: target.port, client: who };
+    if (!snap.network.enabled) {
+      recordStateBlock(ctx, snap, reportedHost(target), facts, "proxy_state", "proxy_disabled");
+      return;
+    }
     if (snap.mode === "limited") {
       recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");
       return;

@@ -6,7 +6,7 @@
  */
 import { homedir } from "node:os";
 import { runStandalone } from "../../core/standalone.ts";
-import { pathKind, readTextFile } from "./host.ts";
+import { fileMtime, pathKind, readTextFile } from "./host.ts";
 import { nodeNet } from "./net.ts";
 
 // A closed stderr (the reader went away) must not take the proxy down with EPIPE.
@@ -18,6 +18,7 @@ const code = await runStandalone({
   env: (name) => process.env[name],
   readTextFile,
   pathKind,
+  fileMtime,
   homeDir: () => homedir(),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
