@@ -1,0 +1,257 @@
+/**
+ * The socket contract on Bun's own primitives: `Bun.listen` / `Bun.connect` (with
+ * `allowHalfOpen`), `Bun.udpSocket`, `Bun.serve` for the admin API. Traps handled here (see
+ * DESIGN.md): `write()` may take only part of the bytes, so the rest waits for `drain`;
+ * `end()` closes both directions, so half-close is `shutdown()`; chunks handed to `data` are
+ * views of a reused buffer, so they are copied before being kept.
+ *
+ * @module
+ */
+import { lookup } from "node:dns/promises";
+import {
+  DialError,
+  type Conn,
+  type DatagramHandler,
+  type DatagramSocket,
+  type DialOptions,
+  type FetchHandler,
+  type Listener,
+  type Net,
+  type NetAddr,
+} from "../../core/net/contract.ts";
+import { unmapIpv4 } from "../../core/net/ip.ts";
+import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
+
+/** Bytes a connection may hold unread before the socket is paused. */
+export const READ_QUEUE_HIGH_WATER = 256 * 1024;
+
+declare const Bun: import("./bun-types.ts").BunGlobal;
+
+type Waiter = { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void };
+
+/** A {@link Conn} over a Bun TCP socket. */
+export class BunConn implements Conn {
+  readonly remote: NetAddr;
+  readonly local: NetAddr;
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private eof = false;
+  private closed = false;
+  private failure: Error | null = null;
+  private waiter: Waiter | null = null;
+  /** Bytes accepted by `write()` but not yet by the socket, in order. */
+  private unsent: Uint8Array[] = [];
+  private drained: (() => void)[] = [];
+  private finSent = false;
+
+  constructor(readonly socket: BunSocket) {
+    this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+  }
+
+  /** @internal `data` handler. */
+  onData(view: Uint8Array): void {
+    const chunk = view.slice(); // Bun reuses the buffer behind `view`
+    const w = this.waiter;
+    if (w && this.queue.length === 0) {
+      this.waiter = null;
+      w.resolve(chunk);
+      return;
+    }
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    if (this.queued > READ_QUEUE_HIGH_WATER) this.socket.pause?.();
+  }
+
+  /** @internal `end` handler: the peer sent FIN. */
+  onEnd(): void {
+    this.eof = true;
+    this.wake();
+  }
+
+  /** @internal `close` / `error` handlers. A clean close by the peer is end of stream. */
+  onClose(error?: Error): void {
+    if (error) this.failure ??= error;
+    else if (!this.closed) this.eof = true; // Bun may report the peer's FIN only as a close
+    this.settle();
+  }
+
+  /** @internal `drain` handler: push what is still unsent. */
+  onDrain(): void {
+    this.flush();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w || this.queue.length > 0) return;
+    if (this.eof) {
+      this.waiter = null;
+      w.resolve(null);
+    } else if (this.failure) {
+      this.waiter = null;
+      w.reject(this.failure);
+    }
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.queue.shift();
+    if (chunk) {
+      this.queued -= chunk.length;
+      if (this.queued <= READ_QUEUE_HIGH_WATER) this.socket.resume?.();
+      return Promise.resolve(chunk);
+    }
+    if (this.eof) return Promise.resolve(null);
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
+    this.socket.resume?.();
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.closed || this.finSent) return Promise.reject(this.failure ?? new Error("write on a closed connection"));
+    if (bytes.length === 0) return Promise.resolve();
+    this.unsent.push(bytes);
+    this.flush();
+    if (this.unsent.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) =>
+      this.drained.push(() => (this.closed && this.unsent.length > 0 ? reject(this.failure ?? new Error("connection closed while writing")) : resolve())),
+    );
+  }
+
+  /** Write as much as the socket takes; settle waiters once everything went out. */
+  private flush(): void {
+    while (this.unsent.length > 0 && !this.closed) {
+      const head = this.unsent[0]!;
+      const n = this.socket.write(head);
+      if (n < 0) break;
+      if (n < head.length) {
+        this.unsent[0] = head.subarray(n); // partial write: the rest waits for `drain`
+        return;
+      }
+      this.unsent.shift();
+    }
+    if (this.unsent.length === 0) for (const d of this.drained.splice(0)) d();
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.closed || this.finSent) return;
+    if (this.unsent.length > 0) await new Promise<void>((r) => this.drained.push(r));
+    this.finSent = true;
+    if (!this.closed) this.socket.shutdown(); // FIN; reading goes on (Bun's end() would close both)
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.failure ??= new Error("connection closed");
+    this.unsent = [];
+    this.settle();
+    this.socket.terminate();
+  }
+
+  /** Mark closed and settle every waiter. */
+  private settle(): void {
+    this.closed = true;
+    this.wake();
+    for (const d of this.drained.splice(0)) d();
+  }
+}
+
+/** Socket handlers that route events to the {@link BunConn} kept in `socket.data`. */
+function handlers(onOpen?: (conn: BunConn) => void): BunSocketHandler<BunConn> {
+  return {
+    open(s) {
+      const conn = new BunConn(s);
+      s.data = conn;
+      onOpen?.(conn);
+    },
+    data: (s, d) => s.data?.onData(d),
+    drain: (s) => s.data?.onDrain(),
+    end: (s) => s.data?.onEnd(),
+    close: (s, e) => s.data?.onClose(e),
+    error: (s, e) => s.data?.onClose(e),
+  };
+}
+
+function dialFailure(e: { code?: string; message?: string }): DialError["kind"] {
+  const code = e.code ?? "";
+  if (code === "ECONNREFUSED" || /refused/i.test(e.message ?? "")) return "refused";
+  if (code === "EHOSTUNREACH") return "host_unreachable";
+  if (code === "ENETUNREACH") return "network_unreachable";
+  if (code === "ETIMEDOUT") return "timeout";
+  return "other";
+}
+
+/** The Bun implementation of {@link Net}. */
+export const bunNet: Net = {
+  async listenTcp(addr, onConn) {
+    const listener = Bun.listen<BunConn>({ hostname: addr.host, port: addr.port, allowHalfOpen: true, exclusive: true, socket: handlers(onConn) });
+    return {
+      addr: { host: listener.hostname, port: listener.port },
+      close: async () => listener.stop(false),
+    } satisfies Listener;
+  },
+
+  connectTcp(addr: NetAddr, options?: DialOptions) {
+    return new Promise<Conn>((resolve, reject) => {
+      const signal = options?.signal;
+      let settled = false;
+      const fail = (kind: DialError["kind"], detail: string): void => {
+        if (settled) return;
+        settled = true;
+        reject(new DialError(kind, addr, detail));
+      };
+      const onAbort = (): void => fail("timeout", "dial aborted or timed out");
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      Bun.connect<BunConn>({
+        hostname: addr.host,
+        port: addr.port,
+        allowHalfOpen: true,
+        socket: {
+          ...handlers(),
+          connectError: (_s, e) => fail(dialFailure(e), e.message),
+        },
+      }).then(
+        (s) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (settled) return s.terminate(); // aborted meanwhile
+          settled = true;
+          resolve(s.data!);
+        },
+        (e: { code?: string; message: string }) => fail(dialFailure(e), e.message),
+      );
+    });
+  },
+
+  async resolve(host) {
+    return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
+  },
+
+  async bindUdp(addr: NetAddr, onMessage: DatagramHandler) {
+    const socket = await Bun.udpSocket({
+      hostname: addr.host,
+      port: addr.port,
+      socket: { data: (_s, buf, port, address) => onMessage(buf.slice(), { host: address, port }) },
+    });
+    let closed = false;
+    return {
+      addr: { host: socket.address.address, port: socket.address.port },
+      async send(bytes, to) {
+        if (closed) throw new Error("send on a closed UDP socket");
+        socket.send(bytes, to.port, to.host); // `to.host` is always an IP: Bun wants no names here
+      },
+      close() {
+        if (closed) return;
+        closed = true;
+        socket.close();
+      },
+    } satisfies DatagramSocket;
+  },
+
+  async serveHttp(addr: NetAddr, fetch: FetchHandler) {
+    const server = Bun.serve({ hostname: addr.host, port: addr.port, fetch });
+    return { addr: { host: server.hostname, port: server.port }, close: async () => server.stop(true) } satisfies Listener;
+  },
+};

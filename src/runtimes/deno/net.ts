@@ -1,0 +1,182 @@
+/**
+ * The socket contract on Deno's own primitives: `Deno.listen` / `Deno.connect` for TCP,
+ * `Deno.serve` for the admin API. Traps handled here (see DESIGN.md): `conn.write()` may take
+ * only part of the bytes, so writes loop; draining `conn.readable` or closing `conn.writable`
+ * would close the whole connection, so reads use `conn.read()` and half-close `closeWrite()`.
+ *
+ * UDP uses `node:dgram` from Deno's Node compatibility layer rather than `Deno.listenDatagram`,
+ * which still needs `--unstable-net`: the stable path keeps `deno run -A` enough to start the
+ * proxy, and `node:dgram` is what Deno itself documents for stable UDP.
+ *
+ * @module
+ */
+import { createSocket } from "node:dgram";
+import { lookup } from "node:dns/promises";
+import {
+  DialError,
+  type Conn,
+  type DatagramHandler,
+  type DatagramSocket,
+  type DialOptions,
+  type FetchHandler,
+  type Listener,
+  type Net,
+  type NetAddr,
+} from "../../core/net/contract.ts";
+import { unmapIpv4 } from "../../core/net/ip.ts";
+
+/** Size of the buffer handed to each `conn.read()`. */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
+/** A {@link Conn} over a `Deno.TcpConn`. */
+export class DenoConn implements Conn {
+  readonly remote: NetAddr;
+  readonly local: NetAddr;
+  private closed = false;
+  private finSent = false;
+  /** Writes are serialised: a partial write must finish before the next one starts. */
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(readonly conn: Deno.TcpConn) {
+    const r = conn.remoteAddr as Deno.NetAddr;
+    const l = conn.localAddr as Deno.NetAddr;
+    this.remote = { host: unmapIpv4(r.hostname), port: r.port };
+    this.local = { host: unmapIpv4(l.hostname), port: l.port };
+    conn.setNoDelay(true);
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    if (this.closed) throw new Error("connection closed");
+    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    const n = await this.conn.read(buf);
+    return n === null ? null : buf.subarray(0, n);
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    const next = this.writing.then(async () => {
+      if (this.closed || this.finSent) throw new Error("write on a closed connection");
+      let at = 0;
+      while (at < bytes.length) at += await this.conn.write(bytes.subarray(at)); // partial writes
+    });
+    this.writing = next.catch(() => {});
+    return next;
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.closed || this.finSent) return;
+    await this.writing;
+    this.finSent = true;
+    try {
+      await this.conn.closeWrite();
+    } catch {
+      // already reset by the peer: nothing left to half-close
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // closed already
+    }
+  }
+}
+
+function dialFailure(e: unknown): DialError["kind"] {
+  if (e instanceof Deno.errors.ConnectionRefused) return "refused";
+  if (e instanceof Deno.errors.TimedOut) return "timeout";
+  const message = String((e as Error)?.message ?? "");
+  if (/host is unreachable|EHOSTUNREACH/i.test(message)) return "host_unreachable";
+  if (/network is unreachable|ENETUNREACH/i.test(message)) return "network_unreachable";
+  return "other";
+}
+
+/** The Deno implementation of {@link Net}. */
+export const denoNet: Net = {
+  async listenTcp(addr, onConn) {
+    const listener = Deno.listen({ hostname: addr.host, port: addr.port, transport: "tcp" });
+    const bound = listener.addr as Deno.NetAddr;
+    void (async () => {
+      try {
+        for await (const c of listener) onConn(new DenoConn(c));
+      } catch {
+        // the listener was closed
+      }
+    })();
+    return {
+      addr: { host: bound.hostname, port: bound.port },
+      async close() {
+        try {
+          listener.close();
+        } catch {
+          // closed already
+        }
+      },
+    } satisfies Listener;
+  },
+
+  async connectTcp(addr: NetAddr, options?: DialOptions) {
+    const signal = options?.signal;
+    if (signal?.aborted) throw new DialError("timeout", addr, "dial aborted or timed out");
+    const dial = Deno.connect({ hostname: addr.host, port: addr.port, transport: "tcp" });
+    const aborted = new Promise<never>((_, reject) =>
+      signal?.addEventListener("abort", () => reject(new DialError("timeout", addr, "dial aborted or timed out")), { once: true }),
+    );
+    try {
+      return new DenoConn(await Promise.race([dial, aborted]));
+    } catch (e) {
+      dial.then((c) => c.close()).catch(() => {}); // a dial that completes after the abort
+      if (e instanceof DialError) throw e;
+      throw new DialError(dialFailure(e), addr, (e as Error).message);
+    }
+  },
+
+  async resolve(host) {
+    // node:dns lookup uses the system resolver (hosts file included), as Node and Bun do;
+    // Deno.resolveDns would skip /etc/hosts.
+    return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
+  },
+
+  bindUdp(addr: NetAddr, onMessage: DatagramHandler) {
+    return new Promise<DatagramSocket>((resolve, reject) => {
+      const socket = createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
+      socket.once("error", reject);
+      socket.on("message", (msg, rinfo) => onMessage(new Uint8Array(msg), { host: rinfo.address, port: rinfo.port }));
+      socket.bind({ address: addr.host, port: addr.port }, () => {
+        socket.off("error", reject);
+        let closed = false;
+        const shut = (): void => {
+          if (closed) return;
+          closed = true;
+          socket.close();
+        };
+        socket.on("error", shut);
+        const bound = socket.address();
+        resolve({
+          addr: { host: bound.address, port: bound.port },
+          send: (bytes, to) =>
+            new Promise<void>((ok, fail) => {
+              if (closed) return fail(new Error("send on a closed UDP socket"));
+              socket.send(bytes, to.port, to.host, (e) => (e ? fail(e) : ok()));
+            }),
+          close: shut,
+        });
+      });
+    });
+  },
+
+  serveHttp(addr: NetAddr, fetch: FetchHandler) {
+    return new Promise<Listener>((resolve) => {
+      const server = Deno.serve(
+        {
+          hostname: addr.host,
+          port: addr.port,
+          onListen: (local) => resolve({ addr: { host: local.hostname, port: local.port }, close: () => server.shutdown() }),
+        },
+        fetch,
+      );
+    });
+  },
+};
