@@ -14,6 +14,9 @@ import { reachesListener } from "./net/ip.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
 
+/** How long shutdown waits for sessions still deciding after their connections were closed. */
+export const SHUTDOWN_GRACE_MS = 1_000;
+
 /** What {@link startProxy} needs. */
 export interface ProxyServerOptions {
   readonly net: Net;
@@ -108,7 +111,10 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       // Node's server.close() settles only once its connections are gone: close them too.
       const closing = listeners.map((l) => l.close().catch(() => undefined));
       for (const c of conns) c.close();
-      await Promise.allSettled([...closing, ...sessions]);
+      await Promise.allSettled(closing);
+      // A session can still be waiting for a decider or a DNS answer; it can no longer open a
+      // connection (track() closes it, dials are aborted), so it is given a grace period only.
+      await Promise.race([Promise.allSettled([...sessions]), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS))]);
     },
   };
 }

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { findKeyLine } from "./config/key-line.ts";
 import { planListeners } from "./config/listen-url.ts";
 import { parseConfigText } from "./config/parse.ts";
 import { ConfigError, defaultNetworkConfig, type ListenPlan, type LoadedConfig } from "./config/types.ts";
@@ -17,7 +16,6 @@ import { adminTokenFrom } from "./admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "./config/constraints.ts";
 import { createLineLogger, TARGET, type Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
-import { compilePatterns, PatternError } from "./policy/patterns.ts";
 import { startProxy } from "./server.ts";
 import { ProxyState } from "./state.ts";
 import { VERSION } from "./version.ts";
@@ -111,7 +109,7 @@ async function configPath(host: StandaloneHost, explicit: string | undefined): P
 }
 
 /**
- * Load and fully validate a config file, domain patterns included. A missing file yields the
+ * Load and validate a config file (domain patterns included, by `parseConfigText`). A missing file yields the
  * defaults, unless it is `required` (named with `--config`: a typo must not pass silently).
  * Throws {@link ConfigError} naming the key and line.
  */
@@ -127,18 +125,6 @@ export async function loadConfigFile(host: Pick<StandaloneHost, "readTextFile">,
     return { network: defaultNetworkConfig(), warnings: [] };
   }
   const loaded = parseConfigText(text, path);
-  for (const key of ["allowed_domains", "denied_domains"] as const) {
-    loaded.network[key].forEach((pattern, index) => {
-      try {
-        compilePatterns([pattern]);
-      } catch (e) {
-        if (!(e instanceof PatternError)) throw e;
-        const line = findKeyLine(text, "network", key);
-        const where = line === undefined ? `${path}:` : `${path}:${line}:`;
-        throw new ConfigError(`${where} network.${key}[${index}]: ${e.message}`, `network.${key}`, line);
-      }
-    });
-  }
   return loaded;
 }
 

@@ -188,9 +188,13 @@ describe("parseConfigText value errors", () => {
     expect(err.message).toMatch(new RegExp(`^${PATH}:3: network\\.admin_url: "127\\.0\\.0\\.1": missing port`));
   });
 
-  it("does not validate domain patterns (left to the policy module)", () => {
-    const { network } = parseConfigText(`[network]\nallowed_domains = ["[bad", "{x}"]\n`, PATH);
-    expect(network.allowed_domains).toEqual(["[bad", "{x}"]);
+  it("validates domain patterns, naming the key, index, line and pattern", () => {
+    const err = configError(() => parseConfigText(`[network]\nallowed_domains = ["ok.example", "{x}"]\n`, PATH));
+    expect(err.message).toMatch(new RegExp(`^${PATH.replace(/[.]/g, "\\.")}:2: network\\.allowed_domains\\[1\\]: .*"\\{x\\}"`));
+    expect(err.key).toBe("network.allowed_domains");
+    expect(err.line).toBe(2);
+    const denied = configError(() => parseConfigText(`[network]\ndenied_domains = ["a[b"]\n`, PATH));
+    expect(denied.message).toContain("network.denied_domains[0]");
   });
 });
 

@@ -16,6 +16,7 @@
  */
 
 import { parse, TomlError } from "smol-toml";
+import { compilePatterns, PatternError } from "../policy/patterns.ts";
 import { findKeyLine } from "./key-line.ts";
 import { parseListenUrl } from "./listen-url.ts";
 import {
@@ -140,11 +141,22 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
         if (key === "allow_unix_sockets" && !item.startsWith("/")) {
           throw keyError(src, key, `${JSON.stringify(item)} is not an absolute path`, i);
         }
+        if (key === "allowed_domains" || key === "denied_domains") checkPattern(src, key, item, i);
         list.push(item);
       }
       Object.assign(network, { [key]: list });
       return;
     }
+  }
+}
+
+/** Compiles one domain pattern, re-raising a {@link PatternError} with the file location. */
+function checkPattern(src: Source, key: string, pattern: string, index: number): void {
+  try {
+    compilePatterns([pattern]);
+  } catch (e) {
+    if (!(e instanceof PatternError)) throw e;
+    throw keyError(src, key, e.message, index);
   }
 }
 
