@@ -148,8 +148,12 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   let loaded: LoadedConfig;
   let constraints: NetworkConstraints | undefined;
   let plan: ListenPlan;
+  let initialMtime: number | undefined;
   try {
     path = await configPath(host, args.config);
+    // The watcher's baseline is taken before the first read, so an edit made during startup
+    // is never missed.
+    initialMtime = await host.fileMtime?.(path).catch(() => undefined);
     loaded = await loadConfigFile(host, path, args.config !== undefined);
     if (args.constraints !== undefined) constraints = await loadConstraintsFile(host, args.constraints);
     const planned = planListeners(loaded.network);
@@ -195,7 +199,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     return 1;
   }
-  const watcher = host.fileMtime ? watchConfigFile(configFile, host.fileMtime, state, log) : undefined;
+  const watcher = host.fileMtime ? watchConfigFile(configFile, host.fileMtime, state, log, initialMtime) : undefined;
   const signal = received ?? (await new Promise<string>((resolve) => (wake = resolve)));
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   watcher?.stop();
@@ -207,8 +211,8 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
 export const CONFIG_WATCH_INTERVAL_MS = 1_000;
 
 /**
- * Reload `state` whenever the file's modification time changes (checked at most once per
- * {@link CONFIG_WATCH_INTERVAL_MS}). A failed reload is logged and not retried until the file
+ * Reload `state` whenever the file's modification time changes from `baseline` (or from its
+ * first reading), checked at most once per {@link CONFIG_WATCH_INTERVAL_MS}. A failed reload is logged and not retried until the file
  * changes again; the previous policy stays in force.
  */
 export function watchConfigFile(
@@ -216,8 +220,9 @@ export function watchConfigFile(
   mtime: (path: string) => Promise<number | undefined>,
   state: ProxyState,
   log: Logger,
+  baseline?: number,
 ): { stop(): void } {
-  let last: number | undefined | null = null; // null: not read yet
+  let last: number | undefined | null = baseline ?? null; // null: not read yet
   let busy = false;
   const check = async (): Promise<void> => {
     if (busy) return;

@@ -2,6 +2,7 @@ import { describe, it, expect } from "vitest";
 import { parse } from "smol-toml";
 import { ConfigError, defaultNetworkConfig, parseConfigText } from "../../src/core/config/index.ts";
 import { findKeyLine } from "../../src/core/config/key-line.ts";
+import { redactSecretLines } from "../../src/core/config/parse.ts";
 import { closestMatch, editDistance } from "../../src/core/config/suggest.ts";
 
 const PATH = "/home/u/.codex/config.toml";
@@ -305,5 +306,19 @@ describe("suggestions", () => {
   it("suggests only within distance 3", () => {
     expect(closestMatch("enabeld", ["enabled", "mode"])).toBe("enabled");
     expect(closestMatch("abcdefgh", ["enabled", "mode"])).toBeUndefined();
+  });
+});
+
+describe("secrets in parse errors", () => {
+  it("never quotes the admin token of a broken file", () => {
+    const text = `[network]\nenabled = true\nadmin_token = "s3cret-token\n`;
+    const err = configError(() => parseConfigText(text, PATH));
+    expect(err.message).not.toContain("s3cret");
+    expect(err.message).toContain("admin_token = <redacted>");
+  });
+
+  it("redacts only the assignment line, keeping the rest of the excerpt", () => {
+    expect(redactSecretLines('4:  mode = "x"\n5:  admin_token = "abc" # c\n   ^')).toBe('4:  mode = "x"\n5:  admin_token = <redacted>\n   ^');
+    expect(redactSecretLines("network.admin_token = 'abc'")).toBe("network.admin_token = <redacted>");
   });
 });

@@ -96,8 +96,9 @@ function parseToml(src: Source): Record<string, unknown> {
     return parse(src.text, { integersAsBigInt: true, maxDepth: MAX_TOML_DEPTH });
   } catch (e) {
     if (e instanceof TomlError) {
-      const firstLine = e.message.split("\n", 1)[0]!.trim();
-      const excerpt = e.message.slice(e.message.indexOf("\n") + 1).trimEnd();
+      const message = redactSecretLines(e.message);
+      const firstLine = message.split("\n", 1)[0]!.trim();
+      const excerpt = message.slice(message.indexOf("\n") + 1).trimEnd();
       throw new ConfigError(
         `failed to parse ${src.path}: line ${e.line}, column ${e.column}: ${firstLine}${excerpt && excerpt !== firstLine ? `\n${excerpt}` : ""}`,
         undefined,
@@ -107,6 +108,17 @@ function parseToml(src: Source): Record<string, unknown> {
     const message = e instanceof Error ? e.message : String(e);
     throw new ConfigError(`failed to parse ${src.path}: ${message}`);
   }
+}
+
+/** A line of TOML that assigns the admin token (its value must never be echoed). */
+const SECRET_ASSIGNMENT = /^(\s*(?:\d+:\s*)?(?:network\.)?admin_token\s*=).*$/gm;
+
+/**
+ * smol-toml quotes the offending line in its errors; a line that sets `admin_token` is shown
+ * with its value replaced, so a broken file never prints the secret (stderr, /reload answers).
+ */
+export function redactSecretLines(message: string): string {
+  return message.replace(SECRET_ASSIGNMENT, "$1 <redacted>");
 }
 
 /** Validates one known key and stores it into `network`. */

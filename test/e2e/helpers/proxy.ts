@@ -18,6 +18,11 @@ export interface ProxyProcess {
    * the config does not enable SOCKS5 and the line was not printed by the time the HTTP one was).
    */
   readonly socksPort: number | undefined;
+  /**
+   * Port of the admin API, from `admin API listening on 127.0.0.1:PORT` (undefined when the line
+   * was not printed by the time the HTTP one was; pass `waitForAdmin` to wait for it).
+   */
+  readonly adminPort: number | undefined;
   /** The directory holding the config file (removed by `stop`). */
   readonly dir: string;
   readonly configPath: string;
@@ -44,6 +49,10 @@ export interface StartProxyOptions {
    * text contains `enable_socks5 = true`.
    */
   waitForSocks5?: boolean;
+  /** Also wait for `admin API listening on …` before resolving. Default: false. */
+  waitForAdmin?: boolean;
+  /** Extra command-line arguments, after `--config PATH` (e.g. `["--constraints", file]`). */
+  args?: readonly string[];
 }
 
 const live = new Set<ChildProcess>();
@@ -59,6 +68,7 @@ process.on("exit", () => {
 
 const LISTENING = /HTTP proxy listening on (127\.0\.0\.1|\[?::1\]?):(\d+)/;
 const SOCKS5_LISTENING = /SOCKS5 proxy listening on (?:127\.0\.0\.1|\[?::1\]?):(\d+)/;
+const ADMIN_LISTENING = /admin API listening on (?:127\.0\.0\.1|\[?::1\]?):(\d+)/;
 
 /**
  * Write `configToml` to a fresh temp dir as `config.toml`, start the proxy on it and wait for
@@ -70,6 +80,7 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   writeFileSync(configPath, configToml);
   const args = ["--import", "tsx", PROXY_MAIN];
   if (!opts.noConfigFlag) args.push("--config", configPath);
+  if (opts.args) args.push(...opts.args);
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: proxyFreeEnv({ RUST_LOG: "info", ...opts.env }),
@@ -91,7 +102,7 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
     const onData = (chunk: string) => {
       err += chunk;
       const m = LISTENING.exec(err);
-      if (m && (!waitForSocks5 || SOCKS5_LISTENING.test(err))) resolve({ host: m[1]!.replace(/[[\]]/g, ""), port: Number(m[2]) });
+      if (m && (!waitForSocks5 || SOCKS5_LISTENING.test(err)) && (!opts.waitForAdmin || ADMIN_LISTENING.test(err))) resolve({ host: m[1]!.replace(/[[\]]/g, ""), port: Number(m[2]) });
     };
     child.stderr!.on("data", onData);
     child.stdout!.on("data", (c: string) => (out += c));
@@ -109,8 +120,10 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   let stopped: Promise<number | null> | undefined;
   const hostForUrl = addr.host.includes(":") ? `[${addr.host}]` : addr.host;
   const socksMatch = SOCKS5_LISTENING.exec(err);
+  const adminMatch = ADMIN_LISTENING.exec(err);
   return {
     socksPort: socksMatch ? Number(socksMatch[1]) : undefined,
+    adminPort: adminMatch ? Number(adminMatch[1]) : undefined,
     url: `http://${hostForUrl}:${addr.port}`,
     host: addr.host,
     port: addr.port,
