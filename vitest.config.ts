@@ -1,11 +1,26 @@
 import { defineConfig } from "vitest/config";
 
+/** The e2e files that spawn the standalone proxy: run once per runtime. */
+const SPAWNED = ["test/e2e/**/*.test.ts"];
+/** E2E files that run the proxy in the test process (the Node library): Node only. */
+const IN_PROCESS = ["test/e2e/library.test.ts"];
+
+const e2e = (runtime: "node" | "bun" | "deno") => ({
+  extends: true as const,
+  test: {
+    name: `e2e-${runtime}`,
+    include: SPAWNED,
+    exclude: runtime === "node" ? [] : IN_PROCESS,
+    env: { CNP_E2E_RUNTIME: runtime },
+  },
+});
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
     reporters: ["default", "./test/reporters/summary-line.ts"],
+    projects: [{ extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } }, e2e("node"), e2e("bun"), e2e("deno")],
   },
 });

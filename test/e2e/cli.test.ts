@@ -14,6 +14,7 @@ import {
   type ProxyProcess,
   RawClient,
   runCli,
+  RUNTIME,
   startEchoServer,
   startOrigin,
   startProxy,
@@ -47,6 +48,14 @@ function configFile(text: string): { dir: string; file: string } {
   writeFileSync(file, text);
   return { dir: t.dir, file };
 }
+
+describe(`runtime under test: ${RUNTIME}`, () => {
+  it("the spawned proxy really runs on this project's runtime", async () => {
+    const p = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] }));
+    proxies.push(p);
+    expect(p.stderr()).toMatch(new RegExp(`codex-network-proxy \\S+ on ${RUNTIME} `));
+  });
+});
 
 describe("CLI basics", () => {
   it("--help exits 0 and prints usage", async () => {

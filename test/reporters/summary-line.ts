@@ -1,22 +1,31 @@
 /**
- * Prints one plain closing line, `Tests: N passed, N failed, N skipped`, after vitest's own
- * summary, so CI logs state the outcome in a runner-neutral form.
+ * Prints plain closing lines after vitest's own summary: one per project (unit, and the e2e
+ * suite on each runtime), then the total as `Tests: N passed, N failed[, N skipped]`, so CI
+ * logs state the outcome per runtime in a runner-neutral form.
  */
 import type { Reporter, TestModule } from "vitest/node";
 
+type Counts = { passed: number; failed: number; skipped: number };
+
+const line = (c: Counts): string => `${c.passed} passed, ${c.failed} failed${c.skipped ? `, ${c.skipped} skipped` : ""}`;
+
 export default class SummaryLineReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
-    let passed = 0;
-    let failed = 0;
-    let skipped = 0;
+    const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+    const byProject = new Map<string, Counts>();
     for (const m of testModules) {
+      const name = m.project.name || "default";
+      const counts = byProject.get(name) ?? { passed: 0, failed: 0, skipped: 0 };
+      byProject.set(name, counts);
       for (const t of m.children.allTests()) {
         const state = t.result().state;
-        if (state === "passed") passed++;
-        else if (state === "failed") failed++;
-        else skipped++;
+        const key = state === "passed" ? "passed" : state === "failed" ? "failed" : "skipped";
+        counts[key]++;
+        total[key]++;
       }
     }
-    process.stdout.write(`\nTests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+    let out = "\n";
+    if (byProject.size > 1) for (const [name, c] of [...byProject].sort()) out += `${name}: ${line(c)}\n`;
+    process.stdout.write(`${out}Tests: ${line(total)}\n`);
   }
 }

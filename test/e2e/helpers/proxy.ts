@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, PROXY_MAIN, proxyFreeEnv, REPO_ROOT, withDeadline } from "./util.ts";
+import { makeTempDir, proxyCommand, proxyFreeEnv, REPO_ROOT, withDeadline } from "./util.ts";
 
 /** A running proxy process. */
 export interface ProxyProcess {
@@ -78,10 +78,11 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   const tmp = makeTempDir("cnp-e2e-proxy-");
   const configPath = join(tmp.dir, "config.toml");
   writeFileSync(configPath, configToml);
-  const args = ["--import", "tsx", PROXY_MAIN];
+  const args: string[] = [];
   if (!opts.noConfigFlag) args.push("--config", configPath);
   if (opts.args) args.push(...opts.args);
-  const child = spawn(process.execPath, args, {
+  const cmd = proxyCommand(args);
+  const child = spawn(cmd.command, cmd.args, {
     cwd: REPO_ROOT,
     env: proxyFreeEnv({ RUST_LOG: "info", ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],
@@ -165,7 +166,8 @@ export async function runCli(
   args: readonly string[],
   opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const child = spawn(process.execPath, ["--import", "tsx", PROXY_MAIN, ...args], {
+  const cmd = proxyCommand(args);
+  const child = spawn(cmd.command, cmd.args, {
     cwd: REPO_ROOT,
     env: proxyFreeEnv({ RUST_LOG: "info", ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],

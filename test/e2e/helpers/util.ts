@@ -15,6 +15,30 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..
 /** The Node entry point of the standalone proxy. */
 export const PROXY_MAIN = join(REPO_ROOT, "src/runtimes/node/main.ts");
 
+/** The runtimes the standalone proxy is tested on. */
+export type Runtime = "node" | "bun" | "deno";
+
+/** The runtime this test run spawns the proxy under (vitest project env `CNP_E2E_RUNTIME`). */
+export const RUNTIME: Runtime = parseRuntime(process.env.CNP_E2E_RUNTIME);
+
+function parseRuntime(value: string | undefined): Runtime {
+  if (value === undefined || value === "" || value === "node") return "node";
+  if (value === "bun" || value === "deno") return value;
+  throw new Error(`CNP_E2E_RUNTIME must be node, bun or deno, not ${JSON.stringify(value)}`);
+}
+
+/** Command and arguments that start the standalone proxy under {@link RUNTIME}. */
+export function proxyCommand(args: readonly string[], runtime: Runtime = RUNTIME): { command: string; args: string[] } {
+  switch (runtime) {
+    case "node":
+      return { command: process.execPath, args: ["--import", "tsx", PROXY_MAIN, ...args] };
+    case "bun":
+      return { command: join(REPO_ROOT, "node_modules/.bin/bun"), args: [join(REPO_ROOT, "src/runtimes/bun/main.ts"), ...args] };
+    case "deno":
+      return { command: join(REPO_ROOT, "node_modules/.bin/deno"), args: ["run", "-A", "--quiet", join(REPO_ROOT, "src/runtimes/deno/main.ts"), ...args] };
+  }
+}
+
 /** Reject with a clear message when `promise` does not settle within `ms`. */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
