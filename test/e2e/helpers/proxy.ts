@@ -53,6 +53,8 @@ export interface StartProxyOptions {
   waitForAdmin?: boolean;
   /** Extra command-line arguments, after `--config PATH` (e.g. `["--constraints", file]`). */
   args?: readonly string[];
+  /** Run this executable (a compiled single-file binary) instead of the runtime's entry. */
+  command?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -81,7 +83,7 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   const args: string[] = [];
   if (!opts.noConfigFlag) args.push("--config", configPath);
   if (opts.args) args.push(...opts.args);
-  const cmd = proxyCommand(args);
+  const cmd = opts.command ? { command: opts.command, args } : proxyCommand(args);
   const child = spawn(cmd.command, cmd.args, {
     cwd: REPO_ROOT,
     env: proxyFreeEnv({ RUST_LOG: "info", ...opts.env }),

@@ -1,0 +1,80 @@
+/**
+ * Single-file binaries: `npm run build:binary` (bun build --compile) is built and started once,
+ * and a request goes through it. `deno task compile` needs a `denort` runtime that `deno
+ * compile` downloads; this machine's network forbids that download, so that case runs only
+ * when `DENORT_BIN` names one or Deno's cache already holds it, and otherwise is skipped with
+ * the reason in its name.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, RUNTIME, startOrigin, startProxy } from "./helpers/index.ts";
+
+const run = promisify(execFile);
+const DENO_VERSION = "2.9.5";
+
+/** A denort this machine already has, if any (deno compile would otherwise download it). */
+function cachedDenort(): string | undefined {
+  if (process.env.DENORT_BIN && existsSync(process.env.DENORT_BIN)) return process.env.DENORT_BIN;
+  const denoDir = process.env.DENO_DIR ?? join(homedir(), ".cache", "deno");
+  const zip = join(denoDir, "dl", "release", `v${DENO_VERSION}`, "denort-x86_64-unknown-linux-gnu.zip");
+  return existsSync(zip) ? zip : undefined;
+}
+
+// Built once per test run: only the node project builds and runs binaries.
+const onThisRuntime = RUNTIME === "node";
+
+describe.runIf(onThisRuntime)("single-file binary (bun build --compile)", () => {
+  const binary = join(REPO_ROOT, "dist", "codex-network-proxy");
+  let origin: Origin;
+  let proxy: ProxyProcess | undefined;
+
+  beforeAll(async () => {
+    rmSync(binary, { force: true });
+    await run("npm", ["run", "build:binary"], { cwd: REPO_ROOT, timeout: 120_000 });
+    origin = await startOrigin();
+  }, 150_000);
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await origin?.close();
+  });
+
+  it("builds a self-contained executable that prints its version", async () => {
+    expect(existsSync(binary)).toBe(true);
+    const { stdout } = await run(binary, ["--version"], { timeout: 10_000 });
+    expect(stdout.trim()).toBe("codex-network-proxy 0.1.0");
+  });
+
+  it("starts from the binary and proxies a request", async () => {
+    proxy = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] }), { command: binary });
+    const a = `127.0.0.1:${origin.port}`;
+    const ok = await requestOnce(proxy.port, `GET http://${a}/through-binary HTTP/1.1\r\nHost: ${a}\r\n\r\n`);
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.text).url).toBe("/through-binary");
+    const refused = await requestOnce(proxy.port, `GET http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n`);
+    expect(refused.status).toBe(403);
+    expect(proxy.stderr()).toMatch(/ on bun /);
+  });
+});
+
+describe.runIf(onThisRuntime)("deno compile", () => {
+  const denort = cachedDenort();
+  const name = denort
+    ? "deno task compile builds a binary that proxies a request"
+    : "deno task compile — SKIPPED: no denort (DENORT_BIN unset, none in Deno's cache) and this machine cannot download it";
+  it.skipIf(!denort)(name, async () => {
+    const binary = join(REPO_ROOT, "dist", "codex-network-proxy-deno");
+    rmSync(binary, { force: true });
+    await run(join(REPO_ROOT, "node_modules/.bin/deno"), ["task", "compile"], {
+      cwd: REPO_ROOT,
+      timeout: 120_000,
+      env: { ...process.env, DENORT_BIN: denort },
+    });
+    const { stdout } = await run(binary, ["--version"], { timeout: 10_000 });
+    expect(stdout.trim()).toBe("codex-network-proxy 0.1.0");
+  }, 150_000);
+});
