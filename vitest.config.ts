@@ -2,15 +2,18 @@ import { defineConfig } from "vitest/config";
 
 /** The e2e files that spawn the standalone proxy: run once per runtime. */
 const SPAWNED = ["test/e2e/**/*.test.ts"];
-/** E2E files that run the proxy in the test process (the Node library): Node only. */
-const IN_PROCESS = ["test/e2e/library.test.ts"];
+/**
+ * E2E files that run once, in the node project: the in-process library tests, and the
+ * packaging and single-file-binary tests (they build artefacts for every runtime themselves).
+ */
+const NODE_ONLY = ["test/e2e/library.test.ts", "test/e2e/package.test.ts", "test/e2e/binary.test.ts"];
 
 const e2e = (runtime: "node" | "bun" | "deno") => ({
   extends: true as const,
   test: {
     name: `e2e-${runtime}`,
     include: SPAWNED,
-    exclude: runtime === "node" ? [] : IN_PROCESS,
+    exclude: runtime === "node" ? [] : NODE_ONLY,
     env: { CNP_E2E_RUNTIME: runtime },
   },
 });

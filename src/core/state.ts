@@ -44,7 +44,7 @@ export interface ProxyStateOptions {
 export class ProxyState {
   private current: ProxySnapshot;
   /** Recent refusals (`GET /blocked`). */
-  readonly blocked = new BlockedLog();
+  readonly blocked: BlockedLog = new BlockedLog();
   private readonly sinks: DecisionSink[] = [];
   private readonly log: Logger;
 

@@ -11,7 +11,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, RUNTIME, startOrigin, startProxy } from "./helpers/index.ts";
+import { networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, startOrigin, startProxy } from "./helpers/index.ts";
 
 const run = promisify(execFile);
 const DENO_VERSION = "2.9.5";
@@ -24,10 +24,7 @@ function cachedDenort(): string | undefined {
   return existsSync(zip) ? zip : undefined;
 }
 
-// Built once per test run: only the node project builds and runs binaries.
-const onThisRuntime = RUNTIME === "node";
-
-describe.runIf(onThisRuntime)("single-file binary (bun build --compile)", () => {
+describe("single-file binary (bun build --compile)", () => {
   const binary = join(REPO_ROOT, "dist", "codex-network-proxy");
   let origin: Origin;
   let proxy: ProxyProcess | undefined;
@@ -61,7 +58,7 @@ describe.runIf(onThisRuntime)("single-file binary (bun build --compile)", () => 
   });
 });
 
-describe.runIf(onThisRuntime)("deno compile", () => {
+describe("deno compile", () => {
   const denort = cachedDenort();
   const name = denort
     ? "deno task compile builds a binary that proxies a request"

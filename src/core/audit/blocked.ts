@@ -27,7 +27,7 @@ export interface BlockedEntry {
 export class BlockedLog {
   private readonly entries: BlockedEntry[] = [];
 
-  constructor(readonly capacity = BLOCKED_RING_SIZE) {}
+  constructor(readonly capacity: number = BLOCKED_RING_SIZE) {}
 
   /** Record a decision; allows are ignored. */
   record(r: DecisionRecord): void {

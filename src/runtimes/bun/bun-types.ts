@@ -16,7 +16,9 @@ export interface BunSocket<Data = import("./net.ts").BunConn> {
   write(data: Uint8Array | string): number;
   /** Send FIN; reading continues. */
   shutdown(halfClose?: boolean): void;
-  /** Close at once. */
+  /** Flush, then close both directions. */
+  end(): void;
+  /** Close at once (reset). */
   terminate(): void;
   pause?(): void;
   resume?(): void;

@@ -22,6 +22,9 @@ import {
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
+/** How long a closed connection may take to flush before it is reset. */
+export const CLOSE_LINGER_MS = 5_000;
+
 /** Bytes a connection may hold unread before the socket is paused. */
 export const READ_QUEUE_HIGH_WATER = 256 * 1024;
 
@@ -145,9 +148,15 @@ export class BunConn implements Conn {
   close(): void {
     if (this.closed) return;
     this.failure ??= new Error("connection closed");
+    const unsent = this.unsent;
     this.unsent = [];
     this.settle();
-    this.socket.terminate();
+    // end() flushes what the socket holds and closes gracefully; terminate() would reset the
+    // connection and could drop a response written just before. A peer that does not read
+    // is cut off after CLOSE_LINGER_MS.
+    for (const chunk of unsent) if (this.socket.write(chunk) < chunk.length) break;
+    this.socket.end();
+    setTimeout(() => this.socket.terminate(), CLOSE_LINGER_MS).unref?.();
   }
 
   /** Mark closed and settle every waiter. */

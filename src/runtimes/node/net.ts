@@ -24,6 +24,9 @@ import {
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
 
+/** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
+export const CLOSE_LINGER_MS = 5_000;
+
 /** Bytes a connection may hold unread before the socket is paused. */
 export const READ_QUEUE_HIGH_WATER = 256 * 1024;
 
@@ -116,7 +119,13 @@ export class NodeConn implements Conn {
   }
 
   close(): void {
-    this.socket.destroy();
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (s.writableLength === 0 || s.writableEnded) return void s.destroy();
+    // Bytes still buffered in Node would be dropped by destroy(): flush them, then close; a
+    // peer that does not read is cut off after CLOSE_LINGER_MS.
+    s.end(() => s.destroy());
+    setTimeout(() => s.destroy(), CLOSE_LINGER_MS).unref();
   }
 
   /** Hand the socket over to a native relay: returns what was queued and whether FIN was seen. */
