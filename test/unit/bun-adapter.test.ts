@@ -1,0 +1,170 @@
+/**
+ * The Bun adapter's connection over a fake `Bun.Socket`: the awkward paths that real sockets
+ * rarely show on loopback — partial writes, drain ordering, half-close both ways, early close,
+ * buffer reuse and read backpressure.
+ */
+import { describe, expect, it } from "vitest";
+import { BunConn, READ_QUEUE_HIGH_WATER } from "../../src/runtimes/bun/net.ts";
+import type { BunSocket } from "../../src/runtimes/bun/bun-types.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
+
+/** A socket that takes at most `capacity` bytes until more room is granted. */
+class FakeSocket implements BunSocket {
+  data: BunConn | undefined;
+  readonly remoteAddress = "::ffff:127.0.0.1";
+  readonly remotePort = 50000;
+  readonly localAddress = "127.0.0.1";
+  readonly localPort = 3128;
+  out = "";
+  capacity = Infinity;
+  calls: string[] = [];
+  write(data: Uint8Array | string): number {
+    const bytes = typeof data === "string" ? enc(data) : data;
+    const n = Math.min(bytes.length, this.capacity);
+    this.capacity -= n;
+    this.out += dec(bytes.subarray(0, n));
+    return n;
+  }
+  shutdown(): void {
+    this.calls.push("shutdown");
+  }
+  end(): void {
+    this.calls.push("end");
+  }
+  terminate(): void {
+    this.calls.push("terminate");
+  }
+  pause(): void {
+    this.calls.push("pause");
+  }
+  resume(): void {
+    this.calls.push("resume");
+  }
+}
+
+function conn(): { socket: FakeSocket; c: BunConn } {
+  const socket = new FakeSocket();
+  const c = new BunConn(socket);
+  socket.data = c;
+  return { socket, c };
+}
+
+/** Whether `p` has settled (after letting queued microtasks run). */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
+
+describe("BunConn", () => {
+  it("reports the peer address without the IPv4-mapped prefix", () => {
+    expect(conn().c.remote).toEqual({ host: "127.0.0.1", port: 50000 });
+  });
+
+  it("a partial write keeps the rest until drain, and resolves only then", async () => {
+    const { socket, c } = conn();
+    socket.capacity = 3;
+    const w = c.write(enc("hello"));
+    expect(socket.out).toBe("hel");
+    expect(await settled(w)).toBe(false);
+    socket.capacity = Infinity;
+    c.onDrain();
+    await w;
+    expect(socket.out).toBe("hello");
+  });
+
+  it("writes issued while one is pending go out in order after it", async () => {
+    const { socket, c } = conn();
+    socket.capacity = 2;
+    const a = c.write(enc("abc"));
+    const b = c.write(enc("def"));
+    expect(socket.out).toBe("ab");
+    socket.capacity = 2;
+    c.onDrain();
+    expect(socket.out).toBe("abcd");
+    socket.capacity = Infinity;
+    c.onDrain();
+    await Promise.all([a, b]);
+    expect(socket.out).toBe("abcdef");
+  });
+
+  it("closeWrite flushes first, then sends FIN with shutdown() (not end(), which closes both)", async () => {
+    const { socket, c } = conn();
+    socket.capacity = 1;
+    void c.write(enc("xy"));
+    const fin = c.closeWrite();
+    expect(socket.calls).toEqual([]);
+    socket.capacity = Infinity;
+    c.onDrain();
+    await fin;
+    expect(socket.out).toBe("xy");
+    expect(socket.calls).toEqual(["shutdown"]);
+    await expect(c.write(enc("late"))).rejects.toThrow();
+  });
+
+  it("after the peer's FIN, reads end while writing goes on (half-close)", async () => {
+    const { socket, c } = conn();
+    c.onData(enc("last words"));
+    c.onEnd();
+    expect(dec(await c.read())).toBe("last words");
+    expect(await c.read()).toBeNull();
+    await c.write(enc("still talking"));
+    expect(socket.out).toBe("still talking");
+  });
+
+  it("a clean close by the peer without an end event is end of stream", async () => {
+    const { c } = conn();
+    const r = c.read();
+    c.onClose();
+    expect(await r).toBeNull();
+  });
+
+  it("an early close with an error fails the pending read and the pending write", async () => {
+    const { socket, c } = conn();
+    socket.capacity = 0;
+    const w = c.write(enc("never sent"));
+    const r = c.read();
+    c.onClose(new Error("ECONNRESET"));
+    await expect(r).rejects.toThrow("ECONNRESET");
+    await expect(w).rejects.toThrow();
+  });
+
+  it("copies chunks: Bun reuses the buffer behind a data view", async () => {
+    const { c } = conn();
+    const view = enc("original");
+    c.onData(view);
+    view.fill(0);
+    expect(dec(await c.read())).toBe("original");
+  });
+
+  it("pauses the socket above the read high-water mark and resumes when drained", async () => {
+    const { socket, c } = conn();
+    const big = new Uint8Array(READ_QUEUE_HIGH_WATER / 2 + 1);
+    c.onData(big);
+    c.onData(big);
+    expect(socket.calls).toContain("pause");
+    await c.read();
+    await c.read();
+    expect(socket.calls.at(-1)).toBe("resume");
+  });
+
+  it("close() flushes what is unsent with end(), never a reset, and fails a pending read", async () => {
+    const { socket, c } = conn();
+    socket.capacity = 2;
+    void c.write(enc("abcd")).catch(() => {});
+    const r = c.read();
+    socket.capacity = Infinity;
+    c.close();
+    await expect(r).rejects.toThrow();
+    expect(socket.out).toBe("abcd");
+    expect(socket.calls.filter((x) => x !== "resume")).toEqual(["end"]);
+    c.close(); // idempotent
+    expect(socket.calls.filter((x) => x !== "resume")).toEqual(["end"]);
+  });
+});
