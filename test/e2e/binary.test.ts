@@ -58,6 +58,13 @@ describe("single-file binary (bun build --compile)", () => {
   });
 });
 
+describe("deno tasks", () => {
+  it("deno task start runs the Deno entry", async () => {
+    const { stdout } = await run(join(REPO_ROOT, "node_modules/.bin/deno"), ["task", "--quiet", "start", "--version"], { cwd: REPO_ROOT, timeout: 60_000 });
+    expect(stdout.trim()).toBe("codex-network-proxy 0.1.0");
+  }, 70_000);
+});
+
 describe("deno compile", () => {
   const denort = cachedDenort();
   const name = denort
