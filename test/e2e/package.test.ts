@@ -1,6 +1,6 @@
 /**
  * Packages: the npm tarball (`npm pack`) installed into a fresh project works from its exports
- * on Node (root, `./node`, `./admin`) and Bun (`./bun`), its bin runs, and the JSR package
+ * on Node (root, `./node`, `./admin`), Bun (`./bun`) and Deno (`./deno`), its bin runs, and the JSR package
  * passes `deno publish --dry-run`. Runs once, in the node project (vitest.config.ts).
  */
 import { execFile } from "node:child_process";
@@ -77,6 +77,13 @@ describe("packages", () => {
     const { stdout } = await run(BUN, ["use-bun.ts"], { cwd: dir, timeout: 30_000 });
     expect(stdout).toContain("status 200");
   });
+
+  it("Deno imports codex-network-proxy/deno, starts the proxy and forwards a request", async () => {
+    writeFileSync(join(dir, "use-deno.ts"), consumer("codex-network-proxy/deno", origin.port));
+    writeFileSync(join(dir, "deno.json"), JSON.stringify({ nodeModulesDir: "manual" }));
+    const { stdout } = await run(DENO, ["run", "-A", "--quiet", "use-deno.ts"], { cwd: dir, timeout: 60_000 });
+    expect(stdout).toContain("status 200");
+  }, 70_000);
 
   it("the installed bin runs", async () => {
     const { stdout } = await run(join(dir, "node_modules/.bin/codex-network-proxy"), ["--version"], { cwd: dir, timeout: 30_000 });
