@@ -10,13 +10,10 @@
  *
  * @module
  */
-import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import {
   DialError,
   type Conn,
-  type DatagramHandler,
-  type DatagramSocket,
   type DialOptions,
   type FetchHandler,
   type Listener,
@@ -24,6 +21,7 @@ import {
   type NetAddr,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { bindDgram } from "../shared/dgram-udp.ts";
 
 /** Size of the buffer handed to each `conn.read()`. */
 export const READ_BUFFER_BYTES = 64 * 1024;
@@ -139,33 +137,7 @@ export const denoNet: Net = {
     return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
   },
 
-  bindUdp(addr: NetAddr, onMessage: DatagramHandler) {
-    return new Promise<DatagramSocket>((resolve, reject) => {
-      const socket = createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
-      socket.once("error", reject);
-      socket.on("message", (msg, rinfo) => onMessage(new Uint8Array(msg), { host: rinfo.address, port: rinfo.port }));
-      socket.bind({ address: addr.host, port: addr.port }, () => {
-        socket.off("error", reject);
-        let closed = false;
-        const shut = (): void => {
-          if (closed) return;
-          closed = true;
-          socket.close();
-        };
-        socket.on("error", shut);
-        const bound = socket.address();
-        resolve({
-          addr: { host: bound.address, port: bound.port },
-          send: (bytes, to) =>
-            new Promise<void>((ok, fail) => {
-              if (closed) return fail(new Error("send on a closed UDP socket"));
-              socket.send(bytes, to.port, to.host, (e) => (e ? fail(e) : ok()));
-            }),
-          close: shut,
-        });
-      });
-    });
-  },
+  bindUdp: bindDgram,
 
   serveHttp(addr: NetAddr, fetch: FetchHandler) {
     return new Promise<Listener>((resolve) => {

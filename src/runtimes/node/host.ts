@@ -1,9 +1,13 @@
 /**
- * Node's file and environment capabilities, shared by the standalone entry and the library.
+ * Node's file, environment and process capabilities, shared by the standalone entries of the
+ * runtimes that provide Node's `process` (Node and Bun) and by the libraries.
  *
  * @module
  */
 import { readFile, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import type { Net } from "../../core/net/contract.ts";
+import type { StandaloneHost } from "../../core/standalone.ts";
 
 /** File contents, or `null` when the file does not exist. */
 export async function readTextFile(path: string): Promise<string | null> {
@@ -34,4 +38,26 @@ export async function fileMtime(path: string): Promise<number | undefined> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
+}
+
+/** The standalone host on `process` and `node:fs`, with the runtime's own sockets (`net`). */
+export function processStandaloneHost(runtime: string, net: Net): StandaloneHost {
+  // A closed stderr (the reader went away) must not take the proxy down with EPIPE.
+  process.stderr.on("error", () => {});
+  return {
+    runtime,
+    args: process.argv.slice(2),
+    env: (name) => process.env[name],
+    readTextFile,
+    pathKind,
+    fileMtime,
+    homeDir: () => homedir(),
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    net,
+    onShutdownSignal(handler) {
+      process.once("SIGINT", () => handler("SIGINT"));
+      process.once("SIGTERM", () => handler("SIGTERM"));
+    },
+  };
 }

@@ -6,15 +6,12 @@
  * @module
  */
 import { createAdaptorServer } from "@hono/node-server";
-import { createSocket } from "node:dgram";
 import type { Server } from "node:http";
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import {
   DialError,
   type Conn,
-  type DatagramHandler,
-  type DatagramSocket,
   type DialFailure,
   type DialOptions,
   type FetchHandler,
@@ -23,6 +20,7 @@ import {
   type NetAddr,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { bindDgram } from "../shared/dgram-udp.ts";
 
 /** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
 export const CLOSE_LINGER_MS = 5_000;
@@ -252,34 +250,7 @@ export const nodeNet: Net = {
     });
   },
 
-  bindUdp(addr: NetAddr, onMessage: DatagramHandler) {
-    return new Promise<DatagramSocket>((resolve, reject) => {
-      const socket = createSocket({ type: addr.host.includes(":") ? "udp6" : "udp4" });
-      socket.once("error", reject);
-      socket.on("message", (msg, rinfo) => onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { host: rinfo.address, port: rinfo.port }));
-      socket.bind({ address: addr.host, port: addr.port, exclusive: true }, () => {
-        socket.off("error", reject);
-        let closed = false;
-        const shut = (): void => {
-          if (closed) return;
-          closed = true;
-          socket.close();
-        };
-        // After an error the socket is useless; its owner notices through failing sends.
-        socket.on("error", shut);
-        const bound = socket.address();
-        resolve({
-          addr: { host: bound.address, port: bound.port },
-          send: (bytes, to) =>
-            new Promise<void>((ok, fail) => {
-              if (closed) return fail(new Error("send on a closed UDP socket"));
-              socket.send(bytes, to.port, to.host, (e) => (e ? fail(e) : ok()));
-            }),
-          close: shut,
-        });
-      });
-    });
-  },
+  bindUdp: bindDgram,
 
   async resolve(host: string) {
     const found = await lookup(host, { all: true, verbatim: true });
