@@ -6,6 +6,15 @@
  */
 export type { DecisionRecord, DecisionScope, DecisionSink } from "./audit/events.ts";
 export { BLOCKED_RING_SIZE, type BlockedEntry } from "./audit/blocked.ts";
+export {
+  AUDIT_LOGGER_NAME,
+  BLOCK_DECISION_EVENT,
+  DOMAIN_POLICY_EVENT,
+  auditAttributes,
+  createAuditSink,
+  type AuditMetadata,
+  type AuditSinkOptions,
+} from "./audit/otel.ts";
 export { planListeners, parseListenUrl } from "./config/listen-url.ts";
 export { parseConfigText } from "./config/parse.ts";
 export { ConfigError, defaultNetworkConfig, type ListenPlan, type LoadedConfig, type NetworkConfig, type NetworkMode } from "./config/types.ts";

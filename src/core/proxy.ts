@@ -9,7 +9,9 @@ import { stringify } from "smol-toml";
 import { createAdminApp } from "./admin/app.ts";
 import { adminTokenFrom } from "./admin/token.ts";
 import { AttributionRegistry } from "./attribution.ts";
+import type { LoggerProvider } from "@opentelemetry/api-logs";
 import type { DecisionSink } from "./audit/events.ts";
+import { createAuditSink, type AuditMetadata, type AuditSinkOptions } from "./audit/otel.ts";
 import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
 import { parseListenUrl, planListeners } from "./config/listen-url.ts";
 import { parseConfigText } from "./config/parse.ts";
@@ -66,6 +68,7 @@ export class NetworkProxyBuilder {
   private managed?: NetworkConstraints;
   private logger: Logger = silentLogger;
   private sinks: DecisionSink[] = [];
+  private audit: AuditSinkOptions = {};
 
   constructor(private readonly runtime: ProxyRuntime) {}
 
@@ -123,6 +126,21 @@ export class NetworkProxyBuilder {
     return this;
   }
 
+  /**
+   * Emit audit events through this OpenTelemetry `LoggerProvider` (default: the global one,
+   * which is a no-op until the host app installs one; the proxy never installs it itself).
+   */
+  auditLoggerProvider(provider: LoggerProvider): this {
+    this.audit = { ...this.audit, loggerProvider: provider };
+    return this;
+  }
+
+  /** Metadata added to every audit event (`conversation.id`, `app.version`, …); unset fields are omitted. */
+  auditMetadata(metadata: AuditMetadata): this {
+    this.audit = { ...this.audit, metadata };
+    return this;
+  }
+
   /** Receive every decision record (audit). */
   onDecision(sink: DecisionSink): this {
     this.sinks.push(sink);
@@ -152,6 +170,7 @@ export class NetworkProxyBuilder {
       { resolve: (h) => this.runtime.net.resolve(h), decider: this.decider },
       { source: this.file !== undefined || this.source ? load : undefined, constraints: this.managed, log: this.logger },
     );
+    state.addSink(createAuditSink(this.audit));
     for (const s of this.sinks) state.addSink(s);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
     return new NetworkProxy(this.runtime, state, this.logger, this.admin !== undefined, token);

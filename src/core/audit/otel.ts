@@ -1,0 +1,102 @@
+/**
+ * Audit events as OpenTelemetry log records (reference README §5, behavior.md §8): every
+ * domain decision is a `codex.network_proxy.domain_policy_decision`, every mode-guard or
+ * proxy-state refusal a `codex.network_proxy.block_decision`, emitted through the logger
+ * `codex_otel.network_proxy` of the provider the embedding app passes (or the global one; the
+ * proxy never installs a global provider itself). No event holds a URL path, a query or a
+ * credential: decision records carry none.
+ *
+ * @module
+ */
+import { logs, SeverityNumber, type LogAttributes, type LoggerProvider } from "@opentelemetry/api-logs";
+import type { DecisionRecord, DecisionSink } from "./events.ts";
+
+/** The logger (instrumentation scope) audit events are emitted through. */
+export const AUDIT_LOGGER_NAME = "codex_otel.network_proxy";
+/** Event name of a domain-rule decision (allow included). */
+export const DOMAIN_POLICY_EVENT = "codex.network_proxy.domain_policy_decision";
+/** Event name of a mode-guard or proxy-state refusal. */
+export const BLOCK_DECISION_EVENT = "codex.network_proxy.block_decision";
+
+/** Optional context the embedding app attaches to every event; unset fields are omitted. */
+export interface AuditMetadata {
+  conversationId?: string;
+  appVersion?: string;
+  authMode?: string;
+  originator?: string;
+  userAccountId?: string;
+  userEmail?: string;
+  terminalType?: string;
+  model?: string;
+  slug?: string;
+}
+
+/** Metadata field → attribute name, in the reference's order. */
+const METADATA_ATTRIBUTES: ReadonlyArray<readonly [keyof AuditMetadata, string]> = [
+  ["conversationId", "conversation.id"],
+  ["appVersion", "app.version"],
+  ["authMode", "auth_mode"],
+  ["originator", "originator"],
+  ["userAccountId", "user.account_id"],
+  ["userEmail", "user.email"],
+  ["terminalType", "terminal.type"],
+  ["model", "model"],
+  ["slug", "slug"],
+];
+
+/** The event name of a record. */
+export function auditEventName(r: DecisionRecord): string {
+  return r.scope === "domain_rule" ? DOMAIN_POLICY_EVENT : BLOCK_DECISION_EVENT;
+}
+
+/** The exact attribute set of the reference for one decision. */
+export function auditAttributes(r: DecisionRecord, metadata: AuditMetadata = {}): LogAttributes {
+  const attributes: LogAttributes = {
+    "event.name": auditEventName(r),
+    // RFC 3339, UTC, milliseconds (toISOString always gives exactly that form).
+    "event.timestamp": new Date(r.timestamp).toISOString(),
+  };
+  for (const [field, name] of METADATA_ATTRIBUTES) {
+    const value = metadata[field];
+    if (value !== undefined && value !== "") attributes[name] = value;
+  }
+  Object.assign(attributes, {
+    "network.policy.scope": r.scope,
+    "network.policy.decision": r.decision,
+    "network.policy.source": r.source,
+    "network.policy.reason": r.reason,
+    "network.transport.protocol": r.protocol,
+    "server.address": r.host,
+    "server.port": r.port,
+    "http.request.method": r.method ?? "none",
+    "client.address": r.client ?? "unknown",
+    // Only a decider overriding an allowlist miss sets this; state refusals never do.
+    "network.policy.override": r.scope === "domain_rule" && r.override,
+  });
+  return attributes;
+}
+
+/** Options of {@link createAuditSink}. */
+export interface AuditSinkOptions {
+  /** Where events go; default: the global provider (a no-op until the host app installs one). */
+  loggerProvider?: LoggerProvider;
+  metadata?: AuditMetadata;
+}
+
+/** A decision sink that emits every record as an OpenTelemetry log record. */
+export function createAuditSink(options: AuditSinkOptions = {}): DecisionSink {
+  const provider = options.loggerProvider ?? logs.getLoggerProvider();
+  const logger = provider.getLogger(AUDIT_LOGGER_NAME);
+  const metadata = { ...options.metadata };
+  return (r) => {
+    const attributes = auditAttributes(r, metadata);
+    logger.emit({
+      timestamp: r.timestamp,
+      severityNumber: SeverityNumber.INFO,
+      severityText: "INFO",
+      eventName: attributes["event.name"] as string,
+      body: attributes["event.name"] as string,
+      attributes,
+    });
+  };
+}
