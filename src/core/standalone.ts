@@ -11,7 +11,10 @@
 import { planListeners } from "./config/listen-url.ts";
 import { parseConfigText } from "./config/parse.ts";
 import { ConfigError, defaultNetworkConfig, type ListenPlan, type LoadedConfig } from "./config/types.ts";
+import type { LoggerProvider } from "@opentelemetry/api-logs";
 import { createAdminApp } from "./admin/app.ts";
+import { createAuditSink } from "./audit/otel.ts";
+import { parseTelemetryConfig, type TelemetryConfig } from "./config/telemetry.ts";
 import { adminTokenFrom } from "./admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "./config/constraints.ts";
 import { createLineLogger, TARGET, type Logger } from "./log.ts";
@@ -38,6 +41,8 @@ export interface StandaloneHost {
   readonly net: Net;
   /** Modification time of a file in ms (`undefined` when missing); enables live reload. */
   fileMtime?(path: string): Promise<number | undefined>;
+  /** Start exporting audit events as `[otel]` says (absent: no export). */
+  startAuditExport?(telemetry: TelemetryConfig, log: Logger): Promise<{ provider?: LoggerProvider; shutdown(): Promise<void> }>;
   /** Call `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal(handler: (signal: string) => void): void;
 }
@@ -125,6 +130,9 @@ export async function loadConfigFile(host: Pick<StandaloneHost, "readTextFile">,
     return { network: defaultNetworkConfig(), warnings: [] };
   }
   const loaded = parseConfigText(text, path);
+  const t = parseTelemetryConfig(text, path);
+  loaded.telemetry = t.telemetry;
+  loaded.warnings.push(...t.warnings);
   return loaded;
 }
 
@@ -191,12 +199,15 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     TARGET.main,
     `codex-network-proxy ${VERSION} on ${host.runtime}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
+  const audit = loaded.telemetry && host.startAuditExport ? await host.startAuditExport(loaded.telemetry, log) : undefined;
+  if (audit?.provider) state.addSink(createAuditSink({ loggerProvider: audit.provider }));
   const admin = createAdminApp(state, { token: adminTokenFrom(network, (n) => host.env(n)), log });
   let running;
   try {
     running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch });
   } catch (e) {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
+    await audit?.shutdown();
     return 1;
   }
   const watcher = host.fileMtime ? watchConfigFile(configFile, host.fileMtime, state, log, initialMtime) : undefined;
@@ -204,6 +215,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   watcher?.stop();
   await running.shutdown();
+  await audit?.shutdown(); // flush pending audit records
   return 0;
 }
 

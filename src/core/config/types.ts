@@ -77,4 +77,6 @@ export class ConfigError extends TypeError {
 export interface LoadedConfig {
   network: NetworkConfig;
   warnings: string[];
+  /** `[otel]`/`[analytics]`, when loaded from a file by the standalone entry. */
+  telemetry?: import("./telemetry.ts").TelemetryConfig;
 }

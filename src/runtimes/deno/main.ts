@@ -5,6 +5,7 @@
  * @module
  */
 import { runStandalone } from "../../core/standalone.ts";
+import { startAuditExport } from "../shared/otel-export.ts";
 import { denoNet } from "./net.ts";
 
 const encoder = new TextEncoder();
@@ -48,6 +49,7 @@ const code = await runStandalone({
   stdout: (text) => writeAll(Deno.stdout, text),
   stderr: (text) => writeAll(Deno.stderr, text),
   net: denoNet,
+  startAuditExport,
   onShutdownSignal(handler) {
     Deno.addSignalListener("SIGINT", () => handler("SIGINT"));
     Deno.addSignalListener("SIGTERM", () => handler("SIGTERM"));

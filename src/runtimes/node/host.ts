@@ -8,6 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import type { Net } from "../../core/net/contract.ts";
 import type { StandaloneHost } from "../../core/standalone.ts";
+import { startAuditExport } from "../shared/otel-export.ts";
 
 /** File contents, or `null` when the file does not exist. */
 export async function readTextFile(path: string): Promise<string | null> {
@@ -55,6 +56,7 @@ export function processStandaloneHost(runtime: string, net: Net): StandaloneHost
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
     net,
+    startAuditExport,
     onShutdownSignal(handler) {
       process.once("SIGINT", () => handler("SIGINT"));
       process.once("SIGTERM", () => handler("SIGTERM"));

@@ -1,0 +1,74 @@
+/**
+ * Standalone audit export: a `LoggerProvider` with a batch processor and the official OTLP log
+ * exporter chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc). It is
+ * handed to the audit sink, never installed globally. An exporter that cannot start costs one
+ * warning; the proxy runs on with stderr logging. Pending records are flushed on shutdown.
+ *
+ * @module
+ */
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from "@opentelemetry/sdk-logs";
+import type { OtelExporter, TelemetryConfig } from "../../core/config/telemetry.ts";
+import { TARGET, type Logger } from "../../core/log.ts";
+import { VERSION } from "../../core/version.ts";
+
+/** A running export pipeline. */
+export interface AuditExport {
+  /** Where audit events go; `undefined` when nothing is exported. */
+  readonly provider?: LoggerProvider;
+  /** Flush pending records and stop. */
+  shutdown(): Promise<void>;
+}
+
+const NOTHING: AuditExport = { shutdown: async () => {} };
+
+/** Start exporting audit events as `telemetry` says. Never throws. */
+export async function startAuditExport(telemetry: TelemetryConfig, log: Logger): Promise<AuditExport> {
+  const chosen = telemetry.exporter;
+  if (chosen.kind === "none") return NOTHING;
+  if (chosen.kind === "statsig") {
+    log.log("info", TARGET.main, `otel exporter "statsig" has no public endpoint outside the reference's vendor; audit events are not exported`);
+    return NOTHING;
+  }
+  try {
+    const exporter = await createExporter(chosen);
+    const provider = new LoggerProvider({
+      resource: resourceFromAttributes({
+        "service.name": "codex-network-proxy",
+        "service.version": VERSION,
+        "deployment.environment": telemetry.environment,
+      }),
+      processors: [new BatchLogRecordProcessor({ exporter })],
+    });
+    log.log("info", TARGET.main, `audit events exported with ${chosen.kind}${chosen.kind === "otlp-http" ? ` (${chosen.protocol})` : ""}`);
+    return {
+      provider,
+      async shutdown() {
+        try {
+          await provider.shutdown(); // flushes what the batch processor still holds
+        } catch (e) {
+          log.log("warn", TARGET.main, `flushing audit events failed: ${(e as Error).message}`);
+        }
+      },
+    };
+  } catch (e) {
+    log.log("warn", TARGET.main, `otel exporter ${chosen.kind} could not start (${(e as Error).message}); continuing with stderr logging only`);
+    return NOTHING;
+  }
+}
+
+async function createExporter(e: Exclude<OtelExporter, { kind: "none" } | { kind: "statsig" }>): Promise<LogRecordExporter> {
+  const options = { url: e.endpoint, headers: { ...e.headers } };
+  if (e.kind === "otlp-grpc") {
+    const [{ OTLPLogExporter }, { Metadata }] = await Promise.all([import("@opentelemetry/exporter-logs-otlp-grpc"), import("@grpc/grpc-js")]);
+    const metadata = new Metadata();
+    for (const [name, value] of Object.entries(e.headers)) metadata.set(name, value); // gRPC carries headers as metadata
+    return new OTLPLogExporter({ url: e.endpoint, metadata });
+  }
+  if (e.protocol === "json") {
+    const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-http");
+    return new OTLPLogExporter(options);
+  }
+  const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-proto");
+  return new OTLPLogExporter(options);
+}
