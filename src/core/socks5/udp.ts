@@ -66,7 +66,7 @@ export async function runUdpAssociation(
     const verdict = await snap.policy.decide({ protocol: "socks5_udp", host: target.host, port: target.port, client_addr: who, ...attribution });
     recordVerdict(ctx, snap, verdict, facts);
     if (!verdict.allowed) {
-      ctx.log.log("debug", TARGET.socks5, `udp from ${who} to ${verdict.host}:${target.port} dropped (${verdict.reason})`);
+      ctx.log.log("info", TARGET.socks5, `blocked socks5_udp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
       return;
     }
     let ip: string | undefined;
