@@ -2,7 +2,8 @@
  * `npm run bench`: throughput and memory of the proxy next to a direct connection, measured in
  * the same run on loopback, printed as ratios. Figures vary by machine; the ratios are the
  * point. Runs: many small keep-alive requests (absolute-form), bulk download through a CONNECT
- * tunnel, bulk upload as a plain POST; then the proxy's peak RSS.
+ * tunnel, bulk upload as a plain POST; then the proxy's peak RSS, and the cost of exporting
+ * audit events over OTLP (a second proxy exporting to a local receiver, same requests).
  *
  * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256).
  */
@@ -20,6 +21,8 @@ import { Agent, ProxyAgent, request } from "undici";
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BULK_BYTES = Number(process.env.BENCH_BULK_MB ?? 256) * 1024 * 1024;
+/** Alternating rounds of the audit-overhead comparison. */
+const AUDIT_ROUNDS = 3;
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SMALL = new Uint8Array(1024).fill(120);
 const BLOCK = new Uint8Array(256 * 1024).fill(97);
@@ -53,10 +56,10 @@ function origin(): Promise<{ port: number; close(): void }> {
   );
 }
 
-async function startProxy(): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+async function startProxy(extraToml = ""): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "cnp-bench-"));
   const file = join(dir, "config.toml");
-  writeFileSync(file, `[network]\nenabled = true\nproxy_url = "http://127.0.0.1:0"\nallowed_domains = ["127.0.0.1"]\n`);
+  writeFileSync(file, `[network]\nenabled = true\nproxy_url = "http://127.0.0.1:0"\nadmin_url = "127.0.0.1:0"\nallowed_domains = ["127.0.0.1"]\n${extraToml}`);
   const child = spawn(process.execPath, ["--import", "tsx", "src/runtimes/node/main.ts", "--config", file], {
     cwd: root,
     stdio: ["ignore", "ignore", "pipe"],
@@ -133,19 +136,48 @@ function peakRssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** An OTLP/HTTP receiver that accepts and discards log exports. */
+function otlpReceiver(): Promise<{ port: number; received(): number; close(): void }> {
+  let received = 0;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.on("data", () => {});
+    req.on("end", () => {
+      received++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ port: (server.address() as AddressInfo).port, received: () => received, close: () => server.close() }),
+    ),
+  );
+}
+
 const o = await origin();
+const receiver = await otlpReceiver();
 const proxy = await startProxy();
+const audited = await startProxy(`[otel]\nexporter = { otlp-http = { endpoint = "http://127.0.0.1:${receiver.port}/v1/logs", protocol = "json" } }\n`);
 const base = `http://127.0.0.1:${o.port}`;
 const direct = new Agent({ connections: CONCURRENCY });
 // proxyTunnel: false makes undici send absolute-form requests, the plain-HTTP proxy path.
 const viaProxy = new ProxyAgent({ uri: `http://127.0.0.1:${proxy.port}`, connections: CONCURRENCY, proxyTunnel: false });
+const viaAudited = new ProxyAgent({ uri: `http://127.0.0.1:${audited.port}`, connections: CONCURRENCY, proxyTunnel: false });
 try {
   await smallRequests(direct, `${base}/small`); // warm-up
   await smallRequests(viaProxy, `${base}/small`);
+  await smallRequests(viaAudited, `${base}/small`);
   const rows: [string, number, number, string][] = [];
   rows.push(["small GET, keep-alive (req/s)", await smallRequests(direct, `${base}/small`), await smallRequests(viaProxy, `${base}/small`), "req/s"]);
   rows.push(["CONNECT tunnel download (MiB/s)", await bulkDownload(o.port), await bulkDownload(o.port, proxy.port), "MiB/s"]);
   rows.push(["plain POST upload (MiB/s)", await bulkUpload(direct, `${base}/up`), await bulkUpload(viaProxy, `${base}/up`), "MiB/s"]);
+  // Alternate rounds and keep each side's best, so machine noise does not decide the ratio.
+  let plain = 0;
+  let exported = 0;
+  for (let round = 0; round < AUDIT_ROUNDS; round++) {
+    plain = Math.max(plain, await smallRequests(viaProxy, `${base}/small`));
+    exported = Math.max(exported, await smallRequests(viaAudited, `${base}/small`));
+  }
   const rss = peakRssMiB(proxy.pid);
   console.log(`codex-network-proxy bench (node ${process.version}; ${REQUESTS} requests x${CONCURRENCY}, ${BULK_BYTES / 1048576} MiB bulk)`);
   console.log(`${"case".padEnd(34)}${"direct".padStart(12)}${"proxy".padStart(12)}${"proxy/direct".padStart(14)}`);
@@ -153,9 +185,15 @@ try {
     console.log(`${name.padEnd(34)}${d.toFixed(1).padStart(12)}${p.toFixed(1).padStart(12)}${(p / d).toFixed(2).padStart(14)}`);
   }
   console.log(`${"proxy peak RSS (MiB)".padEnd(34)}${"-".padStart(12)}${rss.toFixed(1).padStart(12)}`);
+  console.log(`${"case".padEnd(34)}${"no export".padStart(12)}${"OTLP export".padStart(12)}${"export/none".padStart(14)}`);
+  console.log(`${"audit: small GET (req/s)".padEnd(34)}${plain.toFixed(1).padStart(12)}${exported.toFixed(1).padStart(12)}${(exported / plain).toFixed(2).padStart(14)}`);
+  console.log(`(the receiver got ${receiver.received()} OTLP export requests)`);
 } finally {
   await direct.close();
   await viaProxy.close();
+  await viaAudited.close();
   await proxy.stop();
+  await audited.stop();
+  receiver.close();
   o.close();
 }
