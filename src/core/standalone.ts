@@ -66,8 +66,8 @@ Options:
 The config file is watched: a change is applied within a second (POST /reload on
 the admin API forces it); an invalid change is logged and the previous policy stays.
 
-Configuration is the [network] table of the file (see README.md and
-examples/config.toml). Without a file the defaults apply, and since
+Configuration is the [network] table of the file, plus [otel] and [analytics]
+for exporting audit events (see README.md and examples/config.toml). Without a file the defaults apply, and since
 network.enabled defaults to false the proxy then exits without listening.
 
 Environment:
