@@ -36,7 +36,8 @@ export function parseTelemetryConfig(text: string, path: string): { telemetry: T
   const warnings: string[] = [];
   const fail = (table: string, key: string, detail: string): ConfigError => {
     const line = findKeyLine(text, table, key);
-    return new ConfigError(`${line === undefined ? path : `${path}:${line}`}: ${table}.${key}: ${detail}`, `${table}.${key}`, line);
+    const name = table === "" ? key : `${table}.${key}`; // a top-level table names itself
+    return new ConfigError(`${line === undefined ? path : `${path}:${line}`}: ${name}: ${detail}`, name, line);
   };
   const otel = tableOf(root, "otel", fail);
   const analytics = tableOf(root, "analytics", fail);
@@ -48,9 +49,10 @@ export function parseTelemetryConfig(text: string, path: string): { telemetry: T
   if (otel.log_user_prompt !== undefined && typeof otel.log_user_prompt !== "boolean") {
     throw fail("otel", "log_user_prompt", `expected boolean, got ${tomlTypeName(otel.log_user_prompt)}`);
   }
-  const exporter = parseExporter(otel.exporter ?? "none", "exporter", fail);
-  const traceExporter = otel.trace_exporter === undefined ? exporter : parseExporter(otel.trace_exporter, "trace_exporter", fail);
-  let metricsExporter = parseExporter(otel.metrics_exporter ?? "statsig", "metrics_exporter", fail);
+  const warn = (key: string, detail: string): void => void warnings.push(`${path}: otel.${key}: ${detail}`);
+  const exporter = parseExporter(otel.exporter ?? "none", "exporter", fail, warn);
+  const traceExporter = otel.trace_exporter === undefined ? exporter : parseExporter(otel.trace_exporter, "trace_exporter", fail, warn);
+  let metricsExporter = parseExporter(otel.metrics_exporter ?? "statsig", "metrics_exporter", fail, warn);
   const enabled = analytics.enabled;
   if (enabled !== undefined && typeof enabled !== "boolean") throw fail("analytics", "enabled", `expected boolean, got ${tomlTypeName(enabled)}`);
   if (enabled === false) metricsExporter = { kind: "none" };
@@ -58,6 +60,12 @@ export function parseTelemetryConfig(text: string, path: string): { telemetry: T
 }
 
 type Fail = (table: string, key: string, detail: string) => ConfigError;
+
+/** Keys an exporter body may have (others are warned about: typos must not pass silently). */
+const EXPORTER_KEYS: Record<"otlp-http" | "otlp-grpc", readonly string[]> = {
+  "otlp-http": ["endpoint", "protocol", "headers"],
+  "otlp-grpc": ["endpoint", "headers"],
+};
 
 function tableOf(root: Record<string, unknown>, name: string, fail: Fail): Record<string, unknown> {
   const t = root[name];
@@ -67,7 +75,7 @@ function tableOf(root: Record<string, unknown>, name: string, fail: Fail): Recor
 }
 
 /** `"none"`, `"statsig"`, `{ otlp-http = { endpoint, protocol, headers } }` or `{ otlp-grpc = { endpoint, headers } }`. */
-function parseExporter(value: unknown, key: string, fail: Fail): OtelExporter {
+function parseExporter(value: unknown, key: string, fail: Fail, warn: (key: string, detail: string) => void): OtelExporter {
   const allowed = `"none", "statsig", { otlp-http = { endpoint = "…", protocol = "binary"|"json" } } or { otlp-grpc = { endpoint = "…" } }`;
   if (value === "none" || value === "statsig") return { kind: value };
   if (!isTomlTable(value)) return badExporter();
@@ -79,6 +87,9 @@ function parseExporter(value: unknown, key: string, fail: Fail): OtelExporter {
   const endpoint = body.endpoint;
   if (typeof endpoint !== "string" || !/^https?:\/\/\S+$/.test(endpoint)) {
     throw fail("otel", key, `${kind}.endpoint: expected an http(s) URL, got ${JSON.stringify(endpoint ?? null)}`);
+  }
+  for (const k of Object.keys(body)) {
+    if (!EXPORTER_KEYS[kind].includes(k)) warn(key, `${kind}.${k}: unknown key, ignored`);
   }
   const headers: Record<string, string> = {};
   if (body.headers !== undefined) {

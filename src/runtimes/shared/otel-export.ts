@@ -22,6 +22,9 @@ export interface AuditExport {
 
 const NOTHING: AuditExport = { shutdown: async () => {} };
 
+/** Longest shutdown waits for pending audit records to reach the collector. */
+export const FLUSH_TIMEOUT_MS = 3_000;
+
 /** Start exporting audit events as `telemetry` says. Never throws. */
 export async function startAuditExport(telemetry: TelemetryConfig, log: Logger): Promise<AuditExport> {
   const chosen = telemetry.exporter;
@@ -44,10 +47,15 @@ export async function startAuditExport(telemetry: TelemetryConfig, log: Logger):
     return {
       provider,
       async shutdown() {
-        try {
-          await provider.shutdown(); // flushes what the batch processor still holds
-        } catch (e) {
-          log.log("warn", TARGET.main, `flushing audit events failed: ${(e as Error).message}`);
+        // Flush what the batch processor still holds, but never let a dead collector hold the
+        // exit for the exporter's whole retry budget.
+        const flushed = provider.shutdown().then(
+          () => true,
+          (e: Error) => (log.log("warn", TARGET.main, `flushing audit events failed: ${e.message}`), true),
+        );
+        const timedOut = new Promise<boolean>((r) => setTimeout(() => r(false), FLUSH_TIMEOUT_MS).unref?.());
+        if (!(await Promise.race([flushed, timedOut]))) {
+          log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); some may be lost`);
         }
       },
     };
