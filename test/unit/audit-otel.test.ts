@@ -194,4 +194,20 @@ describe("library wiring", () => {
     expect(r!.instrumentationScope.name).toBe("codex_otel.network_proxy");
     expect(r!.attributes).toMatchObject({ "event.name": "codex.network_proxy.block_decision", "network.policy.scope": "proxy_state", "network.policy.reason": "proxy_disabled", originator: "embedding-app", "client.address": "unknown" });
   });
+
+  it("without a provider, events go to the global one the host installed", async () => {
+    const { NetworkProxy } = await import("../../src/core/proxy.ts");
+    const { logs } = await import("@opentelemetry/api-logs");
+    const exporter = new InMemoryLogRecordExporter();
+    const provider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter })] });
+    logs.setGlobalLoggerProvider(provider);
+    try {
+      const { net } = tripwireNet({});
+      const proxy = await NetworkProxy.builder({ net }).config({ allowed_domains: ["a.example"] }).build();
+      proxy.state.record({ timestamp: Date.now(), scope: "domain_rule", decision: "allow", source: "baseline_policy", reason: "allowed", override: false, protocol: "http", host: "a.example", port: 80, method: "GET", client: "127.0.0.1:1", mode: "full" });
+      expect(exporter.getFinishedLogRecords().map((r) => r.attributes["event.name"])).toEqual(["codex.network_proxy.domain_policy_decision"]);
+    } finally {
+      logs.disable();
+    }
+  });
 });
