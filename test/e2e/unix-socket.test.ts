@@ -1,13 +1,16 @@
 /**
- * `x-unix-socket: /abs/path` on plain HTTP requests (behavior.md §5): a path outside
- * `allow_unix_sockets` is a 403 JSON refusal with host `unix-socket` and reason `not_allowed`;
- * limited mode still applies; a listed path gets 501 until unix-socket dialling is built
- * (issue 7, which adds forwarding and symlink resolution). The header is never ignored: the
- * request must not silently go to the TCP host.
+ * `x-unix-socket: /abs/path` on plain HTTP requests (behavior.md §5, "ours": every platform
+ * whose runtime can dial unix sockets): forwarded over the socket when the path is in
+ * `allow_unix_sockets` (byte-equal or the same file through a symlink), else a 403 JSON refusal
+ * with host `unix-socket` and reason `not_allowed`; relative paths never match; limited mode
+ * still applies. The header is never ignored: the request never goes to the TCP host.
  */
-import { join } from "node:path";
+import { symlinkSync } from "node:fs";
+import { join, relative as relativePath } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  curlHttp,
+  type EchoReply,
   makeTempDir,
   networkConfig,
   type Origin,
@@ -19,6 +22,7 @@ import {
 
 let tmp: { dir: string; remove(): void };
 let sockPath: string;
+let linkPath: string;
 let unixOrigin: Origin;
 let tcpOrigin: Origin;
 let withSocket: ProxyProcess;
@@ -28,7 +32,9 @@ let limited: ProxyProcess;
 beforeAll(async () => {
   tmp = makeTempDir("cnp-e2e-unix-");
   sockPath = join(tmp.dir, "origin.sock");
+  linkPath = join(tmp.dir, "link.sock");
   [unixOrigin, tcpOrigin] = await Promise.all([startOrigin({ socketPath: sockPath }), startOrigin()]);
+  symlinkSync(sockPath, linkPath);
   [withSocket, withoutSocket, limited] = await Promise.all([
     startProxy(networkConfig({ allowed_domains: ["127.0.0.1"], allow_unix_sockets: [sockPath] })),
     startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] })),
@@ -48,14 +54,34 @@ function viaSocket(proxy: ProxyProcess, socket: string, path: string, method = "
 }
 
 describe("x-unix-socket", () => {
-  it("an allowed socket path → 501 `unix sockets unsupported` (dialling unix sockets is not built yet), never the TCP host", async () => {
+  it("an allowed socket path: the request is forwarded over the unix socket, never to the TCP host", async () => {
     const tcpBefore = tcpOrigin.requests.length;
-    const unixBefore = unixOrigin.requests.length;
     const r = await viaSocket(withSocket, sockPath, "/over-unix");
-    expect(r.status, r.text).toBe(501);
-    expect(r.text).toBe("unix sockets unsupported");
+    expect(r.status, r.text).toBe(200);
+    expect((JSON.parse(r.text) as EchoReply).url).toBe("/over-unix");
+    expect(unixOrigin.requests.at(-1)?.url).toBe("/over-unix");
     expect(tcpOrigin.requests.length, "must not fall back to the TCP host").toBe(tcpBefore);
-    expect(unixOrigin.requests.length).toBe(unixBefore);
+  });
+
+  it("curl -x … -H 'x-unix-socket: PATH' reaches the unix origin", async () => {
+    const r = await curlHttp(["-x", withSocket.url, "-H", `x-unix-socket: ${sockPath}`, `http://127.0.0.1:${tcpOrigin.port}/via-curl`]);
+    expect(r.status).toBe(200);
+    expect(unixOrigin.requests.at(-1)?.url).toBe("/via-curl");
+  });
+
+  it("a symlink to an allowed socket is the same file → allowed", async () => {
+    const r = await viaSocket(withSocket, linkPath, "/over-link");
+    expect(r.status, r.text).toBe(200);
+    expect(unixOrigin.requests.at(-1)?.url).toBe("/over-link");
+  });
+
+  it("a relative path is refused (403 not_allowed), even one naming the allowed socket", async () => {
+    const before = unixOrigin.requests.length;
+    const relative = relativePath(process.cwd(), sockPath);
+    const r = await viaSocket(withSocket, relative, "/relative");
+    expect(r.status, r.text).toBe(403);
+    expect(JSON.parse(r.text)).toMatchObject({ host: "unix-socket", reason: "not_allowed" });
+    expect(unixOrigin.requests.length).toBe(before);
   });
 
   it("a path not in allow_unix_sockets → 403 JSON, host unix-socket, reason not_allowed", async () => {

@@ -11,7 +11,6 @@ import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
-import type { HostVerdict } from "../policy/types.ts";
 import { basicProxyUser } from "../attribution.ts";
 import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
@@ -22,7 +21,7 @@ import { textResponse } from "./responses.ts";
 import { answerRefusal, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
 import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
-import { handleUnixSocketRequest, requestedUnixSocket } from "./unix-socket.ts";
+import { allowUnixSocket, requestedUnixSocket } from "./unix-socket.ts";
 import { Upstream, upstreamKey, type UpstreamSlot } from "./upstream.ts";
 
 /** How long an upstream may take to start its response after the request was sent. */
@@ -44,7 +43,10 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
 
   const snap = ctx.state.snapshot();
   const socketPath = requestedUnixSocket(head);
-  if (socketPath !== undefined) return handleUnixSocketRequest(head, socketPath, snap, client, ctx, keepAfterRefusal);
+  if (socketPath !== undefined) {
+    const to = await allowUnixSocket(head, socketPath, snap, client, ctx, keepAfterRefusal);
+    return to.kind === "answered" ? to.outcome : exchange(head, target, framing, keepAlive, to.destination, reader, ctx, slot);
+  }
   const protocol = "http" as const;
   const facts = { protocol, port: target.port, method: head.method, client: formatAddr(client.remote) };
   if (!snap.network.enabled) {
@@ -73,30 +75,47 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
   }
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
-  return exchange(head, target, framing, keepAlive, verdict, reader, ctx, slot);
+  const destination: Destination = {
+    key: upstreamKey(verdict.host, target.port, verdict.addresses),
+    host: verdict.host,
+    port: target.port,
+    dial: () => dialVetted(ctx, verdict.host, target.port, verdict.addresses),
+  };
+  return exchange(head, target, framing, keepAlive, destination, reader, ctx, slot);
 }
 
-/** Send the request upstream and relay the response. */
-async function exchange(
+/** Where an allowed request goes: a vetted TCP origin or an allowed unix socket. */
+export interface Destination {
+  /** Identity for upstream reuse: equal keys may share a kept-alive connection. */
+  readonly key: string;
+  /** Host and port for logs and refusals (`unix-socket` and 0 for a unix socket). */
+  readonly host: string;
+  readonly port: number;
+  /** Open a fresh connection; may throw `ProxyLoopError` or `DialError`. */
+  dial(): Promise<Conn>;
+}
+
+/** Send the request to `dest` and relay the response. */
+export async function exchange(
   head: RequestHead,
   target: RequestTarget,
   framing: BodyFraming,
   keepAlive: boolean,
-  verdict: Extract<HostVerdict, { allowed: true }>,
+  dest: Destination,
   reader: BufferedReader,
   ctx: SessionContext,
   slot: UpstreamSlot,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   const hasBody = carriesBody(framing);
-  const key = upstreamKey(verdict.host, target.port, verdict.addresses);
+  const key = dest.key;
   if (slot.current && slot.current.key !== key) {
     slot.current.close();
     slot.current = undefined;
   }
   const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing));
   const upstreamFailure = async (why: string): Promise<RequestOutcome> => {
-    ctx.log.log("info", TARGET.http, `upstream ${verdict.host}:${target.port} failed: ${why}`);
+    ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} failed: ${why}`);
     slot.current?.close();
     slot.current = undefined;
     await writeQuietly(client, textResponse(502, "upstream failure", keepAlive && !hasBody));
@@ -113,13 +132,13 @@ async function exchange(
   for (;;) {
     if (!slot.current) {
       try {
-        const conn = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
+        const conn = await dest.dial();
         slot.current = new Upstream(key, conn, ctx.track(conn));
       } catch (e) {
         if (e instanceof ProxyLoopError) {
-          const facts = { protocol: "http" as const, port: target.port, method: head.method, client: formatAddr(client.remote) };
-          recordStateBlock(ctx, ctx.state.snapshot(), verdict.host, facts, "proxy_state", "proxy_loop");
-          const r = { host: verdict.host, port: target.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol: "http" } as const;
+          const facts = { protocol: "http" as const, port: dest.port, method: head.method, client: formatAddr(client.remote) };
+          recordStateBlock(ctx, ctx.state.snapshot(), dest.host, facts, "proxy_state", "proxy_loop");
+          const r = { host: dest.host, port: dest.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol: "http" } as const;
           return answerRefusal(ctx, client, r, head.method, keepAlive && !hasBody);
         }
         return upstreamFailure((e as Error).message);
@@ -194,7 +213,7 @@ async function exchange(
     await copyBody(up.reader, rf, client, output);
   } catch (e) {
     if (!(e instanceof BodyError)) throw e; // the client went away: the session closes everything
-    ctx.log.log("info", TARGET.http, `upstream ${verdict.host}:${target.port} body failed: ${e.message}`);
+    ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} body failed: ${e.message}`);
     up.close();
     slot.current = undefined;
     return "close";

@@ -91,6 +91,10 @@ export interface Net {
   serveHttp?(addr: NetAddr, fetch: FetchHandler): Promise<Listener>;
   /** Bind a UDP socket on an IP literal (port 0: any free port). Absent where unsupported. */
   bindUdp?(addr: NetAddr, onMessage: DatagramHandler): Promise<DatagramSocket>;
+  /** Connect to a unix-domain socket. Absent where the runtime cannot. */
+  connectUnix?(path: string): Promise<Conn>;
+  /** The file a path names after resolving symlinks; rejects when it does not exist. */
+  realPath?(path: string): Promise<string>;
   /** Resolve a host name to IP literals, as the system resolver would. */
   resolve(host: string): Promise<string[]>;
   /**

@@ -44,7 +44,9 @@ export interface BunGlobal {
     exclusive?: boolean;
     socket: BunSocketHandler<Data>;
   }): { hostname: string; port: number; stop(closeActive?: boolean): void };
-  connect<Data>(options: { hostname: string; port: number; allowHalfOpen?: boolean; socket: BunSocketHandler<Data> }): Promise<BunSocket<Data>>;
+  connect<Data>(
+    options: ({ hostname: string; port: number } | { unix: string }) & { allowHalfOpen?: boolean; socket: BunSocketHandler<Data> },
+  ): Promise<BunSocket<Data>>;
   udpSocket(options: {
     hostname: string;
     port: number;

@@ -8,6 +8,7 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
+import { realpath } from "node:fs/promises";
 import {
   DialError,
   type Conn,
@@ -233,6 +234,21 @@ export const bunNet: Net = {
       );
     });
   },
+
+  connectUnix(path: string) {
+    return new Promise<Conn>((resolve, reject) => {
+      Bun.connect<BunConn>({
+        unix: path,
+        allowHalfOpen: true,
+        socket: { ...handlers(), connectError: (_s, e) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)) },
+      }).then(
+        (s) => resolve(s.data!),
+        (e: { code?: string; message: string }) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)),
+      );
+    });
+  },
+
+  realPath: (path: string) => realpath(path),
 
   async resolve(host) {
     return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);

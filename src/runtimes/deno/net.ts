@@ -36,11 +36,9 @@ export class DenoConn implements Conn {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(readonly conn: Deno.TcpConn) {
-    const r = conn.remoteAddr as Deno.NetAddr;
-    const l = conn.localAddr as Deno.NetAddr;
-    this.remote = { host: unmapIpv4(r.hostname), port: r.port };
-    this.local = { host: unmapIpv4(l.hostname), port: l.port };
-    conn.setNoDelay(true);
+    this.remote = addrOf(conn.remoteAddr);
+    this.local = addrOf(conn.localAddr);
+    if (typeof conn.setNoDelay === "function") conn.setNoDelay(true); // TCP only; unix conns have none
   }
 
   async read(): Promise<Uint8Array | null> {
@@ -80,6 +78,12 @@ export class DenoConn implements Conn {
       // closed already
     }
   }
+}
+
+/** A TCP address as host and port; a unix socket as its path and port 0. */
+function addrOf(a: Deno.Addr): NetAddr {
+  if (a.transport === "tcp" || a.transport === "udp") return { host: unmapIpv4(a.hostname), port: a.port };
+  return { host: "path" in a ? (a.path ?? "") : "", port: 0 };
 }
 
 function dialFailure(e: unknown): DialError["kind"] {
@@ -138,6 +142,16 @@ export const denoNet: Net = {
   },
 
   bindUdp: bindDgram,
+
+  async connectUnix(path: string) {
+    try {
+      return new DenoConn((await Deno.connect({ transport: "unix", path })) as unknown as Deno.TcpConn);
+    } catch (e) {
+      throw new DialError(dialFailure(e), { host: path, port: 0 }, (e as Error).message);
+    }
+  },
+
+  realPath: (path: string) => Deno.realPath(path),
 
   serveHttp(addr: NetAddr, fetch: FetchHandler) {
     return new Promise<Listener>((resolve) => {

@@ -8,6 +8,7 @@
 import { createAdaptorServer } from "@hono/node-server";
 import type { Server } from "node:http";
 import { lookup } from "node:dns/promises";
+import { realpath } from "node:fs/promises";
 import * as net from "node:net";
 import {
   DialError,
@@ -251,6 +252,19 @@ export const nodeNet: Net = {
   },
 
   bindUdp: bindDgram,
+
+  connectUnix(path: string) {
+    return new Promise<Conn>((resolve, reject) => {
+      const socket = net.connect({ path, allowHalfOpen: true });
+      socket.once("error", (e: NodeJS.ErrnoException) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)));
+      socket.once("connect", () => {
+        socket.removeAllListeners("error");
+        resolve(new NodeConn(socket));
+      });
+    });
+  },
+
+  realPath: (path: string) => realpath(path),
 
   async resolve(host: string) {
     const found = await lookup(host, { all: true, verbatim: true });
