@@ -8,6 +8,7 @@
  */
 import { latin1Bytes } from "../net/bytes.ts";
 import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import { relay } from "../net/relay.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
@@ -15,7 +16,7 @@ import { basicProxyUser } from "../attribution.ts";
 import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
-import { endToEndHeaders, serializeHead, wantsKeepAlive } from "./headers.ts";
+import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { textResponse } from "./responses.ts";
 import { answerRefusal, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
@@ -69,7 +70,9 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     const { reason, decision, source } = verdict;
     return answerRefusal(ctx, client, { host, port: target.port, reason, decision, source, protocol }, head.method, keepAfterRefusal);
   }
-  if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) {
+  // An upgrade (WebSocket…) opens a two-way channel: a write channel limited mode must refuse.
+  const upgrade = hasBody ? undefined : requestedUpgrade(head.headers);
+  if (snap.mode === "limited" && (!LIMITED_MODE_METHODS.has(head.method) || upgrade !== undefined)) {
     recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
     const r = { host, port: target.port, reason: "method_not_allowed", decision: "deny", source: "mode_guard", protocol } as const;
     return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
@@ -81,7 +84,7 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     port: target.port,
     dial: () => dialVetted(ctx, verdict.host, target.port, verdict.addresses),
   };
-  return exchange(head, target, framing, keepAlive, destination, reader, ctx, slot);
+  return exchange(head, target, framing, keepAlive, destination, reader, ctx, slot, upgrade);
 }
 
 /** Where an allowed request goes: a vetted TCP origin or an allowed unix socket. */
@@ -105,6 +108,7 @@ export async function exchange(
   reader: BufferedReader,
   ctx: SessionContext,
   slot: UpstreamSlot,
+  upgrade?: string,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   const hasBody = carriesBody(framing);
@@ -113,7 +117,7 @@ export async function exchange(
     slot.current.close();
     slot.current = undefined;
   }
-  const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing));
+  const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade));
   const upstreamFailure = async (why: string): Promise<RequestOutcome> => {
     ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} failed: ${why}`);
     slot.current?.close();
@@ -172,7 +176,7 @@ export async function exchange(
       );
     }
     try {
-      response = await readFinalResponseHead(up, head, client);
+      response = await readFinalResponseHead(up, head, client, upgrade !== undefined);
     } catch (e) {
       if (pumpError instanceof BodyError) {
         slot.current = undefined;
@@ -188,6 +192,7 @@ export async function exchange(
     break;
   }
 
+  if (response.status === 101) return switchProtocols(response, reader, up, ctx, slot, dest);
   const rf = responseFraming(response, head.method);
   if (isFramingError(rf)) return upstreamFailure(rf.message);
   let clientKeep = keepAlive;
@@ -231,16 +236,48 @@ export async function exchange(
   return clientKeep ? "keep" : "close";
 }
 
+/**
+ * The origin accepted an upgrade (101): pass its answer on, then both connections become one
+ * byte relay (with half-close) until both sides are done. The connections are not reused.
+ */
+async function switchProtocols(
+  response: ResponseHead,
+  reader: BufferedReader,
+  up: Upstream,
+  ctx: SessionContext,
+  slot: UpstreamSlot,
+  dest: Destination,
+): Promise<RequestOutcome> {
+  const client = reader.conn;
+  slot.current = undefined;
+  try {
+    const headers = endToEndHeaders(response.headers);
+    const to = requestedUpgrade(response.headers) ?? headerValues(response.headers, "upgrade").join(", ");
+    headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: to });
+    await client.write(latin1Bytes(serializeHead(`HTTP/1.1 101 ${response.reason}`, headers)));
+    const early = up.reader.takeBuffered(); // frames the origin sent right after its 101
+    if (early.length > 0) await client.write(early);
+    ctx.log.log("info", TARGET.http, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`);
+    await relay(ctx.net, client, up.conn, reader.takeBuffered());
+  } finally {
+    up.close();
+  }
+  return "close";
+}
+
 /** The upstream closed before answering a request sent on a reused connection. */
 class StaleUpstream extends Error {}
 
 /** Read the final response head, relaying interim 1xx responses to HTTP/1.1 clients. */
-async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Conn): Promise<ResponseHead> {
+async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Conn, upgrading: boolean): Promise<ResponseHead> {
   const deadline = Date.now() + RESPONSE_HEAD_TIMEOUT_MS;
   for (let interim = 0; ; interim++) {
     const r = await readResponseHead(up, deadline);
     if (r.status >= 200) return r;
-    if (r.status === 101) throw new Error("unexpected 101 Switching Protocols (upgrades are not forwarded)");
+    if (r.status === 101) {
+      if (upgrading) return r;
+      throw new Error("101 Switching Protocols to a request that asked for no upgrade");
+    }
     if (interim >= MAX_INTERIM_RESPONSES) throw new Error(`more than ${MAX_INTERIM_RESPONSES} interim responses`);
     if (head.version === "1.1") {
       await client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${r.status} ${r.reason}`, endToEndHeaders(r.headers))));
@@ -276,12 +313,13 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
 }
 
 /** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
-function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming): string {
+function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string): string {
   // Host is always the authority the policy decided on, first, whatever `Connection` named.
   const headers: HttpHeader[] = [{ name: "Host", value: target.authority }];
   for (const h of endToEndHeaders(head.headers)) if (h.name.toLowerCase() !== "host") headers.push(h);
   if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
   else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
+  if (upgrade !== undefined) headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: upgrade });
   return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
 }
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { headerTokens, type HttpHeader } from "./parser.ts";
+import { headerTokens, headerValues, type HttpHeader } from "./parser.ts";
 
 /** Headers that describe one hop and are never forwarded. Framing headers are re-made. */
 const HOP_BY_HOP = new Set([
@@ -25,6 +25,16 @@ export function endToEndHeaders(headers: readonly HttpHeader[]): HttpHeader[] {
     const n = h.name.toLowerCase();
     return !HOP_BY_HOP.has(n) && !named.has(n);
   });
+}
+
+/**
+ * The protocol a request asks to switch to (`Upgrade` named in `Connection`, RFC 9110 §7.8),
+ * or `undefined` for an ordinary request.
+ */
+export function requestedUpgrade(headers: readonly HttpHeader[]): string | undefined {
+  if (!headerTokens(headers, "connection").includes("upgrade")) return undefined;
+  const value = headerValues(headers, "upgrade").join(", ").trim();
+  return value === "" ? undefined : value;
 }
 
 /** Whether the sender of this head wants the connection kept open afterwards. */
