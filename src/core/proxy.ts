@@ -20,6 +20,7 @@ import { proxyEnv } from "./env.ts";
 import { silentLogger, TARGET, type Logger } from "./log.ts";
 import type { Net, NetAddr } from "./net/contract.ts";
 import type { PolicyDecider } from "./policy/decide.ts";
+import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
 import { startProxy, type ProxyAddresses, type RunningProxy } from "./server.ts";
 import { loadConfigFile } from "./standalone.ts";
 import { ProxyState } from "./state.ts";
@@ -222,6 +223,7 @@ export class NetworkProxy {
       plan,
       attribution,
       admin: this.serveAdmin ? this.adminApp().fetch : undefined,
+      upstream: upstreamProxiesFromEnv((n) => this.runtime.env?.(n), (m) => this.logger.log("warn", TARGET.config, m)),
     });
     const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
     return {

@@ -9,6 +9,7 @@ import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
 import { TARGET, type Logger } from "./log.ts";
 import type { AttributionRegistry } from "./attribution.ts";
+import type { UpstreamProxies } from "./net/upstream-proxy.ts";
 import { formatAddr, type Conn, type FetchHandler, type Listener, type Net, type NetAddr } from "./net/contract.ts";
 import { reachesListener } from "./net/ip.ts";
 import type { SessionContext } from "./session-context.ts";
@@ -27,6 +28,8 @@ export interface ProxyServerOptions {
   readonly admin?: FetchHandler;
   /** Credentials minted for per-command attribution. */
   readonly attribution?: AttributionRegistry;
+  /** The process's upstream proxies (used while `allow_upstream_proxy` is on). */
+  readonly upstream?: UpstreamProxies;
 }
 
 /** The real bound addresses. */
@@ -57,6 +60,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const ctx: SessionContext = {
     closing: shutdownSignal.signal,
     attribution: opts.attribution,
+    upstream: opts.upstream,
     net: opts.net,
     state: opts.state,
     log: opts.log,

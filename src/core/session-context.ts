@@ -7,6 +7,7 @@ import type { Attribution, AttributionRegistry } from "./attribution.ts";
 import type { DecisionRecord } from "./audit/events.ts";
 import type { Logger } from "./log.ts";
 import type { Conn, Net, NetAddr } from "./net/contract.ts";
+import type { UpstreamProxies } from "./net/upstream-proxy.ts";
 import type { HostVerdict, ProxyProtocol } from "./policy/types.ts";
 import type { ProxySnapshot, ProxyState } from "./state.ts";
 
@@ -21,6 +22,8 @@ export interface SessionContext {
   isOwnListener(addr: NetAddr): boolean;
   /** Aborted when the proxy shuts down. */
   readonly closing?: AbortSignal;
+  /** The process's upstream proxies; used when `allow_upstream_proxy` is on. */
+  readonly upstream?: UpstreamProxies;
   /** Credentials minted by `envFor`; requests presenting one are attributed to its command. */
   readonly attribution?: AttributionRegistry;
 }

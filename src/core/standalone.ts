@@ -19,6 +19,7 @@ import { adminTokenFrom } from "./admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "./config/constraints.ts";
 import { createLineLogger, TARGET, type Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
+import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
 import { startProxy } from "./server.ts";
 import { ProxyState } from "./state.ts";
 import { VERSION } from "./version.ts";
@@ -204,7 +205,15 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   const admin = createAdminApp(state, { token: adminTokenFrom(network, (n) => host.env(n)), log });
   let running;
   try {
-    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch });
+    const upstream = upstreamProxiesFromEnv(
+      (n) => host.env(n),
+      (m) => log.log(network.allow_upstream_proxy ? "warn" : "debug", TARGET.config, m),
+    );
+    if (network.allow_upstream_proxy) {
+      const named = [upstream.https, upstream.http, upstream.all].filter((p) => p !== undefined).map((p) => p!.display);
+      log.log("info", TARGET.config, `upstream proxy chaining on: ${named.length ? [...new Set(named)].join(", ") : "no proxy variable set"}`);
+    }
+    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch, upstream });
   } catch (e) {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     await audit?.shutdown();

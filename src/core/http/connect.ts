@@ -7,7 +7,8 @@
  */
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
-import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import { ProxyLoopError } from "../net/dial.ts";
+import { openTunnel } from "../net/upstream-proxy.ts";
 import type { BufferedReader } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import { basicProxyUser } from "../attribution.ts";
@@ -60,8 +61,9 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   slot.current?.close();
   slot.current = undefined;
   let upstream: Conn;
+  let early: Uint8Array;
   try {
-    upstream = await dialVetted(ctx, host, target.port, verdict.addresses);
+    ({ conn: upstream, early } = await openTunnel(ctx, snap.network.allow_upstream_proxy, host, target.port, verdict.addresses));
   } catch (e) {
     if (e instanceof ProxyLoopError) {
       recordStateBlock(ctx, snap, host, facts, "proxy_state", "proxy_loop");
@@ -76,6 +78,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   try {
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${facts.client}`);
     await client.write(CONNECT_ESTABLISHED);
+    if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
     await relay(ctx.net, client, upstream, reader.takeBuffered());
   } finally {
     upstream.close();

@@ -8,6 +8,7 @@
  */
 import { latin1Bytes } from "../net/bytes.ts";
 import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import { dialProxy, proxyFor, type UpstreamProxy } from "../net/upstream-proxy.ts";
 import { relay } from "../net/relay.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
@@ -78,12 +79,15 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
   }
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
-  const destination: Destination = {
-    key: upstreamKey(verdict.host, target.port, verdict.addresses),
-    host: verdict.host,
-    port: target.port,
-    dial: () => dialVetted(ctx, verdict.host, target.port, verdict.addresses),
-  };
+  const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, "plain", verdict.host, target.port) : undefined;
+  const destination: Destination = proxy
+    ? { key: `proxy|${proxy.display}`, host: verdict.host, port: target.port, dial: () => dialProxy(ctx, proxy), via: proxy }
+    : {
+        key: upstreamKey(verdict.host, target.port, verdict.addresses),
+        host: verdict.host,
+        port: target.port,
+        dial: () => dialVetted(ctx, verdict.host, target.port, verdict.addresses),
+      };
   return exchange(head, target, framing, keepAlive, destination, reader, ctx, slot, upgrade);
 }
 
@@ -96,6 +100,8 @@ export interface Destination {
   readonly port: number;
   /** Open a fresh connection; may throw `ProxyLoopError` or `DialError`. */
   dial(): Promise<Conn>;
+  /** Set when the connection goes to an upstream proxy: requests are sent in absolute-form. */
+  readonly via?: UpstreamProxy;
 }
 
 /** Send the request to `dest` and relay the response. */
@@ -117,7 +123,7 @@ export async function exchange(
     slot.current.close();
     slot.current = undefined;
   }
-  const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade));
+  const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade, dest.via));
   const upstreamFailure = async (why: string): Promise<RequestOutcome> => {
     ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} failed: ${why}`);
     slot.current?.close();
@@ -313,13 +319,17 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
 }
 
 /** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
-function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string): string {
+function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string, via?: UpstreamProxy): string {
   // Host is always the authority the policy decided on, first, whatever `Connection` named.
   const headers: HttpHeader[] = [{ name: "Host", value: target.authority }];
   for (const h of endToEndHeaders(head.headers)) if (h.name.toLowerCase() !== "host") headers.push(h);
   if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
   else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
   if (upgrade !== undefined) headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: upgrade });
-  return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
+  if (!via) return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
+  // Through an upstream proxy: absolute-form, and its credentials (the client's never pass).
+  if (via.authorization) headers.push({ name: "Proxy-Authorization", value: via.authorization });
+  const authority = target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return serializeHead(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
 }
 

@@ -9,7 +9,8 @@
 import { writeQuietly } from "../http/reply.ts";
 import { TARGET } from "../log.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
-import { dialVetted, ProxyLoopError } from "../net/dial.ts";
+import { ProxyLoopError } from "../net/dial.ts";
+import { openTunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { ProxyProtocol } from "../policy/types.ts";
@@ -96,8 +97,9 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
     return;
   }
   let upstream: Conn;
+  let early: Uint8Array;
   try {
-    upstream = await dialVetted(ctx, verdict.host, target.port, verdict.addresses);
+    ({ conn: upstream, early } = await openTunnel(ctx, snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses));
   } catch (e) {
     if (e instanceof ProxyLoopError) {
       recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
@@ -113,6 +115,7 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
   try {
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} allowed for ${who}`);
     await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
+    if (early.length > 0) await client.write(early);
     await relay(ctx.net, client, upstream, reader.takeBuffered());
   } finally {
     upstream.close();
