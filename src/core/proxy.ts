@@ -22,6 +22,7 @@ import type { Net, NetAddr } from "./net/contract.ts";
 import type { PolicyDecider } from "./policy/decide.ts";
 import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
 import { startProxy, type ProxyAddresses, type RunningProxy } from "./server.ts";
+import { loadExtraCa } from "./tls-trust.ts";
 import { loadConfigFile } from "./standalone.ts";
 import { ProxyState } from "./state.ts";
 import type { Hono } from "hono";
@@ -216,6 +217,11 @@ export class NetworkProxy {
     const { plan, warnings } = planListeners(this.state.snapshot().network);
     for (const w of warnings) this.logger.log("warn", TARGET.config, w);
     const attribution = new AttributionRegistry();
+    const extraCa = await loadExtraCa(
+      (n) => this.runtime.env?.(n),
+      this.runtime.readTextFile && ((p) => this.runtime.readTextFile!(p)),
+      (m) => this.logger.log("warn", TARGET.config, m),
+    );
     const running: RunningProxy = await startProxy({
       net: this.runtime.net,
       state: this.state,
@@ -224,6 +230,7 @@ export class NetworkProxy {
       attribution,
       admin: this.serveAdmin ? this.adminApp().fetch : undefined,
       upstream: upstreamProxiesFromEnv((n) => this.runtime.env?.(n), (m) => this.logger.log("warn", TARGET.config, m)),
+      extraCa,
     });
     const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
     return {

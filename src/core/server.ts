@@ -30,6 +30,8 @@ export interface ProxyServerOptions {
   readonly attribution?: AttributionRegistry;
   /** The process's upstream proxies (used while `allow_upstream_proxy` is on). */
   readonly upstream?: UpstreamProxies;
+  /** Extra PEM roots for TLS origination. */
+  readonly extraCa?: string;
 }
 
 /** The real bound addresses. */
@@ -61,6 +63,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     closing: shutdownSignal.signal,
     attribution: opts.attribution,
     upstream: opts.upstream,
+    extraCa: opts.extraCa,
     net: opts.net,
     state: opts.state,
     log: opts.log,

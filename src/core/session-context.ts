@@ -22,6 +22,8 @@ export interface SessionContext {
   isOwnListener(addr: NetAddr): boolean;
   /** Aborted when the proxy shuts down. */
   readonly closing?: AbortSignal;
+  /** PEM roots trusted, beyond the system's, when originating TLS (`CODEX_CA_CERTIFICATE`, `SSL_CERT_FILE`). */
+  readonly extraCa?: string;
   /** The process's upstream proxies; used when `allow_upstream_proxy` is on. */
   readonly upstream?: UpstreamProxies;
   /** Credentials minted by `envFor`; requests presenting one are attributed to its command. */

@@ -21,6 +21,7 @@ import { createLineLogger, TARGET, type Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
 import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
 import { startProxy } from "./server.ts";
+import { loadExtraCa } from "./tls-trust.ts";
 import { ProxyState } from "./state.ts";
 import { VERSION } from "./version.ts";
 
@@ -213,7 +214,8 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
       const named = [upstream.https, upstream.http, upstream.all].filter((p) => p !== undefined).map((p) => p!.display);
       log.log("info", TARGET.config, `upstream proxy chaining on: ${named.length ? [...new Set(named)].join(", ") : "no proxy variable set"}`);
     }
-    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch, upstream });
+    const extraCa = await loadExtraCa((n) => host.env(n), (p) => host.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
+    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch, upstream, extraCa });
   } catch (e) {
     host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     await audit?.shutdown();

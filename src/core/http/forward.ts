@@ -11,7 +11,7 @@ import { dialVetted, ProxyLoopError } from "../net/dial.ts";
 import { dialProxy, proxyFor, type UpstreamProxy } from "../net/upstream-proxy.ts";
 import { relay } from "../net/relay.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
-import { formatAddr, type Conn } from "../net/contract.ts";
+import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import { basicProxyUser } from "../attribution.ts";
 import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
@@ -79,7 +79,20 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
   }
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
-  const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, "plain", verdict.host, target.port) : undefined;
+  const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, target.tls ? "tunnel" : "plain", verdict.host, target.port) : undefined;
+  if (target.tls) {
+    const connectTls = ctx.net.connectTls;
+    if (!connectTls) return refuseMalformed(ctx, client, 501, "absolute-form https:// is not supported on this runtime; use CONNECT");
+    if (proxy) return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
+    const tls = { serverName: verdict.host, extraCa: ctx.extraCa };
+    const dest: Destination = {
+      key: `tls|${upstreamKey(verdict.host, target.port, verdict.addresses)}`,
+      host: verdict.host,
+      port: target.port,
+      dial: () => dialVetted(ctx, verdict.host, target.port, verdict.addresses, (addr, options) => connectTls(addr, tls, options)),
+    };
+    return exchange(head, target, framing, keepAlive, dest, reader, ctx, slot, upgrade);
+  }
   const destination: Destination = proxy
     ? { key: `proxy|${proxy.display}`, host: verdict.host, port: target.port, dial: () => dialProxy(ctx, proxy), via: proxy }
     : {
@@ -124,11 +137,13 @@ export async function exchange(
     slot.current = undefined;
   }
   const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade, dest.via));
-  const upstreamFailure = async (why: string): Promise<RequestOutcome> => {
+  const upstreamFailure = async (why: string, tlsFailure = false): Promise<RequestOutcome> => {
     ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} failed: ${why}`);
     slot.current?.close();
     slot.current = undefined;
-    await writeQuietly(client, textResponse(502, "upstream failure", keepAlive && !hasBody));
+    // A certificate the proxy cannot verify is named as such: the client must not mistake it for an outage.
+    const text = tlsFailure ? `upstream failure: ${why}` : "upstream failure";
+    await writeQuietly(client, textResponse(502, text, keepAlive && !hasBody));
     return keepAlive && !hasBody ? "keep" : "close";
   };
 
@@ -151,7 +166,7 @@ export async function exchange(
           const r = { host: dest.host, port: dest.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol: "http" } as const;
           return answerRefusal(ctx, client, r, head.method, keepAlive && !hasBody);
         }
-        return upstreamFailure((e as Error).message);
+        return upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
       }
     }
     up = slot.current;

@@ -9,6 +9,8 @@ import { headerValues, type RequestHead } from "./parser.ts";
 
 /** Default port of plain HTTP. */
 const HTTP_PORT = 80;
+/** Default port of HTTPS. */
+const HTTPS_PORT = 443;
 /** Visible ASCII only: no spaces, controls or obs-text. */
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
@@ -20,6 +22,8 @@ export interface RequestTarget {
   readonly path: string;
   /** The `Host` to send upstream: the client's (validated) Host header, else the target's authority. */
   readonly authority: string;
+  /** Absolute-form `https://`: the proxy originates TLS to the origin. */
+  readonly tls?: boolean;
 }
 
 /** A target that cannot be routed: the status and text to answer. */
@@ -41,8 +45,8 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(t);
   if (scheme) {
     const s = scheme[1]!.toLowerCase();
-    if (s === "https") return { status: 501, message: "absolute-form https:// requests are not supported; use CONNECT" };
-    if (s !== "http") return { status: 400, message: `unsupported scheme ${JSON.stringify(s)}` };
+    if (s !== "http" && s !== "https") return { status: 400, message: `unsupported scheme ${JSON.stringify(s)}` };
+    const defaultPort = s === "https" ? HTTPS_PORT : HTTP_PORT;
     const rest = t.slice(scheme[0].length);
     const end = rest.search(/[/?#]/);
     const authority = end < 0 ? rest : rest.slice(0, end);
@@ -53,11 +57,11 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     if (authority.includes("@")) return { status: 400, message: "userinfo in request target is not allowed" };
     const hp = splitHostPort(authority);
     if (!hp || hp.host === "") return { status: 400, message: `malformed authority ${JSON.stringify(authority)}` };
-    const port = hp.port ?? HTTP_PORT;
-    if (hostHeader !== undefined && !sameAuthority(hostHeader, hp.host, port)) {
+    const port = hp.port ?? defaultPort;
+    if (hostHeader !== undefined && !sameAuthority(hostHeader, hp.host, port, defaultPort)) {
       return { status: 400, message: "Host header does not match request target" };
     }
-    return { host: hp.host, port, path, authority: hostHeader || authority };
+    return { host: hp.host, port, path, authority: hostHeader || authority, tls: s === "https" };
   }
   if (t.startsWith("/") || (t === "*" && head.method === "OPTIONS")) {
     if (hostHeader === undefined || hostHeader === "") return { status: 400, message: "missing host" };
@@ -78,10 +82,10 @@ export function connectTarget(head: RequestHead): RequestTarget | TargetError {
 }
 
 /** True when `hostHeader` names the same host and port as the target. */
-function sameAuthority(hostHeader: string, host: string, port: number): boolean {
+function sameAuthority(hostHeader: string, host: string, port: number, defaultPort: number): boolean {
   const hp = splitHostPort(hostHeader);
   if (!hp) return false;
-  if ((hp.port ?? HTTP_PORT) !== port) return false;
+  if ((hp.port ?? defaultPort) !== port) return false;
   const a = normalizeHost(hp.host);
   const b = normalizeHost(host);
   return a !== null && b !== null && a.name === b.name;

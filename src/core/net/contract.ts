@@ -58,7 +58,14 @@ export type DatagramHandler = (bytes: Uint8Array, from: NetAddr) => void;
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 /** Why a dial failed, in the terms SOCKS5 replies and HTTP errors need. */
-export type DialFailure = "refused" | "host_unreachable" | "network_unreachable" | "timeout" | "other";
+export type DialFailure = "refused" | "host_unreachable" | "network_unreachable" | "timeout" | "tls" | "other";
+
+/** How to originate TLS: the name to send (SNI) and verify, and extra trusted roots (PEM). */
+export interface TlsOptions {
+  readonly serverName: string;
+  /** PEM certificates trusted in addition to the system roots. */
+  readonly extraCa?: string;
+}
 
 /** A dial that failed; `kind` classifies it, `message` keeps the runtime's words. */
 export class DialError extends Error {
@@ -91,6 +98,12 @@ export interface Net {
   serveHttp?(addr: NetAddr, fetch: FetchHandler): Promise<Listener>;
   /** Bind a UDP socket on an IP literal (port 0: any free port). Absent where unsupported. */
   bindUdp?(addr: NetAddr, onMessage: DatagramHandler): Promise<DatagramSocket>;
+  /**
+   * Dial an IP literal and originate TLS, verifying the certificate for `tls.serverName`
+   * against the system roots plus `tls.extraCa`. A verification failure is a `DialError` of
+   * kind `tls`. Absent where unsupported.
+   */
+  connectTls?(addr: NetAddr, tls: TlsOptions, options?: DialOptions): Promise<Conn>;
   /** Connect to a unix-domain socket. Absent where the runtime cannot. */
   connectUnix?(path: string): Promise<Conn>;
   /** The file a path names after resolving symlinks; rejects when it does not exist. */

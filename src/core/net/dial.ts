@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DialError, formatAddr, type Conn, type Net, type NetAddr } from "./contract.ts";
+import { DialError, formatAddr, type Conn, type DialOptions, type Net, type NetAddr } from "./contract.ts";
 import { withTimeout } from "./timeout.ts";
 
 /** How long one connection attempt to one address may take. */
@@ -37,7 +37,13 @@ export interface DialContext {
  * when `undefined` (local binding allowed, nothing to vet) the name is resolved here. Refuses
  * with {@link ProxyLoopError}, before dialling anything, when any address is our own listener.
  */
-export async function dialVetted(ctx: DialContext, host: string, port: number, addresses: readonly string[] | undefined): Promise<Conn> {
+export async function dialVetted(
+  ctx: DialContext,
+  host: string,
+  port: number,
+  addresses: readonly string[] | undefined,
+  connect: (addr: NetAddr, options: DialOptions) => Promise<Conn> = (addr, options) => ctx.net.connectTcp(addr, options),
+): Promise<Conn> {
   const list = await vettedAddresses(ctx, host, port, addresses);
   const budget = AbortSignal.timeout(DIAL_BUDGET_MS);
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
@@ -45,9 +51,10 @@ export async function dialVetted(ctx: DialContext, host: string, port: number, a
     const signals = [AbortSignal.timeout(CONNECT_TIMEOUT_MS), budget];
     if (ctx.closing) signals.push(ctx.closing);
     try {
-      return await ctx.net.connectTcp({ host: ip, port }, { signal: AbortSignal.any(signals) });
+      return await connect({ host: ip, port }, { signal: AbortSignal.any(signals) });
     } catch (e) {
-      last = e;
+      // A certificate failure is the more telling error: keep it over a later refusal.
+      if (!(last instanceof DialError && last.kind === "tls")) last = e;
       if (budget.aborted || ctx.closing?.aborted) break;
     }
   }

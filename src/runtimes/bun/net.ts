@@ -21,6 +21,7 @@ import {
   type NetAddr,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { connectNodeTls } from "../shared/node-tls.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
 /** How long a closed connection may take to flush before it is reset. */
@@ -249,6 +250,10 @@ export const bunNet: Net = {
   },
 
   realPath: (path: string) => realpath(path),
+
+  // Bun's own Bun.connect({ tls }) would resolve and verify on its own terms; node:tls (native
+  // in Bun) lets the core keep DNS pinning and verify the request's host name explicitly.
+  connectTls: connectNodeTls,
 
   async resolve(host) {
     return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);

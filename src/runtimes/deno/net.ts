@@ -19,6 +19,7 @@ import {
   type Listener,
   type Net,
   type NetAddr,
+  type TlsOptions,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
@@ -152,6 +153,21 @@ export const denoNet: Net = {
   },
 
   realPath: (path: string) => Deno.realPath(path),
+
+  async connectTls(addr: NetAddr, t: TlsOptions, options?: DialOptions) {
+    // TCP to the vetted IP first (DNS pinning), then TLS for the request's host name.
+    const tcp = (await denoNet.connectTcp(addr, options)) as DenoConn;
+    try {
+      const conn = await Deno.startTls(tcp.conn, { hostname: t.serverName, caCerts: t.extraCa ? [t.extraCa] : undefined });
+      await conn.handshake();
+      return new DenoConn(conn as unknown as Deno.TcpConn);
+    } catch (e) {
+      tcp.close();
+      const message = (e as Error).message;
+      const verify = e instanceof Deno.errors.InvalidData || /certificate|UnknownIssuer|NotValidForName/i.test(message);
+      throw new DialError(verify ? "tls" : "other", addr, verify ? `certificate verification failed for ${t.serverName}: ${message}` : message);
+    }
+  },
 
   serveHttp(addr: NetAddr, fetch: FetchHandler) {
     return new Promise<Listener>((resolve) => {

@@ -1,0 +1,159 @@
+/**
+ * The socket contract's connection on a `net.Socket` (plain or TLS), and the native pipe
+ * relay between two of them. Shared by the Node adapter and by the Node-compatible TLS dial
+ * the Bun adapter uses.
+ *
+ * @module
+ */
+import type * as net from "node:net";
+import type { Conn, NetAddr } from "../../core/net/contract.ts";
+import { unmapIpv4 } from "../../core/net/ip.ts";
+
+/** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
+export const CLOSE_LINGER_MS = 5_000;
+
+/** Bytes a connection may hold unread before the socket is paused. */
+export const READ_QUEUE_HIGH_WATER = 256 * 1024;
+
+type Waiter = { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void };
+
+/** A {@link Conn} over a `net.Socket` (created with `allowHalfOpen: true`). */
+export class NodeConn implements Conn {
+  readonly remote: NetAddr;
+  readonly local: NetAddr;
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private eof = false;
+  private failure: Error | null = null;
+  private waiter: Waiter | null = null;
+  private relaying = false;
+
+  constructor(readonly socket: net.Socket) {
+    this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    socket.on("data", (chunk: Uint8Array) => {
+      // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
+      const w = this.waiter;
+      if (w && this.queue.length === 0) {
+        this.waiter = null;
+        w.resolve(chunk);
+        return;
+      }
+      this.queue.push(chunk);
+      this.queued += chunk.length;
+      if (this.queued > READ_QUEUE_HIGH_WATER) socket.pause();
+    });
+    socket.on("end", () => {
+      this.eof = true;
+      this.wake();
+    });
+    socket.on("error", (e) => {
+      this.failure = e;
+      this.wake();
+    });
+    socket.on("close", () => {
+      if (!this.eof && !this.failure) this.failure = new Error("connection closed");
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (!w || this.queue.length > 0) return;
+    this.waiter = null;
+    if (this.eof) w.resolve(null);
+    else if (this.failure) w.reject(this.failure);
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.queue.shift();
+    if (chunk) {
+      this.queued -= chunk.length;
+      if (this.queued <= READ_QUEUE_HIGH_WATER && this.socket.isPaused() && !this.relaying) this.socket.resume();
+      return Promise.resolve(chunk);
+    }
+    if (this.eof) return Promise.resolve(null);
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
+    if (this.socket.isPaused() && !this.relaying) this.socket.resume();
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return Promise.reject(this.failure ?? new Error("write on a closed connection"));
+    if (s.write(bytes)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        s.off("drain", done);
+        s.off("close", done);
+        if (s.destroyed && s.writableLength > 0) reject(this.failure ?? new Error("connection closed while writing"));
+        else resolve();
+      };
+      s.on("drain", done);
+      s.on("close", done);
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return Promise.resolve();
+    return new Promise((resolve) => s.end(resolve));
+  }
+
+  close(): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (s.writableLength === 0 || s.writableEnded) return void s.destroy();
+    // Bytes still buffered in Node would be dropped by destroy(): flush them, then close; a
+    // peer that does not read is cut off after CLOSE_LINGER_MS.
+    s.end(() => s.destroy());
+    setTimeout(() => s.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  /** Hand the socket over to a native relay: returns what was queued and whether FIN was seen. */
+  detach(): { pending: Uint8Array[]; eof: boolean } {
+    this.relaying = true;
+    this.socket.removeAllListeners("data");
+    this.socket.pause();
+    const pending = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    return { pending, eof: this.eof };
+  }
+}
+
+/** Relay two Node connections with `pipe`, half-close carried both ways. */
+export function pipeRelay(a: NodeConn, b: NodeConn): Promise<void> {
+  return new Promise((resolve) => {
+    const sa = a.socket;
+    const sb = b.socket;
+    let closed = 0;
+    const onClose = (): void => {
+      if (++closed === 2) resolve();
+    };
+    const fail = (): void => {
+      sa.destroy();
+      sb.destroy();
+    };
+    sa.once("close", onClose);
+    sb.once("close", onClose);
+    sa.on("error", fail);
+    sb.on("error", fail);
+    if (sa.destroyed) onClose();
+    if (sb.destroyed) onClose();
+    const start = (from: NodeConn, to: NodeConn): void => {
+      const { pending, eof } = from.detach();
+      for (const chunk of pending) to.socket.write(chunk);
+      if (eof) to.socket.end();
+      else from.socket.pipe(to.socket);
+      from.socket.resume();
+    };
+    start(a, b);
+    start(b, a);
+    // With allowHalfOpen, a socket whose both halves ended is destroyed by Node itself.
+  });
+}
+
