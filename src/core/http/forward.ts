@@ -214,6 +214,9 @@ export async function exchange(
   }
 
   if (response.status === 101) return switchProtocols(response, reader, up, ctx, slot, dest);
+  // The upstream proxy refused our credentials: that is our failure, not something the client
+  // can answer (its own Proxy-Authorization is never passed on), so no 407 reaches it.
+  if (dest.via && response.status === 407) return upstreamFailure(`upstream proxy ${dest.via.display} answered 407 Proxy Authentication Required`);
   const rf = responseFraming(response, head.method);
   if (isFramingError(rf)) return upstreamFailure(rf.message);
   let clientKeep = keepAlive;

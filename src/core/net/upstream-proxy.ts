@@ -75,8 +75,14 @@ export function parseProxyUrl(value: string): UpstreamProxy | string {
   if (!url.hostname) return "no host";
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const port = url.port === "" ? 80 : Number(url.port);
-  const user = decodeURIComponent(url.username);
-  const pass = decodeURIComponent(url.password);
+  let user: string;
+  let pass: string;
+  try {
+    user = decodeURIComponent(url.username);
+    pass = decodeURIComponent(url.password);
+  } catch {
+    return "malformed percent-escape in the credentials";
+  }
   const authorization = user || pass ? `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(`${user}:${pass}`)))}` : undefined;
   return { host, port, authorization, display: `http://${url.host}` };
 }
