@@ -1,5 +1,12 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Inherited by every process the suite starts: Deno must never check for updates (a request
+ * off this machine, which would even go through a test's upstream proxy); tests only talk to
+ * loopback.
+ */
+const OFFLINE = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1" };
+
 /** The e2e files that spawn the standalone proxy: run once per runtime. */
 const SPAWNED = ["test/e2e/**/*.test.ts"];
 /**
@@ -14,16 +21,17 @@ const e2e = (runtime: "node" | "bun" | "deno") => ({
     name: `e2e-${runtime}`,
     include: SPAWNED,
     exclude: runtime === "node" ? [] : NODE_ONLY,
-    env: { CNP_E2E_RUNTIME: runtime },
+    env: { ...OFFLINE, CNP_E2E_RUNTIME: runtime },
   },
 });
 
 export default defineConfig({
   test: {
+    env: OFFLINE,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
     reporters: ["default", "./test/reporters/summary-line.ts"],
-    projects: [{ extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } }, e2e("node"), e2e("bun"), e2e("deno")],
+    projects: [{ extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], env: OFFLINE } }, e2e("node"), e2e("bun"), e2e("deno")],
   },
 });

@@ -78,7 +78,7 @@ export function patternBytes(n: number): Buffer {
 
 /** The process environment without any *_proxy variable (so no client bypasses or chains). */
 export function proxyFreeEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { ...OFFLINE_RUNTIME_ENV };
   for (const [k, v] of Object.entries(process.env)) {
     if (/_proxy$/i.test(k)) continue;
     env[k] = v;
@@ -89,6 +89,13 @@ export function proxyFreeEnv(extra: Record<string, string | undefined> = {}): No
   }
   return env;
 }
+
+/**
+ * Keeps the runtimes under test from calling home: Deno checks for a newer release at start
+ * (a request to its download host, which would even go through a test's upstream proxy).
+ * Tests only ever talk to loopback.
+ */
+export const OFFLINE_RUNTIME_ENV = { DENO_NO_UPDATE_CHECK: "1", DENO_NO_PROMPT: "1" } as const;
 
 /** Sleep. */
 export function delay(ms: number): Promise<void> {
