@@ -11,12 +11,12 @@ import { ProxyLoopError } from "../net/dial.ts";
 import { openTunnel } from "../net/upstream-proxy.ts";
 import type { BufferedReader } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
-import { basicProxyUser } from "../attribution.ts";
-import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import type { SessionContext } from "../session-context.ts";
 import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
-import { headerValues, type RequestHead } from "./parser.ts";
-import { answerRefusal, CONNECT_ESTABLISHED, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
+import { decideRequest } from "./decide.ts";
+import type { RequestHead } from "./parser.ts";
+import { CONNECT_ESTABLISHED, refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
 import { textResponse } from "./responses.ts";
 import { connectTarget, isTargetError } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
@@ -31,33 +31,12 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
   const keep = wantsKeepAlive(head.version, head.headers);
   const snap = ctx.state.snapshot();
-  const protocol = "https_connect" as const;
-  const facts = { protocol, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
-  if (!snap.network.enabled) {
-    recordStateBlock(ctx, snap, target.host, facts, "proxy_state", "proxy_disabled");
-    const r = { host: target.host, port: target.port, reason: "proxy_disabled", decision: "deny", source: "proxy_state", protocol } as const;
-    return answerRefusal(ctx, client, r, "CONNECT", keep);
-  }
-  const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
-  const verdict = await snap.policy.decide({
-    protocol,
-    host: target.host,
-    port: target.port,
-    method: "CONNECT",
-    client_addr: facts.client,
-    ...attributed(ctx, credential),
-  });
-  recordVerdict(ctx, snap, verdict, facts);
+  const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
+  // Limited mode refuses every tunnel: it would bypass method enforcement.
+  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true);
+  if ("answered" in decided) return decided.answered;
+  const verdict = decided.allowed;
   const host = verdict.host;
-  if (!verdict.allowed) {
-    const { reason, decision, source } = verdict;
-    return answerRefusal(ctx, client, { host, port: target.port, reason, decision, source, protocol }, "CONNECT", keep);
-  }
-  if (snap.mode === "limited") {
-    recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
-    const r = { host, port: target.port, reason: "method_not_allowed", decision: "deny", source: "mode_guard", protocol } as const;
-    return answerRefusal(ctx, client, r, "CONNECT", keep);
-  }
   slot.current?.close();
   slot.current = undefined;
   let upstream: Conn;
@@ -65,11 +44,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   try {
     ({ conn: upstream, early } = await openTunnel(ctx, snap.network.allow_upstream_proxy, host, target.port, verdict.addresses));
   } catch (e) {
-    if (e instanceof ProxyLoopError) {
-      recordStateBlock(ctx, snap, host, facts, "proxy_state", "proxy_loop");
-      const r = { host, port: target.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol } as const;
-      return answerRefusal(ctx, client, r, "CONNECT", keep);
-    }
+    if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
     await writeQuietly(client, textResponse(502, "upstream failure", keep));
     return keep ? "keep" : "close";

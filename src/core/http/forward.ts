@@ -13,14 +13,14 @@ import { relay } from "../net/relay.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
-import { basicProxyUser } from "../attribution.ts";
-import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import type { SessionContext } from "../session-context.ts";
 import { BodyError, copyBody, type BodyOutput } from "./body.ts";
+import { decideRequest } from "./decide.ts";
 import { carriesBody, isFramingError, requestFraming, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { textResponse } from "./responses.ts";
-import { answerRefusal, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
+import { refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
 import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
 import { allowUnixSocket, requestedUnixSocket } from "./unix-socket.ts";
@@ -49,35 +49,13 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
     const to = await allowUnixSocket(head, socketPath, snap, client, ctx, keepAfterRefusal);
     return to.kind === "answered" ? to.outcome : exchange(head, target, framing, keepAlive, to.destination, reader, ctx, slot);
   }
-  const protocol = "http" as const;
-  const facts = { protocol, port: target.port, method: head.method, client: formatAddr(client.remote) };
-  if (!snap.network.enabled) {
-    recordStateBlock(ctx, snap, target.host, facts, "proxy_state", "proxy_disabled");
-    const r = { host: target.host, port: target.port, reason: "proxy_disabled", decision: "deny", source: "proxy_state", protocol } as const;
-    return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
-  }
-  const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
-  const verdict = await snap.policy.decide({
-    protocol,
-    host: target.host,
-    port: target.port,
-    method: head.method,
-    client_addr: facts.client,
-    ...attributed(ctx, credential),
-  });
-  recordVerdict(ctx, snap, verdict, facts);
-  const host = verdict.host;
-  if (!verdict.allowed) {
-    const { reason, decision, source } = verdict;
-    return answerRefusal(ctx, client, { host, port: target.port, reason, decision, source, protocol }, head.method, keepAfterRefusal);
-  }
+  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: formatAddr(client.remote) };
   // An upgrade (WebSocket…) opens a two-way channel: a write channel limited mode must refuse.
   const upgrade = hasBody ? undefined : requestedUpgrade(head.headers);
-  if (snap.mode === "limited" && (!LIMITED_MODE_METHODS.has(head.method) || upgrade !== undefined)) {
-    recordStateBlock(ctx, snap, host, facts, "mode_guard", "method_not_allowed");
-    const r = { host, port: target.port, reason: "method_not_allowed", decision: "deny", source: "mode_guard", protocol } as const;
-    return answerRefusal(ctx, client, r, head.method, keepAfterRefusal);
-  }
+  const limitedRefuses = !LIMITED_MODE_METHODS.has(head.method) || upgrade !== undefined;
+  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keepAfterRefusal, limitedRefuses);
+  if ("answered" in decided) return decided.answered;
+  const verdict = decided.allowed;
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
   const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, target.tls ? "tunnel" : "plain", verdict.host, target.port) : undefined;
   if (target.tls) {
@@ -162,9 +140,7 @@ export async function exchange(
       } catch (e) {
         if (e instanceof ProxyLoopError) {
           const facts = { protocol: "http" as const, port: dest.port, method: head.method, client: formatAddr(client.remote) };
-          recordStateBlock(ctx, ctx.state.snapshot(), dest.host, facts, "proxy_state", "proxy_loop");
-          const r = { host: dest.host, port: dest.port, reason: "proxy_loop", decision: "deny", source: "proxy_state", protocol: "http" } as const;
-          return answerRefusal(ctx, client, r, head.method, keepAlive && !hasBody);
+          return refuseByState(ctx, ctx.state.snapshot(), client, facts, dest.host, "proxy_state", "proxy_loop", keepAlive && !hasBody);
         }
         return upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
       }

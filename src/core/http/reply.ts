@@ -7,7 +7,8 @@
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { latin1Bytes } from "../net/bytes.ts";
-import type { SessionContext } from "../session-context.ts";
+import { recordStateBlock, type RequestFacts, type SessionContext } from "../session-context.ts";
+import type { ProxySnapshot } from "../state.ts";
 import { blockedConnectResponse, blockedHttpResponse, textResponse, type Refusal } from "./responses.ts";
 
 /** What happens to the client connection after one request. */
@@ -40,4 +41,22 @@ export async function answerRefusal(ctx: SessionContext, client: Conn, r: Refusa
   ctx.log.log("info", TARGET.http, `blocked ${method} ${r.host}:${r.port} (${r.reason}) from ${formatAddr(client.remote)}`);
   await client.write(r.protocol === "https_connect" ? blockedConnectResponse(r, keep) : blockedHttpResponse(r, keep));
   return keep ? "keep" : "close";
+}
+
+/**
+ * Record a mode-guard or proxy-state refusal (limited mode, proxy disabled, proxy loop, unix
+ * socket) and answer it like any refusal.
+ */
+export function refuseByState(
+  ctx: SessionContext,
+  snap: ProxySnapshot,
+  client: Conn,
+  facts: RequestFacts & { readonly method: string },
+  host: string,
+  scope: "mode_guard" | "proxy_state",
+  reason: string,
+  keep: boolean,
+): Promise<RequestOutcome> {
+  recordStateBlock(ctx, snap, host, facts, scope, reason);
+  return answerRefusal(ctx, client, { host, port: facts.port, reason, decision: "deny", source: scope, protocol: facts.protocol }, facts.method, keep);
 }

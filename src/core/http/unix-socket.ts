@@ -14,7 +14,7 @@ import type { ProxySnapshot } from "../state.ts";
 import type { Destination } from "./forward.ts";
 import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
-import { answerRefusal, type RequestOutcome } from "./reply.ts";
+import { refuseByState, type RequestOutcome } from "./reply.ts";
 import { simpleResponse } from "./responses.ts";
 
 /** The header naming a unix socket to forward to. */
@@ -41,11 +41,10 @@ export async function allowUnixSocket(
   keep: boolean,
 ): Promise<UnixSocketDecision> {
   const facts = { protocol: "http" as const, port: 0, method: head.method, client: formatAddr(client.remote) };
-  const refuse = async (reason: string, source: "proxy_state" | "mode_guard"): Promise<UnixSocketDecision> => {
-    recordStateBlock(ctx, snap, UNIX_SOCKET_HOST, facts, source, reason);
-    const r = { host: UNIX_SOCKET_HOST, port: 0, reason, decision: "deny", source, protocol: "http" } as const;
-    return { kind: "answered", outcome: await answerRefusal(ctx, client, r, head.method, keep) };
-  };
+  const refuse = async (reason: string, scope: "proxy_state" | "mode_guard"): Promise<UnixSocketDecision> => ({
+    kind: "answered",
+    outcome: await refuseByState(ctx, snap, client, facts, UNIX_SOCKET_HOST, scope, reason, keep),
+  });
   const allowed = await matchAllowed(path, snap.network.allow_unix_sockets, ctx);
   if (allowed === undefined) return refuse("not_allowed", "proxy_state");
   if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) return refuse("method_not_allowed", "mode_guard");
