@@ -7,6 +7,7 @@
  */
 import { stringify } from "smol-toml";
 import { createAdminApp } from "./admin/app.ts";
+import type { BrowserGuardOptions } from "./admin/browser-guard.ts";
 import { adminTokenFrom } from "./admin/token.ts";
 import { AttributionRegistry } from "./attribution.ts";
 import type { LoggerProvider } from "@opentelemetry/api-logs";
@@ -207,9 +208,17 @@ export class NetworkProxy {
     return new NetworkProxyBuilder(runtime);
   }
 
-  /** The admin API as a Hono app, to mount with `app.route("/proxy", proxy.adminApp())`. */
-  adminApp(): Hono {
-    return createAdminApp(this.state, { token: this.adminToken, log: this.logger });
+  /**
+   * The admin API as a Hono app, to mount with `app.route("/proxy", proxy.adminApp())`. It
+   * refuses (403) requests a web page could have made a browser send: a foreign `Origin`,
+   * `Sec-Fetch-Site: cross-site`/`same-site`, and a `Host` other than `localhost`, a loopback
+   * literal or one of `options.allowedHosts` (default none: loopback only). Pass the names your
+   * server is reached under, e.g. `proxy.adminApp({ allowedHosts: ["proxy.internal"] })`.
+   *
+   * @throws TypeError for an `allowedHosts` entry that is not a host name or IP literal.
+   */
+  adminApp(options: BrowserGuardOptions = {}): Hono {
+    return createAdminApp(this.state, { token: this.adminToken, log: this.logger, allowedHosts: options.allowedHosts });
   }
 
   /** Bind the listeners and start serving. */

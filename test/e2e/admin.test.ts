@@ -3,8 +3,8 @@
  * (behavior.md §7 and §1; README "Running", "Admin API", "Managed constraints"): the real
  * admin listener, `/blocked` entries for refusals of every kind, `POST /mode`, `POST /reload`
  * and the config-file watcher, the bearer token (config and environment), the proxy-loop guard
- * for the admin port, admin bind clamping, `--constraints FILE`, and a reload to
- * `enabled = false`.
+ * for the admin port, the browser guard (cross-site requests and DNS rebinding refused, curl
+ * served), admin bind clamping, `--constraints FILE`, and a reload to `enabled = false`.
  *
  * Network: loopback only; refused names are under `.example` / `.invalid` (never resolved).
  */
@@ -16,6 +16,8 @@ import { adminJson, adminRequest, mtimeOf, replaceFileWithMtime } from "./helper
 import {
   absoluteGet,
   blockedBody,
+  curl,
+  curlHttp,
   type EchoReply,
   expectBlockedConnect,
   expectBlockedJson,
@@ -408,6 +410,126 @@ describe("admin API on a running proxy", () => {
       const last = (await adminJson<{ blocked: BlockedEntry[] }>(proxy.adminPort, "/blocked")).blocked.at(-1);
       expect(last).toMatchObject({ reason: "proxy_loop", protocol: "socks5_tcp", method: null, port: proxy.adminPort });
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Web pages cannot drive the admin API (CSRF, DNS rebinding); curl still can.
+// ---------------------------------------------------------------------------------------------
+describe("browser guard: no cross-site requests, no DNS rebinding; the README's curl commands work", () => {
+  let proxy: ProxyProcess & { adminPort: number };
+  /** What a cross-site HTML form sends: no preflight is needed for `text/plain`. */
+  const FORM_HEADERS = { "content-type": "text/plain", origin: "http://evil.example", "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" };
+  const LIMITED = '{"mode":"limited"}';
+
+  const modeNow = async () => (await adminJson<ConfigView>(proxy.adminPort, "/config")).network.mode;
+  const adminUrl = (path: string) => `http://127.0.0.1:${proxy.adminPort}${path}`;
+  const accessControl = (r: RawResponse) => Object.keys(r.headers).filter((k) => k.toLowerCase().startsWith("access-control-"));
+
+  beforeAll(async () => {
+    proxy = await startWithAdmin(networkConfig({ admin_url: "127.0.0.1:0", allowed_domains: ["127.0.0.1"] }));
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  it("a cross-site text/plain form POST to /mode → 403 naming the Origin, mode unchanged", async () => {
+    expect(await modeNow()).toBe("full");
+    const r = await adminRequest(proxy.adminPort, "POST", "/mode", { body: LIMITED, headers: { "content-type": "text/plain", origin: "http://evil.example" } });
+    expect(r.status, r.text).toBe(403);
+    expect(errorOf(r)).toContain('Origin "http://evil.example"');
+    expect(accessControl(r)).toEqual([]);
+    const browserLike = await adminRequest(proxy.adminPort, "POST", "/mode", { body: LIMITED, headers: FORM_HEADERS });
+    expect(browserLike.status, browserLike.text).toBe(403);
+    expect(await modeNow()).toBe("full");
+  });
+
+  it("a JSON POST to /mode with a foreign Origin → 403, mode unchanged", async () => {
+    const r = await adminRequest(proxy.adminPort, "POST", "/mode", {
+      body: LIMITED,
+      headers: { "content-type": "application/json", origin: "http://localhost:3000" },
+    });
+    expect(r.status, r.text).toBe(403);
+    expect(errorOf(r)).toContain('"http://localhost:3000"');
+    expect(await modeNow()).toBe("full");
+  });
+
+  it("a foreign Host (DNS rebinding) → 403 on GET /config, GET /blocked, GET /health and POST /mode; mode unchanged", async () => {
+    const host = `evil.example:${proxy.adminPort}`;
+    for (const path of ["/config", "/blocked", "/health"]) {
+      const r = await adminRequest(proxy.adminPort, "GET", path, { host });
+      expect(r.status, `${path}: ${r.text}`).toBe(403);
+      expect(errorOf(r)).toContain(`Host "${host}" is not this admin API's address`);
+      expect(r.text).not.toContain("allowed_domains");
+    }
+    const m = await adminRequest(proxy.adminPort, "POST", "/mode", {
+      host,
+      body: LIMITED,
+      headers: { "content-type": "application/json", origin: `http://${host}`, "sec-fetch-site": "same-origin" },
+    });
+    expect(m.status, m.text).toBe(403);
+    expect(await modeNow()).toBe("full");
+    expect(proxy.stderr()).toMatch(/WARN.*admin POST \/mode refused: Host "evil\.example:\d+"/i);
+  });
+
+  it("no Host at all → refused (by the runtime's HTTP server or the guard), mode unchanged", async () => {
+    const r = await adminRequest(proxy.adminPort, "POST", "/mode", { host: null, body: LIMITED, headers: { "content-type": "application/json" } });
+    expect([400, 403], r.text).toContain(r.status);
+    expect(await modeNow()).toBe("full");
+  });
+
+  it("Sec-Fetch-Site: cross-site or same-site → 403", async () => {
+    for (const site of ["cross-site", "same-site"]) {
+      const r = await adminRequest(proxy.adminPort, "POST", "/mode", { body: LIMITED, headers: { "content-type": "application/json", "sec-fetch-site": site } });
+      expect(r.status, r.text).toBe(403);
+      expect(errorOf(r)).toContain(`Sec-Fetch-Site "${site}"`);
+      const g = await adminRequest(proxy.adminPort, "GET", "/config", { headers: { "sec-fetch-site": site } });
+      expect(g.status, g.text).toBe(403);
+    }
+    expect(await modeNow()).toBe("full");
+  });
+
+  it("a CORS preflight never succeeds and no answer carries access-control-* headers", async () => {
+    const pre = await adminRequest(proxy.adminPort, "OPTIONS", "/mode", {
+      headers: { origin: "http://evil.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(pre.status, pre.text).toBe(403);
+    expect(accessControl(pre)).toEqual([]);
+    const ok = await adminRequest(proxy.adminPort, "GET", "/config");
+    expect(ok.status).toBe(200);
+    expect(accessControl(ok)).toEqual([]);
+  });
+
+  it("loopback Hosts in other spellings are served: localhost, [::1], 127.1", async () => {
+    for (const host of [`localhost:${proxy.adminPort}`, `[::1]:${proxy.adminPort}`, `127.1:${proxy.adminPort}`, "127.0.0.1"]) {
+      const r = await adminRequest(proxy.adminPort, "GET", "/health", { host });
+      expect(r.status, `${host}: ${r.text}`).toBe(200);
+    }
+    const own = await adminRequest(proxy.adminPort, "GET", "/config", { headers: { origin: `http://127.0.0.1:${proxy.adminPort}`, "sec-fetch-site": "same-origin" } });
+    expect(own.status, own.text).toBe(200);
+  });
+
+  it("the README's curl commands work: GET /health /config /patterns /blocked, POST /mode -d …, POST /reload", async () => {
+    const health = await curlHttp([adminUrl("/health")]);
+    expect(health.code, health.stderr).toBe(0);
+    expect(health.status).toBe(200);
+    expect(health.text).toBe("ok");
+    for (const path of ["/config", "/patterns", "/blocked"]) {
+      const r = await curlHttp([adminUrl(path)]);
+      expect(r.status, `${path}: ${r.text}`).toBe(200);
+      expect(() => JSON.parse(r.text)).not.toThrow();
+    }
+
+    const set = await curl(["-X", "POST", adminUrl("/mode"), "-d", LIMITED]);
+    expect(set.code, set.stderr).toBe(0);
+    expect(JSON.parse(set.stdout.toString("utf8"))).toEqual({ status: "ok", mode: "limited" });
+    expect(await modeNow()).toBe("limited");
+
+    const reload = await curl(["-X", "POST", adminUrl("/reload")]);
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(JSON.parse(reload.stdout.toString("utf8"))).toEqual({ status: "reloaded" });
+    expect(await modeNow()).toBe("full"); // a reload ends a mode set by POST /mode
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The admin API (behavior.md §7) through `app.request()`: every endpoint, status and error,
- * bearer-token protection, body limits, and mounting inside another Hono app. No sockets.
+ * bearer-token protection, body limits, and mounting inside another Hono app. No sockets. Every
+ * request is addressed to `localhost` (see `withLocalhost`).
  */
 import { Hono } from "hono";
 import { describe, expect, it, vi } from "vitest";
@@ -31,8 +32,25 @@ function captureLogger(): { log: Logger; lines: string[] } {
   return { lines, log: { enabled: () => true, log: (level, target, message) => lines.push(`${level} ${target} ${message}`) } };
 }
 
+/**
+ * `a` with its `request()` sending `Host: localhost` (the host of the URL Hono builds from a bare
+ * path), as every real HTTP/1.1 client does: such a Request carries no Host of its own, and the
+ * browser guard refuses a request without one. A Host given by the test wins. The guard itself
+ * is tested in admin-browser-guard.test.ts.
+ */
+function withLocalhost<T extends Hono>(a: T): T {
+  const request = a.request;
+  a.request = (input, init, ...rest) => {
+    if (input instanceof Request) return request(input, init, ...rest);
+    const headers = new Headers(init?.headers);
+    if (!headers.has("host")) headers.set("host", "localhost");
+    return request(input, { ...init, headers }, ...rest);
+  };
+  return a;
+}
+
 function app(state: ProxyState, options?: AdminOptions): Hono {
-  return createAdminApp(state, options);
+  return withLocalhost(createAdminApp(state, options));
 }
 
 function postMode(a: Hono, body: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -71,7 +89,7 @@ function streamOf(chunks: number, size: number): { stream: ReadableStream<Uint8A
 }
 
 function streamedRequest(path: string, stream: ReadableStream<Uint8Array>, headers: Record<string, string> = {}): Request {
-  return new Request(`http://localhost${path}`, { method: "POST", body: stream, headers, duplex: "half" } as RequestInit);
+  return new Request(`http://localhost${path}`, { method: "POST", body: stream, headers: { host: "localhost", ...headers }, duplex: "half" } as RequestInit);
 }
 
 async function expectJsonError(res: Response, status: number, contains?: string): Promise<string> {
@@ -472,7 +490,7 @@ describe("mounted inside another Hono app", () => {
     parent.get("/other", (c) => c.text("parent route"));
     parent.route("/proxy", createAdminApp(makeState(), options));
     parent.get("/after", (c) => c.text("registered after"));
-    return parent;
+    return withLocalhost(parent);
   }
 
   it("serves the endpoints under the prefix", async () => {

@@ -12,6 +12,10 @@
  * - With a token set, every request but `GET /health` is authenticated before routing, so an
  *   unknown path without the token is `401`, not `404` (nothing is revealed to strangers).
  * - `GET /config` never shows the token: `admin_token` is `"<redacted>"` or `null`.
+ * - Before anything else, even `/health`, the browser guard (`./browser-guard.ts`) refuses with
+ *   `403` what a web page could have made a browser send: a `Host` that is not this admin API's
+ *   (DNS rebinding), a foreign `Origin`, `Sec-Fetch-Site: cross-site`/`same-site` (CSRF). No
+ *   CORS header is ever sent.
  *
  * @module
  */
@@ -19,12 +23,19 @@ import { Hono, type Context } from "hono";
 import { silentLogger, TARGET, type Logger } from "../log.ts";
 import { StateChangeError, type ProxyState } from "../state.ts";
 import { BEARER_SCHEME, createTokenCheck } from "./auth.ts";
+import { browserGuard, type BrowserGuardOptions } from "./browser-guard.ts";
 import { MAX_ADMIN_BODY_BYTES, readLimitedBody } from "./body.ts";
 import { parseModeRequest } from "./mode-request.ts";
 import { redactNetwork, scrubSecrets } from "./redact.ts";
 
-/** Options of {@link createAdminApp}. */
-export interface AdminOptions {
+/**
+ * Options of {@link createAdminApp}. `allowedHosts` (from {@link BrowserGuardOptions}): host
+ * names or IP literals accepted in `Host` besides `localhost` and loopback literals, which are
+ * always accepted; default none (loopback only). Give the names an embedding app is served
+ * under, e.g. `{ allowedHosts: ["proxy.internal"] }`. `Origin` and `Sec-Fetch-Site` are checked
+ * whatever is given.
+ */
+export interface AdminOptions extends BrowserGuardOptions {
   /** When non-empty, every endpoint but `/health` needs `Authorization: Bearer <token>`. */
   token?: string;
   /** Where request outcomes are logged (target `codex_network_proxy::admin`). Default: silent. */
@@ -45,9 +56,14 @@ function errorJson(c: Context, status: 400 | 401 | 409 | 413 | 500, error: strin
   return c.json({ status: "error", error }, status);
 }
 
-/** The admin API over `state`. */
+/**
+ * The admin API over `state`.
+ *
+ * @throws TypeError for an `allowedHosts` entry that is not a host name or IP literal.
+ */
 export function createAdminApp(state: ProxyState, options: AdminOptions = {}): Hono {
   const log = options.log ?? silentLogger;
+  const guard = browserGuard({ allowedHosts: options.allowedHosts, log });
   const token = options.token === "" ? undefined : options.token;
   const checkToken = token === undefined ? undefined : createTokenCheck(token);
   /** Error text safe to send or log: no token value, no `admin_token = …`. */
@@ -59,6 +75,9 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
     log.log("error", TARGET.admin, `admin ${c.req.method} ${c.req.path} failed: ${safe(err.message)}`);
     return errorJson(c, 500, "internal error");
   });
+
+  // First of all, on every path: nothing a web page could have sent gets further.
+  app.use("*", guard);
 
   // Registered before the token check: a matched route that answers ends the chain there.
   app.get("/health", (c) => c.text(HEALTH_BODY, 200));

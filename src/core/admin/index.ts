@@ -5,6 +5,18 @@
  */
 export { createAdminApp, HEALTH_BODY, NOT_FOUND_BODY, UNAUTHORIZED_ERROR, type AdminOptions } from "./app.ts";
 export { BEARER_SCHEME, bearerToken, createTokenCheck } from "./auth.ts";
+export {
+  ACCEPTED_FETCH_SITES,
+  BROWSER_REFUSAL_STATUS,
+  LOCALHOST_NAME,
+  browserGuard,
+  browserRefusal,
+  compileAcceptedHosts,
+  isAcceptedHost,
+  type AcceptedHosts,
+  type BrowserGuardOptions,
+  type BrowserGuardSetup,
+} from "./browser-guard.ts";
 export { MAX_ADMIN_BODY_BYTES, readLimitedBody, type BodyResult } from "./body.ts";
 export { MAX_QUOTED_VALUE_CHARS, parseModeRequest, type ModeRequest } from "./mode-request.ts";
 export { REDACTED, redactNetwork, scrubSecrets, type RedactedNetwork } from "./redact.ts";

@@ -32,6 +32,7 @@ export class NetworkProxy extends CoreNetworkProxy {
 }
 
 export { createAdminApp, type AdminOptions } from "../../core/admin/app.ts";
+export type { BrowserGuardOptions } from "../../core/admin/browser-guard.ts";
 export type { NetworkConstraints } from "../../core/config/constraints.ts";
 export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/proxy.ts";
 export * from "../../core/index.ts";

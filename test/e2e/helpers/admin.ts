@@ -11,8 +11,10 @@ export interface AdminRequestOptions {
   body?: string | Uint8Array;
   /** `Authorization: Bearer <token>`. */
   token?: string;
-  /** Extra header lines, e.g. `{ "content-type": "application/json" }`. */
+  /** Extra header lines, e.g. `{ "content-type": "application/json" }`. Not `Host`: see {@link host}. */
   headers?: Record<string, string>;
+  /** The `Host` header value (default `127.0.0.1:<port>`); `null` sends no Host line at all. */
+  host?: string | null;
   /** Deadline for the whole exchange. Default 5 s. */
   timeoutMs?: number;
 }
@@ -23,10 +25,12 @@ export interface AdminRequestOptions {
  * so the response can still be read.
  */
 export async function adminRequest(port: number, method: string, path: string, opts: AdminRequestOptions = {}): Promise<RawResponse> {
+  if (Object.keys(opts.headers ?? {}).some((k) => k.toLowerCase() === "host")) throw new Error("adminRequest: set Host with the host option, not in headers");
+  const host = opts.host === undefined ? `127.0.0.1:${port}` : opts.host;
   const c = await RawClient.connect(port);
   try {
     const body = opts.body === undefined ? undefined : typeof opts.body === "string" ? Buffer.from(opts.body, "utf8") : Buffer.from(opts.body);
-    let head = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n`;
+    let head = `${method} ${path} HTTP/1.1\r\n${host === null ? "" : `Host: ${host}\r\n`}Connection: close\r\n`;
     if (opts.token !== undefined) head += `Authorization: Bearer ${opts.token}\r\n`;
     for (const [k, v] of Object.entries(opts.headers ?? {})) head += `${k}: ${v}\r\n`;
     if (body !== undefined) head += `Content-Length: ${body.length}\r\n`;
