@@ -10,13 +10,31 @@ import { serveSocks5Connection } from "./socks5/session.ts";
 import { TARGET, type Logger } from "./log.ts";
 import type { AttributionRegistry } from "./attribution.ts";
 import type { UpstreamProxies } from "./net/upstream-proxy.ts";
-import { formatAddr, type Conn, type FetchHandler, type Listener, type Net, type NetAddr } from "./net/contract.ts";
+import { formatAddr, type Conn, type FetchHandler, type Listener, type ListenOptions, type Net, type NetAddr } from "./net/contract.ts";
 import { reachesListener } from "./net/ip.ts";
+import { serveAsAdminListener, type AdminFetch } from "./admin/browser-guard.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
 
 /** How long shutdown waits for sessions still deciding after their connections were closed. */
 export const SHUTDOWN_GRACE_MS = 1_000;
+
+/**
+ * Listener options that log accept trouble of `what` (bound at `where()`): one warning when a
+ * burst of failed accepts starts, one with the count when accepting works again.
+ */
+function logAcceptErrors(log: Logger, what: string, where: () => NetAddr): ListenOptions {
+  return {
+    onAcceptError(e) {
+      const at = `${what} listener on ${formatAddr(where())}`;
+      if (e.kind === "failing") {
+        log.log("warn", TARGET.main, `${at}: accepting a connection failed (${e.error.message}); retrying with backoff, further failures are counted`);
+      } else {
+        log.log("warn", TARGET.main, `${at}: accepting again after ${e.failures} failed accept${e.failures === 1 ? "" : "s"} in ${e.durationMs} ms`);
+      }
+    },
+  };
+}
 
 /** What {@link startProxy} needs. */
 export interface ProxyServerOptions {
@@ -24,8 +42,12 @@ export interface ProxyServerOptions {
   readonly state: ProxyState;
   readonly log: Logger;
   readonly plan: ListenPlan;
-  /** The admin API handler; served at `plan.admin` when given. */
-  readonly admin?: FetchHandler;
+  /**
+   * The admin API handler (an admin app's `fetch`); served at `plan.admin` when given. It gets,
+   * as its Hono env, the listener's bound host so the admin app's browser guard accepts `Host:
+   * <that address>` when `dangerously_allow_non_loopback_admin` is on (loopback always is).
+   */
+  readonly admin?: AdminFetch;
   /** Credentials minted for per-command attribution. */
   readonly attribution?: AttributionRegistry;
   /** The process's upstream proxies (used while `allow_upstream_proxy` is on). */
@@ -83,7 +105,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const bind = async (what: string, addr: NetAddr, session: (conn: Conn, ctx: SessionContext) => Promise<void>): Promise<NetAddr> => {
     let l: Listener;
     try {
-      l = await opts.net.listenTcp(addr, serve(session));
+      l = await opts.net.listenTcp(addr, serve(session), logAcceptErrors(opts.log, what, () => l?.addr ?? addr));
     } catch (e) {
       await Promise.allSettled(listeners.map((x) => x.close()));
       throw new Error(`cannot listen for ${what} on ${formatAddr(addr)}: ${(e as Error).message}`);
@@ -93,11 +115,13 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     opts.log.log("info", TARGET.main, `${what} listening on ${formatAddr(l.addr)}`);
     return l.addr;
   };
-  const bindAdmin = async (handler: FetchHandler): Promise<NetAddr> => {
+  const bindAdmin = async (handler: AdminFetch): Promise<NetAddr> => {
     let l: Listener;
     try {
       if (!opts.net.serveHttp) throw new Error("this runtime adapter cannot serve HTTP");
-      l = await opts.net.serveHttp(opts.plan.admin, handler);
+      const nonLoopback = opts.state.snapshot().network.dangerously_allow_non_loopback_admin;
+      const served: FetchHandler = serveAsAdminListener(handler, opts.plan.admin.host, nonLoopback);
+      l = await opts.net.serveHttp(opts.plan.admin, served, logAcceptErrors(opts.log, "admin API", () => l?.addr ?? opts.plan.admin));
     } catch (e) {
       await Promise.allSettled(listeners.map((x) => x.close()));
       throw new Error(`cannot listen for the admin API on ${formatAddr(opts.plan.admin)}: ${(e as Error).message}`);

@@ -42,13 +42,28 @@ class MemoryConn implements Conn {
     }
   }
 
-  read(): Promise<Uint8Array | null> {
+  read(signal?: AbortSignal): Promise<Uint8Array | null> {
     if (this.queue.length > 0) return Promise.resolve(this.queue.shift()!);
     if (this.finReceived) return Promise.resolve(null);
     if (this.closed) return Promise.reject(new Error("closed"));
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      this.waiter = resolve;
-      this.failWaiter = reject;
+      // Withdrawn by the signal: nothing is taken; later bytes stay queued for the next read.
+      const withdraw = (): void => {
+        if (this.waiter !== done) return;
+        this.waiter = this.failWaiter = null;
+        reject(signal!.reason);
+      };
+      const done = (c: Uint8Array | null): void => {
+        signal?.removeEventListener("abort", withdraw);
+        resolve(c);
+      };
+      signal?.addEventListener("abort", withdraw, { once: true });
+      this.waiter = done;
+      this.failWaiter = (e) => {
+        signal?.removeEventListener("abort", withdraw);
+        reject(e);
+      };
     });
   }
 

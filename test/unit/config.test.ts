@@ -48,6 +48,7 @@ allowed_domains = ["example.com", "*.example.org"]
 denied_domains = ["bad.example.com"]
 allow_local_binding = true
 allow_unix_sockets = ["/tmp/a.sock"]
+request_body_idle_timeout_secs = 15
 admin_token = "s3cret"
 `;
     const { network, warnings } = parseConfigText(text, PATH);
@@ -67,6 +68,7 @@ admin_token = "s3cret"
       denied_domains: ["bad.example.com"],
       allow_local_binding: true,
       allow_unix_sockets: ["/tmp/a.sock"],
+      request_body_idle_timeout_secs: 15,
       admin_token: "s3cret",
     });
   });
@@ -125,6 +127,8 @@ describe("parseConfigText type errors", () => {
     ["allow_unix_sockets", "true", "array of strings", "boolean"],
     ["allow_unix_sockets", `[["/a"]]`, "array of strings", "array containing array at index 0"],
     ["admin_token", "42", "string", "integer"],
+    ["request_body_idle_timeout_secs", `"60"`, "a whole number of seconds", "string"],
+    ["request_body_idle_timeout_secs", "1.5", "a whole number of seconds", "float"],
   ];
 
   it.each(cases)("network.%s = %s", (key, value, expected, got) => {
@@ -161,6 +165,27 @@ describe("parseConfigText type errors", () => {
 });
 
 describe("parseConfigText value errors", () => {
+  it.each(["-1", "86401", "9999999999999999"])("rejects request_body_idle_timeout_secs = %s, naming the range", (value) => {
+    const err = configError(() => parseConfigText(`[network]\nrequest_body_idle_timeout_secs = ${value}\n`, PATH));
+    expect(err.key).toBe("network.request_body_idle_timeout_secs");
+    expect(err.line).toBe(2);
+    expect(err.message).toBe(
+      `${PATH}:2: network.request_body_idle_timeout_secs: ${Number(value)} is out of range (0 to 86400 seconds; 0 means no limit)`,
+    );
+  });
+
+  it.each([
+    ["0", 0],
+    ["86400", 86_400],
+    ["60.0", 60],
+  ])("accepts request_body_idle_timeout_secs = %s", (value, secs) => {
+    expect(parseConfigText(`[network]\nrequest_body_idle_timeout_secs = ${value}\n`, PATH).network.request_body_idle_timeout_secs).toBe(secs);
+  });
+
+  it("defaults request_body_idle_timeout_secs to 60", () => {
+    expect(defaultNetworkConfig().request_body_idle_timeout_secs).toBe(60);
+  });
+
   it("rejects an unknown mode, naming the value and the allowed values", () => {
     const err = configError(() => parseConfigText(`[network]\nmode = "fast"\n`, PATH));
     expect(err.key).toBe("network.mode");

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DenoConn } from "../../src/runtimes/deno/net.ts";
+import { READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES } from "../../src/runtimes/deno/read-size.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
@@ -96,5 +97,52 @@ describe("DenoConn", () => {
     expect(fake.calls).toEqual(["close"]);
     await expect(c.read()).rejects.toThrow();
     await expect(c.write(enc("x"))).rejects.toThrow();
+  });
+});
+
+/** A TCP conn whose reads return what `script` says (undefined: fill the buffer); records each read's buffer size. */
+class SizedReadConn extends FakeTcpConn {
+  sizes: number[] = [];
+  /** Bytes each successive read returns at most (the socket's backlog); undefined: the buffer is filled. */
+  script: (number | undefined)[] = [];
+  override async read(buf: Uint8Array): Promise<number | null> {
+    this.sizes.push(buf.length);
+    const n = this.script.shift();
+    const take = Math.min(buf.length, n ?? buf.length);
+    buf.fill(7, 0, take);
+    return take;
+  }
+}
+
+describe("DenoConn read buffers adapt to the traffic", () => {
+  function sized(script: (number | undefined)[]): { fake: SizedReadConn; c: DenoConn } {
+    const fake = new SizedReadConn();
+    fake.script = script;
+    return { fake, c: new DenoConn(fake as unknown as Deno.TcpConn) };
+  }
+
+  /** Sizes of `n` successive reads that all fill their buffer. */
+  const growing = (n: number): number[] => Array.from({ length: n }, (_, i) => Math.min(READ_BUFFER_MIN_BYTES * 2 ** i, READ_BUFFER_MAX_BYTES));
+
+  it("starts small, doubles while reads fill the buffer, up to 64 KiB", async () => {
+    const { fake, c } = sized(Array(10).fill(undefined));
+    for (let i = 0; i < 10; i++) await c.read();
+    expect(fake.sizes).toEqual(growing(10));
+    expect(fake.sizes[0]).toBeLessThanOrEqual(4 * 1024);
+    expect(fake.sizes.at(-1)).toBe(64 * 1024);
+  });
+
+  it("drops back to the small buffer after a short read, so a connection waiting for data holds little", async () => {
+    const { fake, c } = sized([undefined, undefined, undefined, 100, undefined]);
+    for (let i = 0; i < 5; i++) await c.read();
+    expect(fake.sizes).toEqual([...growing(4), READ_BUFFER_MIN_BYTES]);
+  });
+
+  it("a small chunk from a large buffer is copied out, not a view pinning the buffer", async () => {
+    const { c } = sized([undefined, undefined, undefined, 100]);
+    for (let i = 0; i < 3; i++) await c.read();
+    const chunk = (await c.read())!;
+    expect(chunk.length).toBe(100);
+    expect(chunk.buffer.byteLength).toBe(100);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BufferedReader } from "../../src/core/net/reader.ts";
+import { BufferedReader, LeaveWatch, PeerLeftError, readWithin, ReadTimeoutError, WATCH_READ_AHEAD_BYTES } from "../../src/core/net/reader.ts";
 import { connPair } from "../helpers/memory-net.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -48,5 +48,114 @@ describe("BufferedReader", () => {
     await a.write(enc("0123456789"));
     expect(dec(await r.readUpTo(4))).toBe("0123");
     expect(dec(await r.readUpTo(100))).toBe("456789");
+  });
+});
+
+describe("reads with a deadline or a signal", () => {
+  it("a read past its deadline throws ReadTimeoutError and loses no byte", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    await expect(r.fill(Date.now() + 20)).rejects.toBeInstanceOf(ReadTimeoutError);
+    await a.write(enc("late"));
+    expect(await r.fill(Date.now() + 1000)).toBe(true);
+    expect(dec(r.buffered)).toBe("late");
+  });
+
+  it("a read withdrawn by its signal rejects with the signal's reason; the next read gets the bytes", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    const stop = new AbortController();
+    const pending = r.readUpTo(100, undefined, stop.signal);
+    stop.abort(new Error("stopped here"));
+    await expect(pending).rejects.toThrow("stopped here");
+    await a.write(enc("after"));
+    expect(dec(await r.readUpTo(100))).toBe("after");
+  });
+
+  it("readWithin with both a deadline and an aborted signal rejects with the signal's reason", async () => {
+    const [, b] = connPair();
+    const stop = new AbortController();
+    stop.abort(new Error("already"));
+    await expect(readWithin(b, Date.now() + 1000, stop.signal)).rejects.toThrow("already");
+  });
+});
+
+describe("LeaveWatch", () => {
+  it("reads ahead while watching and keeps every byte, in order, for the session", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    await a.write(enc("GET /1 HTTP/1.1\r\n\r\n"));
+    await r.fill();
+    const watch = new LeaveWatch(r);
+    watch.start();
+    await a.write(enc("GET /2 HTTP/1.1\r\n\r\n")); // pipelined while the first is served
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await watch.pause();
+    await a.write(enc("GET /3"));
+    await r.fill();
+    expect(dec(r.buffered)).toBe("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3");
+    expect(watch.signal.aborted).toBe(false);
+  });
+
+  it("pausing with nothing read leaves no read behind: the next read gets the next bytes", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    const watch = new LeaveWatch(r);
+    watch.start();
+    await watch.pause();
+    watch.start(); // watching again after a pause
+    await watch.pause();
+    await a.write(enc("x"));
+    expect(dec(await r.readUpTo(10))).toBe("x");
+  });
+
+  it("aborts with PeerLeftError when the peer sends FIN", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    const watch = new LeaveWatch(r);
+    watch.start();
+    await a.closeWrite();
+    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
+    expect(watch.signal.reason).toBeInstanceOf(PeerLeftError);
+    expect((watch.signal.reason as PeerLeftError).detail).toBe("the peer closed the connection");
+    await watch.pause();
+    expect(r.ended).toBe(true);
+  });
+
+  it("aborts when the connection fails", async () => {
+    const [, b] = connPair();
+    const r = new BufferedReader(b);
+    const watch = new LeaveWatch(r);
+    watch.start();
+    b.close(); // a local close fails the pending read
+    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
+    expect((watch.signal.reason as PeerLeftError).detail).toMatch(/^the connection failed: /);
+  });
+
+  it(`stops reading ahead after ${WATCH_READ_AHEAD_BYTES} bytes (flow control holds the peer)`, async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    const watch = new LeaveWatch(r);
+    watch.start();
+    const piece = new Uint8Array(16 * 1024);
+    for (let i = 0; i < 8; i++) await a.write(piece);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(r.buffered.length).toBe(WATCH_READ_AHEAD_BYTES);
+    await watch.pause();
+    expect(watch.signal.aborted).toBe(false);
+    expect((await r.readUpTo(1 << 20))!.length + WATCH_READ_AHEAD_BYTES).toBe(8 * 16 * 1024); // nothing lost
+  });
+
+  it("does not watch again once the peer left", async () => {
+    const [a, b] = connPair();
+    const r = new BufferedReader(b);
+    const watch = new LeaveWatch(r);
+    watch.start();
+    await a.closeWrite();
+    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
+    await watch.pause();
+    watch.start();
+    await watch.pause();
+    expect(await r.readUpTo(1)).toBeNull();
   });
 });

@@ -31,6 +31,7 @@ import { isTomlTable, tomlTypeName } from "./toml-value.ts";
 import {
   ConfigError,
   defaultNetworkConfig,
+  MAX_TIMEOUT_SECS,
   type LoadedConfig,
   type NetworkConfig,
   type NetworkMode,
@@ -142,6 +143,13 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       }
       network.mode = value;
       return;
+    case "seconds": {
+      const n = typeof value === "bigint" ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isInteger(n)) throw keyError(src, key, `expected a whole number of seconds, got ${got}`);
+      if (n < 0 || n > MAX_TIMEOUT_SECS) throw keyError(src, key, `${n} is out of range (0 to ${MAX_TIMEOUT_SECS} seconds; 0 means no limit)`);
+      Object.assign(network, { [key]: n });
+      return;
+    }
     case "string[]": {
       if (!Array.isArray(value)) throw keyError(src, key, `expected array of strings, got ${got}`);
       const list: string[] = [];

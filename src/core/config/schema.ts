@@ -6,8 +6,11 @@
 
 import type { NetworkConfig, NetworkMode } from "./types.ts";
 
-/** How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES}. */
-export type KeyKind = "boolean" | "string" | "string[]" | "mode";
+/**
+ * How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES};
+ * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`.
+ */
+export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds";
 
 /** The expected type of every `[network]` key, in the order of behavior.md §1. */
 export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
@@ -25,6 +28,7 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   denied_domains: "string[]",
   allow_local_binding: "boolean",
   allow_unix_sockets: "string[]",
+  request_body_idle_timeout_secs: "seconds",
   admin_token: "string",
 };
 

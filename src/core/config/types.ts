@@ -24,9 +24,19 @@ export interface NetworkConfig {
   denied_domains: string[];
   allow_local_binding: boolean;
   allow_unix_sockets: string[];
+  /**
+   * Longest pause, in seconds, inside a request body before the request is answered `408` and
+   * its connection closed; `0`: no limit. Tunnels have no idle limit.
+   */
+  request_body_idle_timeout_secs: number;
   /** Bearer token for the admin API; `undefined` when unset. */
   admin_token?: string;
 }
+
+/** Default of `request_body_idle_timeout_secs`: a client silent this long inside a body is gone. */
+export const DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS = 60;
+/** Largest `request_body_idle_timeout_secs` accepted: one day. */
+export const MAX_TIMEOUT_SECS = 86_400;
 
 /** The defaults of behavior.md §1: disabled, loopback listeners, nothing allowed. */
 export function defaultNetworkConfig(): NetworkConfig {
@@ -45,6 +55,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     denied_domains: [],
     allow_local_binding: false,
     allow_unix_sockets: [],
+    request_body_idle_timeout_secs: DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS,
   };
 }
 

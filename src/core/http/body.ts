@@ -6,12 +6,21 @@
  * @module
  */
 import { concatBytes, indexOfCrlf, latin1, latin1Bytes } from "../net/bytes.ts";
-import type { Conn } from "../net/contract.ts";
-import type { BufferedReader } from "../net/reader.ts";
+import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
 import type { BodyFraming } from "./framing.ts";
 
 /** Longest chunk-size line (size, extensions, CRLF) we accept. */
 export const MAX_CHUNK_LINE_BYTES = 4096;
+/**
+ * Most hex digits of a chunk size: a 64-bit length needs 16. More is refused at once, leading
+ * zeros included (RFC 9112 §7.1 lets a recipient bound what it parses).
+ */
+export const MAX_CHUNK_SIZE_DIGITS = 16;
+/**
+ * Largest chunk we accept: 2^53 - 1 bytes (8 PiB), the largest length kept exact as a JS number
+ * and far beyond any real body. A larger size is refused at once, not waited for.
+ */
+export const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER;
 /** Largest trailer section we read (and drop) after the last chunk. */
 export const MAX_TRAILER_BYTES = 32 * 1024;
 /** Largest slice handed to one write while copying a body. */
@@ -25,22 +34,47 @@ export class BodyError extends Error {
   }
 }
 
+/** The sender paused inside a body for longer than the idle limit. */
+export class BodyIdleError extends BodyError {
+  constructor(readonly ms: number) {
+    super(`no body byte within ${ms} ms`);
+    this.name = "BodyIdleError";
+  }
+}
+
 /** How the body is written out: as it came (length or close-delimited) or chunk-encoded. */
 export type BodyOutput = "raw" | "chunked";
+
+/** Where a body is copied to: a connection, or anything else that takes bytes with backpressure. */
+export interface BodySink {
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+/** Options of {@link copyBody}. */
+export interface CopyOptions {
+  /** Longest wait for the next byte from the source; unset: no limit. */
+  readonly idleMs?: number;
+  /** Aborting stops the copy: a pending read is cancelled (nothing is lost) and the copy rejects. */
+  readonly signal?: AbortSignal;
+}
 
 const LAST_CHUNK = latin1Bytes("0\r\n\r\n");
 const CRLF = latin1Bytes("\r\n");
 
-/** Copy one body of `framing` from `src` to `dst`. Read problems throw {@link BodyError}. */
-export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: Conn, output: BodyOutput): Promise<void> {
+/**
+ * Copy one body of `framing` from `src` to `dst`. Read problems throw {@link BodyError}
+ * ({@link BodyIdleError} past `options.idleMs` without a byte).
+ */
+export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: BodySink, output: BodyOutput, options: CopyOptions = {}): Promise<void> {
   const emit = output === "chunked" ? (data: Uint8Array) => dst.write(encodeChunk(data)) : (data: Uint8Array) => dst.write(data);
+  const input = new BodyInput(src, options.idleMs, options.signal);
   switch (framing.kind) {
     case "none":
       break;
     case "length": {
       let left = framing.length;
       while (left > 0) {
-        const data = await src.readUpTo(Math.min(left, BODY_SLICE_BYTES));
+        const data = await input.readUpTo(Math.min(left, BODY_SLICE_BYTES));
         if (data === null) throw new BodyError(`body ended after ${framing.length - left} of ${framing.length} bytes`);
         left -= data.length;
         await emit(data);
@@ -49,16 +83,44 @@ export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: C
     }
     case "close":
       for (;;) {
-        const data = await src.readUpTo(BODY_SLICE_BYTES);
+        const data = await input.readUpTo(BODY_SLICE_BYTES);
         if (data === null) break;
         await emit(data);
       }
       break;
     case "chunked":
-      await decodeChunked(src, emit);
+      await decodeChunked(input, emit);
       break;
   }
   if (output === "chunked" && framing.kind !== "none") await dst.write(LAST_CHUNK);
+}
+
+/** The source side of a copy: the reader, each wait bounded by the idle limit. */
+class BodyInput {
+  constructor(
+    readonly reader: BufferedReader,
+    private readonly idleMs: number | undefined,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  private deadline(): number | undefined {
+    return this.idleMs === undefined ? undefined : Date.now() + this.idleMs;
+  }
+
+  private idle(e: unknown): never {
+    if (e instanceof ReadTimeoutError) throw new BodyIdleError(this.idleMs ?? e.ms);
+    throw e;
+  }
+
+  readUpTo(max: number): Promise<Uint8Array | null> {
+    this.signal?.throwIfAborted();
+    return this.reader.readUpTo(max, this.deadline(), this.signal).catch((e: unknown) => this.idle(e));
+  }
+
+  fill(): Promise<boolean> {
+    this.signal?.throwIfAborted();
+    return this.reader.fill(this.deadline(), this.signal).catch((e: unknown) => this.idle(e));
+  }
 }
 
 /** One chunk in chunked encoding. */
@@ -66,13 +128,26 @@ export function encodeChunk(data: Uint8Array): Uint8Array {
   return concatBytes([latin1Bytes(data.length.toString(16) + "\r\n"), data, CRLF]);
 }
 
+/** A chunk-size line: the hex size, then optional blanks and extensions (RFC 9112 §7.1.1). */
+const CHUNK_SIZE_LINE = /^([0-9a-fA-F]+)[ \t]*(?:;.*)?$/;
+
+/** The size a chunk-size line declares; throws {@link BodyError} naming a malformed or oversized one. */
+export function parseChunkSize(line: string): number {
+  const m = CHUNK_SIZE_LINE.exec(line);
+  if (!m) throw new BodyError(`malformed chunk-size line ${JSON.stringify(line.slice(0, 32))}`);
+  const digits = m[1]!;
+  const size = parseInt(digits, 16);
+  if (digits.length > MAX_CHUNK_SIZE_DIGITS || size > MAX_CHUNK_SIZE) {
+    throw new BodyError(`chunk size ${JSON.stringify(digits.slice(0, 32))} is larger than ${MAX_CHUNK_SIZE} bytes`);
+  }
+  return size;
+}
+
 /** Decode a chunked body (RFC 9112 §7.1), passing each data slice to `emit`. */
-async function decodeChunked(src: BufferedReader, emit: (data: Uint8Array) => Promise<void>): Promise<void> {
+async function decodeChunked(src: BodyInput, emit: (data: Uint8Array) => Promise<void>): Promise<void> {
   for (;;) {
     const line = await readLine(src, MAX_CHUNK_LINE_BYTES, "chunk-size line");
-    const m = /^([0-9a-fA-F]{1,15})[ \t]*(?:;.*)?$/.exec(line);
-    if (!m) throw new BodyError(`malformed chunk-size line ${JSON.stringify(line.slice(0, 32))}`);
-    let left = parseInt(m[1]!, 16);
+    let left = parseChunkSize(line);
     if (left === 0) break;
     while (left > 0) {
       const data = await src.readUpTo(Math.min(left, BODY_SLICE_BYTES));
@@ -94,15 +169,15 @@ async function decodeChunked(src: BufferedReader, emit: (data: Uint8Array) => Pr
 }
 
 /** Read a CRLF-terminated line of at most `max` bytes (CRLF excluded). */
-async function readLine(src: BufferedReader, max: number, what: string): Promise<string> {
+async function readLine(src: BodyInput, max: number, what: string): Promise<string> {
   for (;;) {
-    const buf = src.buffered;
+    const buf = src.reader.buffered;
     const at = indexOfCrlf(buf, 0);
     if (at >= 0) {
       if (at > max) throw new BodyError(`${what} longer than ${max} bytes`);
       const line = latin1(buf, 0, at);
       if (line.includes("\n") || line.includes("\r")) throw new BodyError(`bare CR or LF in ${what}`);
-      src.consume(at + 2);
+      src.reader.consume(at + 2);
       return line;
     }
     if (buf.length > max + 1) throw new BodyError(`${what} longer than ${max} bytes`);

@@ -7,18 +7,19 @@
  */
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
-import { ProxyLoopError } from "../net/dial.ts";
-import { openTunnel } from "../net/upstream-proxy.ts";
-import type { BufferedReader } from "../net/reader.ts";
+import { dialScope, ProxyLoopError } from "../net/dial.ts";
+import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
+import { LeaveWatch, PeerLeftError, type BufferedReader } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
-import type { SessionContext } from "../session-context.ts";
+import type { RequestFacts, SessionContext } from "../session-context.ts";
+import type { ProxySnapshot } from "../state.ts";
 import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
 import { decideRequest } from "./decide.ts";
 import type { RequestHead } from "./parser.ts";
 import { CONNECT_ESTABLISHED, refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
 import { textResponse } from "./responses.ts";
-import { connectTarget, isTargetError } from "./target.ts";
+import { connectTarget, isTargetError, type RequestTarget } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 
 /** Decide a CONNECT request and, when allowed, relay until both sides are done. */
@@ -32,22 +33,27 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const keep = wantsKeepAlive(head.version, head.headers);
   const snap = ctx.state.snapshot();
   const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
-  // Limited mode refuses every tunnel: it would bypass method enforcement.
-  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true);
-  if ("answered" in decided) return decided.answered;
-  const verdict = decided.allowed;
-  const host = verdict.host;
   slot.current?.close();
   slot.current = undefined;
-  let upstream: Conn;
-  let early: Uint8Array;
+  // Deciding and dialling end as soon as the client leaves; the watch stops before the relay.
+  const presence = new LeaveWatch(reader);
+  presence.start();
+  let opened: { readonly tunnel: Tunnel; readonly host: string } | RequestOutcome;
   try {
-    ({ conn: upstream, early } = await openTunnel(ctx, snap.network.allow_upstream_proxy, host, target.port, verdict.addresses));
+    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, client, presence.signal);
   } catch (e) {
-    if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);
-    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
-    await writeQuietly(client, textResponse(502, "upstream failure", keep));
-    return keep ? "keep" : "close";
+    if (!(e instanceof PeerLeftError)) throw e;
+    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${e.detail}`);
+    return "close";
+  } finally {
+    await presence.pause();
+  }
+  if (typeof opened === "string") return opened;
+  const { tunnel, host } = opened;
+  const { conn: upstream, early } = tunnel;
+  if (presence.signal.aborted) {
+    upstream.close(); // the client left as the tunnel opened
+    return "close";
   }
   const untrack = ctx.track(upstream);
   try {
@@ -60,4 +66,30 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     untrack();
   }
   return "close";
+}
+
+/** Decide, then open the tunnel; a refusal or failure is answered here. */
+async function decideAndOpen(
+  head: RequestHead,
+  target: RequestTarget,
+  keep: boolean,
+  snap: ProxySnapshot,
+  facts: RequestFacts & { readonly method: string },
+  ctx: SessionContext,
+  client: Conn,
+  clientLeft: AbortSignal,
+): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
+  // Limited mode refuses every tunnel: it would bypass method enforcement.
+  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true, clientLeft);
+  if ("answered" in decided) return decided.answered;
+  const { host, addresses } = decided.allowed;
+  try {
+    return { tunnel: await openTunnel(dialScope(ctx, clientLeft), snap.network.allow_upstream_proxy, host, target.port, addresses), host };
+  } catch (e) {
+    if (clientLeft.aborted) throw clientLeft.reason;
+    if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);
+    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
+    await writeQuietly(client, textResponse(502, "upstream failure", keep));
+    return keep ? "keep" : "close";
+  }
 }

@@ -12,6 +12,7 @@ import type { SessionContext } from "../session-context.ts";
 import { handleConnect } from "./connect.ts";
 import { forwardRequest } from "./forward.ts";
 import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
+import { closeGracefully } from "./linger.ts";
 import { writeQuietly } from "./reply.ts";
 import { textResponse } from "./responses.ts";
 import type { UpstreamSlot } from "./upstream.ts";
@@ -19,22 +20,32 @@ import type { UpstreamSlot } from "./upstream.ts";
 /** How long a client may take to send a complete request head (also the keep-alive idle limit). */
 export const HEADER_TIMEOUT_MS = 30_000;
 
-
 /** Serve one accepted client connection until it closes. Never throws. */
 export async function serveHttpConnection(client: Conn, ctx: SessionContext): Promise<void> {
   const untrack = ctx.track(client);
   const reader = new BufferedReader(client);
   const upstream: UpstreamSlot = { current: undefined };
+  /** Set once a response was written and the connection is to end: close it gracefully. */
+  let answered = false;
   try {
     for (;;) {
       const head = await readRequestHead(reader, ctx);
-      if (head === null) break;
+      if (head === "end") break;
+      if (head === "answered") {
+        answered = true;
+        break;
+      }
       const outcome =
         head.method === "CONNECT"
           ? await handleConnect(head, reader, ctx, upstream)
           : await forwardRequest(head, reader, ctx, upstream);
-      if (outcome === "close") break;
+      if (outcome === "close") {
+        answered = true;
+        break;
+      }
     }
+    upstream.current?.close();
+    if (answered) await closeGracefully(reader);
   } catch (e) {
     ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)}: ${(e as Error).message}`);
   } finally {
@@ -45,10 +56,10 @@ export async function serveHttpConnection(client: Conn, ctx: SessionContext): Pr
 }
 
 /**
- * Read and parse the next request head. `null` when the connection should end quietly (clean
- * close between requests, timeout) or after a parse error was answered.
+ * Read and parse the next request head. `end` when the connection should end quietly (clean
+ * close between requests, timeout); `answered` after a parse error was answered.
  */
-async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Promise<RequestHead | null> {
+async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Promise<RequestHead | "end" | "answered"> {
   const deadline = Date.now() + HEADER_TIMEOUT_MS;
   let scanned = 0;
   for (;;) {
@@ -64,7 +75,7 @@ async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Pro
       if (r.kind === "error") {
         ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: ${r.status} ${r.message}`);
         await writeQuietly(reader.conn, textResponse(r.status, r.message));
-        return null;
+        return "answered";
       }
     }
     scanned = buf.length;
@@ -73,12 +84,12 @@ async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Pro
         if (reader.buffered.length > 0) {
           ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)} closed inside a request head`);
         }
-        return null;
+        return "end";
       }
     } catch (e) {
       if (e instanceof ReadTimeoutError) {
         ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: no complete request head within ${HEADER_TIMEOUT_MS} ms`);
-        return null;
+        return "end";
       }
       throw e;
     }

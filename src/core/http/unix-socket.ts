@@ -11,7 +11,7 @@ import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { recordStateBlock, type SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
-import type { Destination } from "./forward.ts";
+import type { Destination } from "./exchange.ts";
 import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { refuseByState, type RequestOutcome } from "./reply.ts";

@@ -23,8 +23,12 @@ export interface Conn {
   /**
    * Next chunk of bytes. Resolves `null` once the peer has sent FIN; our write side stays
    * open. Rejects when the connection fails or was closed locally. The chunk is ours to keep.
+   *
+   * When `signal` aborts before a chunk arrived, the read rejects with `signal.reason` and
+   * takes nothing: bytes that arrive later go to the next read. This is how a session stops
+   * waiting (a deadline, or a watch for the peer leaving) without closing the connection.
    */
-  read(): Promise<Uint8Array | null>;
+  read(signal?: AbortSignal): Promise<Uint8Array | null>;
   /** Queue bytes. Resolves when the transport accepted them: the backpressure point. */
   write(bytes: Uint8Array): Promise<void>;
   /** Flush what is queued, then send FIN (half-close). Reading stays possible. */
@@ -79,6 +83,24 @@ export class DialError extends Error {
   }
 }
 
+/**
+ * Trouble accepting connections on a listener: `failing` when the first accept of a burst
+ * fails (descriptors or memory exhausted: EMFILE, ENFILE, ENOMEM), `recovered` with how many
+ * failed once an accept succeeds again.
+ */
+export type AcceptErrorEvent =
+  | { readonly kind: "failing"; readonly error: Error }
+  | { readonly kind: "recovered"; readonly failures: number; readonly durationMs: number };
+
+/** Options for {@link Net.listenTcp} and {@link Net.serveHttp}. */
+export interface ListenOptions {
+  /**
+   * Told about accept failures, once per burst (never once per connection). A failed accept
+   * never stops the listener: the adapter retries with backoff where the runtime lets it.
+   */
+  readonly onAcceptError?: (event: AcceptErrorEvent) => void;
+}
+
 /** Options for {@link Net.connectTcp}. */
 export interface DialOptions {
   /** Aborting cancels the dial (and fails it with kind `timeout` when the reason is a timeout). */
@@ -88,14 +110,14 @@ export interface DialOptions {
 /** The capabilities a runtime gives the core. */
 export interface Net {
   /** Bind a TCP listener and call `onConn` for every accepted connection. */
-  listenTcp(addr: NetAddr, onConn: (conn: Conn) => void): Promise<Listener>;
+  listenTcp(addr: NetAddr, onConn: (conn: Conn) => void, options?: ListenOptions): Promise<Listener>;
   /** Dial an IP literal. Names are never passed here: the core resolves and vets them first. */
   connectTcp(addr: NetAddr, options?: DialOptions): Promise<Conn>;
   /**
    * Serve HTTP requests with a web-standard fetch handler (the admin API) using the runtime's
    * own HTTP server. Absent where unsupported. Closing the listener also closes its connections.
    */
-  serveHttp?(addr: NetAddr, fetch: FetchHandler): Promise<Listener>;
+  serveHttp?(addr: NetAddr, fetch: FetchHandler, options?: ListenOptions): Promise<Listener>;
   /** Bind a UDP socket on an IP literal (port 0: any free port). Absent where unsupported. */
   bindUdp?(addr: NetAddr, onMessage: DatagramHandler): Promise<DatagramSocket>;
   /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { DialError, formatAddr, type Conn, type DialOptions, type Net, type NetAddr } from "./contract.ts";
-import { withTimeout } from "./timeout.ts";
+import { untilAborted, withTimeout } from "./timeout.ts";
 
 /** How long one connection attempt to one address may take. */
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -28,8 +28,19 @@ export interface DialContext {
   readonly net: Net;
   /** True when `addr` is one of this proxy's own listeners. */
   isOwnListener(addr: NetAddr): boolean;
-  /** Aborted when the proxy shuts down: pending dials stop at once. */
+  /**
+   * Aborted when the dial is no longer wanted (the proxy shuts down, or, in a
+   * {@link dialScope}, the client left): pending lookups and dials stop at once.
+   */
   readonly closing?: AbortSignal;
+}
+
+/**
+ * `ctx` for the dials of one request: they also stop when `signal` aborts (its client left).
+ * The context's functions are carried over as they are; they must not rely on `this`.
+ */
+export function dialScope<T extends DialContext>(ctx: T, signal: AbortSignal): T {
+  return { ...ctx, closing: ctx.closing ? AbortSignal.any([ctx.closing, signal]) : signal };
 }
 
 /**
@@ -66,7 +77,7 @@ export async function dialVetted(
  * time) a bounded lookup. Throws {@link ProxyLoopError} when any is our own listener.
  */
 export async function vettedAddresses(ctx: DialContext, host: string, port: number, addresses: readonly string[] | undefined): Promise<readonly string[]> {
-  const list = addresses ?? (await resolveForDial(ctx.net, host, port));
+  const list = addresses ?? (await untilAborted(resolveForDial(ctx.net, host, port), ctx.closing));
   for (const ip of list) if (ctx.isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
   return list;
 }

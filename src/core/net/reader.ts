@@ -5,7 +5,6 @@
  * @module
  */
 import type { Conn } from "./contract.ts";
-import { withTimeout } from "./timeout.ts";
 
 /** A read that did not complete before its deadline. */
 export class ReadTimeoutError extends Error {
@@ -14,6 +13,20 @@ export class ReadTimeoutError extends Error {
     this.name = "ReadTimeoutError";
   }
 }
+
+/** The peer closed the connection or it failed while a session was waiting on something else. */
+export class PeerLeftError extends Error {
+  constructor(readonly detail: string) {
+    super(`peer left: ${detail}`);
+    this.name = "PeerLeftError";
+  }
+}
+
+/**
+ * Most unread bytes a {@link LeaveWatch} takes in ahead of the session (a pipelined request,
+ * the start of a body): beyond it the watch stops reading, and TCP flow control holds the peer.
+ */
+export const WATCH_READ_AHEAD_BYTES = 64 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
@@ -44,12 +57,13 @@ export class BufferedReader {
 
   /**
    * Read one more chunk into the buffer. Returns false at end of stream. With `deadline`
-   * (a `Date.now()` instant), rejects with {@link ReadTimeoutError} when it passes; the caller
-   * then closes the connection, which settles the abandoned read.
+   * (a `Date.now()` instant), rejects with {@link ReadTimeoutError} when it passes; with
+   * `signal`, rejects with its reason when it aborts. Either way nothing is lost: a later read
+   * gets what arrives after.
    */
-  async fill(deadline?: number): Promise<boolean> {
+  async fill(deadline?: number, signal?: AbortSignal): Promise<boolean> {
     if (this.eof) return false;
-    const chunk = deadline === undefined ? await this.conn.read() : await readBefore(this.conn, deadline);
+    const chunk = await readWithin(this.conn, deadline, signal);
     if (chunk === null) {
       this.eof = true;
       return false;
@@ -92,12 +106,12 @@ export class BufferedReader {
 
   /**
    * Up to `max` bytes: buffered ones first, else the next chunk from the connection.
-   * `null` at end of stream.
+   * `null` at end of stream. With `deadline` and `signal`, as {@link fill}.
    */
-  async readUpTo(max: number): Promise<Uint8Array | null> {
+  async readUpTo(max: number, deadline?: number, signal?: AbortSignal): Promise<Uint8Array | null> {
     if (this.start === this.end) {
       if (this.eof) return null;
-      const chunk = await this.conn.read();
+      const chunk = await readWithin(this.conn, deadline, signal);
       if (chunk === null) {
         this.eof = true;
         return null;
@@ -111,6 +125,31 @@ export class BufferedReader {
     return out;
   }
 
+  /**
+   * Read ahead until `stop` aborts, the peer leaves, or {@link WATCH_READ_AHEAD_BYTES} are
+   * buffered. Resolves `left` (with why) when the peer sent FIN or the connection failed,
+   * else `stopped`. What it reads stays buffered for the next reader; `stop` cancels the
+   * outstanding read without losing bytes (see `Conn.read`).
+   */
+  async readAhead(stop: AbortSignal): Promise<{ readonly left: string } | "stopped"> {
+    while (!stop.aborted && this.end - this.start < WATCH_READ_AHEAD_BYTES) {
+      if (this.eof) return { left: "the peer closed the connection" };
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.conn.read(stop);
+      } catch (e) {
+        if (stop.aborted) return "stopped";
+        return { left: `the connection failed: ${(e as Error).message}` };
+      }
+      if (chunk === null) {
+        this.eof = true;
+        continue;
+      }
+      this.append(chunk);
+    }
+    return "stopped";
+  }
+
   /** Take everything buffered (for handing a connection over to a relay). */
   takeBuffered(): Uint8Array {
     const out = this.buffered;
@@ -120,10 +159,62 @@ export class BufferedReader {
   }
 }
 
-/** `conn.read()` raced against an absolute deadline. */
-export function readBefore(conn: Conn, deadline: number): Promise<Uint8Array | null> {
+/**
+ * `conn.read()` with an optional absolute deadline and an optional signal: past the deadline
+ * the read is cancelled (nothing is lost, see `Conn.read`) and {@link ReadTimeoutError} thrown;
+ * when `signal` aborts, the read rejects with its reason.
+ */
+export async function readWithin(conn: Conn, deadline: number | undefined, signal?: AbortSignal): Promise<Uint8Array | null> {
+  if (deadline === undefined) return conn.read(signal);
   const ms = Math.max(0, deadline - Date.now());
-  return withTimeout(conn.read(), ms, () => {
-    throw new ReadTimeoutError(ms);
-  });
+  const cancel = new AbortController();
+  const timer = setTimeout(() => cancel.abort(new ReadTimeoutError(ms)), ms);
+  const forward = (): void => cancel.abort(signal!.reason);
+  if (signal?.aborted) forward();
+  signal?.addEventListener("abort", forward, { once: true });
+  try {
+    return await conn.read(cancel.signal);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", forward);
+  }
+}
+
+/**
+ * Watches a connection for its peer leaving while the session waits on something else (DNS,
+ * a dial, an upstream's answer): it reads ahead into the {@link BufferedReader}, and
+ * {@link signal} aborts, with a {@link PeerLeftError}, once the peer sent FIN or the connection
+ * failed. A watch can be paused (before the session reads itself) and started again.
+ * RFC 9110 §9.3 leaves a client free to give up on a request; a proxy that keeps the upstream
+ * waiting for it only holds descriptors (the same rule as Squid's `half_closed_clients off`).
+ */
+export class LeaveWatch {
+  private readonly left = new AbortController();
+  private running: { readonly stop: AbortController; readonly done: Promise<void> } | undefined;
+
+  constructor(private readonly reader: BufferedReader) {}
+
+  /** Aborted (reason: a {@link PeerLeftError}) once the peer left. */
+  get signal(): AbortSignal {
+    return this.left.signal;
+  }
+
+  /** Start reading ahead; nothing when already watching or the peer already left. */
+  start(): void {
+    if (this.running || this.left.signal.aborted) return;
+    const stop = new AbortController();
+    const done = this.reader.readAhead(stop.signal).then((r) => {
+      if (r !== "stopped") this.left.abort(new PeerLeftError(r.left));
+    });
+    this.running = { stop, done };
+  }
+
+  /** Stop reading ahead; resolves once no read is outstanding, so the session may read. */
+  async pause(): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    this.running = undefined;
+    r.stop.abort();
+    await r.done;
+  }
 }

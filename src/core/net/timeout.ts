@@ -1,5 +1,5 @@
 /**
- * The one way the core bounds a wait.
+ * The ways the core bounds a wait: by time, and by a signal (the client left, shutdown).
  *
  * @module
  */
@@ -23,5 +23,27 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout:
     return await Promise.race([promise, expired]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * `promise`, unless `signal` aborts first: then rejects with `signal.reason`. The abandoned
+ * promise's own outcome is ignored (a DNS lookup cannot be cancelled, only no longer awaited).
+ */
+export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => {});
+    throw signal.reason;
+  }
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort!);
   }
 }

@@ -12,6 +12,7 @@ import ipaddr from "ipaddr.js";
 import { latin1, latin1Bytes } from "./bytes.ts";
 import { DialError, type Conn, type Net, type NetAddr } from "./contract.ts";
 import { CONNECT_TIMEOUT_MS, dialVetted, ProxyLoopError, type DialContext } from "./dial.ts";
+import { untilAborted } from "./timeout.ts";
 import { BufferedReader, ReadTimeoutError } from "./reader.ts";
 
 /** How long an upstream proxy may take to answer our CONNECT. */
@@ -152,7 +153,7 @@ export function proxyFor(p: UpstreamProxies, use: "tunnel" | "plain", host: stri
 
 /** Dial the upstream proxy itself (resolved normally; never one of our own listeners). */
 export async function dialProxy(ctx: DialContext, proxy: UpstreamProxy): Promise<Conn> {
-  const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await resolveProxy(ctx.net, proxy);
+  const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ctx.closing);
   let last: unknown = new DialError("host_unreachable", { host: proxy.host, port: proxy.port }, "no addresses");
   for (const ip of addresses) {
     const addr: NetAddr = { host: ip, port: proxy.port };
@@ -184,7 +185,11 @@ export interface Tunnel {
 /** Open a CONNECT tunnel to `host:port` through `proxy`. Throws `DialError` on refusal. */
 export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, host: string, port: number): Promise<Tunnel> {
   const conn = await dialProxy(ctx, proxy);
+  // Waiting for the upstream proxy's answer ends when the dial is no longer wanted.
+  const abandon = (): void => conn.close();
+  ctx.closing?.addEventListener("abort", abandon, { once: true });
   try {
+    if (ctx.closing?.aborted) throw ctx.closing.reason;
     const authority = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
     if (proxy.authorization) head += `Proxy-Authorization: ${proxy.authorization}\r\n`;
@@ -205,8 +210,11 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
     }
   } catch (e) {
     conn.close();
+    if (ctx.closing?.aborted) throw ctx.closing.reason;
     if (e instanceof ReadTimeoutError) throw new DialError("timeout", { host, port }, `upstream proxy ${proxy.display} did not answer CONNECT`);
     throw e;
+  } finally {
+    ctx.closing?.removeEventListener("abort", abandon);
   }
 }
 

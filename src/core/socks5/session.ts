@@ -9,9 +9,10 @@
 import { writeQuietly } from "../http/reply.ts";
 import { TARGET } from "../log.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
-import { ProxyLoopError } from "../net/dial.ts";
-import { openTunnel } from "../net/upstream-proxy.ts";
-import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
+import { dialScope, ProxyLoopError } from "../net/dial.ts";
+import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
+import { BufferedReader, LeaveWatch, PeerLeftError, ReadTimeoutError } from "../net/reader.ts";
+import { untilAborted } from "../net/timeout.ts";
 import { relay } from "../net/relay.ts";
 import type { ProxyProtocol } from "../policy/types.ts";
 import type { Attribution } from "../attribution.ts";
@@ -85,41 +86,70 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
   }
 }
 
-/** CONNECT: decide, dial the vetted addresses, reply with the real bound address, relay. */
+/**
+ * CONNECT: decide, dial the vetted addresses, reply with the real bound address, relay.
+ * Deciding and dialling end as soon as the client leaves.
+ */
 async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, attribution: Attribution): Promise<void> {
-  const snap = ctx.state.snapshot();
-  const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
-  const verdict = await snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution });
-  recordVerdict(ctx, snap, verdict, facts);
-  if (!verdict.allowed) {
-    ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
-    await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-    return;
-  }
-  let upstream: Conn;
-  let early: Uint8Array;
+  const presence = new LeaveWatch(reader);
+  presence.start();
+  let opened: { readonly tunnel: Tunnel; readonly host: string } | undefined;
   try {
-    ({ conn: upstream, early } = await openTunnel(ctx, snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses));
+    opened = await decideAndOpen(client, target, ctx, who, attribution, presence.signal);
   } catch (e) {
-    if (e instanceof ProxyLoopError) {
-      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
-      ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${who}`);
-      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-      return;
-    }
-    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
-    await writeQuietly(client, encodeReply(dialFailureReply(e)));
+    if (!(e instanceof PeerLeftError)) throw e;
+    ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${e.detail}`);
     return;
+  } finally {
+    await presence.pause();
   }
+  if (!opened) return;
+  const { conn: upstream, early } = opened.tunnel;
+  if (presence.signal.aborted) return upstream.close(); // the client left as the tunnel opened
   const untrack = ctx.track(upstream);
   try {
-    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} allowed for ${who}`);
+    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
     await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
     if (early.length > 0) await client.write(early);
     await relay(ctx.net, client, upstream, reader.takeBuffered());
   } finally {
     upstream.close();
     untrack();
+  }
+}
+
+/** Decide, then open the tunnel; a refusal or failure is answered here (`undefined`). */
+async function decideAndOpen(
+  client: Conn,
+  target: Socks5Address,
+  ctx: SessionContext,
+  who: string,
+  attribution: Attribution,
+  clientLeft: AbortSignal,
+): Promise<{ readonly tunnel: Tunnel; readonly host: string } | undefined> {
+  const snap = ctx.state.snapshot();
+  const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
+  const asked = snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution });
+  const verdict = await untilAborted(asked, clientLeft);
+  recordVerdict(ctx, snap, verdict, facts);
+  if (!verdict.allowed) {
+    ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
+    await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+    return undefined;
+  }
+  try {
+    return { tunnel: await openTunnel(dialScope(ctx, clientLeft), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses), host: verdict.host };
+  } catch (e) {
+    if (clientLeft.aborted) throw clientLeft.reason;
+    if (e instanceof ProxyLoopError) {
+      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
+      ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${who}`);
+      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+      return undefined;
+    }
+    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
+    await writeQuietly(client, encodeReply(dialFailureReply(e)));
+    return undefined;
   }
 }
 

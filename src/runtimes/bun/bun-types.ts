@@ -42,6 +42,8 @@ export interface BunGlobal {
     port: number;
     allowHalfOpen?: boolean;
     exclusive?: boolean;
+    /** Listen backlog (Bun 1.4.5 ignores it and listens with 512). */
+    backlog?: number;
     socket: BunSocketHandler<Data>;
   }): { hostname: string; port: number; stop(closeActive?: boolean): void };
   connect<Data>(
@@ -52,7 +54,13 @@ export interface BunGlobal {
     port: number;
     socket: { data(socket: unknown, buf: Uint8Array, port: number, address: string): void };
   }): Promise<{ address: { address: string; port: number }; send(data: Uint8Array, port: number, address: string): boolean; close(): void }>;
-  serve(options: { hostname: string; port: number; fetch: (request: Request) => Response | Promise<Response> }): {
+  serve(options: {
+    hostname: string;
+    port: number;
+    /** Listen backlog (Bun 1.4.5 ignores it and listens with 512). */
+    backlog?: number;
+    fetch: (request: Request) => Response | Promise<Response>;
+  }): {
     hostname: string;
     port: number;
     stop(closeActiveConnections?: boolean): void;

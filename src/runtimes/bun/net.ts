@@ -1,9 +1,17 @@
 /**
  * The socket contract on Bun's own primitives: `Bun.listen` / `Bun.connect` (with
- * `allowHalfOpen`), `Bun.udpSocket`, `Bun.serve` for the admin API. Traps handled here (see
- * DESIGN.md): `write()` may take only part of the bytes, so the rest waits for `drain`;
- * `end()` closes both directions, so half-close is `shutdown()`; chunks handed to `data` are
- * views of a reused buffer, so they are copied before being kept.
+ * `allowHalfOpen`), `Bun.udpSocket`, `Bun.serve` for the admin API. Traps handled here:
+ * `write()` may take only part of the bytes, so the rest waits for `drain`; `end()` closes both
+ * directions, so half-close is `shutdown()`; chunks handed to `data` are views of a reused
+ * buffer, so they are copied before being kept.
+ *
+ * Accepting happens inside Bun (uSockets), out of reach of this adapter:
+ * - Backlog: {@link LISTEN_BACKLOG} is passed to `Bun.listen` and `Bun.serve`, but Bun 1.4.5
+ *   ignores it and always listens with 512 (the Send-Q of the listening socket in `ss -ltn`).
+ *   Bun accepts natively, before any JavaScript runs, so bursts drain quickly regardless.
+ * - Descriptor exhaustion: a failed accept never reaches JavaScript (no event, nothing to log or
+ *   back off from). The listener stays open and accepts again once descriptors are freed; until
+ *   then Bun retries on every event-loop turn, which keeps one core busy.
  *
  * @module
  */
@@ -22,6 +30,8 @@ import {
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
+import { LISTEN_BACKLOG } from "../shared/accept.ts";
+import { PendingRead } from "../shared/pending-read.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
 /** How long a closed connection may take to flush before it is reset. */
@@ -32,8 +42,6 @@ export const READ_QUEUE_HIGH_WATER = 256 * 1024;
 
 declare const Bun: import("./bun-types.ts").BunGlobal;
 
-type Waiter = { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void };
-
 /** A {@link Conn} over a Bun TCP socket. */
 export class BunConn implements Conn {
   readonly remote: NetAddr;
@@ -43,7 +51,7 @@ export class BunConn implements Conn {
   private eof = false;
   private closed = false;
   private failure: Error | null = null;
-  private waiter: Waiter | null = null;
+  private readonly pending = new PendingRead();
   /** Bytes accepted by `write()` but not yet by the socket, in order. */
   private unsent: Uint8Array[] = [];
   private drained: (() => void)[] = [];
@@ -57,12 +65,7 @@ export class BunConn implements Conn {
   /** @internal `data` handler. */
   onData(view: Uint8Array): void {
     const chunk = view.slice(); // Bun reuses the buffer behind `view`
-    const w = this.waiter;
-    if (w && this.queue.length === 0) {
-      this.waiter = null;
-      w.resolve(chunk);
-      return;
-    }
+    if (this.queue.length === 0 && this.pending.resolve(chunk)) return;
     this.queue.push(chunk);
     this.queued += chunk.length;
     if (this.queued > READ_QUEUE_HIGH_WATER) this.socket.pause?.();
@@ -87,18 +90,12 @@ export class BunConn implements Conn {
   }
 
   private wake(): void {
-    const w = this.waiter;
-    if (!w || this.queue.length > 0) return;
-    if (this.eof) {
-      this.waiter = null;
-      w.resolve(null);
-    } else if (this.failure) {
-      this.waiter = null;
-      w.reject(this.failure);
-    }
+    if (this.queue.length > 0) return;
+    if (this.eof) this.pending.resolve(null);
+    else if (this.failure) this.pending.reject(this.failure);
   }
 
-  read(): Promise<Uint8Array | null> {
+  read(signal?: AbortSignal): Promise<Uint8Array | null> {
     const chunk = this.queue.shift();
     if (chunk) {
       this.queued -= chunk.length;
@@ -107,11 +104,9 @@ export class BunConn implements Conn {
     }
     if (this.eof) return Promise.resolve(null);
     if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
+    const next = this.pending.wait(signal);
     this.socket.resume?.();
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+    return next;
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -197,7 +192,14 @@ function dialFailure(e: { code?: string; message?: string }): DialError["kind"] 
 /** The Bun implementation of {@link Net}. */
 export const bunNet: Net = {
   async listenTcp(addr, onConn) {
-    const listener = Bun.listen<BunConn>({ hostname: addr.host, port: addr.port, allowHalfOpen: true, exclusive: true, socket: handlers(onConn) });
+    const listener = Bun.listen<BunConn>({
+      hostname: addr.host,
+      port: addr.port,
+      allowHalfOpen: true,
+      exclusive: true,
+      backlog: LISTEN_BACKLOG,
+      socket: handlers(onConn),
+    });
     return {
       addr: { host: listener.hostname, port: listener.port },
       close: async () => listener.stop(false),
@@ -281,7 +283,7 @@ export const bunNet: Net = {
   },
 
   async serveHttp(addr: NetAddr, fetch: FetchHandler) {
-    const server = Bun.serve({ hostname: addr.host, port: addr.port, fetch });
+    const server = Bun.serve({ hostname: addr.host, port: addr.port, backlog: LISTEN_BACKLOG, fetch });
     return { addr: { host: server.hostname, port: server.port }, close: async () => server.stop(true) } satisfies Listener;
   },
 };

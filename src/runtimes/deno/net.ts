@@ -1,8 +1,18 @@
 /**
- * The socket contract on Deno's own primitives: `Deno.listen` / `Deno.connect` for TCP,
- * `Deno.serve` for the admin API. Traps handled here (see DESIGN.md): `conn.write()` may take
- * only part of the bytes, so writes loop; draining `conn.readable` or closing `conn.writable`
- * would close the whole connection, so reads use `conn.read()` and half-close `closeWrite()`.
+ * The socket contract on Deno's own primitives: `Deno.listen` / `Deno.connect` for TCP. Traps
+ * handled here: `conn.write()` may take only part of the bytes, so writes loop; draining
+ * `conn.readable` or closing `conn.writable` would close the whole connection, so reads use
+ * `conn.read()` and half-close `closeWrite()`; a read holds its buffer while it waits, so the
+ * buffer size adapts to the traffic (see {@link nextReadSize}).
+ *
+ * Listening: `Deno.listen` with `tcpBacklog` {@link LISTEN_BACKLOG} (Deno's default is 511),
+ * accepted by {@link acceptLoop}, which backs off and retries when an accept fails (EMFILE:
+ * `accept()` rejects with a plain `Error` whose `code` is `"EMFILE"`). Deno's own accept loops
+ * do not survive that: `for await (const c of listener)` ends, `Deno.serve` ends its server
+ * (the port is closed and its `finished` promise rejects, an uncaught rejection that ends the
+ * process), and `node:http`/`node:net` servers stop accepting without a word. So the admin
+ * API is served by the same accept loop, each connection handed to a `node:http` server that
+ * never listens ({@link connHttpServer}) rather than by `Deno.serve`.
  *
  * UDP uses `node:dgram` from Deno's Node compatibility layer rather than `Deno.listenDatagram`,
  * which still needs `--unstable-net`: the stable path keeps `deno run -A` enough to start the
@@ -17,15 +27,16 @@ import {
   type DialOptions,
   type FetchHandler,
   type Listener,
+  type ListenOptions,
   type Net,
   type NetAddr,
   type TlsOptions,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
+import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
-
-/** Size of the buffer handed to each `conn.read()`. */
-export const READ_BUFFER_BYTES = 64 * 1024;
+import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
 
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {
@@ -33,8 +44,12 @@ export class DenoConn implements Conn {
   readonly local: NetAddr;
   private closed = false;
   private finSent = false;
+  /** A read operation still running after the read that started it was withdrawn. */
+  private inflight: Promise<Uint8Array | null> | undefined;
   /** Writes are serialised: a partial write must finish before the next one starts. */
   private writing: Promise<void> = Promise.resolve();
+  /** Size of the next read buffer (see {@link nextReadSize}). */
+  private readSize = READ_BUFFER_MIN_BYTES;
 
   constructor(readonly conn: Deno.TcpConn) {
     this.remote = addrOf(conn.remoteAddr);
@@ -42,11 +57,45 @@ export class DenoConn implements Conn {
     if (typeof conn.setNoDelay === "function") conn.setNoDelay(true); // TCP only; unix conns have none
   }
 
-  async read(): Promise<Uint8Array | null> {
-    if (this.closed) throw new Error("connection closed");
-    const buf = new Uint8Array(READ_BUFFER_BYTES);
+  /**
+   * A `conn.read()` cannot be cancelled, so a read withdrawn by its signal leaves its operation
+   * in flight, and the next read takes it over: no bytes are lost.
+   */
+  read(signal?: AbortSignal): Promise<Uint8Array | null> {
+    if (this.closed) return Promise.reject(new Error("connection closed"));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const op = (this.inflight ??= this.readOnce());
+    const claim = (): void => {
+      if (this.inflight === op) this.inflight = undefined;
+    };
+    if (!signal) return op.finally(claim);
+    return new Promise((resolve, reject) => {
+      const withdraw = (): void => reject(signal.reason);
+      signal.addEventListener("abort", withdraw, { once: true });
+      op.then(
+        (chunk) => {
+          signal.removeEventListener("abort", withdraw);
+          if (signal.aborted) return; // withdrawn: the next read takes this chunk
+          claim();
+          resolve(chunk);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", withdraw);
+          if (signal.aborted) return;
+          claim();
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** One read operation on the socket. */
+  private async readOnce(): Promise<Uint8Array | null> {
+    const buf = new Uint8Array(this.readSize);
     const n = await this.conn.read(buf);
-    return n === null ? null : buf.subarray(0, n);
+    if (n === null) return null;
+    this.readSize = nextReadSize(buf.length, n);
+    return readChunk(buf, n);
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -96,28 +145,47 @@ function dialFailure(e: unknown): DialError["kind"] {
   return "other";
 }
 
+/**
+ * Bind a TCP listener and hand every accepted connection to `onConn`, through accept failures
+ * (see the module comment). `close()` stops accepting; accepted connections are untouched.
+ */
+function listenAndAccept(addr: NetAddr, onConn: (conn: DenoConn) => void, options?: ListenOptions): Listener {
+  const listener = Deno.listen({ hostname: addr.host, port: addr.port, transport: "tcp", tcpBacklog: LISTEN_BACKLOG });
+  const bound = listener.addr;
+  const closing = new AbortController();
+  const accepted = (c: Deno.TcpConn): void => {
+    let conn: DenoConn;
+    try {
+      conn = new DenoConn(c);
+    } catch {
+      // reset between accept and setup (setNoDelay on a dead socket)
+      try {
+        c.close();
+      } catch {
+        // closed already
+      }
+      return;
+    }
+    onConn(conn);
+  };
+  void acceptLoop(() => listener.accept(), accepted, { backoff: new AcceptBackoff(options?.onAcceptError), signal: closing.signal });
+  return {
+    addr: { host: bound.hostname, port: bound.port },
+    async close() {
+      closing.abort();
+      try {
+        listener.close();
+      } catch {
+        // closed already
+      }
+    },
+  };
+}
+
 /** The Deno implementation of {@link Net}. */
 export const denoNet: Net = {
-  async listenTcp(addr, onConn) {
-    const listener = Deno.listen({ hostname: addr.host, port: addr.port, transport: "tcp" });
-    const bound = listener.addr as Deno.NetAddr;
-    void (async () => {
-      try {
-        for await (const c of listener) onConn(new DenoConn(c));
-      } catch {
-        // the listener was closed
-      }
-    })();
-    return {
-      addr: { host: bound.hostname, port: bound.port },
-      async close() {
-        try {
-          listener.close();
-        } catch {
-          // closed already
-        }
-      },
-    } satisfies Listener;
+  async listenTcp(addr, onConn, options) {
+    return listenAndAccept(addr, onConn, options);
   },
 
   async connectTcp(addr: NetAddr, options?: DialOptions) {
@@ -169,16 +237,16 @@ export const denoNet: Net = {
     }
   },
 
-  serveHttp(addr: NetAddr, fetch: FetchHandler) {
-    return new Promise<Listener>((resolve) => {
-      const server = Deno.serve(
-        {
-          hostname: addr.host,
-          port: addr.port,
-          onListen: (local) => resolve({ addr: { host: local.hostname, port: local.port }, close: () => server.shutdown() }),
-        },
-        fetch,
-      );
-    });
+  async serveHttp(addr: NetAddr, fetch: FetchHandler, options?: ListenOptions) {
+    // Not Deno.serve: its accept loop ends for good at EMFILE (see the module comment).
+    const http = connHttpServer(fetch);
+    const listener = listenAndAccept(addr, (conn) => http.serve(conn), options);
+    return {
+      addr: listener.addr,
+      async close() {
+        await listener.close();
+        http.closeAll();
+      },
+    } satisfies Listener;
   },
 };

@@ -8,14 +8,13 @@
 import type * as net from "node:net";
 import type { Conn, NetAddr } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { PendingRead } from "../shared/pending-read.ts";
 
 /** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
 export const CLOSE_LINGER_MS = 5_000;
 
 /** Bytes a connection may hold unread before the socket is paused. */
 export const READ_QUEUE_HIGH_WATER = 256 * 1024;
-
-type Waiter = { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void };
 
 /** A {@link Conn} over a `net.Socket` (created with `allowHalfOpen: true`). */
 export class NodeConn implements Conn {
@@ -25,7 +24,7 @@ export class NodeConn implements Conn {
   private queued = 0;
   private eof = false;
   private failure: Error | null = null;
-  private waiter: Waiter | null = null;
+  private readonly pending = new PendingRead();
   private relaying = false;
 
   constructor(readonly socket: net.Socket) {
@@ -33,12 +32,7 @@ export class NodeConn implements Conn {
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     socket.on("data", (chunk: Uint8Array) => {
       // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
-      const w = this.waiter;
-      if (w && this.queue.length === 0) {
-        this.waiter = null;
-        w.resolve(chunk);
-        return;
-      }
+      if (this.queue.length === 0 && this.pending.resolve(chunk)) return;
       this.queue.push(chunk);
       this.queued += chunk.length;
       if (this.queued > READ_QUEUE_HIGH_WATER) socket.pause();
@@ -58,14 +52,12 @@ export class NodeConn implements Conn {
   }
 
   private wake(): void {
-    const w = this.waiter;
-    if (!w || this.queue.length > 0) return;
-    this.waiter = null;
-    if (this.eof) w.resolve(null);
-    else if (this.failure) w.reject(this.failure);
+    if (this.queue.length > 0) return;
+    if (this.eof) this.pending.resolve(null);
+    else if (this.failure) this.pending.reject(this.failure);
   }
 
-  read(): Promise<Uint8Array | null> {
+  read(signal?: AbortSignal): Promise<Uint8Array | null> {
     const chunk = this.queue.shift();
     if (chunk) {
       this.queued -= chunk.length;
@@ -74,11 +66,9 @@ export class NodeConn implements Conn {
     }
     if (this.eof) return Promise.resolve(null);
     if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
+    const next = this.pending.wait(signal);
     if (this.socket.isPaused() && !this.relaying) this.socket.resume();
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+    return next;
   }
 
   write(bytes: Uint8Array): Promise<void> {

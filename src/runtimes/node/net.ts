@@ -3,6 +3,9 @@
  * socket is paused above a high-water mark, see `conn.ts`); writes resolve at once unless the
  * socket asks for `drain`; tunnels use `stream.pipe`, Node's native relay.
  *
+ * Listeners ask for a backlog of {@link LISTEN_BACKLOG} (Node's default is 511) and survive
+ * accept errors: see {@link surviveAcceptErrors}.
+ *
  * @module
  */
 import { createAdaptorServer } from "@hono/node-server";
@@ -17,10 +20,12 @@ import {
   type DialOptions,
   type FetchHandler,
   type Listener,
+  type ListenOptions,
   type Net,
   type NetAddr,
 } from "../../core/net/contract.ts";
 import { NodeConn, pipeRelay } from "./conn.ts";
+import { AcceptBackoff, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
 
@@ -40,9 +45,24 @@ function dialFailure(e: NodeJS.ErrnoException): DialFailure {
   }
 }
 
+/**
+ * Keep a listening `net.Server` (an `http.Server` too) alive through accept errors. libuv
+ * handles EMFILE/ENFILE itself with a reserved descriptor: it accepts and closes what is queued
+ * (those clients see their connection closed) and goes on listening, so these never reach
+ * JavaScript. Any other accept error, and EMFILE when libuv could not reserve its descriptor
+ * again, is emitted as `error` on the server: without a listener, an uncaught exception that
+ * ends the process. libuv keeps polling the listening socket on its own, so there is no pause to
+ * make here; the backoff only reports the burst (first error, then the count on recovery).
+ */
+export function surviveAcceptErrors(server: net.Server, options?: ListenOptions): void {
+  const backoff = new AcceptBackoff(options?.onAcceptError);
+  server.on("error", (e) => backoff.failed(e));
+  server.on("connection", () => backoff.succeeded());
+}
+
 /** The Node implementation of {@link Net}. */
 export const nodeNet: Net = {
-  listenTcp(addr, onConn) {
+  listenTcp(addr, onConn, options) {
     return new Promise<Listener>((resolve, reject) => {
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
         if (socket.remoteAddress === undefined) {
@@ -52,8 +72,9 @@ export const nodeNet: Net = {
         onConn(new NodeConn(socket));
       });
       server.once("error", reject);
-      server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => {
+      server.listen({ host: addr.host, port: addr.port, exclusive: true, backlog: LISTEN_BACKLOG }, () => {
         server.off("error", reject);
+        surviveAcceptErrors(server, options);
         const a = server.address() as net.AddressInfo;
         resolve({
           addr: { host: a.address, port: a.port },
@@ -85,12 +106,13 @@ export const nodeNet: Net = {
     });
   },
 
-  serveHttp(addr: NetAddr, fetch: FetchHandler) {
+  serveHttp(addr: NetAddr, fetch: FetchHandler, options?: ListenOptions) {
     return new Promise<Listener>((resolve, reject) => {
       const server = createAdaptorServer({ fetch, hostname: addr.host, port: addr.port }) as Server;
       server.once("error", reject);
-      server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => {
+      server.listen({ host: addr.host, port: addr.port, exclusive: true, backlog: LISTEN_BACKLOG }, () => {
         server.off("error", reject);
+        surviveAcceptErrors(server, options);
         const a = server.address() as net.AddressInfo;
         resolve({
           addr: { host: a.address, port: a.port },

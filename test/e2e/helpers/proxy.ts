@@ -55,6 +55,11 @@ export interface StartProxyOptions {
   args?: readonly string[];
   /** Run this executable (a compiled single-file binary) instead of the runtime's entry. */
   command?: string;
+  /**
+   * Start the proxy with this open-files limit, soft and hard (see {@link withOpenFilesLimit});
+   * the process keeps its pid, so `child.pid` is the proxy's.
+   */
+  nofile?: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -83,7 +88,8 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   const args: string[] = [];
   if (!opts.noConfigFlag) args.push("--config", configPath);
   if (opts.args) args.push(...opts.args);
-  const cmd = opts.command ? { command: opts.command, args } : proxyCommand(args);
+  const base = opts.command ? { command: opts.command, args } : proxyCommand(args);
+  const cmd = opts.nofile === undefined ? base : withOpenFilesLimit(base, opts.nofile);
   const child = spawn(cmd.command, cmd.args, {
     cwd: REPO_ROOT,
     env: proxyFreeEnv({ RUST_LOG: "info", ...opts.env }),
@@ -153,6 +159,14 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
       return stopped;
     },
   };
+}
+
+/**
+ * `cmd` run under an open-files limit of `n` (soft and hard): `sh -c 'ulimit -n N && exec …'`,
+ * so the command replaces the shell and keeps its pid.
+ */
+export function withOpenFilesLimit(cmd: { command: string; args: string[] }, n: number): { command: string; args: string[] } {
+  return { command: "/bin/sh", args: ["-c", 'ulimit -n "$0" && exec "$@"', String(n), cmd.command, ...cmd.args] };
 }
 
 /** The outcome of a CLI run that ends by itself. */

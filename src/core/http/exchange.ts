@@ -1,0 +1,380 @@
+/**
+ * One allowed request sent upstream and its response relayed back: the head in origin-form
+ * (absolute-form through an upstream proxy) without hop-by-hop headers, both bodies streamed
+ * and re-framed, interim responses passed on, an accepted upgrade turned into a byte relay.
+ * Upstream connections are kept alive and reused for the next request of the same client to
+ * the same destination.
+ *
+ * Two things end an exchange early, each without harm to anything else:
+ * - the client leaving (its {@link LeaveWatch} aborts): the upstream is closed at once, so no
+ *   wait on it (dial, response head, body) outlives the client;
+ * - a response complete before the request body was (the origin answered early): the response
+ *   says `Connection: close`, copying the body stops, and the session's graceful close reads
+ *   and discards the rest, so the client can read the whole response (RFC 9112 §9.6).
+ *
+ * @module
+ */
+import { latin1Bytes } from "../net/bytes.ts";
+import { DialError, formatAddr, type Conn } from "../net/contract.ts";
+import { ProxyLoopError } from "../net/dial.ts";
+import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
+import { relay } from "../net/relay.ts";
+import type { UpstreamProxy } from "../net/upstream-proxy.ts";
+import { TARGET } from "../log.ts";
+import type { SessionContext } from "../session-context.ts";
+import { BodyError, BodyIdleError, copyBody, type BodyOutput } from "./body.ts";
+import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
+import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
+import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
+import { refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
+import { textResponse } from "./responses.ts";
+import type { RequestTarget } from "./target.ts";
+import { Upstream, type UpstreamSlot } from "./upstream.ts";
+
+/** How long an upstream may take to start its response after the request was sent. */
+export const RESPONSE_HEAD_TIMEOUT_MS = 300_000;
+/** Most interim (1xx) responses relayed before the final one. */
+const MAX_INTERIM_RESPONSES = 10;
+
+/** Where an allowed request goes: a vetted TCP origin or an allowed unix socket. */
+export interface Destination {
+  /** Identity for upstream reuse: equal keys may share a kept-alive connection. */
+  readonly key: string;
+  /** Host and port for logs and refusals (`unix-socket` and 0 for a unix socket). */
+  readonly host: string;
+  readonly port: number;
+  /** Open a fresh connection; may throw `ProxyLoopError` or `DialError`. */
+  dial(): Promise<Conn>;
+  /** Set when the connection goes to an upstream proxy: requests are sent in absolute-form. */
+  readonly via?: UpstreamProxy;
+}
+
+/** One allowed request, as {@link exchange} sends it. */
+export interface ExchangeRequest {
+  readonly head: RequestHead;
+  readonly target: RequestTarget;
+  readonly framing: BodyFraming;
+  /** The client asked to keep its connection. */
+  readonly keepAlive: boolean;
+  /** The protocol asked for (`websocket`…) when the request is an upgrade. */
+  readonly upgrade?: string;
+  /** Watches the client while the exchange waits on the upstream. */
+  readonly presence: LeaveWatch;
+  /** Longest pause inside the request body (`request_body_idle_timeout_secs`); unset: none. */
+  readonly bodyIdleMs?: number;
+}
+
+/**
+ * Send `request` to `dest` and relay the response. When the client leaves, the upstream is
+ * closed at once and the exchange rejects with the watch's `PeerLeftError`.
+ */
+export async function exchange(request: ExchangeRequest, dest: Destination, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
+  if (slot.current && slot.current.key !== dest.key) {
+    slot.current.close();
+    slot.current = undefined;
+  }
+  const abandon = (): void => slot.current?.close();
+  request.presence.signal.addEventListener("abort", abandon, { once: true });
+  const run = new Exchange(request, dest, reader, ctx, slot);
+  try {
+    return await run.run();
+  } finally {
+    request.presence.signal.removeEventListener("abort", abandon);
+    await run.stopBodyCopy();
+  }
+}
+
+/** The state of one exchange: the upstream in use and the request body's copy. */
+class Exchange {
+  private readonly client: Conn;
+  private readonly hasBody: boolean;
+  /** Aborted to stop copying the request body. */
+  private readonly stopCopy = new AbortController();
+  /** The request body's copy, once started; never rejects. */
+  private copying: Promise<void> | undefined;
+  private copyDone = false;
+  private copyError: unknown;
+
+  constructor(
+    private readonly request: ExchangeRequest,
+    private readonly dest: Destination,
+    private readonly reader: BufferedReader,
+    private readonly ctx: SessionContext,
+    private readonly slot: UpstreamSlot,
+  ) {
+    this.client = reader.conn;
+    this.hasBody = carriesBody(request.framing);
+  }
+
+  /** Whether the client connection can carry another request after a failure answered now. */
+  private get keepAfterFailure(): boolean {
+    return this.request.keepAlive && !this.hasBody;
+  }
+
+  /** Stop copying the request body and wait until the copy no longer reads the client. */
+  async stopBodyCopy(): Promise<void> {
+    this.stopCopy.abort();
+    await this.copying;
+  }
+
+  async run(): Promise<RequestOutcome> {
+    const sent = await this.send();
+    if (typeof sent === "string") return sent;
+    return this.relayResponse(sent.up, sent.response);
+  }
+
+  /** Rethrow the client's leaving, if it left; the caller's failure is then moot. */
+  private throwIfLeft(): void {
+    const signal = this.request.presence.signal;
+    if (signal.aborted) throw signal.reason;
+  }
+
+  /** Answer a failure of the upstream with a 502 (naming a certificate failure). */
+  private async upstreamFailure(why: string, tlsFailure = false): Promise<RequestOutcome> {
+    this.slot.current?.close();
+    this.slot.current = undefined;
+    this.throwIfLeft();
+    this.ctx.log.log("info", TARGET.http, `upstream ${this.dest.host}:${this.dest.port} failed: ${why}`);
+    // A certificate the proxy cannot verify is named as such: the client must not mistake it for an outage.
+    const text = tlsFailure ? `upstream failure: ${why}` : "upstream failure";
+    const keep = this.keepAfterFailure;
+    await writeQuietly(this.client, textResponse(502, text, keep));
+    return keep ? "keep" : "close";
+  }
+
+  /**
+   * Send the head (and start the body) and read the final response head. A reused connection
+   * the origin closed meanwhile is retried once on a fresh one when nothing but the head was sent.
+   */
+  private async send(): Promise<{ readonly up: Upstream; readonly response: ResponseHead } | RequestOutcome> {
+    const { head, target, framing, upgrade } = this.request;
+    const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade, this.dest.via));
+    for (;;) {
+      const up = this.slot.current ?? (await this.open());
+      if (!(up instanceof Upstream)) return up;
+      const reused = up.used;
+      up.used = true;
+      const retryable = reused && !this.hasBody;
+      try {
+        await up.conn.write(requestBytes);
+      } catch (e) {
+        this.throwIfLeft();
+        if (retryable) {
+          this.discard(up);
+          continue;
+        }
+        return this.upstreamFailure((e as Error).message);
+      }
+      if (this.hasBody && !this.copying) await this.startBodyCopy(up);
+      try {
+        return { up, response: await readFinalResponseHead(up, head, this.client, upgrade !== undefined) };
+      } catch (e) {
+        this.throwIfLeft();
+        const bad = this.copyError;
+        if (bad instanceof BodyError) {
+          this.slot.current = undefined;
+          if (bad instanceof BodyIdleError) return refuseMalformed(this.ctx, this.client, 408, `request body: ${bad.message}`);
+          return refuseMalformed(this.ctx, this.client, 400, bad.message);
+        }
+        if (e instanceof StaleUpstream && retryable) {
+          this.discard(up);
+          continue;
+        }
+        return this.upstreamFailure((e as Error).message);
+      }
+    }
+  }
+
+  /** Dial the destination into the slot; a refusal or failure is answered here. */
+  private async open(): Promise<Upstream | RequestOutcome> {
+    let conn: Conn;
+    try {
+      conn = await this.dest.dial();
+    } catch (e) {
+      this.throwIfLeft();
+      if (e instanceof ProxyLoopError) {
+        const { head } = this.request;
+        const facts = { protocol: "http" as const, port: this.dest.port, method: head.method, client: formatAddr(this.client.remote) };
+        return refuseByState(this.ctx, this.ctx.state.snapshot(), this.client, facts, this.dest.host, "proxy_state", "proxy_loop", this.keepAfterFailure);
+      }
+      return this.upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
+    }
+    if (this.request.presence.signal.aborted) conn.close();
+    this.throwIfLeft();
+    this.slot.current = new Upstream(this.dest.key, conn, this.ctx.track(conn));
+    return this.slot.current;
+  }
+
+  private discard(up: Upstream): void {
+    up.close();
+    this.slot.current = undefined;
+  }
+
+  /**
+   * Copy the request body upstream beside the wait for the response. The copy reads the
+   * client now, so the watch pauses; it resumes once the body is through. A failed copy closes
+   * the upstream, which ends the wait for a response that cannot come.
+   */
+  private async startBodyCopy(up: Upstream): Promise<void> {
+    const { framing, presence, bodyIdleMs } = this.request;
+    await presence.pause();
+    const output: BodyOutput = framing.kind === "chunked" ? "chunked" : "raw";
+    this.copying = copyBody(this.reader, framing, up.conn, output, { idleMs: bodyIdleMs, signal: this.stopCopy.signal }).then(
+      () => {
+        this.copyDone = true;
+        if (!this.stopCopy.signal.aborted) presence.start();
+      },
+      (e: unknown) => {
+        this.copyError = e;
+        this.copyDone = true;
+        up.close();
+      },
+    );
+  }
+
+  /** Relay the final response (or switch protocols on a 101). */
+  private async relayResponse(up: Upstream, response: ResponseHead): Promise<RequestOutcome> {
+    const { head, keepAlive, presence } = this.request;
+    const dest = this.dest;
+    if (response.status === 101) {
+      await presence.pause();
+      return switchProtocols(response, this.reader, up, this.ctx, this.slot, dest);
+    }
+    // The upstream proxy refused our credentials: that is our failure, not something the client
+    // can answer (its own Proxy-Authorization is never passed on), so no 407 reaches it.
+    if (dest.via && response.status === 407) return this.upstreamFailure(`upstream proxy ${dest.via.display} answered 407 Proxy Authentication Required`);
+    const rf = responseFraming(response, head.method);
+    if (isFramingError(rf)) return this.upstreamFailure(rf.message);
+    // A response that comes before the whole request body was relayed ends the connection:
+    // the rest of the body is never sent upstream, so neither side can carry another request.
+    const bodyPending = this.hasBody && !this.copyDone;
+    let clientKeep = keepAlive && !bodyPending;
+    let output: BodyOutput = "raw";
+    const headers = endToEndHeaders(response.headers);
+    if (rf.kind === "length") {
+      headers.push({ name: "Content-Length", value: String(rf.length) });
+    } else if (rf.kind === "chunked" || rf.kind === "close") {
+      if (head.version === "1.1") {
+        headers.push({ name: "Transfer-Encoding", value: "chunked" });
+        output = "chunked";
+      } else {
+        clientKeep = false;
+      }
+    } else {
+      const cl = headerValues(response.headers, "content-length")[0];
+      if (cl !== undefined && /^\d+$/.test(cl.trim())) headers.push({ name: "Content-Length", value: cl.trim() });
+    }
+    let upstreamReusable = wantsKeepAlive(response.version, response.headers) && rf.kind !== "close";
+    headers.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
+    await this.client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers)));
+    try {
+      await copyBody(up.reader, rf, this.client, output);
+    } catch (e) {
+      this.throwIfLeft();
+      if (!(e instanceof BodyError)) throw e; // the client went away: the session closes everything
+      this.ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} body failed: ${e.message}`);
+      this.discard(up);
+      return "close";
+    }
+    // The response is complete and the request body was not (the origin answered early, or the
+    // client sent a bad body): the copy stops when the exchange returns, and the upstream never
+    // gets a complete request.
+    if (bodyPending || this.copyError !== undefined) {
+      clientKeep = false;
+      upstreamReusable = false;
+    }
+    if (!upstreamReusable) this.discard(up);
+    return clientKeep ? "keep" : "close";
+  }
+}
+
+/**
+ * The origin accepted an upgrade (101): pass its answer on, then both connections become one
+ * byte relay (with half-close) until both sides are done. The connections are not reused.
+ */
+async function switchProtocols(
+  response: ResponseHead,
+  reader: BufferedReader,
+  up: Upstream,
+  ctx: SessionContext,
+  slot: UpstreamSlot,
+  dest: Destination,
+): Promise<RequestOutcome> {
+  const client = reader.conn;
+  slot.current = undefined;
+  try {
+    const headers = endToEndHeaders(response.headers);
+    const to = requestedUpgrade(response.headers) ?? headerValues(response.headers, "upgrade").join(", ");
+    headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: to });
+    await client.write(latin1Bytes(serializeHead(`HTTP/1.1 101 ${response.reason}`, headers)));
+    const early = up.reader.takeBuffered(); // frames the origin sent right after its 101
+    if (early.length > 0) await client.write(early);
+    ctx.log.log("info", TARGET.http, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`);
+    await relay(ctx.net, client, up.conn, reader.takeBuffered());
+  } finally {
+    up.close();
+  }
+  return "close";
+}
+
+/** The upstream closed before answering a request sent on a reused connection. */
+class StaleUpstream extends Error {}
+
+/** Read the final response head, relaying interim 1xx responses to HTTP/1.1 clients. */
+async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Conn, upgrading: boolean): Promise<ResponseHead> {
+  const deadline = Date.now() + RESPONSE_HEAD_TIMEOUT_MS;
+  for (let interim = 0; ; interim++) {
+    const r = await readResponseHead(up, deadline);
+    if (r.status >= 200) return r;
+    if (r.status === 101) {
+      if (upgrading) return r;
+      throw new Error("101 Switching Protocols to a request that asked for no upgrade");
+    }
+    if (interim >= MAX_INTERIM_RESPONSES) throw new Error(`more than ${MAX_INTERIM_RESPONSES} interim responses`);
+    if (head.version === "1.1") {
+      await client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${r.status} ${r.reason}`, endToEndHeaders(r.headers))));
+    }
+  }
+}
+
+async function readResponseHead(up: Upstream, deadline: number): Promise<ResponseHead> {
+  const reader = up.reader;
+  for (;;) {
+    if (reader.buffered.length > 0) {
+      const r = parseResponseHead(reader.buffered);
+      if (r.kind === "ok") {
+        reader.consume(r.size);
+        return r.head;
+      }
+      if (r.kind === "error") throw new Error(`bad response head: ${r.message}`);
+    }
+    const hadBytes = reader.buffered.length > 0;
+    let more: boolean;
+    try {
+      more = await reader.fill(deadline);
+    } catch (e) {
+      if (e instanceof ReadTimeoutError) throw new Error(`no response head within ${RESPONSE_HEAD_TIMEOUT_MS} ms`);
+      if (!hadBytes) throw new StaleUpstream((e as Error).message);
+      throw e;
+    }
+    if (!more) {
+      if (!hadBytes) throw new StaleUpstream("upstream closed before responding");
+      throw new Error("upstream closed inside the response head");
+    }
+  }
+}
+
+/** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
+function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string, via?: UpstreamProxy): string {
+  // Host is always the authority the policy decided on, first, whatever `Connection` named.
+  const headers: HttpHeader[] = [{ name: "Host", value: target.authority }];
+  for (const h of endToEndHeaders(head.headers)) if (h.name.toLowerCase() !== "host") headers.push(h);
+  if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
+  else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
+  if (upgrade !== undefined) headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: upgrade });
+  if (!via) return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
+  // Through an upstream proxy: absolute-form, and its credentials (the client's never pass).
+  if (via.authorization) headers.push({ name: "Proxy-Authorization", value: via.authorization });
+  const authority = target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return serializeHead(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
+}

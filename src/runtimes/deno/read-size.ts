@@ -1,0 +1,31 @@
+/**
+ * How big each `conn.read()` buffer of the Deno adapter is. Deno reads into a buffer handed
+ * over before any byte has arrived, and a read waiting for data holds its buffer all along: at
+ * a fixed 64 KiB, every idle tunnel (two connections, each with a read waiting) held 128 KiB.
+ * So the size adapts to the traffic: a read that fills its buffer doubles the next one (more
+ * is waiting: bulk transfer), up to {@link READ_BUFFER_MAX_BYTES}; a read that does not fill it
+ * means the socket was drained, so the next read will likely wait, and it gets
+ * {@link READ_BUFFER_MIN_BYTES}.
+ *
+ * @module
+ */
+
+/** Buffer of a connection's first read, and of every read after one that did not fill its buffer. */
+export const READ_BUFFER_MIN_BYTES = 2 * 1024;
+
+/** Largest read buffer, reached while reads keep filling their buffer (bulk transfer). */
+export const READ_BUFFER_MAX_BYTES = 64 * 1024;
+
+/** Size of the next read buffer after a read into `size` bytes returned `n` bytes. */
+export function nextReadSize(size: number, n: number): number {
+  return n >= size ? Math.min(size * 2, READ_BUFFER_MAX_BYTES) : READ_BUFFER_MIN_BYTES;
+}
+
+/**
+ * The chunk a read of `n` bytes into `buf` yields. A chunk using at most half of a buffer
+ * larger than {@link READ_BUFFER_MIN_BYTES} is copied out, so a chunk someone keeps (a request
+ * head waiting for its body, a queued write) never pins a mostly empty 64 KiB buffer.
+ */
+export function readChunk(buf: Uint8Array, n: number): Uint8Array {
+  return buf.length > READ_BUFFER_MIN_BYTES && n <= buf.length / 2 ? buf.slice(0, n) : buf.subarray(0, n);
+}

@@ -1,0 +1,76 @@
+/**
+ * The one outstanding `Conn.read()` of an event-driven socket (Node's `net.Socket`, Bun's
+ * socket handlers): the adapter queues chunks as they arrive and hands them to the waiting
+ * read, if any. A read may be withdrawn by its `AbortSignal` without losing bytes: whatever
+ * arrives afterwards goes to the queue, and so to the next read.
+ *
+ * @module
+ */
+
+/** One chunk, or `null` for end of stream. */
+export type Chunk = Uint8Array | null;
+
+interface Waiter {
+  resolve(chunk: Chunk): void;
+  reject(e: Error): void;
+}
+
+/** The slot for the single pending read of one connection. */
+export class PendingRead {
+  private waiter: Waiter | null = null;
+
+  /** True while a read waits. */
+  get waiting(): boolean {
+    return this.waiter !== null;
+  }
+
+  /**
+   * Wait for {@link resolve} or {@link reject}. When `signal` aborts first, the wait is
+   * withdrawn and rejects with the signal's reason. A second concurrent wait is refused.
+   */
+  wait(signal?: AbortSignal): Promise<Chunk> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
+    return new Promise<Chunk>((resolve, reject) => {
+      if (!signal) {
+        this.waiter = { resolve, reject };
+        return;
+      }
+      const withdraw = (): void => {
+        if (this.waiter !== waiter) return;
+        this.waiter = null;
+        reject(signal.reason);
+      };
+      const waiter: Waiter = {
+        resolve: (chunk) => {
+          signal.removeEventListener("abort", withdraw);
+          resolve(chunk);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", withdraw);
+          reject(e);
+        },
+      };
+      signal.addEventListener("abort", withdraw, { once: true });
+      this.waiter = waiter;
+    });
+  }
+
+  /** Hand `chunk` to the waiting read. False when none waits (queue the chunk instead). */
+  resolve(chunk: Chunk): boolean {
+    const w = this.waiter;
+    if (!w) return false;
+    this.waiter = null;
+    w.resolve(chunk);
+    return true;
+  }
+
+  /** Fail the waiting read. False when none waits. */
+  reject(e: Error): boolean {
+    const w = this.waiter;
+    if (!w) return false;
+    this.waiter = null;
+    w.reject(e);
+    return true;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Body limits: the chunk-size bound, the idle limit inside a body, and the graceful close that
+ * drains what a client still sends after the last response.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { BodyError, BodyIdleError, copyBody, MAX_CHUNK_SIZE, parseChunkSize } from "../../src/core/http/body.ts";
+import { closeGracefully, LINGER_IDLE_MS, LINGER_MAX_BYTES, LINGER_MAX_MS } from "../../src/core/http/linger.ts";
+import { BufferedReader } from "../../src/core/net/reader.ts";
+import { latin1Bytes } from "../../src/core/net/bytes.ts";
+import { connPair, readAllText } from "../helpers/memory-net.ts";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("parseChunkSize", () => {
+  it.each([
+    ["0", 0],
+    ["a", 10],
+    ["FF", 255],
+    ["10 ; name=value", 16],
+    ["1f\t", 31],
+    ["0000000000000001", 1], // 16 digits: still a 64-bit length
+    ["1fffffffffffff", MAX_CHUNK_SIZE],
+  ])("%j is %d", (line, size) => {
+    expect(parseChunkSize(line)).toBe(size);
+  });
+
+  it.each([
+    ["20000000000000", "larger than"], // 2^53
+    ["fffffffffffffff", "larger than"], // 15 digits
+    ["ffffffffffffffff", "larger than"], // 16 digits, 2^64 - 1
+    ["00000000000000001", "larger than"], // 17 digits, even of leading zeros
+    ["", "malformed"],
+    ["-1", "malformed"],
+    ["0x10", "malformed"],
+    ["g", "malformed"],
+  ])("%j is refused (%s)", (line, why) => {
+    expect(() => parseChunkSize(line)).toThrow(BodyError);
+    expect(() => parseChunkSize(line)).toThrow(why);
+  });
+});
+
+describe("copyBody idle limit", () => {
+  it("throws BodyIdleError when no byte arrives within idleMs, naming the limit", async () => {
+    const [client, server] = connPair();
+    const [up] = connPair();
+    await client.write(latin1Bytes("abc"));
+    const err = await copyBody(new BufferedReader(server), { kind: "length", length: 10 }, up, "raw", { idleMs: 20 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BodyIdleError);
+    expect((err as Error).message).toBe("no body byte within 20 ms");
+  });
+
+  it("a stopped copy rejects with the stop reason and leaves later bytes to the next reader", async () => {
+    const [client, server] = connPair();
+    const [up] = connPair();
+    const reader = new BufferedReader(server);
+    const stop = new AbortController();
+    const copying = copyBody(reader, { kind: "chunked" }, up, "raw", { signal: stop.signal });
+    stop.abort(new Error("response complete"));
+    await expect(copying).rejects.toThrow("response complete");
+    await client.write(latin1Bytes("5\r\nhello"));
+    expect(await reader.fill()).toBe(true);
+    expect(new TextDecoder().decode(reader.buffered)).toBe("5\r\nhello");
+  });
+});
+
+describe("closeGracefully", () => {
+  it("half-closes, then discards what the client sends until it closes too", async () => {
+    const [client, server] = connPair();
+    const reader = new BufferedReader(server);
+    const closing = closeGracefully(reader);
+    await client.write(latin1Bytes("rest of an upload"));
+    await client.write(new Uint8Array(300_000));
+    await client.closeWrite();
+    await closing;
+    expect(await readAllText(client)).toBe(""); // our FIN came first, nothing else
+  });
+
+  it(`gives up after ${LINGER_IDLE_MS} ms without a byte`, async () => {
+    vi.useFakeTimers();
+    const [client, server] = connPair();
+    let done = false;
+    void closeGracefully(new BufferedReader(server)).then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(LINGER_IDLE_MS - 100);
+    expect(done).toBe(false);
+    await client.write(latin1Bytes("still sending"));
+    await vi.advanceTimersByTimeAsync(LINGER_IDLE_MS - 100);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(done).toBe(true);
+  });
+
+  it(`gives up after ${LINGER_MAX_MS} ms in all, however the client trickles`, async () => {
+    vi.useFakeTimers();
+    const [client, server] = connPair();
+    let done = false;
+    void closeGracefully(new BufferedReader(server)).then(() => (done = true));
+    for (let t = 0; t < LINGER_MAX_MS; t += 1000) {
+      expect(done).toBe(false);
+      await client.write(latin1Bytes("."));
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done).toBe(true);
+  });
+
+  it(`stops after discarding ${LINGER_MAX_BYTES} bytes, with no time passing`, async () => {
+    vi.useFakeTimers();
+    const [client, server] = connPair();
+    let done = false;
+    void closeGracefully(new BufferedReader(server)).then(() => (done = true));
+    const mib = new Uint8Array(1024 * 1024);
+    for (let sent = 0; sent <= LINGER_MAX_BYTES && !done; sent += mib.length) {
+      await client.write(mib);
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    expect(done).toBe(true);
+  });
+});
