@@ -42,29 +42,23 @@ class MemoryConn implements Conn {
     }
   }
 
-  read(signal?: AbortSignal): Promise<Uint8Array | null> {
+  read(): Promise<Uint8Array | null> {
     if (this.queue.length > 0) return Promise.resolve(this.queue.shift()!);
     if (this.finReceived) return Promise.resolve(null);
     if (this.closed) return Promise.reject(new Error("closed"));
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
     return new Promise((resolve, reject) => {
-      // Withdrawn by the signal: nothing is taken; later bytes stay queued for the next read.
-      const withdraw = (): void => {
-        if (this.waiter !== done) return;
-        this.waiter = this.failWaiter = null;
-        reject(signal!.reason);
-      };
-      const done = (c: Uint8Array | null): void => {
-        signal?.removeEventListener("abort", withdraw);
-        resolve(c);
-      };
-      signal?.addEventListener("abort", withdraw, { once: true });
-      this.waiter = done;
-      this.failWaiter = (e) => {
-        signal?.removeEventListener("abort", withdraw);
-        reject(e);
-      };
+      this.waiter = resolve;
+      this.failWaiter = reject;
     });
+  }
+
+  /** Withdraw the pending read: nothing is taken; later bytes stay queued for the next read. */
+  cancelRead(reason: Error): void {
+    const f = this.failWaiter;
+    if (!f) return;
+    this.waiter = this.failWaiter = null;
+    f(reason);
   }
 
   async write(bytes: Uint8Array): Promise<void> {

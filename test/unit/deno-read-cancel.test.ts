@@ -1,5 +1,5 @@
 /**
- * `Conn.read(signal)` on the Deno adapter, over a fake `Deno.TcpConn`: a socket read cannot be
+ * `Conn.cancelRead` on the Deno adapter, over a fake `Deno.TcpConn`: a socket read cannot be
  * cancelled, so a withdrawn read leaves it in flight and the next read takes it over. (Excluded
  * from `tsc` like the other Deno adapter tests: it needs Deno's types.)
  */
@@ -38,13 +38,12 @@ class FakeDenoConn {
   close(): void {}
 }
 
-describe("DenoConn.read(signal)", () => {
+describe("DenoConn.cancelRead", () => {
   it("a withdrawn read leaves its operation in flight for the next read: no byte is lost", async () => {
     const fake = new FakeDenoConn();
     const c = new DenoConn(fake as unknown as Deno.TcpConn);
-    const stop = new AbortController();
-    const read = c.read(stop.signal);
-    stop.abort(new Error("withdrawn"));
+    const read = c.read();
+    c.cancelRead(new Error("withdrawn"));
     await expect(read).rejects.toThrow("withdrawn");
     fake.give(enc("taken over"));
     expect(dec(await c.read())).toBe("taken over");
@@ -54,15 +53,14 @@ describe("DenoConn.read(signal)", () => {
   it("a withdrawn read that sees end of stream passes it on", async () => {
     const fake = new FakeDenoConn();
     const c = new DenoConn(fake as unknown as Deno.TcpConn);
-    const stop = new AbortController();
-    const read = c.read(stop.signal);
-    stop.abort(new Error("withdrawn"));
+    const read = c.read();
+    c.cancelRead(new Error("withdrawn"));
     await expect(read).rejects.toThrow("withdrawn");
     fake.give(null);
     expect(await c.read()).toBeNull();
   });
 
-  it("reads without a signal start a new socket read each time", async () => {
+  it("reads that were not withdrawn start a new socket read each time", async () => {
     const fake = new FakeDenoConn();
     const c = new DenoConn(fake as unknown as Deno.TcpConn);
     const first = c.read();
@@ -72,5 +70,14 @@ describe("DenoConn.read(signal)", () => {
     fake.give(enc("two"));
     expect(dec(await second)).toBe("two");
     expect(fake.reads).toBe(2);
+  });
+
+  it("refuses a second concurrent read", async () => {
+    const fake = new FakeDenoConn();
+    const c = new DenoConn(fake as unknown as Deno.TcpConn);
+    const first = c.read();
+    await expect(c.read()).rejects.toThrow("concurrent read on one connection");
+    fake.give(enc("one"));
+    expect(dec(await first)).toBe("one");
   });
 });

@@ -3,7 +3,7 @@
  * drains what a client still sends after the last response.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BodyError, BodyIdleError, copyBody, MAX_CHUNK_SIZE, parseChunkSize } from "../../src/core/http/body.ts";
+import { BodyError, BodyIdleError, copyBody, COPY_STOPPED, MAX_CHUNK_SIZE, parseChunkSize } from "../../src/core/http/body.ts";
 import { closeGracefully, LINGER_IDLE_MS, LINGER_MAX_BYTES, LINGER_MAX_MS } from "../../src/core/http/linger.ts";
 import { BufferedReader } from "../../src/core/net/reader.ts";
 import { latin1Bytes } from "../../src/core/net/bytes.ts";
@@ -51,17 +51,28 @@ describe("copyBody idle limit", () => {
     expect((err as Error).message).toBe("no body byte within 20 ms");
   });
 
-  it("a stopped copy rejects with the stop reason and leaves later bytes to the next reader", async () => {
+  it("a stopped copy rejects with COPY_STOPPED and leaves later bytes to the next reader", async () => {
     const [client, server] = connPair();
     const [up] = connPair();
     const reader = new BufferedReader(server);
-    const stop = new AbortController();
-    const copying = copyBody(reader, { kind: "chunked" }, up, "raw", { signal: stop.signal });
-    stop.abort(new Error("response complete"));
-    await expect(copying).rejects.toThrow("response complete");
+    const stop = { stopped: false };
+    const copying = copyBody(reader, { kind: "chunked" }, up, "raw", { stop });
+    stop.stopped = true;
+    server.cancelRead(COPY_STOPPED);
+    await expect(copying).rejects.toBe(COPY_STOPPED);
     await client.write(latin1Bytes("5\r\nhello"));
     expect(await reader.fill()).toBe(true);
     expect(new TextDecoder().decode(reader.buffered)).toBe("5\r\nhello");
+  });
+
+  it("a copy stopped between reads starts no further read", async () => {
+    const [client, server] = connPair();
+    const [up] = connPair();
+    const reader = new BufferedReader(server);
+    await client.write(latin1Bytes("abc"));
+    const stop = { stopped: true };
+    await expect(copyBody(reader, { kind: "length", length: 10 }, up, "raw", { stop })).rejects.toBe(COPY_STOPPED);
+    expect(new TextDecoder().decode((await reader.readUpTo(10))!)).toBe("abc");
   });
 });
 

@@ -48,14 +48,14 @@ describe("what the HTTP session logs", () => {
     const [client, server] = connPair();
     const done = serveHttpConnection(server, ctx);
     await client.write(latin1Bytes(requests));
+    await readAllText(client); // the proxy answers and half-closes (the requests end the connection)
     await client.closeWrite();
-    await readAllText(client);
     await done;
     return lines;
   }
 
   it("a refusal is one info line with target, host:port and reason, never the path or query", async () => {
-    const lines = await session("GET http://refused.example/private/path?key=v HTTP/1.1\r\nHost: refused.example\r\n\r\n", "info");
+    const lines = await session("GET http://refused.example/private/path?key=v HTTP/1.1\r\nHost: refused.example\r\nConnection: close\r\n\r\n", "info");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain("INFO codex_network_proxy::http_proxy: blocked GET refused.example:80 (not_allowed)");
     expect(lines.join("\n")).not.toMatch(/private|key=v/);

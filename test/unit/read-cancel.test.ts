@@ -1,6 +1,6 @@
 /**
- * `Conn.read(signal)` on every adapter: a read withdrawn by its signal rejects with the
- * signal's reason and takes nothing, so the next read gets the bytes that arrive afterwards.
+ * `Conn.cancelRead` on every adapter: a withdrawn read rejects with the given reason and takes
+ * nothing, so the next read gets the bytes that arrive afterwards.
  * Node over real loopback sockets; Bun over a fake of its socket type (Deno: deno-read-cancel.test.ts).
  */
 import { once } from "node:events";
@@ -25,28 +25,25 @@ describe("PendingRead", () => {
     expect(p.waiting).toBe(false);
   });
 
-  it("a withdrawn wait rejects with the signal's reason and no longer takes chunks", async () => {
+  it("a withdrawn wait rejects with the reason and no longer takes chunks", async () => {
     const p = new PendingRead();
-    const stop = new AbortController();
-    const read = p.wait(stop.signal);
-    stop.abort(new Error("withdrawn"));
+    const read = p.wait();
+    expect(p.reject(new Error("withdrawn"))).toBe(true);
     await expect(read).rejects.toThrow("withdrawn");
     expect(p.waiting).toBe(false);
     expect(p.resolve(enc("later"))).toBe(false);
+    expect(p.reject(new Error("nobody waits"))).toBe(false);
   });
 
-  it("refuses a wait on an aborted signal and a second concurrent wait", async () => {
+  it("refuses a second concurrent wait", async () => {
     const p = new PendingRead();
-    const stop = new AbortController();
-    stop.abort(new Error("already"));
-    await expect(p.wait(stop.signal)).rejects.toThrow("already");
     void p.wait().catch(() => {});
     await expect(p.wait()).rejects.toThrow("concurrent read on one connection");
     p.reject(new Error("end"));
   });
 });
 
-describe("NodeConn.read(signal) over loopback", () => {
+describe("NodeConn.cancelRead over loopback", () => {
   it("a withdrawn read loses nothing", async () => {
     const server = createServer({ allowHalfOpen: true });
     server.listen(0, "127.0.0.1");
@@ -58,9 +55,8 @@ describe("NodeConn.read(signal) over loopback", () => {
     const [serverSide] = await accepted;
     const c = new NodeConn(serverSide);
     try {
-      const stop = new AbortController();
-      const read = c.read(stop.signal);
-      stop.abort(new Error("withdrawn"));
+      const read = c.read();
+      c.cancelRead(new Error("withdrawn"));
       await expect(read).rejects.toThrow("withdrawn");
       raw.write("after the withdrawal");
       expect(dec(await c.read())).toBe("after the withdrawal");
@@ -89,12 +85,11 @@ class FakeBunSocket implements BunSocket {
   resume(): void {}
 }
 
-describe("BunConn.read(signal)", () => {
+describe("BunConn.cancelRead", () => {
   it("a withdrawn read loses nothing", async () => {
     const c = new BunConn(new FakeBunSocket());
-    const stop = new AbortController();
-    const read = c.read(stop.signal);
-    stop.abort(new Error("withdrawn"));
+    const read = c.read();
+    c.cancelRead(new Error("withdrawn"));
     await expect(read).rejects.toThrow("withdrawn");
     c.onData(enc("queued"));
     expect(dec(await c.read())).toBe("queued");

@@ -51,7 +51,7 @@ describe("BufferedReader", () => {
   });
 });
 
-describe("reads with a deadline or a signal", () => {
+describe("reads with a deadline, or withdrawn", () => {
   it("a read past its deadline throws ReadTimeoutError and loses no byte", async () => {
     const [a, b] = connPair();
     const r = new BufferedReader(b);
@@ -61,22 +61,21 @@ describe("reads with a deadline or a signal", () => {
     expect(dec(r.buffered)).toBe("late");
   });
 
-  it("a read withdrawn by its signal rejects with the signal's reason; the next read gets the bytes", async () => {
+  it("a withdrawn read rejects with the given reason; the next read gets the bytes", async () => {
     const [a, b] = connPair();
     const r = new BufferedReader(b);
-    const stop = new AbortController();
-    const pending = r.readUpTo(100, undefined, stop.signal);
-    stop.abort(new Error("stopped here"));
+    const pending = r.readUpTo(100);
+    b.cancelRead(new Error("stopped here"));
     await expect(pending).rejects.toThrow("stopped here");
     await a.write(enc("after"));
     expect(dec(await r.readUpTo(100))).toBe("after");
   });
 
-  it("readWithin with both a deadline and an aborted signal rejects with the signal's reason", async () => {
-    const [, b] = connPair();
-    const stop = new AbortController();
-    stop.abort(new Error("already"));
-    await expect(readWithin(b, Date.now() + 1000, stop.signal)).rejects.toThrow("already");
+  it("cancelRead with no read pending does nothing", async () => {
+    const [a, b] = connPair();
+    b.cancelRead(new Error("nobody"));
+    await a.write(enc("x"));
+    expect(dec(await readWithin(b, Date.now() + 1000))).toBe("x");
   });
 });
 
@@ -94,7 +93,7 @@ describe("LeaveWatch", () => {
     await a.write(enc("GET /3"));
     await r.fill();
     expect(dec(r.buffered)).toBe("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3");
-    expect(watch.signal.aborted).toBe(false);
+    expect(watch.reason).toBeUndefined();
   });
 
   it("pausing with nothing read leaves no read behind: the next read gets the next bytes", async () => {
@@ -115,9 +114,11 @@ describe("LeaveWatch", () => {
     const watch = new LeaveWatch(r);
     watch.start();
     await a.closeWrite();
-    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
-    expect(watch.signal.reason).toBeInstanceOf(PeerLeftError);
-    expect((watch.signal.reason as PeerLeftError).detail).toBe("the peer closed the connection");
+    await new Promise<void>((resolve) => watch.onLeave(resolve));
+    expect(watch.reason).toBeInstanceOf(PeerLeftError);
+    expect(watch.reason!.detail).toBe("the peer closed the connection");
+    expect(watch.signal.aborted).toBe(true); // made after the fact: aborted at once
+    expect(() => watch.throwIfLeft()).toThrow(PeerLeftError);
     await watch.pause();
     expect(r.ended).toBe(true);
   });
@@ -127,9 +128,10 @@ describe("LeaveWatch", () => {
     const r = new BufferedReader(b);
     const watch = new LeaveWatch(r);
     watch.start();
+    const signal = watch.signal; // made before: aborted when the peer leaves
     b.close(); // a local close fails the pending read
-    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
-    expect((watch.signal.reason as PeerLeftError).detail).toMatch(/^the connection failed: /);
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+    expect((signal.reason as PeerLeftError).detail).toMatch(/^the connection failed: /);
   });
 
   it(`stops reading ahead after ${WATCH_READ_AHEAD_BYTES} bytes (flow control holds the peer)`, async () => {
@@ -142,7 +144,7 @@ describe("LeaveWatch", () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     expect(r.buffered.length).toBe(WATCH_READ_AHEAD_BYTES);
     await watch.pause();
-    expect(watch.signal.aborted).toBe(false);
+    expect(watch.reason).toBeUndefined();
     expect((await r.readUpTo(1 << 20))!.length + WATCH_READ_AHEAD_BYTES).toBe(8 * 16 * 1024); // nothing lost
   });
 
@@ -152,10 +154,35 @@ describe("LeaveWatch", () => {
     const watch = new LeaveWatch(r);
     watch.start();
     await a.closeWrite();
-    await new Promise<void>((resolve) => watch.signal.addEventListener("abort", () => resolve()));
+    await new Promise<void>((resolve) => watch.onLeave(resolve));
     await watch.pause();
     watch.start();
     await watch.pause();
     expect(await r.readUpTo(1)).toBeNull();
+  });
+
+  it("race settles with the promise, or fails with PeerLeftError when the peer leaves first", async () => {
+    const [a, b] = connPair();
+    const watch = new LeaveWatch(new BufferedReader(b));
+    watch.start();
+    expect(await watch.race(Promise.resolve(7))).toBe(7);
+    const never = new Promise<number>(() => {});
+    const raced = watch.race(never);
+    await a.closeWrite();
+    await expect(raced).rejects.toBeInstanceOf(PeerLeftError);
+    await expect(watch.race(Promise.resolve(1))).rejects.toBeInstanceOf(PeerLeftError);
+  });
+
+  it("onLeave's unregistration keeps a callback from running", async () => {
+    const [a, b] = connPair();
+    const watch = new LeaveWatch(new BufferedReader(b));
+    let called = 0;
+    const off = watch.onLeave(() => called++);
+    watch.onLeave(() => called++)();
+    off();
+    watch.start();
+    await a.closeWrite();
+    await new Promise<void>((resolve) => watch.onLeave(resolve));
+    expect(called).toBe(0);
   });
 });

@@ -54,9 +54,16 @@ export interface BodySink {
 export interface CopyOptions {
   /** Longest wait for the next byte from the source; unset: no limit. */
   readonly idleMs?: number;
-  /** Aborting stops the copy: a pending read is cancelled (nothing is lost) and the copy rejects. */
-  readonly signal?: AbortSignal;
+  /**
+   * Stops the copy once `stop.stopped` is set: no further read starts, and the copy rejects
+   * with {@link COPY_STOPPED} (a pending read is withdrawn by the caller with
+   * `conn.cancelRead(COPY_STOPPED)`; nothing is lost).
+   */
+  readonly stop?: { readonly stopped: boolean };
 }
+
+/** What a stopped copy rejects with: one instance, so stopping allocates nothing. */
+export const COPY_STOPPED: Error = new Error("body copy stopped");
 
 const LAST_CHUNK = latin1Bytes("0\r\n\r\n");
 const CRLF = latin1Bytes("\r\n");
@@ -67,7 +74,7 @@ const CRLF = latin1Bytes("\r\n");
  */
 export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: BodySink, output: BodyOutput, options: CopyOptions = {}): Promise<void> {
   const emit = output === "chunked" ? (data: Uint8Array) => dst.write(encodeChunk(data)) : (data: Uint8Array) => dst.write(data);
-  const input = new BodyInput(src, options.idleMs, options.signal);
+  const input = new BodyInput(src, options.idleMs, options.stop);
   switch (framing.kind) {
     case "none":
       break;
@@ -100,7 +107,7 @@ class BodyInput {
   constructor(
     readonly reader: BufferedReader,
     private readonly idleMs: number | undefined,
-    private readonly signal: AbortSignal | undefined,
+    private readonly stop: { readonly stopped: boolean } | undefined,
   ) {}
 
   private deadline(): number | undefined {
@@ -113,13 +120,13 @@ class BodyInput {
   }
 
   readUpTo(max: number): Promise<Uint8Array | null> {
-    this.signal?.throwIfAborted();
-    return this.reader.readUpTo(max, this.deadline(), this.signal).catch((e: unknown) => this.idle(e));
+    if (this.stop?.stopped) return Promise.reject(COPY_STOPPED);
+    return this.reader.readUpTo(max, this.deadline()).catch((e: unknown) => this.idle(e));
   }
 
   fill(): Promise<boolean> {
-    this.signal?.throwIfAborted();
-    return this.reader.fill(this.deadline(), this.signal).catch((e: unknown) => this.idle(e));
+    if (this.stop?.stopped) return Promise.reject(COPY_STOPPED);
+    return this.reader.fill(this.deadline()).catch((e: unknown) => this.idle(e));
   }
 }
 

@@ -40,7 +40,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   presence.start();
   let opened: { readonly tunnel: Tunnel; readonly host: string } | RequestOutcome;
   try {
-    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, client, presence.signal);
+    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, client, presence);
   } catch (e) {
     if (!(e instanceof PeerLeftError)) throw e;
     ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${e.detail}`);
@@ -51,7 +51,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   if (typeof opened === "string") return opened;
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
-  if (presence.signal.aborted) {
+  if (presence.reason) {
     upstream.close(); // the client left as the tunnel opened
     return "close";
   }
@@ -77,16 +77,16 @@ async function decideAndOpen(
   facts: RequestFacts & { readonly method: string },
   ctx: SessionContext,
   client: Conn,
-  clientLeft: AbortSignal,
+  presence: LeaveWatch,
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
   // Limited mode refuses every tunnel: it would bypass method enforcement.
-  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true, clientLeft);
+  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true, presence);
   if ("answered" in decided) return decided.answered;
   const { host, addresses } = decided.allowed;
   try {
-    return { tunnel: await openTunnel(dialScope(ctx, clientLeft), snap.network.allow_upstream_proxy, host, target.port, addresses), host };
+    return { tunnel: await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, host, target.port, addresses), host };
   } catch (e) {
-    if (clientLeft.aborted) throw clientLeft.reason;
+    presence.throwIfLeft();
     if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
     await writeQuietly(client, textResponse(502, "upstream failure", keep));

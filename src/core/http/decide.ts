@@ -7,7 +7,7 @@
  */
 import { basicProxyUser } from "../attribution.ts";
 import type { Conn } from "../net/contract.ts";
-import { untilAborted } from "../net/timeout.ts";
+import type { LeaveWatch } from "../net/reader.ts";
 import type { HostVerdict } from "../policy/types.ts";
 import { attributed, recordVerdict, type RequestFacts, type SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
@@ -22,7 +22,8 @@ export type HttpDecision =
 /**
  * Decide one request. `limitedRefuses` says whether limited mode forbids it (a write method,
  * an upgrade, any tunnel); it is checked after the host decision (README, "How a request is
- * decided"). When `clientLeft` aborts first, rejects with its reason and records nothing.
+ * decided"). When the client leaves first (`presence`), rejects with its `PeerLeftError` and
+ * records nothing.
  */
 export async function decideRequest(
   ctx: SessionContext,
@@ -33,7 +34,7 @@ export async function decideRequest(
   requestedHost: string,
   keep: boolean,
   limitedRefuses: boolean,
-  clientLeft?: AbortSignal,
+  presence?: LeaveWatch,
 ): Promise<HttpDecision> {
   if (!snap.network.enabled) return { answered: await refuseByState(ctx, snap, client, facts, requestedHost, "proxy_state", "proxy_disabled", keep) };
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
@@ -46,7 +47,7 @@ export async function decideRequest(
     ...attributed(ctx, credential),
   });
   // DNS vetting and a decider may take seconds: a client that left meanwhile gets no decision.
-  const verdict = await untilAborted(asked, clientLeft);
+  const verdict = await (presence ? presence.race(asked) : asked);
   recordVerdict(ctx, snap, verdict, facts);
   if (!verdict.allowed) {
     const { host, reason, decision, source } = verdict;

@@ -22,7 +22,7 @@ import { relay } from "../net/relay.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
-import { BodyError, BodyIdleError, copyBody, type BodyOutput } from "./body.ts";
+import { BodyError, BodyIdleError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
@@ -73,13 +73,12 @@ export async function exchange(request: ExchangeRequest, dest: Destination, read
     slot.current.close();
     slot.current = undefined;
   }
-  const abandon = (): void => slot.current?.close();
-  request.presence.signal.addEventListener("abort", abandon, { once: true });
+  const off = request.presence.onLeave(() => slot.current?.close());
   const run = new Exchange(request, dest, reader, ctx, slot);
   try {
     return await run.run();
   } finally {
-    request.presence.signal.removeEventListener("abort", abandon);
+    off();
     await run.stopBodyCopy();
   }
 }
@@ -88,8 +87,8 @@ export async function exchange(request: ExchangeRequest, dest: Destination, read
 class Exchange {
   private readonly client: Conn;
   private readonly hasBody: boolean;
-  /** Aborted to stop copying the request body. */
-  private readonly stopCopy = new AbortController();
+  /** Set to stop copying the request body (see `CopyOptions.stop`). */
+  private readonly copyStop = { stopped: false };
   /** The request body's copy, once started; never rejects. */
   private copying: Promise<void> | undefined;
   private copyDone = false;
@@ -113,7 +112,10 @@ class Exchange {
 
   /** Stop copying the request body and wait until the copy no longer reads the client. */
   async stopBodyCopy(): Promise<void> {
-    this.stopCopy.abort();
+    if (!this.copying) return;
+    this.copyStop.stopped = true;
+    // Only a copy still running reads the client; once done, the watch may be reading it.
+    if (!this.copyDone) this.reader.conn.cancelRead(COPY_STOPPED);
     await this.copying;
   }
 
@@ -125,8 +127,7 @@ class Exchange {
 
   /** Rethrow the client's leaving, if it left; the caller's failure is then moot. */
   private throwIfLeft(): void {
-    const signal = this.request.presence.signal;
-    if (signal.aborted) throw signal.reason;
+    this.request.presence.throwIfLeft();
   }
 
   /** Answer a failure of the upstream with a 502 (naming a certificate failure). */
@@ -199,7 +200,7 @@ class Exchange {
       }
       return this.upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
     }
-    if (this.request.presence.signal.aborted) conn.close();
+    if (this.request.presence.reason) conn.close();
     this.throwIfLeft();
     this.slot.current = new Upstream(this.dest.key, conn, this.ctx.track(conn));
     return this.slot.current;
@@ -219,10 +220,10 @@ class Exchange {
     const { framing, presence, bodyIdleMs } = this.request;
     await presence.pause();
     const output: BodyOutput = framing.kind === "chunked" ? "chunked" : "raw";
-    this.copying = copyBody(this.reader, framing, up.conn, output, { idleMs: bodyIdleMs, signal: this.stopCopy.signal }).then(
+    this.copying = copyBody(this.reader, framing, up.conn, output, { idleMs: bodyIdleMs, stop: this.copyStop }).then(
       () => {
         this.copyDone = true;
-        if (!this.stopCopy.signal.aborted) presence.start();
+        if (!this.copyStop.stopped) presence.start();
       },
       (e: unknown) => {
         this.copyError = e;

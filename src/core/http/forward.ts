@@ -72,12 +72,11 @@ async function decideAndForward(
   // An upgrade (WebSocket…) opens a two-way channel: a write channel limited mode must refuse.
   const upgrade = hasBody ? undefined : requestedUpgrade(head.headers);
   const limitedRefuses = !LIMITED_MODE_METHODS.has(head.method) || upgrade !== undefined;
-  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keepAfterRefusal, limitedRefuses, presence.signal);
+  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keepAfterRefusal, limitedRefuses, presence);
   if ("answered" in decided) return decided.answered;
   const verdict = decided.allowed;
   ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
   const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, target.tls ? "tunnel" : "plain", verdict.host, target.port) : undefined;
-  const dialCtx = dialScope(ctx, presence.signal);
   const withUpgrade: ExchangeRequest = { ...request, upgrade };
   if (target.tls) {
     const connectTls = ctx.net.connectTls;
@@ -88,17 +87,17 @@ async function decideAndForward(
       key: `tls|${upstreamKey(verdict.host, target.port, verdict.addresses)}`,
       host: verdict.host,
       port: target.port,
-      dial: () => dialVetted(dialCtx, verdict.host, target.port, verdict.addresses, (addr, options) => connectTls(addr, tls, options)),
+      dial: () => dialVetted(dialScope(ctx, presence.signal), verdict.host, target.port, verdict.addresses, (addr, options) => connectTls(addr, tls, options)),
     };
     return exchange(withUpgrade, dest, reader, ctx, slot);
   }
   const destination: Destination = proxy
-    ? { key: `proxy|${proxy.display}`, host: verdict.host, port: target.port, dial: () => dialProxy(dialCtx, proxy), via: proxy }
+    ? { key: `proxy|${proxy.display}`, host: verdict.host, port: target.port, dial: () => dialProxy(dialScope(ctx, presence.signal), proxy), via: proxy }
     : {
         key: upstreamKey(verdict.host, target.port, verdict.addresses),
         host: verdict.host,
         port: target.port,
-        dial: () => dialVetted(dialCtx, verdict.host, target.port, verdict.addresses),
+        dial: () => dialVetted(dialScope(ctx, presence.signal), verdict.host, target.port, verdict.addresses),
       };
   return exchange(withUpgrade, destination, reader, ctx, slot);
 }

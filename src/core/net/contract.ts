@@ -22,13 +22,18 @@ export interface Conn {
   readonly local: NetAddr;
   /**
    * Next chunk of bytes. Resolves `null` once the peer has sent FIN; our write side stays
-   * open. Rejects when the connection fails or was closed locally. The chunk is ours to keep.
-   *
-   * When `signal` aborts before a chunk arrived, the read rejects with `signal.reason` and
-   * takes nothing: bytes that arrive later go to the next read. This is how a session stops
-   * waiting (a deadline, or a watch for the peer leaving) without closing the connection.
+   * open. Rejects when the connection fails or was closed locally, or when the read is
+   * cancelled by {@link cancelRead}. The chunk is ours to keep.
    */
-  read(signal?: AbortSignal): Promise<Uint8Array | null>;
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Withdraw the pending read, if any: it rejects with `reason` and takes nothing, so bytes
+   * that arrive later go to the next read. A no-op when no read is pending (a read that
+   * already got its chunk keeps it). This is how a session stops waiting (a deadline, a watch
+   * for the peer leaving) without closing the connection; it allocates nothing, since it runs
+   * on every request.
+   */
+  cancelRead(reason: Error): void;
   /** Queue bytes. Resolves when the transport accepted them: the backpressure point. */
   write(bytes: Uint8Array): Promise<void>;
   /** Flush what is queued, then send FIN (half-close). Reading stays possible. */

@@ -57,13 +57,12 @@ export class BufferedReader {
 
   /**
    * Read one more chunk into the buffer. Returns false at end of stream. With `deadline`
-   * (a `Date.now()` instant), rejects with {@link ReadTimeoutError} when it passes; with
-   * `signal`, rejects with its reason when it aborts. Either way nothing is lost: a later read
-   * gets what arrives after.
+   * (a `Date.now()` instant), rejects with {@link ReadTimeoutError} when it passes; nothing is
+   * lost: a later read gets what arrives after.
    */
-  async fill(deadline?: number, signal?: AbortSignal): Promise<boolean> {
+  async fill(deadline?: number): Promise<boolean> {
     if (this.eof) return false;
-    const chunk = await readWithin(this.conn, deadline, signal);
+    const chunk = await readWithin(this.conn, deadline);
     if (chunk === null) {
       this.eof = true;
       return false;
@@ -106,12 +105,12 @@ export class BufferedReader {
 
   /**
    * Up to `max` bytes: buffered ones first, else the next chunk from the connection.
-   * `null` at end of stream. With `deadline` and `signal`, as {@link fill}.
+   * `null` at end of stream. With `deadline`, as {@link fill}.
    */
-  async readUpTo(max: number, deadline?: number, signal?: AbortSignal): Promise<Uint8Array | null> {
+  async readUpTo(max: number, deadline?: number): Promise<Uint8Array | null> {
     if (this.start === this.end) {
       if (this.eof) return null;
-      const chunk = await readWithin(this.conn, deadline, signal);
+      const chunk = await readWithin(this.conn, deadline);
       if (chunk === null) {
         this.eof = true;
         return null;
@@ -126,20 +125,19 @@ export class BufferedReader {
   }
 
   /**
-   * Read ahead until `stop` aborts, the peer leaves, or {@link WATCH_READ_AHEAD_BYTES} are
-   * buffered. Resolves `left` (with why) when the peer sent FIN or the connection failed,
-   * else `stopped`. What it reads stays buffered for the next reader; `stop` cancels the
-   * outstanding read without losing bytes (see `Conn.read`).
+   * Read ahead until `paused()` holds (its read withdrawn with {@link WATCH_PAUSED}), the peer
+   * leaves, or {@link WATCH_READ_AHEAD_BYTES} are buffered. Resolves why the peer left (FIN, or
+   * the connection failed), else `undefined`. What it reads stays buffered for the next reader.
    */
-  async readAhead(stop: AbortSignal): Promise<{ readonly left: string } | "stopped"> {
-    while (!stop.aborted && this.end - this.start < WATCH_READ_AHEAD_BYTES) {
-      if (this.eof) return { left: "the peer closed the connection" };
+  async readAhead(paused: () => boolean): Promise<string | undefined> {
+    while (!paused() && this.end - this.start < WATCH_READ_AHEAD_BYTES) {
+      if (this.eof) return "the peer closed the connection";
       let chunk: Uint8Array | null;
       try {
-        chunk = await this.conn.read(stop);
+        chunk = await this.conn.read();
       } catch (e) {
-        if (stop.aborted) return "stopped";
-        return { left: `the connection failed: ${(e as Error).message}` };
+        if (e === WATCH_PAUSED) return undefined;
+        return `the connection failed: ${(e as Error).message}`;
       }
       if (chunk === null) {
         this.eof = true;
@@ -147,7 +145,7 @@ export class BufferedReader {
       }
       this.append(chunk);
     }
-    return "stopped";
+    return undefined;
   }
 
   /** Take everything buffered (for handing a connection over to a relay). */
@@ -160,53 +158,103 @@ export class BufferedReader {
 }
 
 /**
- * `conn.read()` with an optional absolute deadline and an optional signal: past the deadline
- * the read is cancelled (nothing is lost, see `Conn.read`) and {@link ReadTimeoutError} thrown;
- * when `signal` aborts, the read rejects with its reason.
+ * `conn.read()` with an optional absolute deadline: past it the read is withdrawn (nothing is
+ * lost, see `Conn.cancelRead`) and rejects with {@link ReadTimeoutError}.
  */
-export async function readWithin(conn: Conn, deadline: number | undefined, signal?: AbortSignal): Promise<Uint8Array | null> {
-  if (deadline === undefined) return conn.read(signal);
+export async function readWithin(conn: Conn, deadline: number | undefined): Promise<Uint8Array | null> {
+  if (deadline === undefined) return conn.read();
   const ms = Math.max(0, deadline - Date.now());
-  const cancel = new AbortController();
-  const timer = setTimeout(() => cancel.abort(new ReadTimeoutError(ms)), ms);
-  const forward = (): void => cancel.abort(signal!.reason);
-  if (signal?.aborted) forward();
-  signal?.addEventListener("abort", forward, { once: true });
+  const timer = setTimeout(() => conn.cancelRead(new ReadTimeoutError(ms)), ms);
   try {
-    return await conn.read(cancel.signal);
+    return await conn.read();
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener("abort", forward);
   }
 }
 
+/** The reason a paused watch's read is withdrawn with: one instance, so pausing allocates nothing. */
+export const WATCH_PAUSED: Error = new Error("watch paused");
+
 /**
  * Watches a connection for its peer leaving while the session waits on something else (DNS,
- * a dial, an upstream's answer): it reads ahead into the {@link BufferedReader}, and
- * {@link signal} aborts, with a {@link PeerLeftError}, once the peer sent FIN or the connection
- * failed. A watch can be paused (before the session reads itself) and started again.
+ * a dial, an upstream's answer): it reads ahead into the {@link BufferedReader} and, once the
+ * peer sent FIN or the connection failed, calls what was registered with {@link onLeave} and
+ * fails what it {@link race}s with a {@link PeerLeftError}. A watch can be paused (before the
+ * session reads itself) and started again. It runs on every request, so it allocates next to
+ * nothing until the peer leaves; an `AbortSignal` (for dials) is made only when asked for.
  * RFC 9110 §9.3 leaves a client free to give up on a request; a proxy that keeps the upstream
  * waiting for it only holds descriptors (the same rule as Squid's `half_closed_clients off`).
  */
 export class LeaveWatch {
-  private readonly left = new AbortController();
-  private running: { readonly stop: AbortController; readonly done: Promise<void> } | undefined;
+  private why: PeerLeftError | undefined;
+  private listeners: (() => void)[] | undefined;
+  private controller: AbortController | undefined;
+  private paused = true;
+  private running: Promise<void> | undefined;
 
   constructor(private readonly reader: BufferedReader) {}
 
-  /** Aborted (reason: a {@link PeerLeftError}) once the peer left. */
+  /** Why the peer left; `undefined` while it is there. */
+  get reason(): PeerLeftError | undefined {
+    return this.why;
+  }
+
+  /** Throws the {@link PeerLeftError} once the peer left. */
+  throwIfLeft(): void {
+    if (this.why) throw this.why;
+  }
+
+  /** Call `f` once the peer leaves (at once when it already did). Returns the unregistration. */
+  onLeave(f: () => void): () => void {
+    if (this.why) {
+      f();
+      return ignore;
+    }
+    const list = (this.listeners ??= []);
+    list.push(f);
+    return () => {
+      const at = list.indexOf(f);
+      if (at >= 0) list.splice(at, 1);
+    };
+  }
+
+  /** Aborted (reason: the {@link PeerLeftError}) once the peer left; made on first use. */
   get signal(): AbortSignal {
-    return this.left.signal;
+    if (!this.controller) {
+      const c = (this.controller = new AbortController());
+      this.onLeave(() => c.abort(this.why));
+    }
+    return this.controller.signal;
+  }
+
+  /** `p`, unless the peer leaves first: then rejects with the {@link PeerLeftError}. */
+  race<T>(p: Promise<T>): Promise<T> {
+    if (this.why) {
+      p.catch(ignore);
+      return Promise.reject(this.why);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const off = this.onLeave(() => reject(this.why));
+      p.then(
+        (v) => {
+          off();
+          resolve(v);
+        },
+        (e: unknown) => {
+          off();
+          reject(e);
+        },
+      );
+    });
   }
 
   /** Start reading ahead; nothing when already watching or the peer already left. */
   start(): void {
-    if (this.running || this.left.signal.aborted) return;
-    const stop = new AbortController();
-    const done = this.reader.readAhead(stop.signal).then((r) => {
-      if (r !== "stopped") this.left.abort(new PeerLeftError(r.left));
+    if (this.running || this.why) return;
+    this.paused = false;
+    this.running = this.reader.readAhead(() => this.paused).then((why) => {
+      if (why !== undefined) this.leave(new PeerLeftError(why));
     });
-    this.running = { stop, done };
   }
 
   /** Stop reading ahead; resolves once no read is outstanding, so the session may read. */
@@ -214,7 +262,17 @@ export class LeaveWatch {
     const r = this.running;
     if (!r) return;
     this.running = undefined;
-    r.stop.abort();
-    await r.done;
+    this.paused = true;
+    this.reader.conn.cancelRead(WATCH_PAUSED);
+    await r;
+  }
+
+  private leave(why: PeerLeftError): void {
+    this.why = why;
+    const list = this.listeners;
+    this.listeners = undefined;
+    if (list) for (const f of list) f();
   }
 }
+
+function ignore(): void {}

@@ -12,7 +12,6 @@ import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, LeaveWatch, PeerLeftError, ReadTimeoutError } from "../net/reader.ts";
-import { untilAborted } from "../net/timeout.ts";
 import { relay } from "../net/relay.ts";
 import type { ProxyProtocol } from "../policy/types.ts";
 import type { Attribution } from "../attribution.ts";
@@ -95,7 +94,7 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
   presence.start();
   let opened: { readonly tunnel: Tunnel; readonly host: string } | undefined;
   try {
-    opened = await decideAndOpen(client, target, ctx, who, attribution, presence.signal);
+    opened = await decideAndOpen(client, target, ctx, who, attribution, presence);
   } catch (e) {
     if (!(e instanceof PeerLeftError)) throw e;
     ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${e.detail}`);
@@ -105,7 +104,7 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
   }
   if (!opened) return;
   const { conn: upstream, early } = opened.tunnel;
-  if (presence.signal.aborted) return upstream.close(); // the client left as the tunnel opened
+  if (presence.reason) return upstream.close(); // the client left as the tunnel opened
   const untrack = ctx.track(upstream);
   try {
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
@@ -125,12 +124,12 @@ async function decideAndOpen(
   ctx: SessionContext,
   who: string,
   attribution: Attribution,
-  clientLeft: AbortSignal,
+  presence: LeaveWatch,
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | undefined> {
   const snap = ctx.state.snapshot();
   const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
   const asked = snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution });
-  const verdict = await untilAborted(asked, clientLeft);
+  const verdict = await presence.race(asked);
   recordVerdict(ctx, snap, verdict, facts);
   if (!verdict.allowed) {
     ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
@@ -138,9 +137,9 @@ async function decideAndOpen(
     return undefined;
   }
   try {
-    return { tunnel: await openTunnel(dialScope(ctx, clientLeft), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses), host: verdict.host };
+    return { tunnel: await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses), host: verdict.host };
   } catch (e) {
-    if (clientLeft.aborted) throw clientLeft.reason;
+    presence.throwIfLeft();
     if (e instanceof ProxyLoopError) {
       recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
       ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${who}`);

@@ -95,7 +95,7 @@ export class BunConn implements Conn {
     else if (this.failure) this.pending.reject(this.failure);
   }
 
-  read(signal?: AbortSignal): Promise<Uint8Array | null> {
+  read(): Promise<Uint8Array | null> {
     const chunk = this.queue.shift();
     if (chunk) {
       this.queued -= chunk.length;
@@ -104,9 +104,13 @@ export class BunConn implements Conn {
     }
     if (this.eof) return Promise.resolve(null);
     if (this.failure) return Promise.reject(this.failure);
-    const next = this.pending.wait(signal);
+    const next = this.pending.wait();
     this.socket.resume?.();
     return next;
+  }
+
+  cancelRead(reason: Error): void {
+    this.pending.reject(reason);
   }
 
   write(bytes: Uint8Array): Promise<void> {

@@ -38,14 +38,22 @@ import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
 
+/** How a pending `read()` is settled. */
+interface ReadWaiter {
+  resolve(chunk: Uint8Array | null): void;
+  reject(e: unknown): void;
+}
+
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {
   readonly remote: NetAddr;
   readonly local: NetAddr;
   private closed = false;
   private finSent = false;
-  /** A read operation still running after the read that started it was withdrawn. */
+  /** The socket read in progress; it outlives a read that was withdrawn. */
   private inflight: Promise<Uint8Array | null> | undefined;
+  /** The pending `read()`, while one waits. */
+  private waiting: ReadWaiter | undefined;
   /** Writes are serialised: a partial write must finish before the next one starts. */
   private writing: Promise<void> = Promise.resolve();
   /** Size of the next read buffer (see {@link nextReadSize}). */
@@ -58,35 +66,34 @@ export class DenoConn implements Conn {
   }
 
   /**
-   * A `conn.read()` cannot be cancelled, so a read withdrawn by its signal leaves its operation
-   * in flight, and the next read takes it over: no bytes are lost.
+   * A `conn.read()` cannot be cancelled, so a read withdrawn by {@link cancelRead} leaves its
+   * operation in flight, and the next read takes it over: no bytes are lost.
    */
-  read(signal?: AbortSignal): Promise<Uint8Array | null> {
+  read(): Promise<Uint8Array | null> {
     if (this.closed) return Promise.reject(new Error("connection closed"));
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waiting) return Promise.reject(new Error("concurrent read on one connection"));
     const op = (this.inflight ??= this.readOnce());
-    const claim = (): void => {
-      if (this.inflight === op) this.inflight = undefined;
-    };
-    if (!signal) return op.finally(claim);
     return new Promise((resolve, reject) => {
-      const withdraw = (): void => reject(signal.reason);
-      signal.addEventListener("abort", withdraw, { once: true });
+      const waiter: ReadWaiter = { resolve, reject };
+      this.waiting = waiter;
+      const settle = (): boolean => {
+        if (this.waiting !== waiter) return false; // withdrawn: the next read takes the outcome
+        this.waiting = undefined;
+        this.inflight = undefined;
+        return true;
+      };
       op.then(
-        (chunk) => {
-          signal.removeEventListener("abort", withdraw);
-          if (signal.aborted) return; // withdrawn: the next read takes this chunk
-          claim();
-          resolve(chunk);
-        },
-        (e: unknown) => {
-          signal.removeEventListener("abort", withdraw);
-          if (signal.aborted) return;
-          claim();
-          reject(e);
-        },
+        (chunk) => settle() && resolve(chunk),
+        (e: unknown) => settle() && reject(e),
       );
     });
+  }
+
+  cancelRead(reason: Error): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    w.reject(reason);
   }
 
   /** One read operation on the socket. */

@@ -57,7 +57,7 @@ export class NodeConn implements Conn {
     else if (this.failure) this.pending.reject(this.failure);
   }
 
-  read(signal?: AbortSignal): Promise<Uint8Array | null> {
+  read(): Promise<Uint8Array | null> {
     const chunk = this.queue.shift();
     if (chunk) {
       this.queued -= chunk.length;
@@ -66,9 +66,13 @@ export class NodeConn implements Conn {
     }
     if (this.eof) return Promise.resolve(null);
     if (this.failure) return Promise.reject(this.failure);
-    const next = this.pending.wait(signal);
+    const next = this.pending.wait();
     if (this.socket.isPaused() && !this.relaying) this.socket.resume();
     return next;
+  }
+
+  cancelRead(reason: Error): void {
+    this.pending.reject(reason);
   }
 
   write(bytes: Uint8Array): Promise<void> {

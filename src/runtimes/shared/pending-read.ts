@@ -1,7 +1,7 @@
 /**
  * The one outstanding `Conn.read()` of an event-driven socket (Node's `net.Socket`, Bun's
  * socket handlers): the adapter queues chunks as they arrive and hands them to the waiting
- * read, if any. A read may be withdrawn by its `AbortSignal` without losing bytes: whatever
+ * read, if any. A read may be withdrawn (`Conn.cancelRead`) without losing bytes: whatever
  * arrives afterwards goes to the queue, and so to the next read.
  *
  * @module
@@ -24,35 +24,11 @@ export class PendingRead {
     return this.waiter !== null;
   }
 
-  /**
-   * Wait for {@link resolve} or {@link reject}. When `signal` aborts first, the wait is
-   * withdrawn and rejects with the signal's reason. A second concurrent wait is refused.
-   */
-  wait(signal?: AbortSignal): Promise<Chunk> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+  /** Wait for {@link resolve} or {@link reject}. A second concurrent wait is refused. */
+  wait(): Promise<Chunk> {
     if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
     return new Promise<Chunk>((resolve, reject) => {
-      if (!signal) {
-        this.waiter = { resolve, reject };
-        return;
-      }
-      const withdraw = (): void => {
-        if (this.waiter !== waiter) return;
-        this.waiter = null;
-        reject(signal.reason);
-      };
-      const waiter: Waiter = {
-        resolve: (chunk) => {
-          signal.removeEventListener("abort", withdraw);
-          resolve(chunk);
-        },
-        reject: (e) => {
-          signal.removeEventListener("abort", withdraw);
-          reject(e);
-        },
-      };
-      signal.addEventListener("abort", withdraw, { once: true });
-      this.waiter = waiter;
+      this.waiter = { resolve, reject };
     });
   }
 
@@ -65,7 +41,10 @@ export class PendingRead {
     return true;
   }
 
-  /** Fail the waiting read. False when none waits. */
+  /**
+   * Fail the waiting read with `e` (the connection failed, or the read is withdrawn: then
+   * later chunks go to the queue). False when none waits.
+   */
   reject(e: Error): boolean {
     const w = this.waiter;
     if (!w) return false;
