@@ -28,11 +28,10 @@ export interface DialContext {
   readonly net: Net;
   /** True when `addr` is one of this proxy's own listeners. */
   isOwnListener(addr: NetAddr): boolean;
-  /**
-   * Aborted when the dial is no longer wanted (the proxy shuts down, or, in a
-   * {@link dialScope}, the client left): pending lookups and dials stop at once.
-   */
+  /** Aborted when the proxy shuts down: pending lookups and dials stop at once. */
   readonly closing?: AbortSignal;
+  /** Aborted when the request's client left ({@link dialScope}): its dials stop at once. */
+  readonly abandoned?: AbortSignal;
 }
 
 /**
@@ -40,7 +39,38 @@ export interface DialContext {
  * The context's functions are carried over as they are; they must not rely on `this`.
  */
 export function dialScope<T extends DialContext>(ctx: T, signal: AbortSignal): T {
-  return { ...ctx, closing: ctx.closing ? AbortSignal.any([ctx.closing, signal]) : signal };
+  return { ...ctx, abandoned: signal };
+}
+
+/** The signals that stop a dial of `ctx`. */
+export function stopSignals(ctx: DialContext): (AbortSignal | undefined)[] {
+  return [ctx.closing, ctx.abandoned];
+}
+
+/** The first aborted stop signal of `ctx`, if any. */
+export function stoppedBy(ctx: DialContext): AbortSignal | undefined {
+  return ctx.closing?.aborted ? ctx.closing : ctx.abandoned?.aborted ? ctx.abandoned : undefined;
+}
+
+/**
+ * A signal for one connection attempt: aborted after `ms` (a timeout) or when one of `ctx`'s
+ * stop signals aborts. `release()` clears the timer and unhooks it from those signals, so
+ * nothing stays attached to the proxy's long-lived shutdown signal after the attempt.
+ */
+export function attemptSignal(ctx: DialContext, ms: number): { readonly signal: AbortSignal; release(): void } {
+  const attempt = new AbortController();
+  const timer = setTimeout(() => attempt.abort(new Error(`no connection within ${ms} ms`)), ms);
+  const sources = stopSignals(ctx).filter((s): s is AbortSignal => s !== undefined);
+  const stop = (): void => attempt.abort(stoppedBy(ctx)?.reason);
+  for (const s of sources) s.addEventListener("abort", stop, { once: true });
+  if (stoppedBy(ctx)) stop();
+  return {
+    signal: attempt.signal,
+    release() {
+      clearTimeout(timer);
+      for (const s of sources) s.removeEventListener("abort", stop);
+    },
+  };
 }
 
 /**
@@ -56,17 +86,19 @@ export async function dialVetted(
   connect: (addr: NetAddr, options: DialOptions) => Promise<Conn> = (addr, options) => ctx.net.connectTcp(addr, options),
 ): Promise<Conn> {
   const list = await vettedAddresses(ctx, host, port, addresses);
-  const budget = AbortSignal.timeout(DIAL_BUDGET_MS);
+  const budgetEnd = Date.now() + DIAL_BUDGET_MS;
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
   for (const ip of list) {
-    const signals = [AbortSignal.timeout(CONNECT_TIMEOUT_MS), budget];
-    if (ctx.closing) signals.push(ctx.closing);
+    const left = budgetEnd - Date.now();
+    if (left <= 0 || stoppedBy(ctx)) break;
+    const attempt = attemptSignal(ctx, Math.min(CONNECT_TIMEOUT_MS, left));
     try {
-      return await connect({ host: ip, port }, { signal: AbortSignal.any(signals) });
+      return await connect({ host: ip, port }, { signal: attempt.signal });
     } catch (e) {
       // A certificate failure is the more telling error: keep it over a later refusal.
       if (!(last instanceof DialError && last.kind === "tls")) last = e;
-      if (budget.aborted || ctx.closing?.aborted) break;
+    } finally {
+      attempt.release();
     }
   }
   throw last;
@@ -77,7 +109,7 @@ export async function dialVetted(
  * time) a bounded lookup. Throws {@link ProxyLoopError} when any is our own listener.
  */
 export async function vettedAddresses(ctx: DialContext, host: string, port: number, addresses: readonly string[] | undefined): Promise<readonly string[]> {
-  const list = addresses ?? (await untilAborted(resolveForDial(ctx.net, host, port), ctx.closing));
+  const list = addresses ?? (await untilAborted(resolveForDial(ctx.net, host, port), ...stopSignals(ctx)));
   for (const ip of list) if (ctx.isOwnListener({ host: ip, port })) throw new ProxyLoopError({ host: ip, port });
   return list;
 }

@@ -27,23 +27,26 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout:
 }
 
 /**
- * `promise`, unless `signal` aborts first: then rejects with `signal.reason`. The abandoned
- * promise's own outcome is ignored (a DNS lookup cannot be cancelled, only no longer awaited).
+ * `promise`, unless one of `signals` aborts first: then rejects with that signal's reason. The
+ * abandoned promise's own outcome is ignored (a DNS lookup cannot be cancelled, only no longer
+ * awaited). Listeners are removed once it settles.
  */
-export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) {
+export async function untilAborted<T>(promise: Promise<T>, ...signals: (AbortSignal | undefined)[]): Promise<T> {
+  const live = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (live.length === 0) return promise;
+  const gone = live.find((s) => s.aborted);
+  if (gone) {
     promise.catch(() => {});
-    throw signal.reason;
+    throw gone.reason;
   }
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    onAbort = () => reject(live.find((s) => s.aborted)?.reason);
+    for (const s of live) s.addEventListener("abort", onAbort, { once: true });
   });
   try {
     return await Promise.race([promise, aborted]);
   } finally {
-    signal.removeEventListener("abort", onAbort!);
+    for (const s of live) s.removeEventListener("abort", onAbort!);
   }
 }

@@ -11,7 +11,7 @@
 import ipaddr from "ipaddr.js";
 import { latin1, latin1Bytes } from "./bytes.ts";
 import { DialError, type Conn, type Net, type NetAddr } from "./contract.ts";
-import { CONNECT_TIMEOUT_MS, dialVetted, ProxyLoopError, type DialContext } from "./dial.ts";
+import { attemptSignal, CONNECT_TIMEOUT_MS, dialVetted, ProxyLoopError, stoppedBy, stopSignals, type DialContext } from "./dial.ts";
 import { untilAborted } from "./timeout.ts";
 import { BufferedReader, ReadTimeoutError } from "./reader.ts";
 
@@ -153,16 +153,19 @@ export function proxyFor(p: UpstreamProxies, use: "tunnel" | "plain", host: stri
 
 /** Dial the upstream proxy itself (resolved normally; never one of our own listeners). */
 export async function dialProxy(ctx: DialContext, proxy: UpstreamProxy): Promise<Conn> {
-  const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ctx.closing);
+  const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ...stopSignals(ctx));
   let last: unknown = new DialError("host_unreachable", { host: proxy.host, port: proxy.port }, "no addresses");
   for (const ip of addresses) {
     const addr: NetAddr = { host: ip, port: proxy.port };
     if (ctx.isOwnListener(addr)) throw new ProxyLoopError(addr);
+    if (stoppedBy(ctx)) break;
+    const attempt = attemptSignal(ctx, CONNECT_TIMEOUT_MS);
     try {
-      const signals = [AbortSignal.timeout(CONNECT_TIMEOUT_MS), ...(ctx.closing ? [ctx.closing] : [])];
-      return await ctx.net.connectTcp(addr, { signal: AbortSignal.any(signals) });
+      return await ctx.net.connectTcp(addr, { signal: attempt.signal });
     } catch (e) {
       last = e;
+    } finally {
+      attempt.release();
     }
   }
   throw last;
@@ -187,9 +190,11 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
   const conn = await dialProxy(ctx, proxy);
   // Waiting for the upstream proxy's answer ends when the dial is no longer wanted.
   const abandon = (): void => conn.close();
-  ctx.closing?.addEventListener("abort", abandon, { once: true });
+  const stops = stopSignals(ctx);
+  for (const s of stops) s?.addEventListener("abort", abandon, { once: true });
   try {
-    if (ctx.closing?.aborted) throw ctx.closing.reason;
+    const stopped = stoppedBy(ctx);
+    if (stopped) throw stopped.reason;
     const authority = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
     let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
     if (proxy.authorization) head += `Proxy-Authorization: ${proxy.authorization}\r\n`;
@@ -210,11 +215,12 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
     }
   } catch (e) {
     conn.close();
-    if (ctx.closing?.aborted) throw ctx.closing.reason;
+    const stopped = stoppedBy(ctx);
+    if (stopped) throw stopped.reason;
     if (e instanceof ReadTimeoutError) throw new DialError("timeout", { host, port }, `upstream proxy ${proxy.display} did not answer CONNECT`);
     throw e;
   } finally {
-    ctx.closing?.removeEventListener("abort", abandon);
+    for (const s of stops) s?.removeEventListener("abort", abandon);
   }
 }
 
