@@ -3,8 +3,8 @@
  * process, Linux `/proc`) grows by well under 64 KiB per idle tunnel. A tunnel is two
  * connections, each with a read waiting; a fixed 64 KiB buffer per read (what the Deno adapter
  * used to hand to every `conn.read()`) cost 128 KiB per tunnel. The limit is generous on
- * purpose (garbage not yet collected counts as resident): typical figures are 13 KiB (Bun),
- * 25 KiB (Node) and 31 KiB (Deno) per tunnel.
+ * purpose (garbage not yet collected counts as resident): typical figures are 10-13 KiB (Bun),
+ * 17-22 KiB (Node) and 22-25 KiB (Deno) per tunnel.
  *
  * Fewer tunnels than the 10,000 of the bench figures: the proxy needs two descriptors per
  * tunnel and this one runs under the machine's default open-files limit.

@@ -35,26 +35,10 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
   slot.current?.close();
   slot.current = undefined;
-  // Deciding and dialling end as soon as the client leaves; the watch stops before the relay.
-  const presence = new LeaveWatch(reader);
-  presence.start();
-  let opened: { readonly tunnel: Tunnel; readonly host: string } | RequestOutcome;
-  try {
-    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, client, presence);
-  } catch (e) {
-    if (!(e instanceof PeerLeftError)) throw e;
-    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${e.detail}`);
-    return "close";
-  } finally {
-    await presence.pause();
-  }
+  const opened = await openWatched(head, target, keep, snap, facts, ctx, reader);
   if (typeof opened === "string") return opened;
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
-  if (presence.reason) {
-    upstream.close(); // the client left as the tunnel opened
-    return "close";
-  }
   const untrack = ctx.track(upstream);
   try {
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${facts.client}`);
@@ -66,6 +50,39 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     untrack();
   }
   return "close";
+}
+
+/**
+ * Decide and open the tunnel while watching the client: both end as soon as it leaves (then
+ * `close`), and the watch is over before the relay reads the client. Its own function, so the
+ * watch is not held by the frame that waits on the tunnel for its whole life.
+ */
+async function openWatched(
+  head: RequestHead,
+  target: RequestTarget,
+  keep: boolean,
+  snap: ProxySnapshot,
+  facts: RequestFacts & { readonly method: string },
+  ctx: SessionContext,
+  reader: BufferedReader,
+): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
+  const presence = new LeaveWatch(reader);
+  presence.start();
+  let opened: { readonly tunnel: Tunnel; readonly host: string } | RequestOutcome;
+  try {
+    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, reader.conn, presence);
+  } catch (e) {
+    if (!(e instanceof PeerLeftError)) throw e;
+    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${e.detail}`);
+    return "close";
+  } finally {
+    await presence.pause();
+  }
+  if (typeof opened !== "string" && presence.reason) {
+    opened.tunnel.conn.close(); // the client left as the tunnel opened
+    return "close";
+  }
+  return opened;
 }
 
 /** Decide, then open the tunnel; a refusal or failure is answered here. */

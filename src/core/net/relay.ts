@@ -6,34 +6,46 @@
  */
 import type { Conn, Net } from "./contract.ts";
 
-/** Copy `from` → `to` until FIN, then half-close `to`. Rejects on I/O failure. */
-export async function pump(from: Conn, to: Conn): Promise<void> {
-  for (;;) {
-    const chunk = await from.read();
-    if (chunk === null) break;
-    await to.write(chunk);
-  }
-  await to.closeWrite();
+/**
+ * Copy `from` → `to` until FIN, then half-close `to`. Rejects on I/O failure. Written as a
+ * promise chain rather than an async loop: an idle tunnel keeps two of these waiting, and a
+ * suspended async function holds a frame of its own.
+ */
+export function pump(from: Conn, to: Conn): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const next = (): void => void from.read().then(forward, reject);
+    const forward = (chunk: Uint8Array | null): void => {
+      if (chunk === null) void to.closeWrite().then(resolve, reject);
+      else void to.write(chunk).then(next, reject);
+    };
+    next();
+  });
 }
 
 /**
  * Relay both ways until both directions have ended, then close both connections. Any failure
  * closes both at once. Uses the adapter's native relay when it offers one for these
- * connections. `pending` holds bytes already read from `a` that belong to `b`.
+ * connections. `pending` holds bytes already read from `a` that belong to `b`. Never rejects.
  */
-export async function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array): Promise<void> {
-  try {
-    if (pending && pending.length > 0) await b.write(pending);
+export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array): Promise<void> {
+  const both = (): Promise<void> => {
     const native = net.relay?.(a, b);
-    if (native) {
-      await native;
-      return;
-    }
-    await Promise.all([pump(a, b), pump(b, a)]);
-  } catch {
-    // A reset or a write after the peer went away: both sides are closed below.
-  } finally {
+    if (native) return native;
+    // Both directions at once; the first failure ends the relay (both are closed below).
+    return new Promise<void>((resolve, reject) => {
+      let open = 2;
+      const ended = (): void => {
+        if (--open === 0) resolve();
+      };
+      pump(a, b).then(ended, reject);
+      pump(b, a).then(ended, reject);
+    });
+  };
+  const run = pending && pending.length > 0 ? b.write(pending).then(both) : both();
+  const closeBoth = (): void => {
     a.close();
     b.close();
-  }
+  };
+  // A reset or a write after the peer went away ends it too: both sides are closed either way.
+  return run.then(closeBoth, closeBoth);
 }

@@ -36,13 +36,8 @@ import { unmapIpv4 } from "../../core/net/ip.ts";
 import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
+import { PendingRead } from "../shared/pending-read.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
-
-/** How a pending `read()` is settled. */
-interface ReadWaiter {
-  resolve(chunk: Uint8Array | null): void;
-  reject(e: unknown): void;
-}
 
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {
@@ -50,14 +45,19 @@ export class DenoConn implements Conn {
   readonly local: NetAddr;
   private closed = false;
   private finSent = false;
-  /** The socket read in progress; it outlives a read that was withdrawn. */
-  private inflight: Promise<Uint8Array | null> | undefined;
-  /** The pending `read()`, while one waits. */
-  private waiting: ReadWaiter | undefined;
+  /** The pending `read()`, if any. */
+  private readonly pending = new PendingRead();
+  /** The buffer of the socket read in progress (one at a time). */
+  private readBuf: Uint8Array | undefined;
+  /** The outcome of a socket read that finished after its `read()` was withdrawn. */
+  private stash: { readonly chunk: Uint8Array | null } | { readonly error: Error } | undefined;
   /** Writes are serialised: a partial write must finish before the next one starts. */
   private writing: Promise<void> = Promise.resolve();
   /** Size of the next read buffer (see {@link nextReadSize}). */
   private readSize = READ_BUFFER_MIN_BYTES;
+  /** The socket read's handlers, made once: a read allocates its buffer and a promise, no closures. */
+  private readonly onRead = (n: number | null): void => this.readDone(n);
+  private readonly onReadError = (e: unknown): void => this.settle({ error: e instanceof Error ? e : new Error(String(e)) });
 
   constructor(readonly conn: Deno.TcpConn) {
     this.remote = addrOf(conn.remoteAddr);
@@ -67,42 +67,39 @@ export class DenoConn implements Conn {
 
   /**
    * A `conn.read()` cannot be cancelled, so a read withdrawn by {@link cancelRead} leaves its
-   * operation in flight, and the next read takes it over: no bytes are lost.
+   * socket read running, and its outcome goes to the next read: no bytes are lost.
    */
   read(): Promise<Uint8Array | null> {
     if (this.closed) return Promise.reject(new Error("connection closed"));
-    if (this.waiting) return Promise.reject(new Error("concurrent read on one connection"));
-    const op = (this.inflight ??= this.readOnce());
-    return new Promise((resolve, reject) => {
-      const waiter: ReadWaiter = { resolve, reject };
-      this.waiting = waiter;
-      const settle = (): boolean => {
-        if (this.waiting !== waiter) return false; // withdrawn: the next read takes the outcome
-        this.waiting = undefined;
-        this.inflight = undefined;
-        return true;
-      };
-      op.then(
-        (chunk) => settle() && resolve(chunk),
-        (e: unknown) => settle() && reject(e),
-      );
-    });
+    const s = this.stash;
+    if (s) {
+      this.stash = undefined;
+      return "chunk" in s ? Promise.resolve(s.chunk) : Promise.reject(s.error);
+    }
+    const next = this.pending.wait();
+    if (!this.readBuf) {
+      const buf = (this.readBuf = new Uint8Array(this.readSize));
+      this.conn.read(buf).then(this.onRead, this.onReadError);
+    }
+    return next;
   }
 
   cancelRead(reason: Error): void {
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    w.reject(reason);
+    this.pending.reject(reason);
   }
 
-  /** One read operation on the socket. */
-  private async readOnce(): Promise<Uint8Array | null> {
-    const buf = new Uint8Array(this.readSize);
-    const n = await this.conn.read(buf);
-    if (n === null) return null;
+  private readDone(n: number | null): void {
+    const buf = this.readBuf!;
+    if (n === null) return this.settle({ chunk: null });
     this.readSize = nextReadSize(buf.length, n);
-    return readChunk(buf, n);
+    this.settle({ chunk: readChunk(buf, n) });
+  }
+
+  /** Hand a socket read's outcome to the pending read, or keep it for the next one. */
+  private settle(outcome: { readonly chunk: Uint8Array | null } | { readonly error: Error }): void {
+    this.readBuf = undefined;
+    const taken = "chunk" in outcome ? this.pending.resolve(outcome.chunk) : this.pending.reject(outcome.error);
+    if (!taken) this.stash = outcome;
   }
 
   write(bytes: Uint8Array): Promise<void> {
