@@ -5,7 +5,14 @@
  * tunnel, bulk upload as a plain POST; then the proxy's peak RSS, and the cost of exporting
  * audit events over OTLP (a second proxy exporting to a local receiver, same requests).
  *
- * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256).
+ * Then the burst-load section (bench/load.ts): 2,000 and 8,000 concurrent keep-alive clients with
+ * wrk against a loopback nginx, directly and through the proxy under Node, Bun and Deno.
+ *
+ * `npm run bench` runs both sections; `npm run bench -- throughput` or `npm run bench -- load`
+ * runs one of them.
+ *
+ * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256); for the load
+ * section see bench/load.ts.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -17,6 +24,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, ProxyAgent, request } from "undici";
+import { runLoadBench } from "./load.ts";
+
+/** The sections `npm run bench -- SECTION` can pick; no argument runs them all. */
+const SECTIONS = ["throughput", "load"] as const;
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -154,46 +165,57 @@ function otlpReceiver(): Promise<{ port: number; received(): number; close(): vo
   );
 }
 
-const o = await origin();
-const receiver = await otlpReceiver();
-const proxy = await startProxy();
-const audited = await startProxy(`[otel]\nexporter = { otlp-http = { endpoint = "http://127.0.0.1:${receiver.port}/v1/logs", protocol = "json" } }\n`);
-const base = `http://127.0.0.1:${o.port}`;
-const direct = new Agent({ connections: CONCURRENCY });
-// proxyTunnel: false makes undici send absolute-form requests, the plain-HTTP proxy path.
-const viaProxy = new ProxyAgent({ uri: `http://127.0.0.1:${proxy.port}`, connections: CONCURRENCY, proxyTunnel: false });
-const viaAudited = new ProxyAgent({ uri: `http://127.0.0.1:${audited.port}`, connections: CONCURRENCY, proxyTunnel: false });
-try {
-  await smallRequests(direct, `${base}/small`); // warm-up
-  await smallRequests(viaProxy, `${base}/small`);
-  await smallRequests(viaAudited, `${base}/small`);
-  const rows: [string, number, number, string][] = [];
-  rows.push(["small GET, keep-alive (req/s)", await smallRequests(direct, `${base}/small`), await smallRequests(viaProxy, `${base}/small`), "req/s"]);
-  rows.push(["CONNECT tunnel download (MiB/s)", await bulkDownload(o.port), await bulkDownload(o.port, proxy.port), "MiB/s"]);
-  rows.push(["plain POST upload (MiB/s)", await bulkUpload(direct, `${base}/up`), await bulkUpload(viaProxy, `${base}/up`), "MiB/s"]);
-  // Alternate rounds and keep each side's best, so machine noise does not decide the ratio.
-  let plain = 0;
-  let exported = 0;
-  for (let round = 0; round < AUDIT_ROUNDS; round++) {
-    plain = Math.max(plain, await smallRequests(viaProxy, `${base}/small`));
-    exported = Math.max(exported, await smallRequests(viaAudited, `${base}/small`));
+/** The throughput, memory and audit-overhead section (the original `npm run bench`). */
+async function throughput(): Promise<void> {
+  const o = await origin();
+  const receiver = await otlpReceiver();
+  const proxy = await startProxy();
+  const audited = await startProxy(`[otel]\nexporter = { otlp-http = { endpoint = "http://127.0.0.1:${receiver.port}/v1/logs", protocol = "json" } }\n`);
+  const base = `http://127.0.0.1:${o.port}`;
+  const direct = new Agent({ connections: CONCURRENCY });
+  // proxyTunnel: false makes undici send absolute-form requests, the plain-HTTP proxy path.
+  const viaProxy = new ProxyAgent({ uri: `http://127.0.0.1:${proxy.port}`, connections: CONCURRENCY, proxyTunnel: false });
+  const viaAudited = new ProxyAgent({ uri: `http://127.0.0.1:${audited.port}`, connections: CONCURRENCY, proxyTunnel: false });
+  try {
+    await smallRequests(direct, `${base}/small`); // warm-up
+    await smallRequests(viaProxy, `${base}/small`);
+    await smallRequests(viaAudited, `${base}/small`);
+    const rows: [string, number, number, string][] = [];
+    rows.push(["small GET, keep-alive (req/s)", await smallRequests(direct, `${base}/small`), await smallRequests(viaProxy, `${base}/small`), "req/s"]);
+    rows.push(["CONNECT tunnel download (MiB/s)", await bulkDownload(o.port), await bulkDownload(o.port, proxy.port), "MiB/s"]);
+    rows.push(["plain POST upload (MiB/s)", await bulkUpload(direct, `${base}/up`), await bulkUpload(viaProxy, `${base}/up`), "MiB/s"]);
+    // Alternate rounds and keep each side's best, so machine noise does not decide the ratio.
+    let plain = 0;
+    let exported = 0;
+    for (let round = 0; round < AUDIT_ROUNDS; round++) {
+      plain = Math.max(plain, await smallRequests(viaProxy, `${base}/small`));
+      exported = Math.max(exported, await smallRequests(viaAudited, `${base}/small`));
+    }
+    const rss = peakRssMiB(proxy.pid);
+    console.log(`codex-network-proxy bench (node ${process.version}; ${REQUESTS} requests x${CONCURRENCY}, ${BULK_BYTES / 1048576} MiB bulk)`);
+    console.log(`${"case".padEnd(34)}${"direct".padStart(12)}${"proxy".padStart(12)}${"proxy/direct".padStart(14)}`);
+    for (const [name, d, p] of rows) {
+      console.log(`${name.padEnd(34)}${d.toFixed(1).padStart(12)}${p.toFixed(1).padStart(12)}${(p / d).toFixed(2).padStart(14)}`);
+    }
+    console.log(`${"proxy peak RSS (MiB)".padEnd(34)}${"-".padStart(12)}${rss.toFixed(1).padStart(12)}`);
+    console.log(`${"case".padEnd(34)}${"no export".padStart(12)}${"OTLP export".padStart(12)}${"export/none".padStart(14)}`);
+    console.log(`${"audit: small GET (req/s)".padEnd(34)}${plain.toFixed(1).padStart(12)}${exported.toFixed(1).padStart(12)}${(exported / plain).toFixed(2).padStart(14)}`);
+    console.log(`(the receiver got ${receiver.received()} OTLP export requests)`);
+  } finally {
+    await direct.close();
+    await viaProxy.close();
+    await viaAudited.close();
+    await proxy.stop();
+    await audited.stop();
+    receiver.close();
+    o.close();
   }
-  const rss = peakRssMiB(proxy.pid);
-  console.log(`codex-network-proxy bench (node ${process.version}; ${REQUESTS} requests x${CONCURRENCY}, ${BULK_BYTES / 1048576} MiB bulk)`);
-  console.log(`${"case".padEnd(34)}${"direct".padStart(12)}${"proxy".padStart(12)}${"proxy/direct".padStart(14)}`);
-  for (const [name, d, p] of rows) {
-    console.log(`${name.padEnd(34)}${d.toFixed(1).padStart(12)}${p.toFixed(1).padStart(12)}${(p / d).toFixed(2).padStart(14)}`);
-  }
-  console.log(`${"proxy peak RSS (MiB)".padEnd(34)}${"-".padStart(12)}${rss.toFixed(1).padStart(12)}`);
-  console.log(`${"case".padEnd(34)}${"no export".padStart(12)}${"OTLP export".padStart(12)}${"export/none".padStart(14)}`);
-  console.log(`${"audit: small GET (req/s)".padEnd(34)}${plain.toFixed(1).padStart(12)}${exported.toFixed(1).padStart(12)}${(exported / plain).toFixed(2).padStart(14)}`);
-  console.log(`(the receiver got ${receiver.received()} OTLP export requests)`);
-} finally {
-  await direct.close();
-  await viaProxy.close();
-  await viaAudited.close();
-  await proxy.stop();
-  await audited.stop();
-  receiver.close();
-  o.close();
 }
+
+const only = process.argv[2];
+if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
+  console.error(`unknown bench section ${JSON.stringify(only)}; expected one of: ${SECTIONS.join(", ")}`);
+  process.exit(2);
+}
+if (only === undefined || only === "throughput") await throughput();
+if (only === undefined || only === "load") await runLoadBench();
