@@ -9,7 +9,7 @@ import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
 import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
-import { LeaveWatch, PeerLeftError, type BufferedReader } from "../net/reader.ts";
+import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { RequestFacts, SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
@@ -35,7 +35,13 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
   slot.current?.close();
   slot.current = undefined;
-  const opened = await openWatched(head, target, keep, snap, facts, ctx, reader);
+  // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
+  const ask: ConnectAsk = { head, target, keep, snap, facts };
+  const opened = await whileWatching(reader, (presence) => decideAndOpen(ask, ctx, client, presence));
+  if (opened instanceof PeerLeftError) {
+    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${opened.detail}`);
+    return "close";
+  }
   if (typeof opened === "string") return opened;
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
@@ -52,46 +58,19 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   return "close";
 }
 
-/**
- * Decide and open the tunnel while watching the client: both end as soon as it leaves (then
- * `close`), and the watch is over before the relay reads the client. Its own function, so the
- * watch is not held by the frame that waits on the tunnel for its whole life.
- */
-async function openWatched(
-  head: RequestHead,
-  target: RequestTarget,
-  keep: boolean,
-  snap: ProxySnapshot,
-  facts: RequestFacts & { readonly method: string },
-  ctx: SessionContext,
-  reader: BufferedReader,
-): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
-  const presence = new LeaveWatch(reader);
-  presence.start();
-  let opened: { readonly tunnel: Tunnel; readonly host: string } | RequestOutcome;
-  try {
-    opened = await decideAndOpen(head, target, keep, snap, facts, ctx, reader.conn, presence);
-  } catch (e) {
-    if (!(e instanceof PeerLeftError)) throw e;
-    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${e.detail}`);
-    return "close";
-  } finally {
-    await presence.pause();
-  }
-  if (typeof opened !== "string" && presence.reason) {
-    opened.tunnel.conn.close(); // the client left as the tunnel opened
-    return "close";
-  }
-  return opened;
+/** What a CONNECT asks for, as {@link decideAndOpen} needs it. */
+interface ConnectAsk {
+  readonly head: RequestHead;
+  readonly target: RequestTarget;
+  /** The client asked to keep its connection (for a refusal's answer). */
+  readonly keep: boolean;
+  readonly snap: ProxySnapshot;
+  readonly facts: RequestFacts & { readonly method: string };
 }
 
 /** Decide, then open the tunnel; a refusal or failure is answered here. */
 async function decideAndOpen(
-  head: RequestHead,
-  target: RequestTarget,
-  keep: boolean,
-  snap: ProxySnapshot,
-  facts: RequestFacts & { readonly method: string },
+  { head, target, keep, snap, facts }: ConnectAsk,
   ctx: SessionContext,
   client: Conn,
   presence: LeaveWatch,
@@ -101,7 +80,10 @@ async function decideAndOpen(
   if ("answered" in decided) return decided.answered;
   const { host, addresses } = decided.allowed;
   try {
-    return { tunnel: await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, host, target.port, addresses), host };
+    const tunnel = await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, host, target.port, addresses);
+    if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened
+    presence.throwIfLeft();
+    return { tunnel, host };
   } catch (e) {
     presence.throwIfLeft();
     if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);

@@ -8,7 +8,7 @@
  */
 import { dialScope, dialVetted } from "../net/dial.ts";
 import { dialProxy, proxyFor } from "../net/upstream-proxy.ts";
-import { LeaveWatch, PeerLeftError, type BufferedReader } from "../net/reader.ts";
+import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { formatAddr } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
@@ -31,19 +31,12 @@ export async function forwardRequest(head: RequestHead, reader: BufferedReader, 
   const framing = requestFraming(head);
   if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
   // From here on, every wait (DNS vetting, dial, the upstream's answer) ends when the client leaves.
-  const presence = new LeaveWatch(reader);
-  presence.start();
-  try {
-    return await decideAndForward(head, target, framing, reader, ctx, slot, presence);
-  } catch (e) {
-    if (!(e instanceof PeerLeftError)) throw e;
-    ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)} left before its ${head.method} was answered: ${e.detail}`);
-    slot.current?.close();
-    slot.current = undefined;
-    return "close";
-  } finally {
-    await presence.pause();
-  }
+  const outcome = await whileWatching(reader, (presence) => decideAndForward(head, target, framing, reader, ctx, slot, presence));
+  if (!(outcome instanceof PeerLeftError)) return outcome;
+  ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)} left before its ${head.method} was answered: ${outcome.detail}`);
+  slot.current?.close();
+  slot.current = undefined;
+  return "close";
 }
 
 async function decideAndForward(

@@ -275,4 +275,22 @@ export class LeaveWatch {
   }
 }
 
+/**
+ * Run `work` while a {@link LeaveWatch} watches `reader`'s peer, and pause the watch before
+ * returning, so the caller may read again. When `work` fails because the peer left, resolves to
+ * that {@link PeerLeftError} instead; `work`'s other errors propagate.
+ */
+export async function whileWatching<T>(reader: BufferedReader, work: (watch: LeaveWatch) => Promise<T>): Promise<T | PeerLeftError> {
+  const watch = new LeaveWatch(reader);
+  watch.start();
+  try {
+    return await work(watch);
+  } catch (e) {
+    if (e instanceof PeerLeftError) return e;
+    throw e;
+  } finally {
+    await watch.pause();
+  }
+}
+
 function ignore(): void {}

@@ -11,7 +11,7 @@ import { TARGET } from "../log.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
-import { BufferedReader, LeaveWatch, PeerLeftError, ReadTimeoutError } from "../net/reader.ts";
+import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { ProxyProtocol } from "../policy/types.ts";
 import type { Attribution } from "../attribution.ts";
@@ -90,21 +90,13 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
  * Deciding and dialling end as soon as the client leaves.
  */
 async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, attribution: Attribution): Promise<void> {
-  const presence = new LeaveWatch(reader);
-  presence.start();
-  let opened: { readonly tunnel: Tunnel; readonly host: string } | undefined;
-  try {
-    opened = await decideAndOpen(client, target, ctx, who, attribution, presence);
-  } catch (e) {
-    if (!(e instanceof PeerLeftError)) throw e;
-    ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${e.detail}`);
+  const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, who, attribution, presence));
+  if (opened instanceof PeerLeftError) {
+    ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${opened.detail}`);
     return;
-  } finally {
-    await presence.pause();
   }
   if (!opened) return;
   const { conn: upstream, early } = opened.tunnel;
-  if (presence.reason) return upstream.close(); // the client left as the tunnel opened
   const untrack = ctx.track(upstream);
   try {
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
@@ -137,7 +129,10 @@ async function decideAndOpen(
     return undefined;
   }
   try {
-    return { tunnel: await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses), host: verdict.host };
+    const tunnel = await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses);
+    if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened
+    presence.throwIfLeft();
+    return { tunnel, host: verdict.host };
   } catch (e) {
     presence.throwIfLeft();
     if (e instanceof ProxyLoopError) {
