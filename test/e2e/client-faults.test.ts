@@ -186,6 +186,48 @@ describe("an origin that answers an upload before reading it", () => {
     }
   });
 
+  it("an origin that answers early and keeps the connection without reading is dropped at once", async () => {
+    answer = (s) => s.write(`HTTP/1.1 413 Content Too Large\r\nContent-Length: ${EARLY_BODY.length}\r\n\r\n${EARLY_BODY}`);
+    await expectHealthy();
+    const pid = proxy.child.pid!;
+    const baseline = fdCount(pid);
+    const c = await RawClient.connect(proxy.port);
+    try {
+      await c.write(`POST http://127.0.0.1:${server.port}/upload HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`);
+      // Enough to fill the socket buffers towards an origin that reads nothing: the body copy
+      // is stuck on a write when the answer is complete.
+      void c.write(Buffer.alloc(UPLOAD_BYTES, 0x62)).catch(() => {});
+      const r = await c.readResponse({ timeoutMs: 10_000 });
+      expect(r.status).toBe(413);
+      // The request can never be complete: the upstream is dropped, not kept until a linger
+      // ends (the origin, reading nothing, cannot see it: the proxy's descriptors show it).
+      await pollUntil(() => fdCount(pid) <= baseline + 1, 2_000, `the proxy to drop the upstream (descriptors ${fdCount(pid)}, baseline ${baseline} + the client)`);
+      expect(await c.waitClosed(10_000)).toBe(true);
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it("a client that resets while an early answer streams and the origin reads nothing: the upstream is dropped", async () => {
+    const streams: NodeJS.Timeout[] = [];
+    answer = (s) => {
+      s.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+      streams.push(setInterval(() => s.destroyed || s.write("5\r\nhello\r\n"), 50));
+    };
+    const closedBefore = server.closedCount();
+    const c = await RawClient.connect(proxy.port);
+    try {
+      await c.write(`POST http://127.0.0.1:${server.port}/upload HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Length: 1000000000\r\n\r\n`);
+      void c.write(Buffer.alloc(16 * 1024 * 1024, 0x62)).catch(() => {});
+      await c.waitUntil(() => c.buffered.includes("hello"), 10_000, "the streamed answer");
+      c.socket.resetAndDestroy();
+      await pollUntil(() => server.closedCount() > closedBefore, 2_000, "the proxy to drop the upstream connection");
+    } finally {
+      for (const t of streams) clearInterval(t);
+      c.destroy();
+    }
+  });
+
   it("the proxy serves others afterwards", expectHealthy);
 });
 
@@ -241,6 +283,25 @@ describe("request bodies that stall or declare impossible sizes", () => {
     counting = await startRawServer((s) => s.resume());
   });
   afterAll(async () => counting?.close());
+
+  it("an origin that stops reading an upload is given up after the idle limit, also when the client left", async () => {
+    const stalled = await startRawServer((s) => afterHead(s, () => {})); // reads the head, then nothing
+    try {
+      await expectHealthy();
+      const pid = proxy.child.pid!;
+      const baseline = fdCount(pid);
+      const c = await RawClient.connect(proxy.port);
+      await c.write(`POST http://127.0.0.1:${stalled.port}/upload HTTP/1.1\r\nHost: 127.0.0.1:${stalled.port}\r\nContent-Length: 1000000000\r\n\r\n`);
+      void c.write(Buffer.alloc(16 * 1024 * 1024, 0x62)).catch(() => {});
+      await pollUntil(() => stalled.sockets.length > 0, 5_000, "the proxy to connect to the origin");
+      // Flow control holds the client now; it gives up. The 1 s limit of this proxy ends the copy
+      // and drops both connections (the origin, reading nothing, cannot see it: descriptors do).
+      c.socket.resetAndDestroy();
+      await pollUntil(() => fdCount(pid) <= baseline, 10_000, `the proxy's descriptors (${fdCount(pid)}) to return to ${baseline}`);
+    } finally {
+      await stalled.close();
+    }
+  });
 
   it("a body that stops arriving is answered 408 after the idle limit, and the upstream is closed", async () => {
     const closedBefore = counting.closedCount();

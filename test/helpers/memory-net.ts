@@ -82,6 +82,10 @@ class MemoryConn implements Conn {
     this.flush();
   }
 
+  abort(): void {
+    this.close();
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

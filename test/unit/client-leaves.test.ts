@@ -1,8 +1,8 @@
 /**
  * Sessions over in-memory connections when the client leaves while the proxy waits on
  * something else: DNS vetting that never answers, a dial that never completes, an origin that
- * never responds. Every such wait ends as soon as the client is gone, nothing is recorded for a
- * decision never made, and the upstream is closed at once. Also: an origin that answers an
+ * never responds. Every such wait ends as soon as the client is gone, a decision is recorded
+ * only once the policy made it (and then always), and the upstream is closed at once. Also: an origin that answers an
  * upload early gets the client a complete response, `Connection: close`, and a graceful close.
  */
 import { describe, expect, it } from "vitest";
@@ -72,7 +72,7 @@ function hangingDial(): { connectTcp: Net["connectTcp"]; dialling: Promise<void>
 }
 
 describe("HTTP: the client leaves while the proxy waits", () => {
-  it("during DNS vetting: the session ends, nothing is dialled and no decision is recorded", async () => {
+  it("during DNS vetting that never answers: the session ends, nothing is dialled, nothing is recorded", async () => {
     const { net, log } = tripwireNet({});
     const dns = silentResolver();
     net.resolve = dns.resolve;
@@ -83,6 +83,26 @@ describe("HTTP: the client leaves while the proxy waits", () => {
     await settlesSoon(done, "the session");
     expect(log.dials).toEqual([]);
     expect(records).toEqual([]);
+  });
+
+  it("during DNS vetting that answers later: the decision is still recorded, nothing is dialled", async () => {
+    const { net, log } = tripwireNet({});
+    let answer!: (ips: string[]) => void;
+    let asked!: () => void;
+    const wasAsked = new Promise<void>((r) => (asked = r));
+    net.resolve = () => {
+      asked();
+      return new Promise<string[]>((r) => (answer = r));
+    };
+    const { client, done, records } = start(net, { allowed_domains: ["probe.example"] });
+    await client.write(latin1Bytes("GET http://probe.example/ HTTP/1.1\r\nHost: probe.example\r\n\r\n"));
+    await wasAsked;
+    client.close();
+    await settlesSoon(done, "the session");
+    answer(["127.0.0.1"]); // a name that resolves to loopback: refused
+    await new Promise((r) => setTimeout(r, 10));
+    expect(records.map((r) => [r.host, r.decision, r.reason])).toEqual([["probe.example", "deny", "not_allowed_local"]]);
+    expect(log.dials).toEqual([]);
   });
 
   it("during the dial: the dial is aborted", async () => {

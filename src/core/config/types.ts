@@ -25,8 +25,9 @@ export interface NetworkConfig {
   allow_local_binding: boolean;
   allow_unix_sockets: string[];
   /**
-   * Longest pause, in seconds, inside a request body before the request is answered `408` and
-   * its connection closed; `0`: no limit. Tunnels have no idle limit.
+   * Longest a request body may make no progress, in seconds: no byte from the client (`408`),
+   * or the origin taking none (`502`); the connection is then closed. `0`: no limit. Tunnels
+   * have no idle limit.
    */
   request_body_idle_timeout_secs: number;
   /** Bearer token for the admin API; `undefined` when unset. */

@@ -7,6 +7,7 @@
  */
 import { concatBytes, indexOfCrlf, latin1, latin1Bytes } from "../net/bytes.ts";
 import { ReadTimeoutError, type BufferedReader } from "../net/reader.ts";
+import { withTimeout } from "../net/timeout.ts";
 import type { BodyFraming } from "./framing.ts";
 
 /** Longest chunk-size line (size, extensions, CRLF) we accept. */
@@ -42,6 +43,17 @@ export class BodyIdleError extends BodyError {
   }
 }
 
+/**
+ * The destination took no body byte for longer than the idle limit (an origin that stopped
+ * reading the request). Not the sender's fault, so not a {@link BodyError}.
+ */
+export class BodyStallError extends Error {
+  constructor(readonly ms: number) {
+    super(`the next hop took no body byte within ${ms} ms`);
+    this.name = "BodyStallError";
+  }
+}
+
 /** How the body is written out: as it came (length or close-delimited) or chunk-encoded. */
 export type BodyOutput = "raw" | "chunked";
 
@@ -52,7 +64,10 @@ export interface BodySink {
 
 /** Options of {@link copyBody}. */
 export interface CopyOptions {
-  /** Longest wait for the next byte from the source; unset: no limit. */
+  /**
+   * Longest the copy may make no progress: no byte from the source ({@link BodyIdleError}), or
+   * the destination taking none ({@link BodyStallError}); unset: no limit.
+   */
   readonly idleMs?: number;
   /**
    * Stops the copy once `stop.stopped` is set: no further read starts, and the copy rejects
@@ -73,7 +88,8 @@ const CRLF = latin1Bytes("\r\n");
  * ({@link BodyIdleError} past `options.idleMs` without a byte).
  */
 export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: BodySink, output: BodyOutput, options: CopyOptions = {}): Promise<void> {
-  const emit = output === "chunked" ? (data: Uint8Array) => dst.write(encodeChunk(data)) : (data: Uint8Array) => dst.write(data);
+  const write = options.idleMs === undefined ? (data: Uint8Array) => dst.write(data) : boundedWrite(dst, options.idleMs);
+  const emit = output === "chunked" ? (data: Uint8Array) => write(encodeChunk(data)) : write;
   const input = new BodyInput(src, options.idleMs, options.stop);
   switch (framing.kind) {
     case "none":
@@ -100,6 +116,17 @@ export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: B
       break;
   }
   if (output === "chunked" && framing.kind !== "none") await dst.write(LAST_CHUNK);
+}
+
+/**
+ * Writes to `dst` that reject with {@link BodyStallError} when one is not taken within `ms`.
+ * The caller then drops the destination, which settles the abandoned write.
+ */
+function boundedWrite(dst: BodySink, ms: number): (data: Uint8Array) => Promise<void> {
+  return (data) =>
+    withTimeout(dst.write(data), ms, () => {
+      throw new BodyStallError(ms);
+    });
 }
 
 /** The source side of a copy: the reader, each wait bounded by the idle limit. */

@@ -22,8 +22,8 @@ export type HttpDecision =
 /**
  * Decide one request. `limitedRefuses` says whether limited mode forbids it (a write method,
  * an upgrade, any tunnel); it is checked after the host decision (README, "How a request is
- * decided"). When the client leaves first (`presence`), rejects with its `PeerLeftError` and
- * records nothing.
+ * decided"). When the client leaves first (`presence`), rejects with its `PeerLeftError`; the
+ * decision is still recorded once the policy has made it.
  */
 export async function decideRequest(
   ctx: SessionContext,
@@ -38,17 +38,23 @@ export async function decideRequest(
 ): Promise<HttpDecision> {
   if (!snap.network.enabled) return { answered: await refuseByState(ctx, snap, client, facts, requestedHost, "proxy_state", "proxy_disabled", keep) };
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
-  const asked = snap.policy.decide({
-    protocol: facts.protocol,
-    host: requestedHost,
-    port: facts.port,
-    method: facts.method,
-    client_addr: facts.client,
-    ...attributed(ctx, credential),
-  });
-  // DNS vetting and a decider may take seconds: a client that left meanwhile gets no decision.
+  const asked = snap.policy
+    .decide({
+      protocol: facts.protocol,
+      host: requestedHost,
+      port: facts.port,
+      method: facts.method,
+      client_addr: facts.client,
+      ...attributed(ctx, credential),
+    })
+    .then((verdict) => {
+      // Every evaluation is recorded, also one whose client left before it ended: a client
+      // must not be able to probe the policy unrecorded by hanging up during DNS vetting.
+      recordVerdict(ctx, snap, verdict, facts);
+      return verdict;
+    });
+  // DNS vetting and a decider may take seconds: a client that left meanwhile is not answered.
   const verdict = await (presence ? presence.race(asked) : asked);
-  recordVerdict(ctx, snap, verdict, facts);
   if (!verdict.allowed) {
     const { host, reason, decision, source } = verdict;
     return { answered: await answerRefusal(ctx, client, { host, port: facts.port, reason, decision, source, protocol: facts.protocol }, facts.method, keep) };

@@ -5,12 +5,17 @@
  * Upstream connections are kept alive and reused for the next request of the same client to
  * the same destination.
  *
- * Two things end an exchange early, each without harm to anything else:
- * - the client leaving (its {@link LeaveWatch} aborts): the upstream is closed at once, so no
- *   wait on it (dial, response head, body) outlives the client;
+ * What ends an exchange early, each without harm to anything else:
+ * - the client leaving, seen by its {@link LeaveWatch} while the proxy waits on the upstream
+ *   (dial, response head, response body): the upstream is dropped at once;
+ * - a request body that makes no progress for `request_body_idle_timeout_secs`: no byte from
+ *   the client (`408`), or an origin that takes none (`502`). While the body is copied, the copy
+ *   itself reads the client; when the origin stops reading, flow control stops the client too,
+ *   and a client leaving then is seen only through this limit;
  * - a response complete before the request body was (the origin answered early): the response
- *   says `Connection: close`, copying the body stops, and the session's graceful close reads
- *   and discards the rest, so the client can read the whole response (RFC 9112 §9.6).
+ *   says `Connection: close`, the upstream is dropped, and the session's graceful close reads
+ *   and discards the rest of the body, so the client can read the whole response (RFC 9112
+ *   §9.6).
  *
  * @module
  */
@@ -22,7 +27,7 @@ import { relay } from "../net/relay.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
-import { BodyError, BodyIdleError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
+import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
@@ -73,7 +78,8 @@ export async function exchange(request: ExchangeRequest, dest: Destination, read
     slot.current.close();
     slot.current = undefined;
   }
-  const off = request.presence.onLeave(() => slot.current?.close());
+  // The client left: nothing more is owed to it, so the upstream is dropped at once.
+  const off = request.presence.onLeave(() => slot.current?.abort());
   const run = new Exchange(request, dest, reader, ctx, slot);
   try {
     return await run.run();
@@ -91,6 +97,8 @@ class Exchange {
   private readonly copyStop = { stopped: false };
   /** The request body's copy, once started; never rejects. */
   private copying: Promise<void> | undefined;
+  /** The upstream the copy writes to. */
+  private copyUpstream: Upstream | undefined;
   private copyDone = false;
   private copyError: unknown;
 
@@ -114,8 +122,14 @@ class Exchange {
   async stopBodyCopy(): Promise<void> {
     if (!this.copying) return;
     this.copyStop.stopped = true;
-    // Only a copy still running reads the client; once done, the watch may be reading it.
-    if (!this.copyDone) this.reader.conn.cancelRead(COPY_STOPPED);
+    if (!this.copyDone) {
+      // The request will never be complete: drop the upstream at once, which also ends a
+      // write stuck on an origin that stopped reading; and withdraw the copy's read of the
+      // client (only a copy still running reads it; once done, the watch may be reading).
+      this.copyUpstream?.abort();
+      if (this.slot.current === this.copyUpstream) this.slot.current = undefined;
+      this.reader.conn.cancelRead(COPY_STOPPED);
+    }
     await this.copying;
   }
 
@@ -172,6 +186,7 @@ class Exchange {
       } catch (e) {
         this.throwIfLeft();
         const bad = this.copyError;
+        if (bad instanceof BodyStallError) return this.upstreamFailure(bad.message);
         if (bad instanceof BodyError) {
           this.slot.current = undefined;
           if (bad instanceof BodyIdleError) return refuseMalformed(this.ctx, this.client, 408, `request body: ${bad.message}`);
@@ -219,6 +234,7 @@ class Exchange {
   private async startBodyCopy(up: Upstream): Promise<void> {
     const { framing, presence, bodyIdleMs } = this.request;
     await presence.pause();
+    this.copyUpstream = up;
     const output: BodyOutput = framing.kind === "chunked" ? "chunked" : "raw";
     this.copying = copyBody(this.reader, framing, up.conn, output, { idleMs: bodyIdleMs, stop: this.copyStop }).then(
       () => {
@@ -228,7 +244,7 @@ class Exchange {
       (e: unknown) => {
         this.copyError = e;
         this.copyDone = true;
-        up.close();
+        up.abort(); // the request will never be complete; this also ends the wait for its answer
       },
     );
   }
@@ -272,7 +288,9 @@ class Exchange {
       await copyBody(up.reader, rf, this.client, output);
     } catch (e) {
       this.throwIfLeft();
-      if (!(e instanceof BodyError)) throw e; // the client went away: the session closes everything
+      // A write to the client failed, or the upstream connection failed mid-body: the response
+      // has begun, so no status can follow; the session closes the client.
+      if (!(e instanceof BodyError)) throw e;
       this.ctx.log.log("info", TARGET.http, `upstream ${dest.host}:${dest.port} body failed: ${e.message}`);
       this.discard(up);
       return "close";

@@ -8,6 +8,7 @@
  * @module
  */
 import type { BufferedReader } from "../net/reader.ts";
+import { withTimeout } from "../net/timeout.ts";
 
 /** Longest a closing connection is drained in all (nginx's `lingering_time` is the same). */
 export const LINGER_MAX_MS = 30_000;
@@ -19,15 +20,22 @@ export const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 const DRAIN_SLICE_BYTES = 256 * 1024;
 
 /**
- * Half-close `reader`'s connection, then discard what the client sends until it closes, pauses
- * for {@link LINGER_IDLE_MS}, exceeds {@link LINGER_MAX_BYTES}, or {@link LINGER_MAX_MS} pass.
+ * Half-close `reader`'s connection (the response still queued is flushed first, for at most
+ * {@link LINGER_IDLE_MS}), then discard what the client sends until it closes, pauses for
+ * {@link LINGER_IDLE_MS}, exceeds {@link LINGER_MAX_BYTES}, or {@link LINGER_MAX_MS} pass.
  * The caller closes the connection afterwards. Never throws.
  */
 export async function closeGracefully(reader: BufferedReader): Promise<void> {
   try {
-    await reader.conn.closeWrite();
-    reader.takeBuffered();
     const until = Date.now() + LINGER_MAX_MS;
+    // Flushing may wait on a client that reads nothing: bounded like the rest.
+    const flushed = await withTimeout(
+      reader.conn.closeWrite().then(() => true),
+      LINGER_IDLE_MS,
+      () => false,
+    );
+    if (!flushed) return;
+    reader.takeBuffered();
     let discarded = 0;
     while (discarded <= LINGER_MAX_BYTES) {
       const chunk = await reader.readUpTo(DRAIN_SLICE_BYTES, Math.min(until, Date.now() + LINGER_IDLE_MS));

@@ -25,6 +25,12 @@ export class Upstream {
     this.conn.close();
     this.untrack();
   }
+
+  /** Close at once, dropping what was not sent: the request on it will never be complete. */
+  abort(): void {
+    this.conn.abort();
+    this.untrack();
+  }
 }
 
 /** The session's upstream, if one is kept. */

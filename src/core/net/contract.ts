@@ -38,8 +38,18 @@ export interface Conn {
   write(bytes: Uint8Array): Promise<void>;
   /** Flush what is queued, then send FIN (half-close). Reading stays possible. */
   closeWrite(): Promise<void>;
-  /** Close both directions at once. Idempotent; pending reads resolve or reject promptly. */
+  /**
+   * Close both directions. Idempotent; pending reads resolve or reject promptly. Bytes already
+   * written are still delivered where the runtime can (a peer that does not read them is cut
+   * off after a short linger).
+   */
   close(): void;
+  /**
+   * Close at once, dropping whatever was not sent yet (a reset where the runtime allows):
+   * pending reads and writes settle immediately. For a connection that is abandoned, such as
+   * an upstream whose request will never be complete. Idempotent.
+   */
+  abort(): void;
 }
 
 /** A bound TCP listener. */

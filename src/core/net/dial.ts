@@ -89,8 +89,10 @@ export async function dialVetted(
   const budgetEnd = Date.now() + DIAL_BUDGET_MS;
   let last: unknown = new DialError("host_unreachable", { host, port }, "no addresses");
   for (const ip of list) {
+    const stopped = stoppedBy(ctx);
+    if (stopped) throw stopped.reason;
     const left = budgetEnd - Date.now();
-    if (left <= 0 || stoppedBy(ctx)) break;
+    if (left <= 0) break;
     const attempt = attemptSignal(ctx, Math.min(CONNECT_TIMEOUT_MS, left));
     try {
       return await connect({ host: ip, port }, { signal: attempt.signal });

@@ -182,8 +182,9 @@ export const WATCH_PAUSED: Error = new Error("watch paused");
  * fails what it {@link race}s with a {@link PeerLeftError}. A watch can be paused (before the
  * session reads itself) and started again. It runs on every request, so it allocates next to
  * nothing until the peer leaves; an `AbortSignal` (for dials) is made only when asked for.
- * RFC 9110 §9.3 leaves a client free to give up on a request; a proxy that keeps the upstream
- * waiting for it only holds descriptors (the same rule as Squid's `half_closed_clients off`).
+ * Any party may close a connection at any time (RFC 9112 §9.5); a proxy that keeps the
+ * upstream waiting for a client that gave up only holds descriptors (the same rule as Squid's
+ * `half_closed_clients off`).
  */
 export class LeaveWatch {
   private why: PeerLeftError | undefined;

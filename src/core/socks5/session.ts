@@ -120,9 +120,11 @@ async function decideAndOpen(
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | undefined> {
   const snap = ctx.state.snapshot();
   const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
-  const asked = snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution });
+  const asked = snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution }).then((verdict) => {
+    recordVerdict(ctx, snap, verdict, facts); // recorded even when the client has left meanwhile
+    return verdict;
+  });
   const verdict = await presence.race(asked);
-  recordVerdict(ctx, snap, verdict, facts);
   if (!verdict.allowed) {
     ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
     await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));

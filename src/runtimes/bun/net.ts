@@ -160,6 +160,17 @@ export class BunConn implements Conn {
     setTimeout(() => this.socket.terminate(), CLOSE_LINGER_MS).unref?.();
   }
 
+  abort(): void {
+    if (this.closed) {
+      this.socket.terminate();
+      return;
+    }
+    this.failure ??= new Error("connection aborted");
+    this.unsent = [];
+    this.settle();
+    this.socket.terminate(); // a reset: nothing queued is sent
+  }
+
   /** Mark closed and settle every waiter. */
   private settle(): void {
     this.closed = true;

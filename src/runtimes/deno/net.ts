@@ -132,6 +132,11 @@ export class DenoConn implements Conn {
       // closed already
     }
   }
+
+  /** Deno's close is already immediate: pending reads and writes fail at once. */
+  abort(): void {
+    this.close();
+  }
 }
 
 /** A TCP address as host and port; a unix socket as its path and port 0. */

@@ -107,6 +107,15 @@ export class NodeConn implements Conn {
     setTimeout(() => s.destroy(), CLOSE_LINGER_MS).unref();
   }
 
+  abort(): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    this.failure ??= new Error("connection aborted");
+    // A reset frees the kernel's send buffer at once; a pending write settles on `close`.
+    if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();
+    else s.destroy();
+  }
+
   /** Hand the socket over to a native relay: returns what was queued and whether FIN was seen. */
   detach(): { pending: Uint8Array[]; eof: boolean } {
     this.relaying = true;

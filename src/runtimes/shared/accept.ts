@@ -37,11 +37,6 @@ export class AcceptBackoff {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** True between the first failure of a burst and the next successful accept. */
-  get failing(): boolean {
-    return this.failures > 0;
-  }
-
   /**
    * An accept failed. Reports the first failure of a burst; returns how long to wait before
    * the next attempt ({@link ACCEPT_RETRY_INITIAL_MS}, doubling up to {@link ACCEPT_RETRY_MAX_MS}).

@@ -19,11 +19,6 @@ interface Waiter {
 export class PendingRead {
   private waiter: Waiter | null = null;
 
-  /** True while a read waits. */
-  get waiting(): boolean {
-    return this.waiter !== null;
-  }
-
   /** Wait for {@link resolve} or {@link reject}. A second concurrent wait is refused. */
   wait(): Promise<Chunk> {
     if (this.waiter) return Promise.reject(new Error("concurrent read on one connection"));
