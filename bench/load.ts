@@ -37,15 +37,15 @@ import { delimiter, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** Repository root (bench/ → ..). */
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /**
  * Where the proxy's sources are run from: the repository itself, or BENCH_LOAD_PROXY_ROOT (e.g.
  * a `git archive HEAD` export with `node_modules` linked in, to measure the committed tree while
  * the working tree has changes in progress).
  */
-const PROXY_ROOT = process.env.BENCH_LOAD_PROXY_ROOT ?? ROOT;
+export const PROXY_ROOT = process.env.BENCH_LOAD_PROXY_ROOT ?? ROOT;
 /** The only host anything here listens on or connects to. */
-const LOOPBACK = "127.0.0.1";
+export const LOOPBACK = "127.0.0.1";
 
 /** Concurrent keep-alive client counts, one row per count and target. */
 const DEFAULT_CLIENT_COUNTS = [2000, 8000] as const;
@@ -74,9 +74,9 @@ const STOP_TIMEOUT_MS = 10_000;
 /** Size of the static file the origin serves at `/small`. */
 const SMALL_BYTES = 1024;
 /** File descriptors a proxy needs besides one per client and one per upstream socket. */
-const FD_HEADROOM = 1024;
+export const FD_HEADROOM = 1024;
 /** The runtimes the proxy is started under, in table order. */
-const RUNTIMES = ["node", "bun", "deno"] as const;
+export const RUNTIMES = ["node", "bun", "deno"] as const;
 /** Log filter for the proxies: info keeps the `upstream … failed: …` lines behind each 502. */
 const PROXY_RUST_LOG = "info";
 /**
@@ -164,13 +164,13 @@ process.on("exit", () => {
 });
 
 /** A fresh temporary directory, removed with {@link removeTempDir} or on exit. */
-function makeTempDir(prefix: string): string {
+export function makeTempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.add(dir);
   return dir;
 }
 
-function removeTempDir(dir: string): void {
+export function removeTempDir(dir: string): void {
   try {
     rmSync(dir, { recursive: true, force: true });
   } catch {
@@ -179,7 +179,7 @@ function removeTempDir(dir: string): void {
   tempDirs.delete(dir);
 }
 let signalHandlersInstalled = false;
-function installSignalHandlers(): void {
+export function installSignalHandlers(): void {
   if (signalHandlersInstalled) return;
   signalHandlersInstalled = true;
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -191,7 +191,7 @@ function installSignalHandlers(): void {
 }
 
 /** A started child with its stderr tail and an exit promise. */
-interface Child {
+export interface Child {
   proc: ChildProcess;
   pid: number;
   exited: Promise<string>;
@@ -203,7 +203,7 @@ interface Child {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-function startChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: { cwd?: string; gentle?: boolean } = {}): Child {
+export function startChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: { cwd?: string; gentle?: boolean } = {}): Child {
   const proc = spawn(command, args, { cwd: opts.cwd ?? ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
   const gentle = opts.gentle ?? false;
   live.add(proc);
@@ -252,7 +252,7 @@ function startChild(command: string, args: readonly string[], env: NodeJS.Proces
 }
 
 /** Resolve with the first match of `re` in the child's stderr; reject on exit or timeout. */
-function waitForLine(child: Child, re: RegExp, what: string): Promise<RegExpExecArray> {
+export function waitForLine(child: Child, re: RegExp, what: string): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: no line matching ${re} within ${READY_TIMEOUT_MS} ms; stderr:\n${child.stderrTail()}`)), READY_TIMEOUT_MS);
     child.onLine((line) => {
@@ -270,7 +270,7 @@ function waitForLine(child: Child, re: RegExp, what: string): Promise<RegExpExec
 }
 
 /** The environment for children: no *_proxy variables (the proxy would chain through them), Deno offline. */
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/_proxy$/i.test(k)) env[k] = v;
   return { ...env, ...OFFLINE_RUNTIME_ENV, ...extra };
@@ -298,7 +298,7 @@ function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // File-descriptor limits.
@@ -312,7 +312,17 @@ interface FdPlan {
   wrap(command: string, args: readonly string[]): { command: string; args: string[] };
 }
 
-function openFilesLimit(): { soft: number; hard: number } {
+/**
+ * Wrap a command so it starts under `ulimit FLAG N` (`-Sn`: soft limit only; `-n`: soft and hard).
+ * `exec` keeps the PID, so RSS sampling and signals reach the wrapped process itself.
+ */
+export const viaUlimit = (flag: "-Sn" | "-n", n: number) => (command: string, args: readonly string[]) => ({
+  command: "/bin/sh",
+  args: ["-c", `ulimit ${flag} ${n} && exec "$@"`, "sh", command, ...args],
+});
+
+/** This process's open-files limits (RLIMIT_NOFILE), soft and hard; Infinity for unlimited. */
+export function openFilesLimit(): { soft: number; hard: number } {
   const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
   const num = (s: string | undefined) => (s === undefined || s === "unlimited" ? Infinity : Number(s));
   return { soft: num(m?.[1]), hard: num(m?.[2]) };
@@ -322,11 +332,6 @@ function fdPlan(maxClients: number): FdPlan {
   const needed = 2 * maxClients + FD_HEADROOM;
   const { soft, hard } = openFilesLimit();
   const same = (command: string, args: readonly string[]) => ({ command, args: [...args] });
-  // `exec` keeps the PID, so RSS sampling and signals reach the proxy itself.
-  const viaUlimit = (flag: string, n: number) => (command: string, args: readonly string[]) => ({
-    command: "/bin/sh",
-    args: ["-c", `ulimit ${flag} ${n} && exec "$@"`, "sh", command, ...args],
-  });
   const have = `this process's open-files limit is soft ${soft} / hard ${hard} (node raises its soft limit to the hard one at startup)`;
   if (soft >= needed) return { needed, note: `${have}; children need ${needed} (2 x ${maxClients} sockets + ${FD_HEADROOM}): enough, unchanged`, wrap: same };
   if (hard >= needed) {
@@ -477,7 +482,7 @@ async function httpGet(port: number, path: string, opts: { tries?: number; hostH
   throw last instanceof Error ? last : new Error(String(last));
 }
 
-function safeRead(file: string): string {
+export function safeRead(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch {
@@ -498,7 +503,7 @@ interface Proxy {
 }
 
 /** Command line of the standalone proxy under `runtime` (the same as the e2e suite's). */
-function proxyCommand(runtime: Runtime, configPath: string): { command: string; args: string[] } | string {
+export function proxyCommand(runtime: Runtime, configPath: string): { command: string; args: string[] } | string {
   switch (runtime) {
     case "node":
       return { command: process.execPath, args: ["--import", "tsx", join(PROXY_ROOT, "src/runtimes/node/main.ts"), "--config", configPath] };
@@ -516,7 +521,7 @@ function proxyCommand(runtime: Runtime, configPath: string): { command: string; 
 }
 
 /** Proxy config: loopback listener on port 0, the loopback origin explicitly allowed. */
-const PROXY_CONFIG = `[network]
+export const PROXY_CONFIG = `[network]
 enabled = true
 proxy_url = "http://${LOOPBACK}:0"
 admin_url = "${LOOPBACK}:0"
@@ -716,7 +721,7 @@ async function runWrk(wrk: string, port: number, clients: number, durationS: num
 // ---------------------------------------------------------------------------------------------
 // Output.
 
-const mib = (kib: number | undefined) => (kib === undefined || Number.isNaN(kib) ? "–" : `${(kib / 1024).toFixed(0)} MiB`);
+export const mib = (kib: number | undefined) => (kib === undefined || Number.isNaN(kib) ? "–" : `${(kib / 1024).toFixed(0)} MiB`);
 const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : v >= 100 ? `${v.toFixed(0)} ms` : `${v.toFixed(2)} ms`);
 const queue = (q: QueuePeak | undefined) => (q ? `${q.peak}/${q.backlog}` : "–");
 /** Peak fds, with the clients that implies (one client and one upstream socket each). */

@@ -8,8 +8,11 @@
  * Then the burst-load section (bench/load.ts): 2,000 and 8,000 concurrent keep-alive clients with
  * wrk against a loopback nginx, directly and through the proxy under Node, Bun and Deno.
  *
- * `npm run bench` runs both sections; `npm run bench -- throughput` or `npm run bench -- load`
- * runs one of them.
+ * Then the idle-tunnels section (bench/idle.ts): the proxy's RSS per idle CONNECT tunnel under
+ * Node, Bun and Deno (and Node on the built `dist/`), extrapolated to 10,000 tunnels.
+ *
+ * `npm run bench` runs every section; `npm run bench -- throughput`, `npm run bench -- load` or
+ * `npm run bench -- idle` runs one of them.
  *
  * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256); for the load
  * section see bench/load.ts.
@@ -24,10 +27,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, ProxyAgent, request } from "undici";
+import { runIdleBench } from "./idle.ts";
 import { runLoadBench } from "./load.ts";
 
 /** The sections `npm run bench -- SECTION` can pick; no argument runs them all. */
-const SECTIONS = ["throughput", "load"] as const;
+const SECTIONS = ["throughput", "load", "idle"] as const;
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -219,3 +223,4 @@ if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
 }
 if (only === undefined || only === "throughput") await throughput();
 if (only === undefined || only === "load") await runLoadBench();
+if (only === undefined || only === "idle") await runIdleBench();
