@@ -1,5 +1,5 @@
 /**
- * The environment a child process needs to send its traffic through the proxy (behavior.md
+ * The environment a child process needs to send its traffic through the proxy (docs/behaviour.md
  * §9): the conventional variables in both cases, SOCKS5 for everything else when enabled, and
  * the tool-specific spellings npm, yarn and pip read. `NO_PROXY` is set empty so an inherited
  * value cannot send a child around the proxy.

@@ -1,6 +1,6 @@
 /**
  * The admin API and live configuration, end to end against the standalone proxy
- * (behavior.md §7 and §1; README "Running", "Admin API", "Managed constraints"): the real
+ * (docs/behaviour.md §7 and §1; README "Running", "Admin API", "Managed constraints"): the real
  * admin listener, `/blocked` entries for refusals of every kind, `POST /mode`, `POST /reload`
  * and the config-file watcher, the bearer token (config and environment), the proxy-loop guard
  * for the admin port, the browser guard (cross-site requests and DNS rebinding refused, curl
@@ -37,7 +37,7 @@ import {
   withDeadline,
 } from "./helpers/index.ts";
 
-/** Every `[network]` key of behavior.md §1. */
+/** Every `[network]` key of docs/behaviour.md §1. */
 const SECTION1_KEYS = [
   "enabled",
   "proxy_url",

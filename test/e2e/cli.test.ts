@@ -1,5 +1,5 @@
 /**
- * The standalone command line (behavior.md §1): --help, --version, enabled = false, config
+ * The standalone command line (docs/behaviour.md §1): --help, --version, enabled = false, config
  * errors with exit code 2, CODEX_HOME, listener clamping and shutdown on signals.
  */
 import { mkdirSync, writeFileSync } from "node:fs";

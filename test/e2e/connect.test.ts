@@ -1,5 +1,5 @@
 /**
- * CONNECT tunnels (behavior.md §5): a plaintext HTTP exchange through curl -p, raw byte tunnels
+ * CONNECT tunnels (docs/behaviour.md §5): a plaintext HTTP exchange through curl -p, raw byte tunnels
  * to a TCP echo server with half-close in both directions, and 502 when the upstream refuses.
  */
 import { randomBytes } from "node:crypto";

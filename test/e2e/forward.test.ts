@@ -1,7 +1,7 @@
 /**
  * Allowed plain HTTP through the proxy (curl -x, undici ProxyAgent), large bodies both ways,
  * chunked request bodies, hop-by-hop header removal, keep-alive with per-request decisions,
- * and 502 when the upstream refuses. behavior.md §3, §5.
+ * and 502 when the upstream refuses. docs/behaviour.md §3, §5.
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 /**
- * Limited mode (behavior.md §3, §5): only GET, HEAD and OPTIONS pass; the host decision comes
+ * Limited mode (docs/behaviour.md §3, §5): only GET, HEAD and OPTIONS pass; the host decision comes
  * first; CONNECT is refused after the host check.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Malformed and ambiguous input (behavior.md §5): 400 with `connection: close` (431 for a
+ * Malformed and ambiguous input (docs/behaviour.md §5): 400 with `connection: close` (431 for a
  * header section over 32 KiB), nothing forwarded, and the proxy keeps serving afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * Standalone OpenTelemetry audit export (reference README §5, behavior.md §8): with
+ * Standalone OpenTelemetry audit export (docs/behaviour.md §8): with
  * `[otel] exporter = { otlp-http = … }` the proxy posts one log record per decision to the
  * collector, from logger `codex_otel.network_proxy`, with the exact attribute set of the
  * reference; shutdown on SIGTERM flushes what is pending. A dead collector costs nothing but

@@ -1,5 +1,5 @@
 /**
- * Host decisions end to end (behavior.md §2–§5): allowlist misses, denylist wins, `*.` / `**.`
+ * Host decisions end to end (docs/behaviour.md §2–§5): allowlist misses, denylist wins, `*.` / `**.`
  * apex rules, explicit local literals, loopback spellings, names resolving to loopback.
  *
  * Network rule: only loopback is ever dialled. Refused hosts use `.example` / `.invalid`

@@ -1,5 +1,5 @@
 /**
- * SOCKS5 listener (behavior.md §3, §6; RFC 1928): curl --socks5 / --socks5-hostname through to
+ * SOCKS5 listener (docs/behaviour.md §3, §6; RFC 1928): curl --socks5 / --socks5-hostname through to
  * a loopback origin, policy refusals as reply 0x02 (`05 02`, curl exit 97), limited mode
  * refusing every request, a 50 MB download, raw-socket protocol cases (method negotiation,
  * BIND, bad address type, refused upstream, BND.ADDR/BND.PORT, byte-by-byte framing, malformed

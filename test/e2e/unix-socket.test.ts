@@ -1,5 +1,5 @@
 /**
- * `x-unix-socket: /abs/path` on plain HTTP requests (behavior.md §5, "ours": every platform
+ * `x-unix-socket: /abs/path` on plain HTTP requests (docs/behaviour.md §5, "ours": every platform
  * whose runtime can dial unix sockets): forwarded over the socket when the path is in
  * `allow_unix_sockets` (byte-equal or the same file through a symlink), else a 403 JSON refusal
  * with host `unix-socket` and reason `not_allowed`; relative paths never match; limited mode

@@ -1,5 +1,5 @@
 /**
- * Upstream proxy chaining (behavior.md §5, `allow_upstream_proxy = true`): the proxy under
+ * Upstream proxy chaining (docs/behaviour.md §5, `allow_upstream_proxy = true`): the proxy under
  * test is chained to a second, independent upstream proxy started here — a second instance
  * of ours, and `proxy-chain` from npm — for plain HTTP and CONNECT, with credentials taken
  * from the proxy URL, NO_PROXY exemptions, and the policy still deciding on the target.

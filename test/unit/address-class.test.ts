@@ -3,7 +3,7 @@ import { isLoopbackIp, isNonPublicIp } from "../../src/core/policy/address-class
 
 // Pure-function inputs: nothing here is dialled or resolved.
 
-describe("isNonPublicIp: IPv4 ranges of behavior.md §4 (inside, edges, outside)", () => {
+describe("isNonPublicIp: IPv4 ranges of docs/behaviour.md §4 (inside, edges, outside)", () => {
   it.each<[string, string, string[], string[]]>([
     ["0.0.0.0/8", "this network", ["0.0.0.0", "0.255.255.255"], ["1.0.0.0"]],
     ["10/8", "private", ["10.0.0.0", "10.255.255.255"], ["9.255.255.255", "11.0.0.0"]],
@@ -33,7 +33,7 @@ describe("isNonPublicIp: IPv4 ranges of behavior.md §4 (inside, edges, outside)
   );
 });
 
-describe("isNonPublicIp: IPv6 ranges of behavior.md §4", () => {
+describe("isNonPublicIp: IPv6 ranges of docs/behaviour.md §4", () => {
   it.each<[string, string[], string[]]>([
     // Ranges outside 2000::/3 have no public neighbour (the safe default covers them); the
     // outside samples of `::` and `::1` are public only through the embedded-IPv4 rule.

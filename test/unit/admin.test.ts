@@ -1,5 +1,5 @@
 /**
- * The admin API (behavior.md §7) through `app.request()`: every endpoint, status and error,
+ * The admin API (docs/behaviour.md §7) through `app.request()`: every endpoint, status and error,
  * bearer-token protection, body limits, and mounting inside another Hono app. No sockets. Every
  * request is addressed to `localhost` (see `withLocalhost`).
  */

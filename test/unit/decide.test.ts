@@ -1,5 +1,5 @@
 /**
- * The decision order of behavior.md §3, table-driven, with a tripwire resolver: every name
+ * The decision order of docs/behaviour.md §3, table-driven, with a tripwire resolver: every name
  * the policy refuses before the DNS step must never be looked up, and nothing is ever dialled.
  * Address strings here are pure inputs; the injected resolver is the only "DNS".
  */
@@ -127,7 +127,7 @@ const TABLE: Row[] = [
   { host: "bad.allowed.example", config: { allow_local_binding: true }, expect: "denied" },
 ];
 
-describe("decision order (behavior.md §3)", () => {
+describe("decision order (docs/behaviour.md §3)", () => {
   it.each(TABLE.map((r) => [`${r.host || "(empty)"} ${JSON.stringify(r.config ?? {})} → ${r.expect}`, r] as const))("%s", async (_name, row) => {
     const { engine, log } = engineFor(row.config ?? {});
     const v = await ask(engine, row.host);

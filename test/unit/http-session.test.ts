@@ -240,3 +240,29 @@ describe("HTTP session", () => {
     ]);
   });
 });
+
+describe("a disabled proxy", () => {
+  it("refuses an x-unix-socket request too, before any socket is looked at or dialled", async () => {
+    const { net } = tripwireNet({});
+    const touched: string[] = [];
+    net.connectUnix = async (path) => {
+      touched.push(`dial ${path}`);
+      throw new Error("tripwire: a disabled proxy dialled a unix socket");
+    };
+    net.realPath = async (path) => {
+      touched.push(`realpath ${path}`);
+      return path;
+    };
+    const { client, done, state } = session(net, { enabled: false, allow_unix_sockets: ["/tmp/cnp-allowed.sock"] });
+    const records: string[] = [];
+    state.addSink((r) => records.push(`${r.scope}/${r.reason}`));
+    await client.write(latin1Bytes("GET /v1/info HTTP/1.1\r\nHost: localhost\r\nx-unix-socket: /tmp/cnp-allowed.sock\r\nConnection: close\r\n\r\n"));
+    const reply = await readAllText(client);
+    await client.closeWrite();
+    await done;
+    expect(reply).toMatch(/^HTTP\/1\.1 403 /);
+    expect(reply).toContain('"reason":"proxy_disabled"');
+    expect(records).toEqual(["proxy_state/proxy_disabled"]);
+    expect(touched).toEqual([]);
+  });
+});

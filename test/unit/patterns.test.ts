@@ -9,7 +9,7 @@ function name(host: string): string {
   return n.name;
 }
 
-describe("compilePatterns: matching table (behavior.md §2)", () => {
+describe("compilePatterns: matching table (docs/behaviour.md §2)", () => {
   it.each<[string, string, boolean]>([
     // `*`
     ["*", "example.com", true],

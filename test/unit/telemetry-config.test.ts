@@ -1,5 +1,5 @@
 /**
- * `[otel]` and `[analytics]` (reference README §5): Codex core's defaults (`environment = "dev"`,
+ * `[otel]` and `[analytics]` (docs/behaviour.md §8): Codex core's defaults (`environment = "dev"`,
  * `exporter = "none"`, `trace_exporter = exporter`, `metrics_exporter = "statsig"`),
  * `[analytics].enabled = false` forcing metrics off, the exporter forms (otlp-http JSON/binary
  * with headers, otlp-grpc, statsig), `log_user_prompt` accepted and ignored, and errors that name

@@ -1,5 +1,5 @@
 /**
- * Upstream proxy chaining (behavior.md §5, `allow_upstream_proxy`): parsing the proxy
+ * Upstream proxy chaining (docs/behaviour.md §5, `allow_upstream_proxy`): parsing the proxy
  * variables and NO_PROXY, choosing the proxy per target, the CONNECT handshake with the
  * upstream proxy, and the HTTP session's use of it — all over in-memory connections.
  */

@@ -1,12 +1,12 @@
 /**
- * The admin API (behavior.md §7) as a Hono app, to serve on its own listener or mount inside
+ * The admin API (docs/behaviour.md §7) as a Hono app, to serve on its own listener or mount inside
  * another app (`parent.route("/proxy", createAdminApp(state))`). Routes are relative, and the
  * catch-all 404 is a route rather than a `notFound` handler, so when mounted it only answers
  * under the mount prefix.
  *
- * Choices where §7 is silent:
- * - A known path with the wrong method (`POST /health`, `GET /mode`) is `404 not found`, as §7's
- *   "anything else" says, not `405`.
+ * Choices this project made (docs/behaviour.md §7 records them):
+ * - A known path with the wrong method (`POST /health`, `GET /mode`) is `404 not found`, as the
+ *   "anything else" of docs/behaviour.md §7 says, not `405`.
  * - A mode the managed constraints forbid is `409 Conflict` with the reason: the request is
  *   well-formed but conflicts with the state.
  * - With a token set, every request but `GET /health` is authenticated before routing, so an
@@ -140,7 +140,7 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
     return c.json({ status: "reloaded" }, 200);
   });
 
-  // §7 "anything else", including a known path with another method.
+  // docs/behaviour.md §7 "anything else", including a known path with another method.
   app.all("*", (c) => c.text(NOT_FOUND_BODY, 404));
 
   return app;

@@ -1,5 +1,5 @@
 /**
- * Bearer-token check for the admin API (behavior.md §1 `admin_token`, **ours**). Both the
+ * Bearer-token check for the admin API (docs/behaviour.md §1 `admin_token`, **ours**). Both the
  * expected and the presented token are hashed with SHA-256 and the digests compared in full, so
  * the time taken depends neither on where they differ nor on the token's length.
  *

@@ -1,5 +1,5 @@
 /**
- * Reading an admin request body with a hard size limit (behavior.md §7: over 8 KiB → `413`).
+ * Reading an admin request body with a hard size limit (docs/behaviour.md §7: over 8 KiB → `413`).
  * The declared `Content-Length` is checked first, then the bytes actually read from the body
  * stream are counted, so a chunked or lying body cannot get past the limit.
  *

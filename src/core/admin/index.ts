@@ -1,5 +1,5 @@
 /**
- * The admin API (behavior.md §7): the Hono app and its helpers.
+ * The admin API (docs/behaviour.md §7): the Hono app and its helpers.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Parsing the body of `POST /mode` (`{"mode":"limited"|"full"}`, behavior.md §7). Every
+ * Parsing the body of `POST /mode` (`{"mode":"limited"|"full"}`, docs/behaviour.md §7). Every
  * refusal message names the offending value so the caller can see what was wrong.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The blocked-request ring behind `GET /blocked` (behavior.md §7): the most recent refusals,
+ * The blocked-request ring behind `GET /blocked` (docs/behaviour.md §7): the most recent refusals,
  * oldest first, bounded.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Audit events as OpenTelemetry log records (reference README §5, behavior.md §8): every
+ * Audit events as OpenTelemetry log records (docs/behaviour.md §8): every
  * domain decision is a `codex.network_proxy.domain_policy_decision`, every mode-guard or
  * proxy-state refusal a `codex.network_proxy.block_decision`, emitted through the logger
  * `codex_otel.network_proxy` of the provider the embedding app passes (or the global one; the

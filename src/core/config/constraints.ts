@@ -11,7 +11,7 @@
  *   cover it);
  * - `allow_unix_sockets`: the configured paths must be a subset of the managed ones.
  *
- * Patterns are compared after the normalisation of behavior.md §2 (lower case, trailing dots
+ * Patterns are compared after the normalisation of docs/behaviour.md §2 (lower case, trailing dots
  * stripped, ports ignored, IP literals canonical, IDN as punycode). Where coverage cannot be
  * proven the entry is refused: a false refusal is an annoyance, a false acceptance a hole.
  *
@@ -52,7 +52,7 @@ export interface NetworkConstraints {
 /** A key a constraints file (or object) may hold. */
 export type ConstraintKey = keyof NetworkConstraints;
 
-/** Every constraint key, in the order of behavior.md §1 (the order violations are reported in). */
+/** Every constraint key, in the order of docs/behaviour.md §1 (the order violations are reported in). */
 const CONSTRAINT_KEY_SET: { readonly [K in ConstraintKey]-?: true } = {
   enabled: true,
   allow_upstream_proxy: true,
@@ -65,7 +65,7 @@ const CONSTRAINT_KEY_SET: { readonly [K in ConstraintKey]-?: true } = {
   allow_unix_sockets: true,
 };
 
-/** The keys a constraints file may hold, in the order of behavior.md §1. */
+/** The keys a constraints file may hold, in the order of docs/behaviour.md §1. */
 export const CONSTRAINT_KEYS: readonly ConstraintKey[] = NETWORK_KEYS.filter(
   (key): key is ConstraintKey & keyof NetworkConfig => Object.hasOwn(CONSTRAINT_KEY_SET, key),
 );
@@ -128,7 +128,7 @@ function normalizeLiteralRun(pattern: string, run: readonly string[]): string[] 
 }
 
 /**
- * The shape of one pattern, normalised as behavior.md §2 says. Validation is
+ * The shape of one pattern, normalised as docs/behaviour.md §2 says. Validation is
  * `compilePatterns`' (so a pattern is accepted here exactly when the policy accepts it).
  *
  * @throws PatternError naming the pattern when it is invalid.
@@ -302,7 +302,7 @@ function checkUnixSockets(sockets: readonly string[], managed: readonly string[]
 /**
  * Violations of `c` by `network`, each naming the field, the offending value and what is
  * allowed; empty when `network` stays within the constraints. Every violation is reported, in
- * the key order of behavior.md §1.
+ * the key order of docs/behaviour.md §1.
  *
  * A configured `allowed_domains` entry falls inside the managed allowlist when every host it
  * can match is matched by a managed pattern: managed `*` covers everything; an exact entry only
@@ -392,7 +392,7 @@ function failLikeConfig(text: string, path: string, fallback: string): never {
 
 /**
  * Parses `text`, a constraints file at `path`: a TOML `[network]` table with a subset of the
- * config's keys and the same types (behavior.md §1). Only keys present in the file are set.
+ * config's keys and the same types (docs/behaviour.md §1). Only keys present in the file are set.
  * Messages follow the config's format (`PATH:LINE: network.KEY: detail`).
  *
  * @throws ConfigError on a TOML syntax error, a top-level key other than `network`, an unknown

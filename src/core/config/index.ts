@@ -1,6 +1,6 @@
 /**
  * Configuration: parsing `config.toml`'s `[network]` table and planning listener addresses
- * (behavior.md §1).
+ * (docs/behaviour.md §1).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Listener addresses: parsing `proxy_url` / `admin_url` / `socks_url` and clamping
- * non-loopback binds to loopback (behavior.md §1).
+ * non-loopback binds to loopback (docs/behaviour.md §1).
  *
  * Errors are {@link ConfigError}s whose message starts with the key (`network.proxy_url: …`)
  * and names the offending value; `parseConfigText` prefixes them with the file location.

@@ -1,6 +1,6 @@
 /**
  * Parsing and validating the text of `config.toml` into a {@link NetworkConfig}
- * (behavior.md §1).
+ * (docs/behaviour.md §1).
  *
  * Message format, used for every {@link ConfigError} and warning about a key:
  *

@@ -1,5 +1,5 @@
 /**
- * The shape of the `[network]` table (behavior.md §1): which TOML type each key takes.
+ * The shape of the `[network]` table (docs/behaviour.md §1): which TOML type each key takes.
  *
  * @module
  */
@@ -12,7 +12,7 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
  */
 export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds";
 
-/** The expected type of every `[network]` key, in the order of behavior.md §1. */
+/** The expected type of every `[network]` key, in the order of docs/behaviour.md §1. */
 export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
   enabled: "boolean",
   proxy_url: "string",

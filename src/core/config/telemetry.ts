@@ -1,5 +1,5 @@
 /**
- * The `[otel]` and `[analytics]` tables of the standalone config (reference README §5): OTEL
+ * The `[otel]` and `[analytics]` tables of the standalone config (docs/behaviour.md §8): OTEL
  * resolution follows Codex core's defaults — `environment = "dev"`, `exporter = "none"`,
  * `trace_exporter = exporter`, `metrics_exporter = "statsig"` — and `[analytics].enabled =
  * false` turns metrics export off. `log_user_prompt` is accepted and ignored. The proxy only

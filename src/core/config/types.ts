@@ -1,5 +1,5 @@
 /**
- * The `[network]` configuration as the proxy uses it, with the defaults of behavior.md §1.
+ * The `[network]` configuration as the proxy uses it, with the defaults of docs/behaviour.md §1.
  * Keys keep their TOML (snake_case) spelling so `GET /config` and error messages match the file.
  *
  * @module
@@ -8,7 +8,7 @@
 /** `full` allows every method; `limited` only GET, HEAD and OPTIONS (no tunnels, no SOCKS5). */
 export type NetworkMode = "full" | "limited";
 
-/** Every `[network]` key of behavior.md §1. */
+/** Every `[network]` key of docs/behaviour.md §1. */
 export interface NetworkConfig {
   enabled: boolean;
   proxy_url: string;
@@ -39,7 +39,7 @@ export const DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS = 60;
 /** Largest `request_body_idle_timeout_secs` accepted: one day. */
 export const MAX_TIMEOUT_SECS = 86_400;
 
-/** The defaults of behavior.md §1: disabled, loopback listeners, nothing allowed. */
+/** The defaults of docs/behaviour.md §1: disabled, loopback listeners, nothing allowed. */
 export function defaultNetworkConfig(): NetworkConfig {
   return {
     enabled: false,
@@ -66,7 +66,7 @@ export interface ListenAddr {
   port: number;
 }
 
-/** The addresses the proxy binds, after clamping (behavior.md §1). */
+/** The addresses the proxy binds, after clamping (docs/behaviour.md §1). */
 export interface ListenPlan {
   http: ListenAddr;
   admin: ListenAddr;

@@ -1,7 +1,7 @@
 /**
  * CONNECT tunnels: decide, refuse in limited mode (a tunnel would bypass method enforcement),
  * connect upstream first and only then answer 200, so a failed dial is a visible 502 rather
- * than a tunnel that closes at once (ours, behavior.md §5). The tunnel carries half-close.
+ * than a tunnel that closes at once (ours, docs/behaviour.md §5). The tunnel carries half-close.
  *
  * @module
  */

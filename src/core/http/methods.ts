@@ -4,5 +4,5 @@
  * @module
  */
 
-/** Methods limited mode lets through (behavior.md §3). */
+/** Methods limited mode lets through (docs/behaviour.md §3). */
 export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);

@@ -35,7 +35,7 @@ export async function refuseMalformed(ctx: SessionContext, client: Conn, status:
 
 /**
  * Log a refusal at info and answer it: the JSON 403 for plain requests, the text 403 for
- * CONNECT (behavior.md §5). The caller has recorded the decision.
+ * CONNECT (docs/behaviour.md §5). The caller has recorded the decision.
  */
 export async function answerRefusal(ctx: SessionContext, client: Conn, r: Refusal, method: string, keep: boolean): Promise<RequestOutcome> {
   ctx.log.log("info", TARGET.http, `blocked ${method} ${r.host}:${r.port} (${r.reason}) from ${formatAddr(client.remote)}`);

@@ -1,5 +1,5 @@
 /**
- * The proxy's own responses, byte-exact per behavior.md §5: the 403 refusals (JSON for plain
+ * The proxy's own responses, byte-exact per docs/behaviour.md §5: the 403 refusals (JSON for plain
  * requests, text for CONNECT) and the plain-text 4xx/5xx errors.
  *
  * @module
@@ -53,7 +53,7 @@ export interface Refusal {
   readonly protocol: ProxyProtocol;
 }
 
-/** The JSON body of a blocked plain request, keys in the order of behavior.md §5. */
+/** The JSON body of a blocked plain request, keys in the order of docs/behaviour.md §5. */
 export function refusalJson(r: Refusal): string {
   return JSON.stringify({
     status: "blocked",

@@ -1,5 +1,5 @@
 /**
- * `x-unix-socket: /abs/path` on plain requests (behavior.md §5): the request is forwarded over
+ * `x-unix-socket: /abs/path` on plain requests (docs/behaviour.md §5): the request is forwarded over
  * that unix socket when the path is in `allow_unix_sockets`, byte-equal or the same file after
  * resolving symlinks; else 403 (host `unix-socket`, reason `not_allowed`). Limited mode
  * applies. Where the runtime cannot dial unix sockets: 501 `unix sockets unsupported`. The
@@ -45,6 +45,8 @@ export async function allowUnixSocket(
     kind: "answered",
     outcome: await refuseByState(ctx, snap, client, facts, UNIX_SOCKET_HOST, scope, reason, keep),
   });
+  // A disabled proxy refuses everything, unix sockets included.
+  if (!snap.network.enabled) return refuse("proxy_disabled", "proxy_state");
   const allowed = await matchAllowed(path, snap.network.allow_unix_sockets, ctx);
   if (allowed === undefined) return refuse("not_allowed", "proxy_state");
   if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(head.method)) return refuse("method_not_allowed", "mode_guard");

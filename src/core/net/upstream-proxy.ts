@@ -1,5 +1,5 @@
 /**
- * Chaining to an upstream (corporate) proxy when `allow_upstream_proxy = true` (behavior.md
+ * Chaining to an upstream (corporate) proxy when `allow_upstream_proxy = true` (docs/behaviour.md
  * §5): the proxy named by the process's `HTTPS_PROXY` (tunnels), `HTTP_PROXY` (plain
  * requests), then `ALL_PROXY` — upper-case first, `http://` only, credentials sent as
  * `Proxy-Authorization` — with `NO_PROXY` honoured (hosts, `.suffix`, `*`, CIDR, ports). The

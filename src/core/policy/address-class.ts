@@ -1,5 +1,5 @@
 /**
- * Address classification (behavior.md §4): which IP literals are not public, and so count as
+ * Address classification (docs/behaviour.md §4): which IP literals are not public, and so count as
  * "local" for the `allow_local_binding = false` checks. The tables are parsed once at module
  * load; a call only parses its argument and matches prefixes. Anything that is not a canonical
  * IP literal is treated as non-public (fail closed).
@@ -12,7 +12,7 @@ import { isDottedQuad } from "../net/ip.ts";
 type IPv4 = ipaddr.IPv4;
 type IPv6 = ipaddr.IPv6;
 
-/** Non-public IPv4 ranges (behavior.md §4). */
+/** Non-public IPv4 ranges (docs/behaviour.md §4). */
 const NON_PUBLIC_V4_CIDRS: readonly string[] = [
   "0.0.0.0/8", // "this network"
   "10.0.0.0/8", // private
@@ -32,7 +32,7 @@ const NON_PUBLIC_V4_CIDRS: readonly string[] = [
 ];
 
 /**
- * Non-public IPv6 ranges (behavior.md §4), plus two ours (toward safety): `2001:2::/48`
+ * Non-public IPv6 ranges (docs/behaviour.md §4), plus two ours (toward safety): `2001:2::/48`
  * (benchmarking, the IPv6 twin of 198.18/15) and `3fff::/20` (documentation, RFC 9637).
  * `::` and `::1` are checked before the embedded-IPv4 forms; the rest need no order.
  */
@@ -128,7 +128,7 @@ function isNonPublicV6(addr: IPv6): boolean {
   return !addr.match(GLOBAL_UNICAST);
 }
 
-/** True when the IP (canonical literal, no zone) is not public per behavior.md §4. */
+/** True when the IP (canonical literal, no zone) is not public per docs/behaviour.md §4. */
 export function isNonPublicIp(ip: string): boolean {
   const addr = parseStrict(ip);
   if (!addr) return true; // fail closed

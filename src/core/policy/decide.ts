@@ -1,5 +1,5 @@
 /**
- * The decision order of behavior.md §3, compiled once per configuration: deny list, local
+ * The decision order of docs/behaviour.md §3, compiled once per configuration: deny list, local
  * literals, allow list (with the optional decider), then fail-closed DNS vetting whose result
  * is the exact set of addresses the session may dial (DNS pinning). Names refused before the
  * DNS step are never resolved.
@@ -14,7 +14,7 @@ import { normalizeHost } from "./host.ts";
 import { compilePatterns, type CompiledPatterns } from "./patterns.ts";
 import type { BlockReason, DecisionSource, HostVerdict, ProxyProtocol } from "./types.ts";
 
-/** How long the DNS vetting step may take before it fails closed (behavior.md §3 step 5). */
+/** How long the DNS vetting step may take before it fails closed (docs/behaviour.md §3 step 5). */
 export const DNS_TIMEOUT_MS = 2_000;
 /** How long a policy decider may take before its silence counts as a deny. */
 export const DECIDER_TIMEOUT_MS = 5_000;

@@ -1,5 +1,5 @@
 /**
- * Host normalisation (behavior.md §2): every request host and every domain pattern goes through
+ * Host normalisation (docs/behaviour.md §2): every request host and every domain pattern goes through
  * {@link normalizeHost} so that they compare byte for byte. IPv4 in any spelling the system
  * resolver accepts becomes a dotted quad, IPv6 its compressed (RFC 5952) form, IDN labels
  * punycode; anything that cannot be a hostname is refused (`null`), never "cleaned up".
@@ -191,7 +191,7 @@ function normalizeNameOrIpv4(text: string): NormalizedHost | null {
 }
 
 /**
- * Normalise a host as written by a client or in a pattern (behavior.md §2): trim; strip
+ * Normalise a host as written by a client or in a pattern (docs/behaviour.md §2): trim; strip
  * `[...]` brackets and a trailing `:port`; lower-case; strip trailing dots; IPv4 in any resolver
  * spelling (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`) to a dotted quad; IPv6 to compressed
  * form (zone id kept in `name`, dropped from `ip`); IDN to punycode. `null` for anything that is

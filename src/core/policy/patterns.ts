@@ -1,5 +1,5 @@
 /**
- * Domain patterns (behavior.md §2), compiled once per configuration into lookup structures so
+ * Domain patterns (docs/behaviour.md §2), compiled once per configuration into lookup structures so
  * that a match costs a few hash lookups per label of the host, however long the list:
  *
  * - `*` alone: every host;

@@ -1,6 +1,6 @@
 /**
  * Vocabulary of policy decisions: reasons, sources, protocols and the per-reason wording of
- * behavior.md §5.
+ * docs/behaviour.md §5.
  *
  * @module
  */
@@ -47,7 +47,7 @@ export type HostVerdict =
       readonly source: DecisionSource;
     };
 
-/** `x-proxy-error` header values (behavior.md §5). */
+/** `x-proxy-error` header values (docs/behaviour.md §5). */
 export function proxyErrorHeader(reason: BlockReason): string {
   switch (reason) {
     case "not_allowed":
@@ -62,7 +62,7 @@ export function proxyErrorHeader(reason: BlockReason): string {
   }
 }
 
-/** Human message for a refusal (behavior.md §5). */
+/** Human message for a refusal (docs/behaviour.md §5). */
 export function blockMessage(reason: BlockReason): string {
   switch (reason) {
     case "not_allowed":

@@ -10,7 +10,7 @@ export * from "./servers.ts";
 export * from "./socks5.ts";
 export * from "./util.ts";
 
-/** The JSON body of a blocked plain request (behavior.md §5). */
+/** The JSON body of a blocked plain request (docs/behaviour.md §5). */
 export interface BlockedBody {
   status: "blocked";
   host: string;
@@ -22,7 +22,7 @@ export interface BlockedBody {
   message: string;
 }
 
-/** Messages per reason (behavior.md §5). */
+/** Messages per reason (docs/behaviour.md §5). */
 export const MESSAGES = {
   not_allowed: "Domain not in allowlist.",
   not_allowed_local: "Sandbox policy blocks local/private network addresses.",
@@ -30,7 +30,7 @@ export const MESSAGES = {
   method_not_allowed: "Method not allowed in limited mode.",
 } as const;
 
-/** `x-proxy-error` per reason (behavior.md §5). */
+/** `x-proxy-error` per reason (docs/behaviour.md §5). */
 export const PROXY_ERROR = {
   not_allowed: "blocked-by-allowlist",
   not_allowed_local: "blocked-by-allowlist",
