@@ -65,7 +65,7 @@ export interface ExchangeRequest {
   readonly upgrade?: string;
   /** Watches the client while the exchange waits on the upstream. */
   readonly presence: LeaveWatch;
-  /** Longest pause inside the request body (`request_body_idle_timeout_secs`); unset: none. */
+  /** Longest the request body may make no progress (`request_body_idle_timeout_secs`); unset: none. */
   readonly bodyIdleMs?: number;
 }
 
