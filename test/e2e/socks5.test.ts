@@ -457,7 +457,6 @@ describe("raw-socket protocol cases", () => {
     it.each([
       ["request with version byte 0x04", Buffer.from([0x04, 0x01, 0x00, 0x01, 127, 0, 0, 1, 0, 80])],
       ["request with a nonzero reserved byte", Buffer.from([0x05, 0x01, 0x01, 0x01, 127, 0, 0, 1, 0, 80])],
-      ["request with an empty domain name", Buffer.from([0x05, 0x01, 0x00, 0x03, 0x00, 0, 80])],
     ])("%s → a failure reply (not 0x00), then closed", async (_name, bytes) => {
       const got = await requestToClose(socksPortOf(proxy), bytes);
       if (got.length > 0) {
@@ -473,6 +472,12 @@ describe("raw-socket protocol cases", () => {
       await c.readBytes(2);
       await c.write(Buffer.from([0x05, 0x01, 0x00, 0x03, 0x20, 0x61, 0x62]));
       c.destroy();
+      await expectStillServing(socksPortOf(proxy));
+    });
+
+    it("an empty domain name is refused like any unusable host (05 02)", async () => {
+      const got = await requestToClose(socksPortOf(proxy), Buffer.from([0x05, 0x01, 0x00, 0x03, 0x00, 0, 80]));
+      expect(got.subarray(0, 2).toString("hex")).toBe("0502");
       await expectStillServing(socksPortOf(proxy));
     });
 

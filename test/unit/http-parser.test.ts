@@ -99,9 +99,11 @@ describe("request framing", () => {
     ["negative CL", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", { status: 400 }],
     ["hex CL", "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", { status: 400 }],
     ["TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 400 }],
-    ["gzip, chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", { status: 501 }],
-    ["chunked twice", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 501 }],
-    ["empty TE", "POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", { status: 501 }],
+    ["gzip, chunked (valid, not supported)", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", { status: 501 }],
+    ["chunked twice", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", { status: 400 }],
+    ["empty TE", "POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", { status: 400 }],
+    ["TE not ending in chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", { status: 400 }],
+    ["TE without chunked", "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", { status: 400, message: 'Transfer-Encoding "gzip" does not end in chunked: the body length cannot be determined' }],
   ])("%s", (_name, text, expected) => {
     expect(framingOf(text)).toMatchObject(expected);
   });

@@ -58,6 +58,12 @@ describe("SOCKS5 request", () => {
     const invalidUtf8 = parseRequest(bytes(5, 1, 0, 3, 2, 0xff, 0xfe, 0, 80));
     expect(invalidUtf8).toMatchObject({ kind: "ok", value: { target: { host: "\ufffd\ufffd" } } });
   });
+
+  it("keeps an empty domain name for the policy to refuse, port and all", () => {
+    for (const r of everySplit(parseRequest, bytes(5, 1, 0, 3, 0, 0, 80))) {
+      expect(r).toEqual({ kind: "ok", value: { command: 1, target: { type: "domain", host: "", port: 80 } }, size: 7 });
+    }
+  });
 });
 
 describe("SOCKS5 UDP datagram", () => {

@@ -68,8 +68,8 @@ describe("SOCKS5 session", () => {
     await done;
   });
 
-  it("refuses a denied or unlisted name with 0x02 and never resolves it", async () => {
-    for (const host of ["denied.example", "unlisted.example", "bad\u0000name.example"]) {
+  it("refuses a denied, unlisted, unusable or empty name with 0x02 and never resolves it", async () => {
+    for (const host of ["denied.example", "unlisted.example", "bad\u0000name.example", ""]) {
       const { net, log } = tripwireNet({});
       const { client, done, records } = run(net, { allowed_domains: ["**.allowed.example"], denied_domains: ["denied.example"] });
       await client.write(GREETING);

@@ -49,9 +49,13 @@ export function requestFraming(head: RequestHead): BodyFraming | FramingError {
   if (te.length > 0 || headerValues(head.headers, "transfer-encoding").length > 0) {
     if (cl !== undefined) return { status: 400, message: "both Content-Length and Transfer-Encoding present" };
     if (head.version === "1.0") return { status: 400, message: "Transfer-Encoding in an HTTP/1.0 request" };
-    if (te.length !== 1 || te[0] !== "chunked") {
-      return { status: 501, message: `unsupported Transfer-Encoding ${JSON.stringify(te.join(", "))}` };
-    }
+    const codings = JSON.stringify(te.join(", "));
+    // RFC 9112 §6.3: without chunked last the body length cannot be determined (400, close);
+    // chunked applied twice is not allowed either (RFC 9112 §6.1).
+    if (te.at(-1) !== "chunked") return { status: 400, message: `Transfer-Encoding ${codings} does not end in chunked: the body length cannot be determined` };
+    if (te.indexOf("chunked") !== te.length - 1) return { status: 400, message: `Transfer-Encoding ${codings} applies chunked more than once` };
+    // Other codings before chunked are valid, but this proxy re-frames every body it forwards.
+    if (te.length !== 1) return { status: 501, message: `unsupported Transfer-Encoding ${codings}` };
     return { kind: "chunked" };
   }
   // An explicit `Content-Length: 0` is kept (origins may demand a length on POST, RFC 9110 §8.6).

@@ -110,7 +110,7 @@ function parseAddress(b: Uint8Array, at: number): Parsed<Socks5Address> {
     case AddressType.DOMAIN: {
       if (b.length < at + 2) return MORE;
       const len = b[at + 1]!;
-      if (len === 0) return fail(Reply.GENERAL_FAILURE, "empty domain name");
+      // An empty name parses to "", which the policy refuses like any unusable host (0x02).
       end = at + 2 + len;
       if (b.length < end + 2) return MORE;
       host = decodeDomain(b.subarray(at + 2, end));
