@@ -172,7 +172,7 @@ describe("HTTP session", () => {
     expect(reply).not.toContain("200 OK");
     await client.write(latin1Bytes("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n"));
     const second = await readUntil(client, (s) => s.endsWith("Domain not in allowlist."));
-    expect(second).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(second).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: evil\.example is not in the allowlist\r\n/);
     await client.closeWrite();
     await done;
     expect(log.dials).toEqual([{ host: "127.0.0.1", port: ORIGIN_PORT + 1 }]);
@@ -225,12 +225,12 @@ describe("HTTP session", () => {
     const { client, done, state } = session(net, { allowed_domains: ["127.0.0.1"] });
     await client.write(latin1Bytes(`GET http://127.0.0.1:${PROXY_PORT}/ HTTP/1.1\r\nHost: 127.0.0.1:${PROXY_PORT}\r\n\r\n`));
     const plain = await readUntil(client, (s) => s.endsWith("}"));
-    expect(plain).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(plain).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: 127\.0\.0\.1 is this proxy itself\r\n/);
     expect(plain).toContain("x-proxy-error: blocked-by-policy");
     expect(JSON.parse(plain.slice(plain.indexOf("{")))).toMatchObject({ reason: "proxy_loop", source: "proxy_state", decision: "deny", port: PROXY_PORT });
     await client.write(latin1Bytes(`CONNECT 127.0.0.1:${PROXY_PORT} HTTP/1.1\r\nHost: 127.0.0.1:${PROXY_PORT}\r\n\r\n`));
     const tunnel = await readUntil(client, (s) => s.endsWith("Request blocked by network policy."));
-    expect(tunnel).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(tunnel).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: 127\.0\.0\.1 is this proxy itself\r\n/);
     await client.closeWrite();
     await done;
     expect(log.dials).toEqual([]);

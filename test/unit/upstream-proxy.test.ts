@@ -607,10 +607,10 @@ describe("HTTP session chained to an upstream proxy", () => {
     const { client, done } = session(net, { allowed_domains: ["127.0.0.1"], allow_upstream_proxy: true }, upstream);
     await client.write(latin1Bytes("GET http://refused.invalid/ HTTP/1.1\r\nHost: refused.invalid\r\n\r\n"));
     const first = await readText(client, (s) => s.endsWith("}"));
-    expect(first).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(first).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: refused\.invalid is not in the allowlist\r\n/);
     await client.write(latin1Bytes("CONNECT refused.invalid:443 HTTP/1.1\r\nHost: refused.invalid:443\r\nConnection: close\r\n\r\n"));
     const second = await readAllText(client);
-    expect(second).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(second).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: refused\.invalid is not in the allowlist\r\n/);
     await done;
     expect(up.heads).toEqual([]);
     expect(log.dials).toEqual([]);
@@ -653,7 +653,7 @@ describe("HTTP session chained to an upstream proxy", () => {
     expect(reply).toMatch(/^HTTP\/1\.1 502 Bad Gateway\r\n/);
     expect(reply).not.toMatch(/proxy-authenticate/i);
     await client.write(latin1Bytes("CONNECT refused.invalid:443 HTTP/1.1\r\nHost: refused.invalid:443\r\nConnection: close\r\n\r\n"));
-    expect(await readAllText(client)).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(await readAllText(client)).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: refused\.invalid is not in the allowlist\r\n/);
     await done;
   });
 

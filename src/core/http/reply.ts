@@ -39,7 +39,7 @@ export async function refuseMalformed(ctx: SessionContext, client: Conn, status:
  */
 export async function answerRefusal(ctx: SessionContext, client: Conn, r: Refusal, method: string, keep: boolean): Promise<RequestOutcome> {
   ctx.log.log("info", TARGET.http, `blocked ${method} ${r.host}:${r.port} (${r.reason}) from ${formatAddr(client.remote)}`);
-  await client.write(r.protocol === "https_connect" ? blockedConnectResponse(r, keep) : blockedHttpResponse(r, keep));
+  await client.write(r.protocol === "https_connect" ? blockedConnectResponse(r, keep) : blockedHttpResponse(r, keep, method));
   return keep ? "keep" : "close";
 }
 

@@ -20,15 +20,19 @@ const REASON_PHRASES: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 
-/** Serialise a complete response with a Content-Length body. */
+/**
+ * Serialise a complete response with a Content-Length body. `phrase` replaces the standard
+ * reason phrase (it must be visible ASCII and spaces, see {@link refusalPhrase}).
+ */
 export function simpleResponse(
   status: number,
   headers: ReadonlyArray<readonly [string, string]>,
   body: string,
   keepAlive: boolean,
+  phrase?: string,
 ): Uint8Array {
   const payload = utf8(body);
-  let head = `HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? "Error"}\r\n`;
+  let head = `HTTP/1.1 ${status} ${phrase ?? REASON_PHRASES[status] ?? "Error"}\r\n`;
   for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
   head += `content-length: ${payload.length}\r\nconnection: ${keepAlive ? "keep-alive" : "close"}\r\n\r\n`;
   const head8 = utf8(head);
@@ -53,6 +57,61 @@ export interface Refusal {
   readonly protocol: ProxyProtocol;
 }
 
+/** Host reported for unix-socket decisions (their refusals and audit events). */
+export const UNIX_SOCKET_HOST = "unix-socket";
+
+/** Start of every refusal's reason phrase. */
+export const REFUSAL_PHRASE_PREFIX = "Blocked by network policy";
+
+/** The host quoted in a reason phrase: a normalised host name or IP literal, nothing else. */
+const PHRASE_HOST = /^[a-z0-9._:\-]{1,253}$/;
+
+/** The host as a reason phrase names it: itself when normalised, else a neutral stand-in. */
+function phraseHost(host: string): string {
+  return PHRASE_HOST.test(host) ? host : "the requested host";
+}
+
+/**
+ * The reason phrase of a refusal's status line, e.g. `Blocked by network policy: evil.example
+ * is not in the allowlist`. Clients such as curl, git, pip and wget print the status line of a
+ * refused CONNECT and nothing else, so this is what tells an agent it met a policy, not an
+ * outage. Visible ASCII and spaces only (RFC 9112 §4): the only part a client chose is the
+ * normalised host (a raw, unparsable one is not quoted), and `method` is a token.
+ */
+export function refusalPhrase(r: Refusal, method?: string): string {
+  const host = phraseHost(r.host);
+  let why: string;
+  if (r.decision === "ask") {
+    why = `${host} needs approval`;
+  } else if (r.host === UNIX_SOCKET_HOST && r.source === "proxy_state" && r.reason === "not_allowed") {
+    why = "the unix socket is not in allow_unix_sockets";
+  } else {
+    switch (r.reason) {
+      case "not_allowed":
+        why = r.source === "decider" ? `${host} was refused by the policy decider` : `${host} is not in the allowlist`;
+        break;
+      case "not_allowed_local":
+        why = `${host} is or resolves to a local or private network address`;
+        break;
+      case "denied":
+        why = `${host} is on the denylist`;
+        break;
+      case "method_not_allowed":
+        why = `${method !== undefined && /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/.test(method) ? method : "this method"} is not allowed in limited mode`;
+        break;
+      case "proxy_disabled":
+        why = "the proxy is disabled";
+        break;
+      case "proxy_loop":
+        why = `${host} is this proxy itself`;
+        break;
+      default:
+        why = r.source === "decider" ? `${host} was refused by the policy decider` : `${host} is refused`;
+    }
+  }
+  return `${REFUSAL_PHRASE_PREFIX}: ${why}`;
+}
+
 /** The JSON body of a blocked plain request, keys in the order of docs/behaviour.md §5. */
 export function refusalJson(r: Refusal): string {
   return JSON.stringify({
@@ -67,8 +126,8 @@ export function refusalJson(r: Refusal): string {
   });
 }
 
-/** 403 for a blocked plain request: JSON body and `x-proxy-error`. */
-export function blockedHttpResponse(r: Refusal, keepAlive: boolean): Uint8Array {
+/** 403 for a blocked plain request: JSON body, `x-proxy-error`, and a reason phrase that says why. */
+export function blockedHttpResponse(r: Refusal, keepAlive: boolean, method?: string): Uint8Array {
   return simpleResponse(
     403,
     [
@@ -77,6 +136,7 @@ export function blockedHttpResponse(r: Refusal, keepAlive: boolean): Uint8Array 
     ],
     refusalJson(r),
     keepAlive,
+    refusalPhrase(r, method),
   );
 }
 
@@ -90,5 +150,6 @@ export function blockedConnectResponse(r: Refusal, keepAlive: boolean): Uint8Arr
     ],
     blockMessage(r.reason),
     keepAlive,
+    refusalPhrase(r, "CONNECT"),
   );
 }

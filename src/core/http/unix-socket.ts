@@ -15,12 +15,10 @@ import type { Destination } from "./exchange.ts";
 import { LIMITED_MODE_METHODS } from "./methods.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { refuseByState, type RequestOutcome } from "./reply.ts";
-import { simpleResponse } from "./responses.ts";
+import { simpleResponse, UNIX_SOCKET_HOST } from "./responses.ts";
 
 /** The header naming a unix socket to forward to. */
 export const UNIX_SOCKET_HEADER = "x-unix-socket";
-/** Host reported for unix-socket decisions (and their audit events). */
-export const UNIX_SOCKET_HOST = "unix-socket";
 
 /** The socket path a request asks for, or `undefined` when it has no such header. */
 export function requestedUnixSocket(head: RequestHead): string | undefined {
