@@ -1,24 +1,25 @@
 /**
- * CONNECT tunnels: decide, refuse in limited mode (a tunnel would bypass method enforcement),
- * connect upstream first and only then answer 200, so a failed dial is a visible 502 rather
- * than a tunnel that closes at once (ours, docs/behaviour.md §5). The tunnel carries half-close.
+ * CONNECT tunnels: decide through the gate (limited mode refuses every tunnel: it would bypass
+ * method enforcement), connect upstream first and only then answer 200, so a failed dial is a
+ * visible 502 rather than a tunnel that closes at once (ours, docs/behaviour.md §5). The
+ * tunnel carries half-close.
  *
  * @module
  */
+import { basicProxyUser } from "../attribution.ts";
+import { passGate } from "../gate/gate.ts";
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
-import { dialScope, ProxyLoopError } from "../net/dial.ts";
-import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
+import { dialScope } from "../net/dial.ts";
+import { openPlannedTunnel } from "../net/dial-plan.ts";
+import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
-import type { RequestFacts, SessionContext } from "../session-context.ts";
-import type { ProxySnapshot } from "../state.ts";
+import type { SessionContext } from "../session-context.ts";
 import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
-import { decideRequest } from "./decide.ts";
-import type { RequestHead } from "./parser.ts";
-import { CONNECT_ESTABLISHED, refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
-import { textResponse } from "./responses.ts";
+import { headerValues, type RequestHead } from "./parser.ts";
+import { answerRefusal, answerUpstreamFailure, CONNECT_ESTABLISHED, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { connectTarget, isTargetError, type RequestTarget } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 
@@ -31,15 +32,13 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
   if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
   const keep = wantsKeepAlive(head.version, head.headers);
-  const snap = ctx.state.snapshot();
-  const facts = { protocol: "https_connect" as const, port: target.port, method: "CONNECT", client: formatAddr(client.remote) };
+  const who = formatAddr(client.remote);
   slot.current?.close();
   slot.current = undefined;
   // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
-  const ask: ConnectAsk = { head, target, keep, snap, facts };
-  const opened = await whileWatching(reader, (presence) => decideAndOpen(ask, ctx, client, presence));
+  const opened = await whileWatching(reader, (presence) => decideAndOpen(head, target, keep, ctx, client, presence));
   if (opened instanceof PeerLeftError) {
-    ctx.log.log("debug", TARGET.http, `client ${facts.client} left before its CONNECT ${target.host}:${target.port} was answered: ${opened.detail}`);
+    ctx.log.log("debug", TARGET.http, `client ${who} left before its CONNECT ${target.host}:${target.port} was answered: ${opened.detail}`);
     return "close";
   }
   if (typeof opened === "string") return opened;
@@ -47,7 +46,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const { conn: upstream, early } = tunnel;
   const untrack = ctx.track(upstream);
   try {
-    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${facts.client}`);
+    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
     await client.write(CONNECT_ESTABLISHED);
     if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
     await relay(ctx.net, client, upstream, reader.takeBuffered());
@@ -58,37 +57,27 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   return "close";
 }
 
-/** What a CONNECT asks for, as {@link decideAndOpen} needs it. */
-interface ConnectAsk {
-  readonly head: RequestHead;
-  readonly target: RequestTarget;
-  /** The client asked to keep its connection (for a refusal's answer). */
-  readonly keep: boolean;
-  readonly snap: ProxySnapshot;
-  readonly facts: RequestFacts & { readonly method: string };
-}
-
-/** Decide, then open the tunnel; a refusal or failure is answered here. */
+/** Decide through the gate, then open the tunnel; a refusal or failure is answered here. */
 async function decideAndOpen(
-  { head, target, keep, snap, facts }: ConnectAsk,
+  head: RequestHead,
+  target: RequestTarget,
+  keep: boolean,
   ctx: SessionContext,
   client: Conn,
   presence: LeaveWatch,
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
-  // Limited mode refuses every tunnel: it would bypass method enforcement.
-  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keep, true, presence);
-  if ("answered" in decided) return decided.answered;
-  const { host, addresses } = decided.allowed;
+  const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
+  const verdict = await passGate(ctx, { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: formatAddr(client.remote), credential }, presence);
+  if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, "CONNECT", keep);
+  if (verdict.kind === "failed") return answerUpstreamFailure(ctx, client, { host: verdict.host, port: target.port, tunnel: true }, verdict.error.message, keep);
+  const { host, plan } = verdict;
   try {
-    const tunnel = await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, host, target.port, addresses);
+    const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), plan, host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened
     presence.throwIfLeft();
     return { tunnel, host };
   } catch (e) {
     presence.throwIfLeft();
-    if (e instanceof ProxyLoopError) return refuseByState(ctx, snap, client, facts, host, "proxy_state", "proxy_loop", keep);
-    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} upstream failed: ${(e as Error).message}`);
-    await writeQuietly(client, textResponse(502, "upstream failure", keep));
-    return keep ? "keep" : "close";
+    return answerUpstreamFailure(ctx, client, { host, port: target.port, tunnel: true }, (e as Error).message, keep);
   }
 }

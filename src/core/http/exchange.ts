@@ -21,7 +21,6 @@
  */
 import { latin1Bytes } from "../net/bytes.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
-import { ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
@@ -31,8 +30,7 @@ import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type 
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
-import { refuseByState, refuseMalformed, writeQuietly, type RequestOutcome } from "./reply.ts";
-import { textResponse } from "./responses.ts";
+import { answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import type { RequestTarget } from "./target.ts";
 import { Upstream, type UpstreamSlot } from "./upstream.ts";
 
@@ -145,16 +143,11 @@ class Exchange {
   }
 
   /** Answer a failure of the upstream with a 502 (naming a certificate failure). */
-  private async upstreamFailure(why: string, tlsFailure = false): Promise<RequestOutcome> {
+  private upstreamFailure(why: string, tlsFailure = false): Promise<RequestOutcome> {
     this.slot.current?.close();
     this.slot.current = undefined;
     this.throwIfLeft();
-    this.ctx.log.log("info", TARGET.http, `upstream ${this.dest.host}:${this.dest.port} failed: ${why}`);
-    // A certificate the proxy cannot verify is named as such: the client must not mistake it for an outage.
-    const text = tlsFailure ? `upstream failure: ${why}` : "upstream failure";
-    const keep = this.keepAfterFailure;
-    await writeQuietly(this.client, textResponse(502, text, keep));
-    return keep ? "keep" : "close";
+    return answerUpstreamFailure(this.ctx, this.client, this.dest, why, this.keepAfterFailure, tlsFailure);
   }
 
   /**
@@ -207,12 +200,9 @@ class Exchange {
     try {
       conn = await this.dest.dial();
     } catch (e) {
+      // The gate checked the plan against the proxy's own listeners: a dial failure here is an
+      // upstream failure.
       this.throwIfLeft();
-      if (e instanceof ProxyLoopError) {
-        const { head } = this.request;
-        const facts = { protocol: "http" as const, port: this.dest.port, method: head.method, client: formatAddr(this.client.remote) };
-        return refuseByState(this.ctx, this.ctx.state.snapshot(), this.client, facts, this.dest.host, "proxy_state", "proxy_loop", this.keepAfterFailure);
-      }
       return this.upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
     }
     if (this.request.presence.reason) conn.close();

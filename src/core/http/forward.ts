@@ -6,21 +6,21 @@
  *
  * @module
  */
+import { basicProxyUser } from "../attribution.ts";
+import { passGate } from "../gate/gate.ts";
 import { dialScope, dialVetted } from "../net/dial.ts";
-import { dialProxy, proxyFor } from "../net/upstream-proxy.ts";
+import { dialProxy } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { formatAddr } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
-import { decideRequest } from "./decide.ts";
 import { exchange, type Destination, type ExchangeRequest } from "./exchange.ts";
 import { carriesBody, isFramingError, requestFraming, type BodyFraming } from "./framing.ts";
 import { requestedUpgrade, wantsKeepAlive } from "./headers.ts";
-import type { RequestHead } from "./parser.ts";
-import { refuseMalformed, type RequestOutcome } from "./reply.ts";
-import { LIMITED_MODE_METHODS } from "./methods.ts";
+import { headerValues, type RequestHead } from "./parser.ts";
+import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
-import { allowUnixSocket, requestedUnixSocket } from "./unix-socket.ts";
+import { requestedUnixSocket } from "./unix-socket.ts";
 import { upstreamKey, type UpstreamSlot } from "./upstream.ts";
 
 /** Decide and forward one non-CONNECT request. */
@@ -53,46 +53,53 @@ async function decideAndForward(
   const keepAlive = wantsKeepAlive(head.version, head.headers);
   // A refused request's body is not read, so the connection cannot carry another request.
   const keepAfterRefusal = keepAlive && !hasBody;
-
-  const snap = ctx.state.snapshot();
-  const request: ExchangeRequest = { head, target, framing, keepAlive, presence, bodyIdleMs: bodyIdleMs(snap.network.request_body_idle_timeout_secs) };
   const socketPath = requestedUnixSocket(head);
-  if (socketPath !== undefined) {
-    const to = await allowUnixSocket(head, socketPath, snap, client, ctx, keepAfterRefusal);
-    return to.kind === "answered" ? to.outcome : exchange(request, to.destination, reader, ctx, slot);
-  }
-  const facts = { protocol: "http" as const, port: target.port, method: head.method, client: formatAddr(client.remote) };
   // An upgrade (WebSocket…) opens a two-way channel: a write channel limited mode must refuse.
-  const upgrade = hasBody ? undefined : requestedUpgrade(head.headers);
-  const limitedRefuses = !LIMITED_MODE_METHODS.has(head.method) || upgrade !== undefined;
-  const decided = await decideRequest(ctx, snap, head, client, facts, target.host, keepAfterRefusal, limitedRefuses, presence);
-  if ("answered" in decided) return decided.answered;
-  const verdict = decided.allowed;
-  ctx.log.log("debug", TARGET.http, `${head.method} ${verdict.host}:${target.port} allowed for ${facts.client}`);
-  const proxy = snap.network.allow_upstream_proxy && ctx.upstream ? proxyFor(ctx.upstream, target.tls ? "tunnel" : "plain", verdict.host, target.port) : undefined;
-  const withUpgrade: ExchangeRequest = { ...request, upgrade };
+  const upgrade = hasBody || socketPath !== undefined ? undefined : requestedUpgrade(head.headers);
+  const verdict = await passGate(
+    ctx,
+    {
+      protocol: "http",
+      host: target.host,
+      port: socketPath === undefined ? target.port : 0,
+      method: head.method,
+      client: formatAddr(client.remote),
+      credential: basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]),
+      upgrade: upgrade !== undefined,
+      unixSocket: socketPath,
+      tls: target.tls,
+    },
+    presence,
+  );
+  if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
+  if (verdict.kind === "failed") return answerUpstreamFailure(ctx, client, { host: verdict.host, port: target.port }, verdict.error.message, keepAfterRefusal);
+  const { host, plan } = verdict;
+  ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
+  const snap = ctx.state.snapshot();
+  const request: ExchangeRequest = { head, target, framing, keepAlive, presence, upgrade, bodyIdleMs: bodyIdleMs(snap.network.request_body_idle_timeout_secs) };
+  const dialCtx = () => dialScope(ctx, presence.signal);
+  if (plan.kind === "unix") {
+    const connectUnix = ctx.net.connectUnix!;
+    return exchange(request, { key: `unix|${plan.path}`, host, port: 0, dial: () => connectUnix(plan.path) }, reader, ctx, slot);
+  }
   if (target.tls) {
     const connectTls = ctx.net.connectTls;
     if (!connectTls) return refuseMalformed(ctx, client, 501, "absolute-form https:// is not supported on this runtime; use CONNECT");
-    if (proxy) return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
-    const tls = { serverName: verdict.host, extraCa: ctx.extraCa };
+    if (plan.kind === "upstream") return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
+    const tls = { serverName: host, extraCa: ctx.extraCa };
     const dest: Destination = {
-      key: `tls|${upstreamKey(verdict.host, target.port, verdict.addresses)}`,
-      host: verdict.host,
+      key: `tls|${upstreamKey(host, target.port, plan.addresses)}`,
+      host,
       port: target.port,
-      dial: () => dialVetted(dialScope(ctx, presence.signal), verdict.host, target.port, verdict.addresses, (addr, options) => connectTls(addr, tls, options)),
+      dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses, (addr, options) => connectTls(addr, tls, options)),
     };
-    return exchange(withUpgrade, dest, reader, ctx, slot);
+    return exchange(request, dest, reader, ctx, slot);
   }
-  const destination: Destination = proxy
-    ? { key: `proxy|${proxy.display}`, host: verdict.host, port: target.port, dial: () => dialProxy(dialScope(ctx, presence.signal), proxy), via: proxy }
-    : {
-        key: upstreamKey(verdict.host, target.port, verdict.addresses),
-        host: verdict.host,
-        port: target.port,
-        dial: () => dialVetted(dialScope(ctx, presence.signal), verdict.host, target.port, verdict.addresses),
-      };
-  return exchange(withUpgrade, destination, reader, ctx, slot);
+  const destination: Destination =
+    plan.kind === "upstream"
+      ? { key: `proxy|${plan.proxy.display}`, host, port: target.port, dial: () => dialProxy(dialCtx(), plan.proxy, plan.addresses), via: plan.proxy }
+      : { key: upstreamKey(host, target.port, plan.addresses), host, port: target.port, dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses) };
+  return exchange(request, destination, reader, ctx, slot);
 }
 
 /** `request_body_idle_timeout_secs` in ms; 0 means no limit. */

@@ -7,6 +7,7 @@
 import { utf8 } from "../net/bytes.ts";
 import type { BlockReason, DecisionSource, ProxyProtocol } from "../policy/types.ts";
 import { blockMessage, proxyErrorHeader } from "../policy/types.ts";
+import { UNIX_SOCKET_HOST } from "../gate/unix-socket.ts";
 
 /** Reason phrases for the statuses this proxy produces itself. */
 const REASON_PHRASES: Record<number, string> = {
@@ -56,9 +57,6 @@ export interface Refusal {
   readonly source: DecisionSource;
   readonly protocol: ProxyProtocol;
 }
-
-/** Host reported for unix-socket decisions (their refusals and audit events). */
-export const UNIX_SOCKET_HOST = "unix-socket";
 
 /** Start of every refusal's reason phrase. */
 export const REFUSAL_PHRASE_PREFIX = "Blocked by network policy";

@@ -13,7 +13,7 @@ import { handleConnect } from "./connect.ts";
 import { forwardRequest } from "./forward.ts";
 import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
 import { closeGracefully } from "./linger.ts";
-import { writeQuietly } from "./reply.ts";
+import { writeQuietly } from "../net/write.ts";
 import { textResponse } from "./responses.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 

@@ -116,7 +116,8 @@ export async function vettedAddresses(ctx: DialContext, host: string, port: numb
   return list;
 }
 
-async function resolveForDial(net: Net, host: string, port: number): Promise<string[]> {
+/** Resolve `host` within {@link DIAL_RESOLVE_TIMEOUT_MS}; a failure is a `DialError`. */
+export async function resolveForDial(net: Net, host: string, port: number): Promise<string[]> {
   try {
     return await withTimeout(net.resolve(host), DIAL_RESOLVE_TIMEOUT_MS, () => {
       throw new DialError("timeout", { host, port }, `resolving ${host} took over ${DIAL_RESOLVE_TIMEOUT_MS} ms`);

@@ -151,9 +151,12 @@ export function proxyFor(p: UpstreamProxies, use: "tunnel" | "plain", host: stri
   return chosen;
 }
 
-/** Dial the upstream proxy itself (resolved normally; never one of our own listeners). */
-export async function dialProxy(ctx: DialContext, proxy: UpstreamProxy): Promise<Conn> {
-  const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ...stopSignals(ctx));
+/**
+ * Dial the upstream proxy itself, at `addresses` when the caller resolved it already (the
+ * gate's dial plan), else resolved here; never one of our own listeners.
+ */
+export async function dialProxy(ctx: DialContext, proxy: UpstreamProxy, resolved?: readonly string[]): Promise<Conn> {
+  const addresses = resolved ?? (ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ...stopSignals(ctx)));
   let last: unknown = new DialError("host_unreachable", { host: proxy.host, port: proxy.port }, "no addresses");
   for (const ip of addresses) {
     const addr: NetAddr = { host: ip, port: proxy.port };
@@ -171,7 +174,8 @@ export async function dialProxy(ctx: DialContext, proxy: UpstreamProxy): Promise
   throw last;
 }
 
-async function resolveProxy(net: Net, proxy: UpstreamProxy): Promise<string[]> {
+/** Resolve the upstream proxy's own name; a failure is a `DialError`. */
+export async function resolveProxy(net: Net, proxy: UpstreamProxy): Promise<string[]> {
   try {
     return await net.resolve(proxy.host);
   } catch (e) {
@@ -186,8 +190,8 @@ export interface Tunnel {
 }
 
 /** Open a CONNECT tunnel to `host:port` through `proxy`. Throws `DialError` on refusal. */
-export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, host: string, port: number): Promise<Tunnel> {
-  const conn = await dialProxy(ctx, proxy);
+export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, host: string, port: number, proxyAddresses?: readonly string[]): Promise<Tunnel> {
+  const conn = await dialProxy(ctx, proxy, proxyAddresses);
   // Waiting for the upstream proxy's answer ends when the dial is no longer wanted.
   const abandon = (): void => conn.close();
   const stops = stopSignals(ctx);

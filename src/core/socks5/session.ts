@@ -6,16 +6,17 @@
  *
  * @module
  */
-import { writeQuietly } from "../http/reply.ts";
+import { passGate, passStateGate } from "../gate/gate.ts";
+import type { GateRequest } from "../gate/types.ts";
+import { writeQuietly } from "../net/write.ts";
 import { TARGET } from "../log.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
-import { dialScope, ProxyLoopError } from "../net/dial.ts";
-import { openTunnel, type Tunnel } from "../net/upstream-proxy.ts";
+import { dialScope } from "../net/dial.ts";
+import { openPlannedTunnel } from "../net/dial-plan.ts";
+import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
-import type { ProxyProtocol } from "../policy/types.ts";
-import type { Attribution } from "../attribution.ts";
-import { attributed, recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import type { SessionContext } from "../session-context.ts";
 import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
 import { reportedHost } from "./report.ts";
@@ -49,7 +50,6 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
       await writeQuietly(client, Uint8Array.of(SOCKS_VERSION, Method.NO_ACCEPTABLE));
       return;
     }
-    const attribution = attributed(ctx, credential);
     const request = await readMessage(reader, parseRequest, deadline, ctx, who);
     if (request === undefined) return;
     if (request.kind === "error") {
@@ -57,23 +57,22 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
       return;
     }
     const { command, target } = request.value;
-    const snap = ctx.state.snapshot();
-    const protocol: ProxyProtocol = command === Command.UDP_ASSOCIATE ? "socks5_udp" : "socks5_tcp";
-    if (!snap.network.enabled) {
-      recordStateBlock(ctx, snap, reportedHost(target), { protocol, port: target.port, client: who }, "proxy_state", "proxy_disabled");
+    const ask: GateRequest = {
+      protocol: command === Command.UDP_ASSOCIATE ? "socks5_udp" : "socks5_tcp",
+      host: target.host,
+      port: target.port,
+      client: who,
+      credential,
+    };
+    // CONNECT goes through the whole gate; the other commands name no destination to decide
+    // yet, so only the proxy's state and mode are checked for them.
+    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who, ask);
+    if (passStateGate(ctx, ask)) {
       await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
       return;
     }
-    if (snap.mode === "limited") {
-      const facts = { protocol, port: target.port, client: who };
-      recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");
-      ctx.log.log("info", TARGET.socks5, `blocked ${protocol} ${reportedHost(target)}:${target.port} (method_not_allowed, limited mode) from ${who}`);
-      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-      return;
-    }
-    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who, attribution);
-    if (command === Command.UDP_ASSOCIATE && snap.network.enable_socks5_udp && ctx.net.bindUdp) {
-      return await runUdpAssociation(client, reader, target, ctx, attribution);
+    if (command === Command.UDP_ASSOCIATE && ctx.state.snapshot().network.enable_socks5_udp && ctx.net.bindUdp) {
+      return await runUdpAssociation(client, reader, target, ctx, credential);
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
     await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
@@ -86,11 +85,11 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
 }
 
 /**
- * CONNECT: decide, dial the vetted addresses, reply with the real bound address, relay.
+ * CONNECT: decide through the gate, dial the plan, reply with the real bound address, relay.
  * Deciding and dialling end as soon as the client leaves.
  */
-async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, attribution: Attribution): Promise<void> {
-  const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, who, attribution, presence));
+async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
+  const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, ask, presence));
   if (opened instanceof PeerLeftError) {
     ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${opened.detail}`);
     return;
@@ -114,35 +113,26 @@ async function decideAndOpen(
   client: Conn,
   target: Socks5Address,
   ctx: SessionContext,
-  who: string,
-  attribution: Attribution,
+  ask: GateRequest,
   presence: LeaveWatch,
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | undefined> {
-  const snap = ctx.state.snapshot();
-  const facts = { protocol: "socks5_tcp" as const, port: target.port, client: who };
-  const asked = snap.policy.decide({ protocol: "socks5_tcp", host: target.host, port: target.port, client_addr: who, ...attribution }).then((verdict) => {
-    recordVerdict(ctx, snap, verdict, facts); // recorded even when the client has left meanwhile
-    return verdict;
-  });
-  const verdict = await presence.race(asked);
-  if (!verdict.allowed) {
-    ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
+  const verdict = await passGate(ctx, ask, presence);
+  if (verdict.kind === "refused") {
     await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
     return undefined;
   }
+  if (verdict.kind === "failed") {
+    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${verdict.error.message}`);
+    await writeQuietly(client, encodeReply(dialFailureReply(verdict.error)));
+    return undefined;
+  }
   try {
-    const tunnel = await openTunnel(dialScope(ctx, presence.signal), snap.network.allow_upstream_proxy, verdict.host, target.port, verdict.addresses);
+    const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), verdict.plan, verdict.host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened
     presence.throwIfLeft();
     return { tunnel, host: verdict.host };
   } catch (e) {
     presence.throwIfLeft();
-    if (e instanceof ProxyLoopError) {
-      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
-      ctx.log.log("info", TARGET.socks5, `blocked socks5_tcp ${verdict.host}:${target.port} (proxy_loop: our own listener) from ${who}`);
-      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-      return undefined;
-    }
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
     await writeQuietly(client, encodeReply(dialFailureReply(e)));
     return undefined;

@@ -7,17 +7,15 @@
  *
  * @module
  */
-import type { Attribution } from "../attribution.ts";
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn, type DatagramSocket, type NetAddr } from "../net/contract.ts";
-import { ProxyLoopError, vettedAddresses } from "../net/dial.ts";
 import { isUnspecifiedIp, unmapIpv4 } from "../net/ip.ts";
 import type { BufferedReader } from "../net/reader.ts";
-import { writeQuietly } from "../http/reply.ts";
-import { recordStateBlock, recordVerdict, type SessionContext } from "../session-context.ts";
+import { writeQuietly } from "../net/write.ts";
+import { passGate } from "../gate/gate.ts";
+import type { SessionContext } from "../session-context.ts";
 import { Reply } from "./constants.ts";
 import { encodeDatagramHeader, encodeReply, parseDatagram, type Socks5Address } from "./parser.ts";
-import { reportedHost } from "./report.ts";
 
 /** Datagrams from the client being decided at once; more are dropped until some finish. */
 export const MAX_PENDING_DATAGRAMS = 256;
@@ -32,7 +30,7 @@ export async function runUdpAssociation(
   reader: BufferedReader,
   declared: Socks5Address,
   ctx: SessionContext,
-  attribution: Attribution = {},
+  credential?: string,
 ): Promise<void> {
   const who = formatAddr(client.remote);
   const clientIp = unmapIpv4(client.remote.host);
@@ -53,30 +51,10 @@ export async function runUdpAssociation(
       ctx.log.log("debug", TARGET.socks5, `udp from ${who}: dropped fragment ${frag} (fragmentation is not supported)`);
       return;
     }
-    const snap = ctx.state.snapshot();
-    const facts = { protocol: "socks5_udp" as const, port: target.port, client: who };
-    if (!snap.network.enabled) {
-      recordStateBlock(ctx, snap, reportedHost(target), facts, "proxy_state", "proxy_disabled");
-      return;
-    }
-    if (snap.mode === "limited") {
-      recordStateBlock(ctx, snap, reportedHost(target), facts, "mode_guard", "method_not_allowed");
-      return;
-    }
-    const verdict = await snap.policy.decide({ protocol: "socks5_udp", host: target.host, port: target.port, client_addr: who, ...attribution });
-    recordVerdict(ctx, snap, verdict, facts);
-    if (!verdict.allowed) {
-      ctx.log.log("info", TARGET.socks5, `blocked socks5_udp ${verdict.host}:${target.port} (${verdict.reason}) from ${who}`);
-      return;
-    }
-    let ip: string | undefined;
-    try {
-      ip = (await vettedAddresses(ctx, verdict.host, target.port, verdict.addresses))[0];
-    } catch (e) {
-      if (!(e instanceof ProxyLoopError)) throw e;
-      recordStateBlock(ctx, snap, verdict.host, facts, "proxy_state", "proxy_loop");
-      return;
-    }
+    // Each datagram is decided on its own; a refused one is dropped (the gate records it).
+    const verdict = await passGate(ctx, { protocol: "socks5_udp", host: target.host, port: target.port, client: who, credential });
+    if (verdict.kind !== "allowed" || verdict.plan.kind !== "direct") return;
+    const ip = verdict.plan.addresses[0];
     if (ip === undefined) return;
     const to = { host: ip, port: target.port };
     remember(peers, peerKey(to));

@@ -1,0 +1,170 @@
+/**
+ * The gate: the one decision step every protocol front calls (HTTP forward, CONNECT, unix
+ * sockets, SOCKS5 CONNECT, each SOCKS5 UDP datagram), and the only place that records
+ * decisions and logs refusals. A front turns a refusal into its own bytes (403 + JSON, text
+ * 403, a SOCKS5 reply code, a dropped datagram) and an allow into a dial of the plan it gets.
+ *
+ * One order for every protocol (docs/behaviour.md §3, README "How a request is decided"):
+ *
+ * 1. the proxy is disabled → `proxy_disabled` (proxy state);
+ * 2. SOCKS5 in limited mode → `method_not_allowed` (mode guard), before the host is looked at;
+ * 3. an `x-unix-socket` request: the path must be allowlisted (`not_allowed`, proxy state),
+ *    limited mode allows only reads (mode guard), the runtime must dial unix sockets
+ *    (`unix_socket_unsupported`); else allowed, dialling the allowlisted entry;
+ * 4. the host policy (deny list, local literals, allow list and decider, DNS vetting): its
+ *    verdict is recorded, allow included, even when the client left before it was made;
+ * 5. limited mode for HTTP: only GET, HEAD and OPTIONS, no upgrade, no CONNECT (mode guard);
+ * 6. the dial plan: through the upstream proxy when chaining applies, else straight to the
+ *    vetted addresses (resolved now when the policy left that to dial time); any address that
+ *    is one of the proxy's own listeners refuses the request with `proxy_loop` (proxy state)
+ *    before anything is dialled.
+ *
+ * Records: one domain-policy record per host evaluation (step 4, or the allow of step 3) and
+ * one block record for a mode or state refusal; so at most one blocked entry per request.
+ *
+ * @module
+ */
+import ipaddr from "ipaddr.js";
+import { TARGET } from "../log.ts";
+import { DialError } from "../net/contract.ts";
+import { resolveForDial, stopSignals } from "../net/dial.ts";
+import type { LeaveWatch } from "../net/reader.ts";
+import { untilAborted } from "../net/timeout.ts";
+import { proxyFor, resolveProxy } from "../net/upstream-proxy.ts";
+import { normalizeHost } from "../policy/host.ts";
+import type { HostVerdict, ProxyProtocol } from "../policy/types.ts";
+import { attributed, type RequestFacts, type SessionContext } from "../session-context.ts";
+import type { ProxySnapshot } from "../state.ts";
+import { recordStateBlock, recordUnixAllow, recordVerdict } from "./record.ts";
+import type { DialPlan } from "../net/dial-plan.ts";
+import type { GateRefusal, GateRequest, GateVerdict } from "./types.ts";
+import { matchAllowedSocket, UNIX_SOCKET_HOST } from "./unix-socket.ts";
+
+/** Methods limited mode lets through (docs/behaviour.md §3). */
+export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Decide one request, tunnel or datagram. With `presence`, a client that leaves ends the wait
+ * (the promise rejects with its `PeerLeftError`); the decision is still recorded when made.
+ */
+export async function passGate(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {
+  const snap = ctx.state.snapshot();
+  const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
+  const socks = isSocks(req.protocol);
+  const guarded = stateGuard(ctx, snap, req, facts);
+  if (guarded) return guarded;
+  // 3. unix sockets
+  if (req.unixSocket !== undefined) return unixGate(ctx, snap, req, { ...facts, port: 0 });
+  // 4. the host policy
+  const asked = snap.policy
+    .decide({ protocol: req.protocol, host: req.host, port: req.port, method: req.method, client_addr: req.client, ...attributed(ctx, req.credential) })
+    .then((verdict) => {
+      // Every evaluation is recorded, also one whose client left before it ended: hanging up
+      // during DNS vetting must not hide a probe of the policy.
+      recordVerdict(ctx, snap, verdict, facts);
+      return verdict;
+    });
+  const verdict: HostVerdict = await (presence ? presence.race(asked) : asked);
+  if (!verdict.allowed) {
+    const { host, reason, decision, source } = verdict;
+    return refused(ctx, req, { host, port: req.port, reason, decision, source, scope: "domain_rule", protocol: req.protocol });
+  }
+  // 5. limited mode for HTTP: a write method, an upgrade (a write channel) or a tunnel.
+  if (!socks && snap.mode === "limited" && (req.method === "CONNECT" || !LIMITED_MODE_METHODS.has(req.method ?? "") || req.upgrade)) {
+    return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+  }
+  // 6. where to dial, never to ourselves
+  const plan = await planDial(ctx, snap, req, verdict, presence);
+  if (plan instanceof DialError) return { kind: "failed", host: verdict.host, error: plan };
+  if (plan === "loop") return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "proxy_loop");
+  return { kind: "allowed", host: verdict.host, plan };
+}
+
+/**
+ * Steps 1 and 2 alone, for a request that names no destination to decide (a SOCKS5 UDP
+ * ASSOCIATE, BIND or unknown command): refused and recorded, or `undefined` to go on.
+ */
+export function passStateGate(ctx: SessionContext, req: GateRequest): Extract<GateVerdict, { kind: "refused" }> | undefined {
+  const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
+  return stateGuard(ctx, ctx.state.snapshot(), req, facts);
+}
+
+/** Steps 1 and 2: the proxy's state, and limited mode for SOCKS5 (before the host is looked at). */
+function stateGuard(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, facts: RequestFacts): Extract<GateVerdict, { kind: "refused" }> | undefined {
+  if (!snap.network.enabled) return refuseByState(ctx, snap, req, facts, reportedHost(req), "proxy_state", "proxy_disabled");
+  // SOCKS5 carries no method to judge.
+  if (isSocks(req.protocol) && snap.mode === "limited") return refuseByState(ctx, snap, req, facts, reportedHost(req), "mode_guard", "method_not_allowed");
+  return undefined;
+}
+
+function isSocks(protocol: ProxyProtocol): boolean {
+  return protocol === "socks5_tcp" || protocol === "socks5_udp";
+}
+
+/** The host as records name it before the policy ran: normalised when it parses. */
+function reportedHost(req: GateRequest): string {
+  if (req.unixSocket !== undefined) return UNIX_SOCKET_HOST;
+  return normalizeHost(req.host)?.name ?? req.host;
+}
+
+/** Log a refusal (one info line, never a path or query) and return it. */
+function refused(ctx: SessionContext, req: GateRequest, refusal: GateRefusal): Extract<GateVerdict, { kind: "refused" }> {
+  const target = isSocks(req.protocol) ? TARGET.socks5 : TARGET.http;
+  ctx.log.log("info", target, `blocked ${req.method ?? req.protocol} ${refusal.host}:${refusal.port} (${refusal.reason}) from ${req.client}`);
+  return { kind: "refused", refusal };
+}
+
+/** Record and return a mode-guard or proxy-state refusal. */
+function refuseByState(
+  ctx: SessionContext,
+  snap: ProxySnapshot,
+  req: GateRequest,
+  facts: RequestFacts,
+  host: string,
+  scope: "mode_guard" | "proxy_state",
+  reason: string,
+): Extract<GateVerdict, { kind: "refused" }> {
+  recordStateBlock(ctx, snap, host, facts, scope, reason);
+  return refused(ctx, req, { host, port: facts.port, reason, decision: "deny", source: scope, scope, protocol: req.protocol });
+}
+
+/** Step 3: an `x-unix-socket` request. */
+async function unixGate(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, facts: RequestFacts): Promise<GateVerdict> {
+  const host = UNIX_SOCKET_HOST;
+  const allowed = await matchAllowedSocket(req.unixSocket!, snap.network.allow_unix_sockets, ctx.net);
+  if (allowed === undefined) return refuseByState(ctx, snap, req, facts, host, "proxy_state", "not_allowed");
+  if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(req.method ?? "")) return refuseByState(ctx, snap, req, facts, host, "mode_guard", "method_not_allowed");
+  if (!ctx.net.connectUnix) return refuseByState(ctx, snap, req, facts, host, "proxy_state", "unix_socket_unsupported");
+  recordUnixAllow(ctx, snap, host, facts);
+  ctx.log.log("debug", TARGET.http, `${req.method} via unix socket allowed for ${req.client}`);
+  // The allowlisted entry itself is dialled, not the client's spelling: a symlink swapped
+  // after the check cannot redirect the connection.
+  return { kind: "allowed", host, plan: { kind: "unix", path: allowed } };
+}
+
+/**
+ * Step 6: the dial plan for an allowed host, every address resolved and checked against the
+ * proxy's own listeners now; `loop` when one is ours, a `DialError` when a name cannot be
+ * resolved. SOCKS5 UDP is always sent directly.
+ */
+async function planDial(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, verdict: Extract<HostVerdict, { allowed: true }>, presence?: LeaveWatch): Promise<DialPlan | "loop" | DialError> {
+  const host = verdict.host;
+  // Only a lookup waits here, so only a lookup asks for the leave watch's signal (made on use).
+  const stops = (): (AbortSignal | undefined)[] => [...stopSignals(ctx), presence?.signal];
+  const chaining = snap.network.allow_upstream_proxy && ctx.upstream && req.protocol !== "socks5_udp";
+  const use = req.tls || req.protocol === "https_connect" || req.protocol === "socks5_tcp" ? "tunnel" : "plain";
+  const proxy = chaining ? proxyFor(ctx.upstream!, use, host, req.port) : undefined;
+  try {
+    if (proxy) {
+      const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ...stops());
+      if (addresses.some((ip) => ctx.isOwnListener({ host: ip, port: proxy.port }))) return "loop";
+      return { kind: "upstream", proxy, addresses };
+    }
+    const addresses = verdict.addresses ?? (await untilAborted(resolveForDial(ctx.net, host, req.port), ...stops()));
+    if (addresses.some((ip) => ctx.isOwnListener({ host: ip, port: req.port }))) return "loop";
+    return { kind: "direct", addresses };
+  } catch (e) {
+    if (e instanceof DialError) return e;
+    throw e;
+  }
+}

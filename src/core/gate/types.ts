@@ -1,0 +1,48 @@
+/**
+ * What the gate is asked and what it answers (see `gate.ts`).
+ *
+ * @module
+ */
+import type { DecisionScope } from "../audit/events.ts";
+import type { DialError } from "../net/contract.ts";
+import type { DialPlan } from "../net/dial-plan.ts";
+import type { BlockReason, DecisionSource, ProxyProtocol } from "../policy/types.ts";
+
+/** What a session knows about one request, tunnel or datagram. */
+export interface GateRequest {
+  readonly protocol: ProxyProtocol;
+  /** The host as the client named it (normalised by the policy). */
+  readonly host: string;
+  readonly port: number;
+  /** The HTTP method (`CONNECT` for a tunnel); absent for SOCKS5. */
+  readonly method?: string;
+  /** `ip:port` of the client. */
+  readonly client: string;
+  /** An attribution credential the client presented (Proxy-Authorization or RFC 1929 user). */
+  readonly credential?: string;
+  /** The request asks to switch protocols (WebSocket…): a two-way channel. */
+  readonly upgrade?: boolean;
+  /** The `x-unix-socket` path a plain request asks for. */
+  readonly unixSocket?: string;
+  /** An absolute-form `https://` request: the proxy originates TLS, chaining uses the tunnel proxy. */
+  readonly tls?: boolean;
+}
+
+/** A refusal, with everything a session needs to answer it in its own bytes. */
+export interface GateRefusal {
+  /** Normalised host (the raw one when it could not be parsed; `unix-socket` for unix sockets). */
+  readonly host: string;
+  readonly port: number;
+  readonly reason: BlockReason;
+  readonly decision: "deny" | "ask";
+  readonly source: DecisionSource;
+  readonly scope: DecisionScope;
+  readonly protocol: ProxyProtocol;
+}
+
+/** The gate's answer. */
+export type GateVerdict =
+  | { readonly kind: "allowed"; readonly host: string; readonly plan: DialPlan }
+  | { readonly kind: "refused"; readonly refusal: GateRefusal }
+  /** Allowed, but there is nowhere to dial (a name that did not resolve at dial planning). */
+  | { readonly kind: "failed"; readonly host: string; readonly error: DialError };
