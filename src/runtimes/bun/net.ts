@@ -31,14 +31,13 @@ import {
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
 import { LISTEN_BACKLOG } from "../shared/accept.ts";
-import { PendingRead } from "../shared/pending-read.ts";
+import { ReadQueue } from "../shared/read-queue.ts";
+
+export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
 /** How long a closed connection may take to flush before it is reset. */
 export const CLOSE_LINGER_MS = 5_000;
-
-/** Bytes a connection may hold unread before the socket is paused. */
-export const READ_QUEUE_HIGH_WATER = 256 * 1024;
 
 declare const Bun: import("./bun-types.ts").BunGlobal;
 
@@ -46,12 +45,8 @@ declare const Bun: import("./bun-types.ts").BunGlobal;
 export class BunConn implements Conn {
   readonly remote: NetAddr;
   readonly local: NetAddr;
-  private queue: Uint8Array[] = [];
-  private queued = 0;
-  private eof = false;
   private closed = false;
-  private failure: Error | null = null;
-  private readonly pending = new PendingRead();
+  private readonly reads: ReadQueue;
   /** Bytes accepted by `write()` but not yet by the socket, in order. */
   private unsent: Uint8Array[] = [];
   private drained: (() => void)[] = [];
@@ -60,27 +55,27 @@ export class BunConn implements Conn {
   constructor(readonly socket: BunSocket) {
     this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    this.reads = new ReadQueue({ pause: () => socket.pause?.(), resume: () => socket.resume?.() });
+  }
+
+  private get failure(): Error | null {
+    return this.reads.failure;
   }
 
   /** @internal `data` handler. */
   onData(view: Uint8Array): void {
-    const chunk = view.slice(); // Bun reuses the buffer behind `view`
-    if (this.queue.length === 0 && this.pending.resolve(chunk)) return;
-    this.queue.push(chunk);
-    this.queued += chunk.length;
-    if (this.queued > READ_QUEUE_HIGH_WATER) this.socket.pause?.();
+    this.reads.push(view.slice()); // Bun reuses the buffer behind `view`
   }
 
   /** @internal `end` handler: the peer sent FIN. */
   onEnd(): void {
-    this.eof = true;
-    this.wake();
+    this.reads.end();
   }
 
   /** @internal `close` / `error` handlers. A clean close by the peer is end of stream. */
   onClose(error?: Error): void {
-    if (error) this.failure ??= error;
-    else if (!this.closed) this.eof = true; // Bun may report the peer's FIN only as a close
+    if (error) this.reads.fail(error);
+    else if (!this.closed) this.reads.end(); // Bun may report the peer's FIN only as a close
     this.settle();
   }
 
@@ -89,28 +84,12 @@ export class BunConn implements Conn {
     this.flush();
   }
 
-  private wake(): void {
-    if (this.queue.length > 0) return;
-    if (this.eof) this.pending.resolve(null);
-    else if (this.failure) this.pending.reject(this.failure);
-  }
-
   read(): Promise<Uint8Array | null> {
-    const chunk = this.queue.shift();
-    if (chunk) {
-      this.queued -= chunk.length;
-      if (this.queued <= READ_QUEUE_HIGH_WATER) this.socket.resume?.();
-      return Promise.resolve(chunk);
-    }
-    if (this.eof) return Promise.resolve(null);
-    if (this.failure) return Promise.reject(this.failure);
-    const next = this.pending.wait();
-    this.socket.resume?.();
-    return next;
+    return this.reads.read();
   }
 
   cancelRead(reason: Error): void {
-    this.pending.reject(reason);
+    this.reads.cancel(reason);
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -148,7 +127,7 @@ export class BunConn implements Conn {
 
   close(): void {
     if (this.closed) return;
-    this.failure ??= new Error("connection closed");
+    this.reads.fail(new Error("connection closed"));
     const unsent = this.unsent;
     this.unsent = [];
     this.settle();
@@ -165,16 +144,16 @@ export class BunConn implements Conn {
       this.socket.terminate();
       return;
     }
-    this.failure ??= new Error("connection aborted");
+    this.reads.fail(new Error("connection aborted"));
     this.unsent = [];
     this.settle();
     this.socket.terminate(); // a reset: nothing queued is sent
   }
 
-  /** Mark closed and settle every waiter. */
+  /** Mark closed and settle every waiter (a pending read fails through the queue). */
   private settle(): void {
     this.closed = true;
-    this.wake();
+    if (!this.reads.eof) this.reads.fail(new Error("connection closed"));
     for (const d of this.drained.splice(0)) d();
   }
 }

@@ -8,71 +8,49 @@
 import type * as net from "node:net";
 import type { Conn, NetAddr } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
-import { PendingRead } from "../shared/pending-read.ts";
+import { ReadQueue } from "../shared/read-queue.ts";
+
+export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
 
 /** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
 export const CLOSE_LINGER_MS = 5_000;
-
-/** Bytes a connection may hold unread before the socket is paused. */
-export const READ_QUEUE_HIGH_WATER = 256 * 1024;
 
 /** A {@link Conn} over a `net.Socket` (created with `allowHalfOpen: true`). */
 export class NodeConn implements Conn {
   readonly remote: NetAddr;
   readonly local: NetAddr;
-  private queue: Uint8Array[] = [];
-  private queued = 0;
-  private eof = false;
-  private failure: Error | null = null;
-  private readonly pending = new PendingRead();
   private relaying = false;
+  private readonly reads: ReadQueue;
 
   constructor(readonly socket: net.Socket) {
     this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
-    socket.on("data", (chunk: Uint8Array) => {
-      // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
-      if (this.queue.length === 0 && this.pending.resolve(chunk)) return;
-      this.queue.push(chunk);
-      this.queued += chunk.length;
-      if (this.queued > READ_QUEUE_HIGH_WATER) socket.pause();
+    this.reads = new ReadQueue({
+      pause: () => socket.pause(),
+      // A native relay reads the socket itself: the queue no longer resumes it.
+      resume: () => {
+        if (socket.isPaused() && !this.relaying) socket.resume();
+      },
     });
-    socket.on("end", () => {
-      this.eof = true;
-      this.wake();
-    });
-    socket.on("error", (e) => {
-      this.failure = e;
-      this.wake();
-    });
+    // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
+    socket.on("data", (chunk: Uint8Array) => this.reads.push(chunk));
+    socket.on("end", () => this.reads.end());
+    socket.on("error", (e) => this.reads.fail(e));
     socket.on("close", () => {
-      if (!this.eof && !this.failure) this.failure = new Error("connection closed");
-      this.wake();
+      if (!this.reads.eof) this.reads.fail(new Error("connection closed"));
     });
   }
 
-  private wake(): void {
-    if (this.queue.length > 0) return;
-    if (this.eof) this.pending.resolve(null);
-    else if (this.failure) this.pending.reject(this.failure);
+  private get failure(): Error | null {
+    return this.reads.failure;
   }
 
   read(): Promise<Uint8Array | null> {
-    const chunk = this.queue.shift();
-    if (chunk) {
-      this.queued -= chunk.length;
-      if (this.queued <= READ_QUEUE_HIGH_WATER && this.socket.isPaused() && !this.relaying) this.socket.resume();
-      return Promise.resolve(chunk);
-    }
-    if (this.eof) return Promise.resolve(null);
-    if (this.failure) return Promise.reject(this.failure);
-    const next = this.pending.wait();
-    if (this.socket.isPaused() && !this.relaying) this.socket.resume();
-    return next;
+    return this.reads.read();
   }
 
   cancelRead(reason: Error): void {
-    this.pending.reject(reason);
+    this.reads.cancel(reason);
   }
 
   write(bytes: Uint8Array): Promise<void> {
@@ -110,7 +88,7 @@ export class NodeConn implements Conn {
   abort(): void {
     const s = this.socket;
     if (s.destroyed) return;
-    this.failure ??= new Error("connection aborted");
+    this.reads.fail(new Error("connection aborted"));
     // A reset frees the kernel's send buffer at once; a pending write settles on `close`.
     if (typeof s.resetAndDestroy === "function") s.resetAndDestroy();
     else s.destroy();
@@ -121,10 +99,7 @@ export class NodeConn implements Conn {
     this.relaying = true;
     this.socket.removeAllListeners("data");
     this.socket.pause();
-    const pending = this.queue;
-    this.queue = [];
-    this.queued = 0;
-    return { pending, eof: this.eof };
+    return { pending: this.reads.takeAll(), eof: this.reads.eof };
   }
 }
 
