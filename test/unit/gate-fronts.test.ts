@@ -12,7 +12,7 @@ import { defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/
 import { serveHttpConnection } from "../../src/core/http/session.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { latin1, latin1Bytes } from "../../src/core/net/bytes.ts";
-import type { Conn, DatagramHandler, Net, NetAddr } from "../../src/core/net/contract.ts";
+import type { Conn, DatagramHandler, NetAddr } from "../../src/core/net/contract.ts";
 import type { PolicyDecider } from "../../src/core/policy/decide.ts";
 import type { SessionContext } from "../../src/core/session-context.ts";
 import { serveSocks5Connection } from "../../src/core/socks5/session.ts";

@@ -266,3 +266,35 @@ describe("a disabled proxy", () => {
     expect(touched).toEqual([]);
   });
 });
+
+describe("names left to dial time (allow_local_binding = true)", () => {
+  it("are resolved when dialled, once: the kept-alive upstream serves the next request without a lookup", async () => {
+    const origin = recordingOrigin(headDone);
+    const { net, log } = tripwireNet({ hosts: { "dev.example": ["127.0.0.1"] }, origins: { [ORIGIN_PORT]: origin.handler } });
+    const { client, done } = session(net, { allowed_domains: ["dev.example"], allow_local_binding: true });
+    const get = (path: string) => latin1Bytes(`GET http://dev.example:${ORIGIN_PORT}${path} HTTP/1.1\r\nHost: dev.example:${ORIGIN_PORT}\r\n\r\n`);
+    await client.write(get("/one"));
+    await readUntil(client, (s) => s.endsWith("ok"));
+    await client.write(get("/two"));
+    await readUntil(client, (s) => s.endsWith("ok"));
+    await client.closeWrite();
+    await done;
+    expect(log.resolves).toEqual(["dev.example"]);
+    expect(log.dials).toEqual([{ host: "127.0.0.1", port: ORIGIN_PORT }]);
+    expect(origin.seen).toHaveLength(2);
+  });
+
+  it("a name that resolves to the proxy's own listener is refused with proxy_loop when dialled, recorded by the gate", async () => {
+    const { net, log } = tripwireNet({ hosts: { "self.example": ["127.0.0.1"] } });
+    const { client, done, state } = session(net, { allowed_domains: ["self.example"], allow_local_binding: true });
+    const records: string[] = [];
+    state.addSink((r) => records.push(`${r.scope} ${r.decision} ${r.reason}`));
+    await client.write(latin1Bytes(`GET http://self.example:${PROXY_PORT}/ HTTP/1.1\r\nHost: self.example:${PROXY_PORT}\r\nConnection: close\r\n\r\n`));
+    const reply = await readAllText(client);
+    await client.closeWrite();
+    await done;
+    expect(reply).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: self\.example is this proxy itself\r\n/);
+    expect(records).toEqual(["domain_rule allow allowed", "proxy_state deny proxy_loop"]);
+    expect(log.dials).toEqual([]);
+  });
+});

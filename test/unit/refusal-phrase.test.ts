@@ -6,6 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { blockedConnectResponse, blockedHttpResponse, refusalPhrase, type Refusal } from "../../src/core/http/responses.ts";
 import { latin1 } from "../../src/core/net/bytes.ts";
+import { answerRefusal } from "../../src/core/http/reply.ts";
+import { connPair, readAllText } from "../helpers/memory-net.ts";
 
 const base: Refusal = { host: "evil.example", port: 443, reason: "not_allowed", decision: "deny", source: "baseline_policy", protocol: "https_connect" };
 
@@ -20,6 +22,8 @@ describe("refusalPhrase", () => {
     ["decider deny", { reason: "policy_denied", source: "decider" }, "GET", "evil.example was refused by the policy decider"],
     ["decider without reason", { reason: "not_allowed", source: "decider" }, "GET", "evil.example was refused by the policy decider"],
     ["decider timeout", { reason: "decider_timeout", source: "decider" }, "GET", "evil.example was refused by the policy decider"],
+    ["a decider reason named like one of ours", { reason: "proxy_disabled", source: "decider" }, "GET", "evil.example was refused by the policy decider"],
+    ["another decider reason named like one of ours", { reason: "denied", source: "decider" }, "GET", "evil.example was refused by the policy decider"],
     ["ask", { decision: "ask", source: "decider" }, "GET", "evil.example needs approval"],
     ["unix socket", { host: "unix-socket", source: "proxy_state", port: 0 }, "GET", "the unix socket is not in allow_unix_sockets"],
   ])("%s", (_name, over, method, why) => {
@@ -50,5 +54,12 @@ describe("refusalPhrase", () => {
       expect(text).toContain("x-proxy-error: blocked-by-allowlist\r\n");
     }
     expect(latin1(blockedConnectResponse(base, true)).endsWith("\r\n\r\nDomain not in allowlist.")).toBe(true);
+  });
+
+  it("a decider's reason named unix_socket_unsupported is a 403 like any decider refusal, not the 501", async () => {
+    const [client, server] = connPair();
+    await answerRefusal(server, { ...base, protocol: "http", reason: "unix_socket_unsupported", source: "decider" }, "GET", false);
+    server.close();
+    expect(await readAllText(client)).toMatch(/^HTTP\/1\.1 403 Blocked by network policy: evil\.example was refused by the policy decider\r\n/);
   });
 });

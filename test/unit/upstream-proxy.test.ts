@@ -10,10 +10,11 @@ import { silentLogger } from "../../src/core/log.ts";
 import { latin1, latin1Bytes } from "../../src/core/net/bytes.ts";
 import { DialError, type Conn, type Net, type NetAddr } from "../../src/core/net/contract.ts";
 import { ProxyLoopError } from "../../src/core/net/dial.ts";
+import { openPlannedTunnel } from "../../src/core/net/dial-plan.ts";
+import { passGate } from "../../src/core/gate/gate.ts";
 import {
   bypassesProxy,
   connectThrough,
-  openTunnel,
   parseNoProxy,
   parseProxyUrl,
   proxyFor,
@@ -345,7 +346,7 @@ describe("upstreamProxiesFromEnv", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// connectThrough / openTunnel over in-memory connections
+// connectThrough, planned tunnels and the gate's plan over in-memory connections
 // ---------------------------------------------------------------------------------------------
 
 const PROXY_AT: NetAddr = { host: "127.0.0.9", port: 3129 };
@@ -504,22 +505,46 @@ describe("connectThrough", () => {
   });
 });
 
-describe("openTunnel", () => {
+describe("openPlannedTunnel", () => {
   const target = (dialled: string[]) => (conn: Conn) => {
     dialled.push("target");
     conn.close();
   };
 
-  it("goes through the upstream proxy when chaining is on", async () => {
+  it("goes through the upstream proxy of an upstream plan", async () => {
     const up = fakeUpstream("HTTP/1.1 200 OK\r\n\r\n");
     const dialled: string[] = [];
     const { net, log } = tripwireNet({ origins: { [PROXY_AT.port]: up.handler, [TARGET_PORT]: target(dialled) } });
-    const upstream: UpstreamProxies = { https: upstreamProxy(), noProxy: [] };
-    const t = await openTunnel(dialCtx(net, { upstream }), true, "127.0.0.1", TARGET_PORT, ["127.0.0.1"]);
+    const t = await openPlannedTunnel(dialCtx(net), { kind: "upstream", proxy: upstreamProxy(), addresses: [PROXY_AT.host] }, "127.0.0.1", TARGET_PORT);
     t.conn.close();
     expect(up.heads).toHaveLength(1);
     expect(dialled).toEqual([]);
     expect(log.dials).toEqual([PROXY_AT]);
+  });
+
+  it("dials a direct plan's addresses", async () => {
+    const up = fakeUpstream("HTTP/1.1 200 OK\r\n\r\n");
+    const dialled: string[] = [];
+    const { net, log } = tripwireNet({ origins: { [PROXY_AT.port]: up.handler, [TARGET_PORT]: target(dialled) } });
+    const t = await openPlannedTunnel(dialCtx(net), { kind: "direct", addresses: ["127.0.0.1"] }, "127.0.0.1", TARGET_PORT);
+    t.conn.close();
+    expect(up.heads).toEqual([]);
+    expect(log.dials).toEqual([{ host: "127.0.0.1", port: TARGET_PORT }]);
+    expect(t.early).toHaveLength(0);
+  });
+});
+
+describe("the gate's dial plan for a tunnel", () => {
+  function gateCtx(net: Net, chaining: boolean, upstream: UpstreamProxies | undefined): SessionContext {
+    const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, allowed_domains: ["127.0.0.1"], allow_upstream_proxy: chaining }, { resolve: (h) => net.resolve(h) });
+    return { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === OWN_PORT, upstream };
+  }
+  const ask = { protocol: "https_connect" as const, host: "127.0.0.1", port: TARGET_PORT, method: "CONNECT", client: "127.0.0.1:50000" };
+
+  it("goes through HTTPS_PROXY when chaining is on", async () => {
+    const { net } = tripwireNet({});
+    const verdict = await passGate(gateCtx(net, true, { https: upstreamProxy(), noProxy: [] }), ask);
+    expect(verdict).toMatchObject({ kind: "allowed", plan: { kind: "upstream", proxy: { display: upstreamProxy().display }, addresses: [PROXY_AT.host] } });
   });
 
   it.each([
@@ -528,14 +553,18 @@ describe("openTunnel", () => {
     ["only HTTP_PROXY is set (tunnels use HTTPS_PROXY or ALL_PROXY)", true, { http: upstreamProxy(), noProxy: [] }],
     ["no upstream proxies at all", true, undefined],
   ] as [string, boolean, UpstreamProxies | undefined][])("dials the vetted address directly when %s", async (_label, chaining, upstream) => {
-    const up = fakeUpstream("HTTP/1.1 200 OK\r\n\r\n");
-    const dialled: string[] = [];
-    const { net, log } = tripwireNet({ origins: { [PROXY_AT.port]: up.handler, [TARGET_PORT]: target(dialled) } });
-    const t = await openTunnel(dialCtx(net, upstream ? { upstream } : {}), chaining, "127.0.0.1", TARGET_PORT, ["127.0.0.1"]);
-    t.conn.close();
-    expect(up.heads).toEqual([]);
-    expect(log.dials).toEqual([{ host: "127.0.0.1", port: TARGET_PORT }]);
-    expect(t.early).toHaveLength(0);
+    const { net, log } = tripwireNet({});
+    const verdict = await passGate(gateCtx(net, chaining, upstream), ask);
+    expect(verdict).toEqual({ kind: "allowed", host: "127.0.0.1", plan: { kind: "direct", addresses: ["127.0.0.1"] } });
+    expect(log.dials).toEqual([]);
+  });
+
+  it("refuses with proxy_loop, before any dial, when the upstream proxy is one of our own listeners", async () => {
+    const { net, log } = tripwireNet({});
+    const own = { ...upstreamProxy(), port: OWN_PORT };
+    const verdict = await passGate(gateCtx(net, true, { https: own, noProxy: [] }), ask);
+    expect(verdict).toMatchObject({ kind: "refused", refusal: { reason: "proxy_loop", scope: "proxy_state" } });
+    expect(log.dials).toEqual([]);
   });
 });
 
@@ -554,6 +583,23 @@ function session(net: Net, overrides: Partial<NetworkConfig>, upstream: Upstream
 const ORIGIN_ANSWER = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 describe("HTTP session chained to an upstream proxy", () => {
+  it("absolute-form https:// through an upstream proxy is a 501 before the proxy is looked up or checked", async () => {
+    const { net, log } = tripwireNet({});
+    net.connectTls = async () => {
+      throw new Error("tripwire: no TLS dial expected");
+    };
+    const own = { ...upstreamProxy(), port: OWN_PORT }; // would be a proxy loop if it were used
+    const { client, done } = session(net, { allowed_domains: ["127.0.0.1"], allow_upstream_proxy: true }, { https: own, noProxy: [] });
+    await client.write(latin1Bytes(`GET https://127.0.0.1:${TARGET_PORT}/ HTTP/1.1\r\nHost: 127.0.0.1:${TARGET_PORT}\r\nConnection: close\r\n\r\n`));
+    const reply = await readAllText(client);
+    await client.closeWrite();
+    await done;
+    expect(reply).toMatch(/^HTTP\/1\.1 501 /);
+    expect(reply).toContain("absolute-form https:// through an upstream proxy is not supported; use CONNECT");
+    expect(log.dials).toEqual([]);
+    expect(log.resolves).toEqual([]);
+  });
+
   const creds = `Basic ${b64("user:p@ss")}`;
 
   it("sends a plain request in absolute-form with the proxy's credentials, never the client's", async () => {

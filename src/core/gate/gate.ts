@@ -4,7 +4,8 @@
  * decisions and logs refusals. A front turns a refusal into its own bytes (403 + JSON, text
  * 403, a SOCKS5 reply code, a dropped datagram) and an allow into a dial of the plan it gets.
  *
- * One order for every protocol (docs/behaviour.md §3, README "How a request is decided"):
+ * One order for every protocol (README "How a request is decided"; the host policy of step 4 is
+ * docs/behaviour.md §3):
  *
  * 1. the proxy is disabled → `proxy_disabled` (proxy state);
  * 2. SOCKS5 in limited mode → `method_not_allowed` (mode guard), before the host is looked at;
@@ -15,28 +16,27 @@
  *    verdict is recorded, allow included, even when the client left before it was made;
  * 5. limited mode for HTTP: only GET, HEAD and OPTIONS, no upgrade, no CONNECT (mode guard);
  * 6. the dial plan: through the upstream proxy when chaining applies, else straight to the
- *    vetted addresses (resolved now when the policy left that to dial time); any address that
- *    is one of the proxy's own listeners refuses the request with `proxy_loop` (proxy state)
- *    before anything is dialled.
+ *    vetted addresses; any address that is one of the proxy's own listeners refuses the request
+ *    with `proxy_loop` (proxy state) before anything is dialled. A name left to dial time is
+ *    checked when it is resolved there (`refuseLoopAtDial`), before its connect.
  *
- * Records: one domain-policy record per host evaluation (step 4, or the allow of step 3) and
- * one block record for a mode or state refusal; so at most one blocked entry per request.
+ * Records, as the audit schema asks: one domain-policy record per host evaluation (step 4, or
+ * the allow of step 3), plus one block record when a mode or state guard refuses (steps 1, 2,
+ * 3, 5, 6); a request allowed by its host and then refused by a guard has both, and at most
+ * one blocked entry.
  *
  * @module
  */
 import ipaddr from "ipaddr.js";
 import { TARGET } from "../log.ts";
-import { DialError } from "../net/contract.ts";
-import { resolveForDial, stopSignals } from "../net/dial.ts";
+import type { DialPlan } from "../net/dial-plan.ts";
 import type { LeaveWatch } from "../net/reader.ts";
-import { untilAborted } from "../net/timeout.ts";
-import { proxyFor, resolveProxy } from "../net/upstream-proxy.ts";
-import { normalizeHost } from "../policy/host.ts";
+import { proxyFor } from "../net/upstream-proxy.ts";
+import { displayHost } from "../policy/host.ts";
 import type { HostVerdict, ProxyProtocol } from "../policy/types.ts";
 import { attributed, type RequestFacts, type SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
 import { recordStateBlock, recordUnixAllow, recordVerdict } from "./record.ts";
-import type { DialPlan } from "../net/dial-plan.ts";
 import type { GateRefusal, GateRequest, GateVerdict } from "./types.ts";
 import { matchAllowedSocket, UNIX_SOCKET_HOST } from "./unix-socket.ts";
 
@@ -74,8 +74,7 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
     return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
   }
   // 6. where to dial, never to ourselves
-  const plan = await planDial(ctx, snap, req, verdict, presence);
-  if (plan instanceof DialError) return { kind: "failed", host: verdict.host, error: plan };
+  const plan = planDial(ctx, snap, req, verdict);
   if (plan === "loop") return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "proxy_loop");
   return { kind: "allowed", host: verdict.host, plan };
 }
@@ -104,7 +103,7 @@ function isSocks(protocol: ProxyProtocol): boolean {
 /** The host as records name it before the policy ran: normalised when it parses. */
 function reportedHost(req: GateRequest): string {
   if (req.unixSocket !== undefined) return UNIX_SOCKET_HOST;
-  return normalizeHost(req.host)?.name ?? req.host;
+  return displayHost(req.host);
 }
 
 /** Log a refusal (one info line, never a path or query) and return it. */
@@ -143,28 +142,34 @@ async function unixGate(ctx: SessionContext, snap: ProxySnapshot, req: GateReque
 }
 
 /**
- * Step 6: the dial plan for an allowed host, every address resolved and checked against the
- * proxy's own listeners now; `loop` when one is ours, a `DialError` when a name cannot be
- * resolved. SOCKS5 UDP is always sent directly.
+ * Step 6: the dial plan. Addresses known now (the policy's vetted ones, an upstream proxy given
+ * as an IP literal) are checked against the proxy's own listeners at once (`loop`). A name left
+ * to dial time (an allowed host when `allow_local_binding = true`, an upstream proxy's own
+ * name) is resolved when dialled, so a kept-alive upstream connection is reused without a
+ * lookup; the dial checks those addresses and the front reports a hit through
+ * {@link refuseLoopAtDial}. SOCKS5 UDP is always sent directly; absolute-form `https://`
+ * through an upstream proxy is planned unchecked (the front answers it `501`).
  */
-async function planDial(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, verdict: Extract<HostVerdict, { allowed: true }>, presence?: LeaveWatch): Promise<DialPlan | "loop" | DialError> {
-  const host = verdict.host;
-  // Only a lookup waits here, so only a lookup asks for the leave watch's signal (made on use).
-  const stops = (): (AbortSignal | undefined)[] => [...stopSignals(ctx), presence?.signal];
+function planDial(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, verdict: Extract<HostVerdict, { allowed: true }>): DialPlan | "loop" {
   const chaining = snap.network.allow_upstream_proxy && ctx.upstream && req.protocol !== "socks5_udp";
   const use = req.tls || req.protocol === "https_connect" || req.protocol === "socks5_tcp" ? "tunnel" : "plain";
-  const proxy = chaining ? proxyFor(ctx.upstream!, use, host, req.port) : undefined;
-  try {
-    if (proxy) {
-      const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : await untilAborted(resolveProxy(ctx.net, proxy), ...stops());
-      if (addresses.some((ip) => ctx.isOwnListener({ host: ip, port: proxy.port }))) return "loop";
-      return { kind: "upstream", proxy, addresses };
-    }
-    const addresses = verdict.addresses ?? (await untilAborted(resolveForDial(ctx.net, host, req.port), ...stops()));
-    if (addresses.some((ip) => ctx.isOwnListener({ host: ip, port: req.port }))) return "loop";
-    return { kind: "direct", addresses };
-  } catch (e) {
-    if (e instanceof DialError) return e;
-    throw e;
+  const proxy = chaining ? proxyFor(ctx.upstream!, use, verdict.host, req.port) : undefined;
+  if (proxy) {
+    if (req.tls) return { kind: "upstream", proxy };
+    const addresses = ipaddr.isValid(proxy.host) ? [proxy.host] : undefined;
+    if (addresses?.some((ip) => ctx.isOwnListener({ host: ip, port: proxy.port }))) return "loop";
+    return { kind: "upstream", proxy, addresses };
   }
+  if (verdict.addresses?.some((ip) => ctx.isOwnListener({ host: ip, port: req.port }))) return "loop";
+  return { kind: "direct", addresses: verdict.addresses };
+}
+
+/**
+ * A dial found that a name resolved when dialling (see {@link planDial}) reaches one of the
+ * proxy's own listeners: record and log the `proxy_loop` refusal, for the front to answer.
+ */
+export function refuseLoopAtDial(ctx: SessionContext, req: GateRequest, host: string): GateRefusal {
+  const snap = ctx.state.snapshot();
+  const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
+  return refuseByState(ctx, snap, req, facts, host, "proxy_state", "proxy_loop").refusal;
 }

@@ -4,7 +4,6 @@
  * @module
  */
 import type { DecisionScope } from "../audit/events.ts";
-import type { DialError } from "../net/contract.ts";
 import type { DialPlan } from "../net/dial-plan.ts";
 import type { BlockReason, DecisionSource, ProxyProtocol } from "../policy/types.ts";
 
@@ -28,21 +27,21 @@ export interface GateRequest {
   readonly tls?: boolean;
 }
 
-/** A refusal, with everything a session needs to answer it in its own bytes. */
-export interface GateRefusal {
+/** A refusal: what a front needs to answer it in its own bytes (the 403 body's fields). */
+export interface Refusal {
   /** Normalised host (the raw one when it could not be parsed; `unix-socket` for unix sockets). */
   readonly host: string;
   readonly port: number;
   readonly reason: BlockReason;
   readonly decision: "deny" | "ask";
   readonly source: DecisionSource;
-  readonly scope: DecisionScope;
   readonly protocol: ProxyProtocol;
 }
 
+/** A refusal as the gate made it: also the kind of rule that made it. */
+export interface GateRefusal extends Refusal {
+  readonly scope: DecisionScope;
+}
+
 /** The gate's answer. */
-export type GateVerdict =
-  | { readonly kind: "allowed"; readonly host: string; readonly plan: DialPlan }
-  | { readonly kind: "refused"; readonly refusal: GateRefusal }
-  /** Allowed, but there is nowhere to dial (a name that did not resolve at dial planning). */
-  | { readonly kind: "failed"; readonly host: string; readonly error: DialError };
+export type GateVerdict = { readonly kind: "allowed"; readonly host: string; readonly plan: DialPlan } | { readonly kind: "refused"; readonly refusal: GateRefusal };

@@ -7,10 +7,11 @@
  * @module
  */
 import { basicProxyUser } from "../attribution.ts";
-import { passGate } from "../gate/gate.ts";
+import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
+import type { GateRequest } from "../gate/types.ts";
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
-import { dialScope } from "../net/dial.ts";
+import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
@@ -67,9 +68,9 @@ async function decideAndOpen(
   presence: LeaveWatch,
 ): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
-  const verdict = await passGate(ctx, { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: formatAddr(client.remote), credential }, presence);
+  const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: formatAddr(client.remote), credential };
+  const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, "CONNECT", keep);
-  if (verdict.kind === "failed") return answerUpstreamFailure(ctx, client, { host: verdict.host, port: target.port, tunnel: true }, verdict.error.message, keep);
   const { host, plan } = verdict;
   try {
     const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), plan, host, target.port);
@@ -78,6 +79,7 @@ async function decideAndOpen(
     return { tunnel, host };
   } catch (e) {
     presence.throwIfLeft();
+    if (e instanceof ProxyLoopError) return answerRefusal(client, refuseLoopAtDial(ctx, ask, host), "CONNECT", keep);
     return answerUpstreamFailure(ctx, client, { host, port: target.port, tunnel: true }, (e as Error).message, keep);
   }
 }

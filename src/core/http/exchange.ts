@@ -21,6 +21,7 @@
  */
 import { latin1Bytes } from "../net/bytes.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
+import { ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
@@ -30,7 +31,8 @@ import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type 
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
-import { answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
+import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
+import type { Refusal } from "./responses.ts";
 import type { RequestTarget } from "./target.ts";
 import { Upstream, type UpstreamSlot } from "./upstream.ts";
 
@@ -46,7 +48,7 @@ export interface Destination {
   /** Host and port for logs and refusals (`unix-socket` and 0 for a unix socket). */
   readonly host: string;
   readonly port: number;
-  /** Open a fresh connection; may throw `ProxyLoopError` or `DialError`. */
+  /** Open a fresh connection; may throw `DialError`, or `ProxyLoopError` for a name resolved here. */
   dial(): Promise<Conn>;
   /** Set when the connection goes to an upstream proxy: requests are sent in absolute-form. */
   readonly via?: UpstreamProxy;
@@ -65,6 +67,8 @@ export interface ExchangeRequest {
   readonly presence: LeaveWatch;
   /** Longest the request body may make no progress (`request_body_idle_timeout_secs`); unset: none. */
   readonly bodyIdleMs?: number;
+  /** Record the refusal of a dial that reached one of the proxy's own listeners (the gate's). */
+  readonly refuseLoop: () => Refusal;
 }
 
 /**
@@ -200,9 +204,9 @@ class Exchange {
     try {
       conn = await this.dest.dial();
     } catch (e) {
-      // The gate checked the plan against the proxy's own listeners: a dial failure here is an
-      // upstream failure.
       this.throwIfLeft();
+      // A name resolved when dialling reached one of the proxy's own listeners.
+      if (e instanceof ProxyLoopError) return answerRefusal(this.client, this.request.refuseLoop(), this.request.head.method, this.keepAfterFailure);
       return this.upstreamFailure((e as Error).message, e instanceof DialError && e.kind === "tls");
     }
     if (this.request.presence.reason) conn.close();

@@ -7,7 +7,8 @@
  * @module
  */
 import { basicProxyUser } from "../attribution.ts";
-import { passGate } from "../gate/gate.ts";
+import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
+import type { GateRequest } from "../gate/types.ts";
 import { dialScope, dialVetted } from "../net/dial.ts";
 import { dialProxy } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
@@ -18,7 +19,7 @@ import { exchange, type Destination, type ExchangeRequest } from "./exchange.ts"
 import { carriesBody, isFramingError, requestFraming, type BodyFraming } from "./framing.ts";
 import { requestedUpgrade, wantsKeepAlive } from "./headers.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
-import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
+import { answerRefusal, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
 import { requestedUnixSocket } from "./unix-socket.ts";
 import { upstreamKey, type UpstreamSlot } from "./upstream.ts";
@@ -56,27 +57,32 @@ async function decideAndForward(
   const socketPath = requestedUnixSocket(head);
   // An upgrade (WebSocket…) opens a two-way channel: a write channel limited mode must refuse.
   const upgrade = hasBody || socketPath !== undefined ? undefined : requestedUpgrade(head.headers);
-  const verdict = await passGate(
-    ctx,
-    {
-      protocol: "http",
-      host: target.host,
-      port: socketPath === undefined ? target.port : 0,
-      method: head.method,
-      client: formatAddr(client.remote),
-      credential: basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]),
-      upgrade: upgrade !== undefined,
-      unixSocket: socketPath,
-      tls: target.tls,
-    },
-    presence,
-  );
+  const ask: GateRequest = {
+    protocol: "http",
+    host: target.host,
+    port: socketPath === undefined ? target.port : 0,
+    method: head.method,
+    client: formatAddr(client.remote),
+    credential: basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]),
+    upgrade: upgrade !== undefined,
+    unixSocket: socketPath,
+    tls: target.tls,
+  };
+  const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
-  if (verdict.kind === "failed") return answerUpstreamFailure(ctx, client, { host: verdict.host, port: target.port }, verdict.error.message, keepAfterRefusal);
   const { host, plan } = verdict;
   ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
   const snap = ctx.state.snapshot();
-  const request: ExchangeRequest = { head, target, framing, keepAlive, presence, upgrade, bodyIdleMs: bodyIdleMs(snap.network.request_body_idle_timeout_secs) };
+  const request: ExchangeRequest = {
+    head,
+    target,
+    framing,
+    keepAlive,
+    presence,
+    upgrade,
+    bodyIdleMs: bodyIdleMs(snap.network.request_body_idle_timeout_secs),
+    refuseLoop: () => refuseLoopAtDial(ctx, ask, host),
+  };
   const dialCtx = () => dialScope(ctx, presence.signal);
   if (plan.kind === "unix") {
     const connectUnix = ctx.net.connectUnix!;

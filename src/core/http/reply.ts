@@ -34,7 +34,7 @@ export const UNIX_SOCKETS_UNSUPPORTED = "unix sockets unsupported";
  */
 export async function answerRefusal(client: Conn, r: Refusal, method: string, keep: boolean): Promise<RequestOutcome> {
   const bytes =
-    r.reason === "unix_socket_unsupported"
+    r.source === "proxy_state" && r.reason === "unix_socket_unsupported"
       ? simpleResponse(501, [["content-type", "text/plain; charset=utf-8"], ["x-proxy-error", "blocked-by-policy"]], UNIX_SOCKETS_UNSUPPORTED, keep)
       : r.protocol === "https_connect"
         ? blockedConnectResponse(r, keep)

@@ -5,9 +5,11 @@
  * @module
  */
 import { utf8 } from "../net/bytes.ts";
-import type { BlockReason, DecisionSource, ProxyProtocol } from "../policy/types.ts";
 import { blockMessage, proxyErrorHeader } from "../policy/types.ts";
+import type { Refusal } from "../gate/types.ts";
 import { UNIX_SOCKET_HOST } from "../gate/unix-socket.ts";
+
+export type { Refusal };
 
 /** Reason phrases for the statuses this proxy produces itself. */
 const REASON_PHRASES: Record<number, string> = {
@@ -48,16 +50,6 @@ export function textResponse(status: number, message: string, keepAlive = false)
   return simpleResponse(status, [["content-type", "text/plain; charset=utf-8"]], message, keepAlive);
 }
 
-/** What a refusal reports. */
-export interface Refusal {
-  readonly host: string;
-  readonly port: number;
-  readonly reason: BlockReason;
-  readonly decision: "deny" | "ask";
-  readonly source: DecisionSource;
-  readonly protocol: ProxyProtocol;
-}
-
 /** Start of every refusal's reason phrase. */
 export const REFUSAL_PHRASE_PREFIX = "Blocked by network policy";
 
@@ -81,12 +73,15 @@ export function refusalPhrase(r: Refusal, method?: string): string {
   let why: string;
   if (r.decision === "ask") {
     why = `${host} needs approval`;
+  } else if (r.source === "decider") {
+    // A decider's reason is free-form: never taken for one of the proxy's own.
+    why = `${host} was refused by the policy decider`;
   } else if (r.host === UNIX_SOCKET_HOST && r.source === "proxy_state" && r.reason === "not_allowed") {
     why = "the unix socket is not in allow_unix_sockets";
   } else {
     switch (r.reason) {
       case "not_allowed":
-        why = r.source === "decider" ? `${host} was refused by the policy decider` : `${host} is not in the allowlist`;
+        why = `${host} is not in the allowlist`;
         break;
       case "not_allowed_local":
         why = `${host} is or resolves to a local or private network address`;
@@ -104,7 +99,7 @@ export function refusalPhrase(r: Refusal, method?: string): string {
         why = `${host} is this proxy itself`;
         break;
       default:
-        why = r.source === "decider" ? `${host} was refused by the policy decider` : `${host} is refused`;
+        why = `${host} is refused`;
     }
   }
   return `${REFUSAL_PHRASE_PREFIX}: ${why}`;

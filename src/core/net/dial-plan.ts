@@ -1,6 +1,7 @@
 /**
  * How an allowed request is dialled, as the gate plans it, and opening a tunnel from a plan.
- * Every address in a plan is vetted and none is one of the proxy's own listeners.
+ * Addresses in a plan were checked against the proxy's own listeners (a direct plan's are the
+ * policy's vetted ones); where a plan has none, the name is resolved and checked when dialled.
  *
  * @module
  */
@@ -9,16 +10,19 @@ import { connectThrough, type Tunnel, type UpstreamProxy } from "./upstream-prox
 
 /** Where to dial. */
 export type DialPlan =
-  /** Straight to these addresses, in order (DNS pinning). */
-  | { readonly kind: "direct"; readonly addresses: readonly string[] }
-  /** Through this upstream proxy, dialled at these addresses. */
-  | { readonly kind: "upstream"; readonly proxy: UpstreamProxy; readonly addresses: readonly string[] }
+  /** Straight to these addresses, in order (DNS pinning); none: the name is resolved when dialled. */
+  | { readonly kind: "direct"; readonly addresses?: readonly string[] }
+  /** Through this upstream proxy, at these addresses; none: its name is resolved when dialled. */
+  | { readonly kind: "upstream"; readonly proxy: UpstreamProxy; readonly addresses?: readonly string[] }
   /** Over this allowlisted unix socket (the entry itself, not the client's spelling). */
   | { readonly kind: "unix"; readonly path: string };
 
 const NO_BYTES = new Uint8Array(0);
 
-/** A byte tunnel to `host:port` as `plan` says (a unix plan is never a tunnel's). */
+/**
+ * A byte tunnel to `host:port` as `plan` says (a unix plan is never a tunnel's). Throws
+ * `ProxyLoopError` when a name resolved here reaches one of the proxy's own listeners.
+ */
 export async function openPlannedTunnel(ctx: DialContext, plan: DialPlan, host: string, port: number): Promise<Tunnel> {
   switch (plan.kind) {
     case "direct":

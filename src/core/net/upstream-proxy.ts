@@ -11,7 +11,7 @@
 import ipaddr from "ipaddr.js";
 import { latin1, latin1Bytes } from "./bytes.ts";
 import { DialError, type Conn, type Net, type NetAddr } from "./contract.ts";
-import { attemptSignal, CONNECT_TIMEOUT_MS, dialVetted, ProxyLoopError, stoppedBy, stopSignals, type DialContext } from "./dial.ts";
+import { attemptSignal, CONNECT_TIMEOUT_MS, ProxyLoopError, stoppedBy, stopSignals, type DialContext } from "./dial.ts";
 import { untilAborted } from "./timeout.ts";
 import { BufferedReader, ReadTimeoutError } from "./reader.ts";
 
@@ -231,27 +231,4 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
 function indexOfBlankLine(b: Uint8Array): number {
   for (let i = 0; i + 3 < b.length; i++) if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
   return -1;
-}
-
-const NO_BYTES = new Uint8Array(0);
-
-/** What tunnelling needs: dialling, plus the upstream proxies when chaining is on. */
-export interface TunnelContext extends DialContext {
-  readonly upstream?: UpstreamProxies;
-}
-
-/**
- * A connection to `host:port` for a tunnel: through the upstream proxy when chaining applies to
- * this target, else straight to the vetted addresses.
- */
-export async function openTunnel(
-  ctx: TunnelContext,
-  chaining: boolean,
-  host: string,
-  port: number,
-  addresses: readonly string[] | undefined,
-): Promise<Tunnel> {
-  const proxy = chaining && ctx.upstream ? proxyFor(ctx.upstream, "tunnel", host, port) : undefined;
-  if (!proxy) return { conn: await dialVetted(ctx, host, port, addresses), early: NO_BYTES };
-  return connectThrough(ctx, proxy, host, port);
 }

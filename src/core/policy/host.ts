@@ -209,3 +209,8 @@ export function normalizeHost(raw: string): NormalizedHost | null {
   if (parts.bracketed) return null;
   return normalizeNameOrIpv4(host);
 }
+
+/** A host as records and logs name it: normalised when it parses, else as the client wrote it. */
+export function displayHost(host: string): string {
+  return normalizeHost(host)?.name ?? host;
+}

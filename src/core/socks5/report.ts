@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { normalizeHost } from "../policy/host.ts";
+import { displayHost } from "../policy/host.ts";
 import type { Socks5Address } from "./parser.ts";
 
 /** The normalised host when it parses, else what the client sent. */
 export function reportedHost(target: Socks5Address): string {
-  return normalizeHost(target.host)?.name ?? target.host;
+  return displayHost(target.host);
 }

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { passGate, passStateGate } from "../gate/gate.ts";
+import { passGate, passStateGate, refuseLoopAtDial } from "../gate/gate.ts";
 import type { GateRequest } from "../gate/types.ts";
 import { writeQuietly } from "../net/write.ts";
 import { TARGET } from "../log.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
-import { dialScope } from "../net/dial.ts";
+import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
@@ -121,11 +121,6 @@ async function decideAndOpen(
     await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
     return undefined;
   }
-  if (verdict.kind === "failed") {
-    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${verdict.error.message}`);
-    await writeQuietly(client, encodeReply(dialFailureReply(verdict.error)));
-    return undefined;
-  }
   try {
     const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), verdict.plan, verdict.host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened
@@ -133,6 +128,11 @@ async function decideAndOpen(
     return { tunnel, host: verdict.host };
   } catch (e) {
     presence.throwIfLeft();
+    if (e instanceof ProxyLoopError) {
+      refuseLoopAtDial(ctx, ask, verdict.host); // a name resolved when dialling reached us
+      await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+      return undefined;
+    }
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${verdict.host}:${target.port} upstream failed: ${(e as Error).message}`);
     await writeQuietly(client, encodeReply(dialFailureReply(e)));
     return undefined;

@@ -12,7 +12,8 @@ import { formatAddr, type Conn, type DatagramSocket, type NetAddr } from "../net
 import { isUnspecifiedIp, unmapIpv4 } from "../net/ip.ts";
 import type { BufferedReader } from "../net/reader.ts";
 import { writeQuietly } from "../net/write.ts";
-import { passGate } from "../gate/gate.ts";
+import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
+import { ProxyLoopError, vettedAddresses } from "../net/dial.ts";
 import type { SessionContext } from "../session-context.ts";
 import { Reply } from "./constants.ts";
 import { encodeDatagramHeader, encodeReply, parseDatagram, type Socks5Address } from "./parser.ts";
@@ -52,9 +53,17 @@ export async function runUdpAssociation(
       return;
     }
     // Each datagram is decided on its own; a refused one is dropped (the gate records it).
-    const verdict = await passGate(ctx, { protocol: "socks5_udp", host: target.host, port: target.port, client: who, credential });
+    const ask = { protocol: "socks5_udp" as const, host: target.host, port: target.port, client: who, credential };
+    const verdict = await passGate(ctx, ask);
     if (verdict.kind !== "allowed" || verdict.plan.kind !== "direct") return;
-    const ip = verdict.plan.addresses[0];
+    let ip: string | undefined;
+    try {
+      ip = (await vettedAddresses(ctx, verdict.host, target.port, verdict.plan.addresses))[0];
+    } catch (e) {
+      if (e instanceof ProxyLoopError) refuseLoopAtDial(ctx, ask, verdict.host);
+      else ctx.log.log("debug", TARGET.socks5, `udp from ${who}: dropped: ${(e as Error).message}`);
+      return;
+    }
     if (ip === undefined) return;
     const to = { host: ip, port: target.port };
     remember(peers, peerKey(to));

@@ -32,9 +32,9 @@ import { unmapIpv4 } from "../../core/net/ip.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
 import { LISTEN_BACKLOG } from "../shared/accept.ts";
 import { ReadQueue } from "../shared/read-queue.ts";
+import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
 export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
-import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
 
 /** How long a closed connection may take to flush before it is reset. */
 export const CLOSE_LINGER_MS = 5_000;
@@ -150,10 +150,9 @@ export class BunConn implements Conn {
     this.socket.terminate(); // a reset: nothing queued is sent
   }
 
-  /** Mark closed and settle every waiter (a pending read fails through the queue). */
+  /** Mark closed and settle every write waiter (the read side has ended or failed already). */
   private settle(): void {
     this.closed = true;
-    if (!this.reads.eof) this.reads.fail(new Error("connection closed"));
     for (const d of this.drained.splice(0)) d();
   }
 }
