@@ -24,6 +24,6 @@ export { PolicyEngine, type NetworkDecision, type NetworkPolicyRequest, type Pol
 export { PatternError } from "./policy/patterns.ts";
 export type { BlockReason, DecisionSource, HostVerdict, ProxyProtocol } from "./policy/types.ts";
 export { startProxy, type ProxyAddresses, type ProxyServerOptions, type RunningProxy } from "./server.ts";
-export { loadConfigFile, runStandalone, type StandaloneHost } from "./standalone.ts";
+export { loadConfigFile } from "./config/load.ts";
 export { ProxyState, StateChangeError, type ConfigSource, type ProxySnapshot, type ProxyStateOptions } from "./state.ts";
 export { VERSION } from "./version.ts";

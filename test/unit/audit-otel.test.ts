@@ -180,7 +180,7 @@ describe("OpenTelemetry audit events", () => {
 
 describe("library wiring", () => {
   it("the builder sends audit events to the host's LoggerProvider with its metadata", async () => {
-    const { NetworkProxy } = await import("../../src/core/proxy.ts");
+    const { NetworkProxy } = await import("../../src/core/api/proxy.ts");
     const exporter = new InMemoryLogRecordExporter();
     const provider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter })] });
     const { net } = tripwireNet({});
@@ -196,7 +196,7 @@ describe("library wiring", () => {
   });
 
   it("without a provider, events go to the global one the host installed", async () => {
-    const { NetworkProxy } = await import("../../src/core/proxy.ts");
+    const { NetworkProxy } = await import("../../src/core/api/proxy.ts");
     const { logs } = await import("@opentelemetry/api-logs");
     const exporter = new InMemoryLogRecordExporter();
     const provider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter })] });

@@ -79,8 +79,9 @@ export class ConfigError extends TypeError {
     message: string,
     readonly key?: string,
     readonly line?: number,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = "ConfigError";
   }
 }

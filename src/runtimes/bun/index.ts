@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder, type ProxyRuntime } from "../../core/proxy.ts";
+import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder, type ProxyRuntime } from "../../core/api/proxy.ts";
 import { readTextFile } from "../node/host.ts";
 import { bunNet } from "./net.ts";
 
@@ -26,6 +26,6 @@ export class NetworkProxy extends CoreNetworkProxy {
 export { createAdminApp, type AdminOptions } from "../../core/admin/app.ts";
 export type { BrowserGuardOptions } from "../../core/admin/browser-guard.ts";
 export type { NetworkConstraints } from "../../core/config/constraints.ts";
-export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/proxy.ts";
+export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/api/proxy.ts";
 export * from "../../core/index.ts";
 export { bunNet };

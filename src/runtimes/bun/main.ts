@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { runStandalone } from "../../core/standalone.ts";
+import { runStandalone } from "../../core/cli/standalone.ts";
 import { processStandaloneHost } from "../node/host.ts";
 import { bunNet } from "./net.ts";
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { runStandalone } from "../../core/standalone.ts";
+import { runStandalone } from "../../core/cli/standalone.ts";
 import { startAuditExport } from "../shared/otel-export.ts";
 import { denoNet } from "./net.ts";
 

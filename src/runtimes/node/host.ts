@@ -7,7 +7,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import type { Net } from "../../core/net/contract.ts";
-import type { StandaloneHost } from "../../core/standalone.ts";
+import type { StandaloneHost } from "../../core/cli/standalone.ts";
 import { startAuditExport } from "../shared/otel-export.ts";
 
 /** File contents, or `null` when the file does not exist. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { runStandalone } from "../../core/standalone.ts";
+import { runStandalone } from "../../core/cli/standalone.ts";
 import { processStandaloneHost } from "./host.ts";
 import { nodeNet } from "./net.ts";
 

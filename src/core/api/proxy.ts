@@ -6,26 +6,26 @@
  * @module
  */
 import { stringify } from "smol-toml";
-import { createAdminApp } from "./admin/app.ts";
-import type { BrowserGuardOptions } from "./admin/browser-guard.ts";
-import { adminTokenFrom } from "./admin/token.ts";
-import { AttributionRegistry } from "./attribution.ts";
+import { createAdminApp } from "../admin/app.ts";
+import type { BrowserGuardOptions } from "../admin/browser-guard.ts";
+import { adminTokenFrom } from "../admin/token.ts";
+import { AttributionRegistry } from "../attribution.ts";
 import type { LoggerProvider } from "@opentelemetry/api-logs";
-import type { DecisionSink } from "./audit/events.ts";
-import { createAuditSink, type AuditMetadata, type AuditSinkOptions } from "./audit/otel.ts";
-import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
-import { parseListenUrl, planListeners } from "./config/listen-url.ts";
-import { parseConfigText } from "./config/parse.ts";
-import { ConfigError, type NetworkConfig } from "./config/types.ts";
-import { proxyEnv } from "./env.ts";
-import { silentLogger, TARGET, type Logger } from "./log.ts";
-import type { Net, NetAddr } from "./net/contract.ts";
-import type { PolicyDecider } from "./policy/decide.ts";
-import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
-import { startProxy, type ProxyAddresses, type RunningProxy } from "./server.ts";
-import { loadExtraCa } from "./tls-trust.ts";
-import { loadConfigFile } from "./standalone.ts";
-import { ProxyState } from "./state.ts";
+import type { DecisionSink } from "../audit/events.ts";
+import { createAuditSink, type AuditMetadata, type AuditSinkOptions } from "../audit/otel.ts";
+import { checkConstraints, type NetworkConstraints } from "../config/constraints.ts";
+import { parseListenUrl, planListeners } from "../config/listen-url.ts";
+import { parseConfigText } from "../config/parse.ts";
+import { ConfigError, type NetworkConfig } from "../config/types.ts";
+import { proxyEnv } from "../env.ts";
+import { silentLogger, TARGET, type Logger } from "../log.ts";
+import type { Net, NetAddr } from "../net/contract.ts";
+import type { PolicyDecider } from "../policy/decide.ts";
+import { upstreamProxiesFromEnv } from "../net/upstream-proxy.ts";
+import { startProxy, type ProxyAddresses, type RunningProxy } from "../server.ts";
+import { loadExtraCa } from "../tls-trust.ts";
+import { loadConfigFile } from "../config/load.ts";
+import { ProxyState } from "../state.ts";
 import type { Hono } from "hono";
 
 /** What a runtime gives the library. */

@@ -8,22 +8,22 @@
  *
  * @module
  */
-import { planListeners } from "./config/listen-url.ts";
-import { parseConfigText } from "./config/parse.ts";
-import { ConfigError, defaultNetworkConfig, type ListenPlan, type LoadedConfig } from "./config/types.ts";
+import { planListeners } from "../config/listen-url.ts";
+import { ConfigError, type ListenPlan, type LoadedConfig } from "../config/types.ts";
 import type { LoggerProvider } from "@opentelemetry/api-logs";
-import { createAdminApp } from "./admin/app.ts";
-import { createAuditSink } from "./audit/otel.ts";
-import { parseTelemetryConfig, type TelemetryConfig } from "./config/telemetry.ts";
-import { adminTokenFrom } from "./admin/token.ts";
-import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "./config/constraints.ts";
-import { createLineLogger, TARGET, type Logger } from "./log.ts";
-import type { Net } from "./net/contract.ts";
-import { upstreamProxiesFromEnv } from "./net/upstream-proxy.ts";
-import { startProxy } from "./server.ts";
-import { loadExtraCa } from "./tls-trust.ts";
-import { ProxyState } from "./state.ts";
-import { VERSION } from "./version.ts";
+import { createAdminApp } from "../admin/app.ts";
+import { createAuditSink } from "../audit/otel.ts";
+import { loadConfigFile } from "../config/load.ts";
+import type { TelemetryConfig } from "../config/telemetry.ts";
+import { adminTokenFrom } from "../admin/token.ts";
+import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "../config/constraints.ts";
+import { createLineLogger, TARGET, type Logger } from "../log.ts";
+import type { Net } from "../net/contract.ts";
+import { upstreamProxiesFromEnv } from "../net/upstream-proxy.ts";
+import { startProxy } from "../server.ts";
+import { loadExtraCa } from "../tls-trust.ts";
+import { ProxyState } from "../state.ts";
+import { VERSION } from "../version.ts";
 
 /** What the standalone entry needs from its runtime. */
 export interface StandaloneHost {
@@ -113,29 +113,6 @@ async function configPath(host: StandaloneHost, explicit: string | undefined): P
   const home = host.homeDir();
   if (!home) throw new ConfigError("cannot find the home directory: set CODEX_HOME or pass --config");
   return `${home.replace(/\/+$/, "")}/.codex/config.toml`;
-}
-
-/**
- * Load and validate a config file (domain patterns included, by `parseConfigText`). A missing file yields the
- * defaults, unless it is `required` (named with `--config`: a typo must not pass silently).
- * Throws {@link ConfigError} naming the key and line.
- */
-export async function loadConfigFile(host: Pick<StandaloneHost, "readTextFile">, path: string, required = false): Promise<LoadedConfig> {
-  let text: string | null;
-  try {
-    text = await host.readTextFile(path);
-  } catch (e) {
-    throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`);
-  }
-  if (text === null) {
-    if (required) throw new ConfigError(`config file ${path} does not exist`);
-    return { network: defaultNetworkConfig(), warnings: [] };
-  }
-  const loaded = parseConfigText(text, path);
-  const t = parseTelemetryConfig(text, path);
-  loaded.telemetry = t.telemetry;
-  loaded.warnings.push(...t.warnings);
-  return loaded;
 }
 
 /** Run the standalone proxy until a shutdown signal. Resolves with the exit code. */
