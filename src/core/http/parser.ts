@@ -35,11 +35,24 @@ export interface ResponseHead {
   readonly headers: readonly HttpHeader[];
 }
 
+/** Why a head cannot be parsed, and the status that answers it. */
+export interface HeadError {
+  readonly kind: "error";
+  /** `400` malformed, `431` too large, `505` an HTTP major version other than 1. */
+  readonly status: 400 | 431 | 505;
+  readonly message: string;
+}
+
 /** The outcome of parsing a head from the bytes received so far. */
-export type HeadResult<T> =
-  | { readonly kind: "incomplete" }
-  | { readonly kind: "ok"; readonly head: T; /** bytes the head used */ readonly size: number }
-  | { readonly kind: "error"; readonly status: 400 | 431 | 505; readonly message: string };
+export type HeadResult<T> = { readonly kind: "incomplete" } | { readonly kind: "ok"; readonly head: T; /** bytes the head used */ readonly size: number } | HeadError;
+
+function headError(status: HeadError["status"], message: string): HeadError {
+  return { kind: "error", status, message };
+}
+
+function isHeadError(v: object): v is HeadError {
+  return (v as { kind?: unknown }).kind === "error";
+}
 
 /** Parse a request head. `incomplete` means: read more and call again with all bytes. */
 export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
@@ -47,9 +60,9 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
   if (split.kind !== "ok") return split;
   const { lines, size } = split;
   const start = parseRequestLine(lines[0]!);
-  if (typeof start === "string") return { kind: "error", status: start.startsWith("unsupported") ? 505 : 400, message: start };
+  if (isHeadError(start)) return start;
   const headers = parseHeaderLines(lines);
-  if (typeof headers === "string") return { kind: "error", status: headers.startsWith("too many") ? 431 : 400, message: headers };
+  if (isHeadError(headers)) return headers;
   return { kind: "ok", head: { ...start, headers }, size };
 }
 
@@ -59,16 +72,13 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
   if (split.kind !== "ok") return split;
   const { lines, size } = split;
   const m = /^HTTP\/(1\.[01]) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/.exec(lines[0]!);
-  if (!m) return { kind: "error", status: 400, message: `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}` };
+  if (!m) return headError(400, `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}`);
   const headers = parseHeaderLines(lines);
-  if (typeof headers === "string") return { kind: "error", status: headers.startsWith("too many") ? 431 : 400, message: headers };
+  if (isHeadError(headers)) return headers;
   return { kind: "ok", head: { version: m[1]!, status: Number(m[2]), reason: m[3] ?? "", headers }, size };
 }
 
-type Split =
-  | { kind: "incomplete" }
-  | { kind: "ok"; lines: string[]; size: number }
-  | { kind: "error"; status: 400 | 431; message: string };
+type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number } | HeadError;
 
 /**
  * Find the end of the head and cut it into lines. Leading empty lines before the start line
@@ -82,23 +92,23 @@ function splitHead(bytes: Uint8Array): Split {
   const limit = Math.min(bytes.length, MAX_HEAD_BYTES);
   for (let i = begin; i < limit; i++) {
     const b = bytes[i]!;
-    if (b === 10) return { kind: "error", status: 400, message: "bare LF in head" };
+    if (b === 10) return headError(400, "bare LF in head");
     if (b !== 13) continue;
     if (i + 1 >= bytes.length) return { kind: "incomplete" };
-    if (bytes[i + 1] !== 10) return { kind: "error", status: 400, message: "bare CR in head" };
+    if (bytes[i + 1] !== 10) return headError(400, "bare CR in head");
     if (i === lineStart) {
-      if (lines.length === 0) return { kind: "error", status: 400, message: "empty start line" };
+      if (lines.length === 0) return headError(400, "empty start line");
       return { kind: "ok", lines, size: i + 2 };
     }
     lines.push(latin1(bytes, lineStart, i));
     if (lines.length > MAX_HEADER_COUNT + 1) {
-      return { kind: "error", status: 431, message: `too many header fields (limit ${MAX_HEADER_COUNT})` };
+      return headError(431, `too many header fields (limit ${MAX_HEADER_COUNT})`);
     }
     i++;
     lineStart = i + 1;
   }
   if (bytes.length >= MAX_HEAD_BYTES) {
-    return { kind: "error", status: 431, message: `header section larger than ${MAX_HEAD_BYTES} bytes` };
+    return headError(431, `header section larger than ${MAX_HEAD_BYTES} bytes`);
   }
   return { kind: "incomplete" };
 }
@@ -108,31 +118,31 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field value: visible ASCII, obs-text, SP and HTAB; no other control characters. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-function parseRequestLine(line: string): { method: string; target: string; version: string } | string {
+function parseRequestLine(line: string): { method: string; target: string; version: string } | HeadError {
   const parts = line.split(" ");
-  if (parts.length !== 3) return `malformed request line ${JSON.stringify(line.slice(0, 64))}`;
+  if (parts.length !== 3) return headError(400, `malformed request line ${JSON.stringify(line.slice(0, 64))}`);
   const [method, target, proto] = parts as [string, string, string];
-  if (!TOKEN.test(method)) return `malformed method ${JSON.stringify(method.slice(0, 32))}`;
-  if (target.length === 0 || !/^[\x21-\x7e]+$/.test(target)) return `malformed request target ${JSON.stringify(target.slice(0, 64))}`;
+  if (!TOKEN.test(method)) return headError(400, `malformed method ${JSON.stringify(method.slice(0, 32))}`);
+  if (target.length === 0 || !/^[\x21-\x7e]+$/.test(target)) return headError(400, `malformed request target ${JSON.stringify(target.slice(0, 64))}`);
   const v = /^HTTP\/(\d)\.(\d)$/.exec(proto);
-  if (!v) return `malformed protocol version ${JSON.stringify(proto.slice(0, 16))}`;
-  if (v[1] !== "1") return `unsupported protocol version ${proto}`;
+  if (!v) return headError(400, `malformed protocol version ${JSON.stringify(proto.slice(0, 16))}`);
+  if (v[1] !== "1") return headError(505, `unsupported protocol version ${proto}`);
   return { method, target, version: v[2] === "0" ? "1.0" : "1.1" };
 }
 
-function parseHeaderLines(lines: readonly string[]): HttpHeader[] | string {
+function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
   const headers: HttpHeader[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const c0 = line.charCodeAt(0);
-    if (c0 === 32 || c0 === 9) return "obs-fold (header line starting with whitespace) is not allowed";
+    if (c0 === 32 || c0 === 9) return headError(400, "obs-fold (header line starting with whitespace) is not allowed");
     const colon = line.indexOf(":");
-    if (colon <= 0) return `malformed header line ${JSON.stringify(line.slice(0, 64))}`;
+    if (colon <= 0) return headError(400, `malformed header line ${JSON.stringify(line.slice(0, 64))}`);
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return `malformed header name ${JSON.stringify(name.slice(0, 64))}`;
+    if (!TOKEN.test(name)) return headError(400, `malformed header name ${JSON.stringify(name.slice(0, 64))}`);
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    if (value.includes("\0")) return `NUL in header ${name}`;
-    if (!FIELD_VALUE.test(value)) return `control character in header ${name}`;
+    if (value.includes("\0")) return headError(400, `NUL in header ${name}`);
+    if (!FIELD_VALUE.test(value)) return headError(400, `control character in header ${name}`);
     headers.push({ name, value });
   }
   return headers;
