@@ -177,7 +177,7 @@ function listenAndAccept(addr: NetAddr, onConn: (conn: DenoConn) => void, option
     }
     onConn(conn);
   };
-  void acceptLoop(() => listener.accept(), accepted, { backoff: new AcceptBackoff(options?.onAcceptError), signal: closing.signal });
+  const loop = acceptLoop(() => listener.accept(), accepted, { backoff: new AcceptBackoff(options?.onAcceptError), signal: closing.signal });
   return {
     addr: { host: bound.hostname, port: bound.port },
     async close() {
@@ -187,6 +187,9 @@ function listenAndAccept(addr: NetAddr, onConn: (conn: DenoConn) => void, option
       } catch {
         // closed already
       }
+      // Deno closes a listening socket only once its pending accept() has failed: until the
+      // loop has ended, a new connect would still be taken into the backlog and then reset.
+      await loop;
     },
   };
 }
