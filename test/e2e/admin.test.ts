@@ -804,6 +804,38 @@ describe("admin token in a broken config file (case 5)", () => {
   });
 });
 
+describe("an admin token that no request could present is a startup error (RFC 6750 §2.1)", () => {
+  const SECRET = "pass word";
+
+  it("in the config: exit 2 naming network.admin_token and its line, not the token", async () => {
+    const dir = makeTempDir("cnp-e2e-token-");
+    try {
+      const path = join(dir.dir, "config.toml");
+      writeFileSync(path, `[network]\nenabled = true\n\nadmin_token = "${SECRET}"\n`);
+      const r = await runCli(["--config", path], { env: { CODEX_NETWORK_PROXY_ADMIN_TOKEN: undefined }, timeoutMs: 10_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${path}:4: network.admin_token: is not a bearer token: character 5 (U+0020) is not allowed`);
+      expect(r.stderr + r.stdout).not.toContain(SECRET);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("in CODEX_NETWORK_PROXY_ADMIN_TOKEN (a trailing newline): exit 2 naming the variable, not the token", async () => {
+    const dir = makeTempDir("cnp-e2e-token-");
+    try {
+      const path = join(dir.dir, "config.toml");
+      writeFileSync(path, `[network]\nenabled = true\n`);
+      const r = await runCli(["--config", path], { env: { CODEX_NETWORK_PROXY_ADMIN_TOKEN: "tok-from-file\n" }, timeoutMs: 10_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("CODEX_NETWORK_PROXY_ADMIN_TOKEN is not a bearer token: character 14 (U+000A) is not allowed");
+      expect(r.stderr + r.stdout).not.toContain("tok-from-file");
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Case 7: a non-loopback admin bind address is clamped.
 // ---------------------------------------------------------------------------------------------

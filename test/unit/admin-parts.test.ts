@@ -1,65 +1,132 @@
-/** The admin API's building blocks: bearer parsing, token check, body limit, redaction. */
+/** The admin API's building blocks: token syntax, bearer authentication, body limit, mode body, redaction. */
 import { describe, expect, it } from "vitest";
-import { bearerToken, createTokenCheck } from "../../src/core/admin/auth.ts";
-import { MAX_ADMIN_BODY_BYTES, readLimitedBody } from "../../src/core/admin/body.ts";
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { bearerTokenAuth } from "../../src/core/admin/auth.ts";
+import { adminBodyLimit, MAX_ADMIN_BODY_BYTES, readBoundedBody } from "../../src/core/admin/body.ts";
+import { bearerTokenFault } from "../../src/core/config/bearer-token.ts";
 import { parseModeRequest } from "../../src/core/admin/mode-request.ts";
 import { REDACTED, redactNetwork, scrubSecrets } from "../../src/core/admin/redact.ts";
 import { defaultNetworkConfig } from "../../src/core/config/types.ts";
 
-describe("bearerToken", () => {
+describe("bearerTokenFault (RFC 6750 §2.1 b64token)", () => {
+  it.each(["abc", "s3cret-admin-token-7f1c", "A.b_c~d+e/f-0", "abc=", "abc==", "dG9rZW4="])("accepts %j", (token) => {
+    expect(bearerTokenFault(token)).toBeUndefined();
+  });
+
   it.each([
-    ["Bearer abc", "abc"],
-    ["bearer abc", "abc"],
-    ["  Bearer \t abc \t", "abc"],
-    ["Bearer a b", "a b"],
-    ["Bearer ", undefined],
-    ["Bearer", undefined],
-    ["Basic abc", undefined],
-    ["abc", undefined],
-    ["", undefined],
-  ])("%j → %j", (header, token) => {
-    expect(bearerToken(header)).toBe(token);
-  });
-
-  it("handles a missing header", () => {
-    expect(bearerToken(null)).toBeUndefined();
-    expect(bearerToken(undefined)).toBeUndefined();
+    ["", "must not be empty"],
+    ["x y", "character 2 (U+0020) is not allowed"],
+    ["tok\n", "character 4 (U+000A) is not allowed"],
+    ["t\u00f6k", "character 2 (U+00F6) is not allowed"],
+    ["t😀k", "character 2 (U+1F600) is not allowed"],
+    ["ab!c", "character 3 (U+0021) is not allowed"],
+    ["=abc", "= may only end it"],
+    ["a=b", "= may only end it"],
+    ["===", "= may only end it"],
+  ])("refuses %j: %s, without quoting it", (token, reason) => {
+    const fault = bearerTokenFault(token);
+    expect(fault).toContain(reason);
+    if (token.length > 1) expect(fault).not.toContain(token);
   });
 });
 
-describe("createTokenCheck", () => {
-  it("accepts only the exact token", async () => {
-    const check = createTokenCheck("tok");
-    expect(await check("Bearer tok")).toBe(true);
-    expect(await check("Bearer tok2")).toBe(false);
-    expect(await check("Bearer to")).toBe(false);
-    expect(await check("Bearer TOK")).toBe(false);
-    expect(await check(null)).toBe(false);
+describe("bearerTokenAuth (Hono's bearerAuth)", () => {
+  const TOKEN = "tok-1";
+  const refused: string[] = [];
+  const app = new Hono();
+  app.onError((err, c) => (err instanceof HTTPException ? err.getResponse() : c.text("bug", 500)));
+  app.use(
+    "*",
+    bearerTokenAuth(TOKEN, (c, why) => {
+      refused.push(why);
+      return c.json({ refused: why }, 401);
+    }),
+  );
+  app.get("/", (c) => c.text("in"));
+  const get = (authorization?: string) =>
+    app.request("/", { headers: authorization === undefined ? {} : { authorization } });
+
+  it.each([`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `BEARER   ${TOKEN}`, `  Bearer ${TOKEN} \t`])("lets %j through", async (header) => {
+    const res = await get(header);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("in");
+  });
+
+  it.each([
+    ["no header", undefined, "missing", "Bearer"],
+    ["an empty token", "Bearer ", "malformed", 'Bearer error="invalid_request"'],
+    ["the bare scheme", "Bearer", "malformed", 'Bearer error="invalid_request"'],
+    ["another scheme", `Basic ${TOKEN}`, "malformed", 'Bearer error="invalid_request"'],
+    ["the bare token", TOKEN, "malformed", 'Bearer error="invalid_request"'],
+    ["a token with a space", "Bearer tok 1", "malformed", 'Bearer error="invalid_request"'],
+    ["a wrong token", `Bearer ${TOKEN}x`, "wrong", 'Bearer error="invalid_token"'],
+    ["a prefix of the token", `Bearer ${TOKEN.slice(0, -1)}`, "wrong", 'Bearer error="invalid_token"'],
+    ["the token in another case", `Bearer ${TOKEN.toUpperCase()}`, "wrong", 'Bearer error="invalid_token"'],
+  ])("refuses %s with 401, the refusal's answer and its challenge", async (_name, header, why, challenge) => {
+    refused.length = 0;
+    const res = await get(header);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ refused: why });
+    expect(res.headers.get("www-authenticate")).toBe(challenge);
+    expect(refused).toEqual([why]);
+  });
+
+  it("refuses to be built on a token no request could present, without quoting it", () => {
+    expect(() => bearerTokenAuth("my token", () => new Response())).toThrow(
+      /^the admin token is not a bearer token: character 3 \(U\+0020\)/,
+    );
+    expect(() => bearerTokenAuth("my token", () => new Response())).not.toThrow(/my token/);
   });
 });
 
-describe("readLimitedBody", () => {
-  const req = (body: BodyInit | null, headers: Record<string, string> = {}) =>
-    new Request("http://localhost/", { method: "POST", body, headers });
+describe("adminBodyLimit and readBoundedBody (Hono's bodyLimit)", () => {
+  const limited = (limit: number) => {
+    const app = new Hono();
+    app.post(
+      "/",
+      adminBodyLimit(
+        { tooLarge: (c) => c.text("too large", 413), badLength: (c, v) => c.text(`bad length ${v}`, 400) },
+        limit,
+      ),
+      async (c) => {
+        const bytes = await readBoundedBody(c, limit);
+        return bytes === undefined ? c.text("too large after reading", 413) : c.text(new TextDecoder().decode(bytes));
+      },
+    );
+    return app;
+  };
+  const post = (app: Hono, body: BodyInit | null, headers: Record<string, string> = {}) =>
+    app.request(new Request("http://localhost/", { method: "POST", body, headers, duplex: "half" } as RequestInit));
 
-  it("returns the bytes of a body within the limit", async () => {
-    const r = await readLimitedBody(req("hello"));
-    expect(r).toEqual({ kind: "ok", bytes: new TextEncoder().encode("hello") });
+  it("hands the bytes of a body within the limit to the handler", async () => {
+    const res = await post(limited(MAX_ADMIN_BODY_BYTES), "hello");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("hello");
   });
 
-  it("returns no bytes for no body", async () => {
-    const r = await readLimitedBody(new Request("http://localhost/", { method: "POST" }));
-    expect(r).toEqual({ kind: "ok", bytes: new Uint8Array(0) });
+  it("hands an empty body to the handler when there is none", async () => {
+    const res = await post(limited(10), null);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
   });
 
-  it("refuses a body one byte over the limit", async () => {
-    expect((await readLimitedBody(req("x".repeat(MAX_ADMIN_BODY_BYTES + 1)))).kind).toBe("too_large");
-    expect((await readLimitedBody(req("x".repeat(11)), 10)).kind).toBe("too_large");
-    expect((await readLimitedBody(req("x".repeat(10)), 10)).kind).toBe("ok");
+  it("takes a body of exactly the limit and refuses one byte more", async () => {
+    expect((await post(limited(10), "x".repeat(10))).status).toBe(200);
+    expect(await (await post(limited(10), "x".repeat(11))).text()).toBe("too large");
+    expect((await post(limited(MAX_ADMIN_BODY_BYTES), "x".repeat(MAX_ADMIN_BODY_BYTES + 1))).status).toBe(413);
   });
 
-  it("refuses a malformed Content-Length", async () => {
-    expect(await readLimitedBody(req("x", { "content-length": "-1" }))).toEqual({ kind: "bad_length", value: "-1" });
+  it.each(["-1", "1e3", "12abc", "1, 1", "0x10"])("refuses Content-Length %j with its value", async (value) => {
+    const res = await post(limited(10), "x", { "content-length": value });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toBe(`bad length ${value}`);
+  });
+
+  it("refuses, once read, a body longer than its Content-Length said", async () => {
+    const res = await post(limited(10), "x".repeat(11), { "content-length": "5" });
+    expect(res.status).toBe(413);
+    expect(await res.text()).toBe("too large after reading");
   });
 });
 

@@ -10,7 +10,7 @@ import { MAX_ADMIN_BODY_BYTES } from "../../src/core/admin/body.ts";
 import { adminTokenFrom, ADMIN_TOKEN_ENV } from "../../src/core/admin/token.ts";
 import type { DecisionRecord } from "../../src/core/audit/events.ts";
 import { checkConstraints, type NetworkConstraints } from "../../src/core/config/constraints.ts";
-import { defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/types.ts";
+import { ConfigError, defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/types.ts";
 import type { Logger } from "../../src/core/log.ts";
 import { ProxyState, StateChangeError, type ConfigSource } from "../../src/core/state.ts";
 
@@ -429,16 +429,18 @@ describe("admin token", () => {
   });
 
   it.each([
-    ["a wrong token", `Bearer ${TOKEN}x`],
-    ["a prefix of the token", `Bearer ${TOKEN.slice(0, -1)}`],
-    ["an empty token", "Bearer "],
-    ["another scheme", `Basic ${TOKEN}`],
-    ["the bare token", TOKEN],
-  ])("refuses %s with 401", async (_name, authorization) => {
+    ["a wrong token", `Bearer ${TOKEN}x`, 'Bearer error="invalid_token"'],
+    ["a prefix of the token", `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer error="invalid_token"'],
+    ["an empty token", "Bearer ", 'Bearer error="invalid_request"'],
+    ["another scheme", `Basic ${TOKEN}`, 'Bearer error="invalid_request"'],
+    ["the bare token", TOKEN, 'Bearer error="invalid_request"'],
+  ])("refuses %s with 401 and the RFC 6750 challenge", async (_name, authorization, challenge) => {
     const res = await app(makeState(), { token: TOKEN }).request("/patterns", { headers: { authorization } });
     expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toBe("Bearer");
-    expect(await res.text()).not.toContain(TOKEN);
+    expect(res.headers.get("www-authenticate")).toBe(challenge);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ status: "error", error: "unauthorized" });
+    expect(text).not.toContain(TOKEN);
   });
 
   it.each([`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `BEARER   ${TOKEN}  `])("accepts %j", async (authorization) => {
@@ -542,5 +544,40 @@ describe("adminTokenFrom", () => {
   it("is undefined when neither is set", () => {
     expect(adminTokenFrom(config(), env({}))).toBeUndefined();
     expect(adminTokenFrom(config({ admin_token: "" }), env({ [ADMIN_TOKEN_ENV]: "" }))).toBeUndefined();
+  });
+
+  it("refuses a variable that is not a bearer token with a ConfigError naming it, not the token", () => {
+    let err: unknown;
+    try {
+      adminTokenFrom(config(), env({ [ADMIN_TOKEN_ENV]: "sec ret" }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).key).toBe(ADMIN_TOKEN_ENV);
+    expect((err as ConfigError).message).toBe(
+      `${ADMIN_TOKEN_ENV} is not a bearer token: character 4 (U+0020) is not allowed; use letters, digits and - . _ ~ + /, optionally ending in = (RFC 6750 §2.1)`,
+    );
+  });
+});
+
+describe("createAdminApp token option", () => {
+  it("refuses a token no request could present, without quoting it", () => {
+    expect(() => createAdminApp(makeState(), { token: "sec\tret" })).toThrow(/^the admin token is not a bearer token: character 4 \(U\+0009\)/);
+    expect(() => createAdminApp(makeState(), { token: "sec\tret" })).not.toThrow(/sec\tret/);
+  });
+
+  it("logs each kind of refusal at warn, without the token", async () => {
+    const lines: string[] = [];
+    const log: Logger = { log: (level, _target, message) => void lines.push(`${level} ${message}`), enabled: () => true };
+    const admin = app(makeState(), { token: TOKEN, log });
+    await admin.request("/config");
+    await admin.request("/config", { headers: { authorization: "Basic x" } });
+    await admin.request("/config", { headers: { authorization: "Bearer nope" } });
+    expect(lines).toEqual([
+      "warn admin GET /config refused: no Authorization header",
+      "warn admin GET /config refused: Authorization is not `Bearer TOKEN`",
+      "warn admin GET /config refused: wrong bearer token",
+    ]);
   });
 });

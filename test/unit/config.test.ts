@@ -207,6 +207,23 @@ describe("parseConfigText value errors", () => {
     expect(err.message).toBe(`${PATH}:2: network.admin_token: must not be empty`);
   });
 
+  it.each([
+    [`"two words"`, "character 4 (U+0020) is not allowed"],
+    [`"=pad-first"`, "= may only end it, as padding"],
+    [`"caf\u00e9"`, "character 4 (U+00E9) is not allowed"],
+  ])("rejects an admin_token %s that no request could present, naming key and line but not the token", (value, reason) => {
+    const err = configError(() => parseConfigText(`[network]\nenabled = true\nadmin_token = ${value}\n`, PATH));
+    expect(err.key).toBe("network.admin_token");
+    expect(err.line).toBe(3);
+    expect(err.message).toContain(`${PATH}:3: network.admin_token: is not a bearer token: ${reason}`);
+    expect(err.message).not.toContain(JSON.parse(value) as string);
+  });
+
+  it("accepts an admin_token in RFC 6750 b64token syntax", () => {
+    const { network } = parseConfigText(`[network]\nadmin_token = "Ab0-._~+/xyz=="\n`, PATH);
+    expect(network.admin_token).toBe("Ab0-._~+/xyz==");
+  });
+
   it("rejects an unparsable listener URL with the file location", () => {
     const err = configError(() => parseConfigText(`[network]\n\nadmin_url = "127.0.0.1"\n`, PATH));
     expect(err.key).toBe("network.admin_url");

@@ -20,11 +20,12 @@
  * @module
  */
 import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { silentLogger, TARGET, type Logger } from "../log.ts";
 import { StateChangeError, type ProxyState } from "../state.ts";
-import { BEARER_SCHEME, createTokenCheck } from "./auth.ts";
+import { BEARER_REFUSAL_TEXT, bearerTokenAuth } from "./auth.ts";
 import { browserGuard, type BrowserGuardOptions } from "./browser-guard.ts";
-import { MAX_ADMIN_BODY_BYTES, readLimitedBody } from "./body.ts";
+import { adminBodyLimit, MAX_ADMIN_BODY_BYTES, readBoundedBody, type BodyRefusals } from "./body.ts";
 import { parseModeRequest } from "./mode-request.ts";
 import { redactNetwork, scrubSecrets } from "./redact.ts";
 
@@ -59,19 +60,21 @@ function errorJson(c: Context, status: 400 | 401 | 409 | 413 | 500, error: strin
 /**
  * The admin API over `state`.
  *
- * @throws TypeError for an `allowedHosts` entry that is not a host name or IP literal.
+ * @throws TypeError for an `allowedHosts` entry that is not a host name or IP literal, or a
+ *   `token` that is not a bearer token (RFC 6750 §2.1).
  */
 export function createAdminApp(state: ProxyState, options: AdminOptions = {}): Hono {
   const log = options.log ?? silentLogger;
   const guard = browserGuard({ allowedHosts: options.allowedHosts, log });
   const token = options.token === "" ? undefined : options.token;
-  const checkToken = token === undefined ? undefined : createTokenCheck(token);
   /** Error text safe to send or log: no token value, no `admin_token = …`. */
   const safe = (message: string): string => scrubSecrets(message, [token, state.snapshot().network.admin_token]);
 
   const app = new Hono();
 
   app.onError((err, c) => {
+    // Hono's middleware answers by throwing: the refusal it carries is the answer.
+    if (err instanceof HTTPException) return err.getResponse();
     log.log("error", TARGET.admin, `admin ${c.req.method} ${c.req.path} failed: ${safe(err.message)}`);
     return errorJson(c, 500, "internal error");
   });
@@ -82,14 +85,20 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
   // Registered before the token check: a matched route that answers ends the chain there.
   app.get("/health", (c) => c.text(HEALTH_BODY, 200));
 
-  if (checkToken) {
-    app.use("*", async (c, next) => {
-      if (await checkToken(c.req.header("authorization"))) return next();
-      log.log("warn", TARGET.admin, `admin ${c.req.method} ${c.req.path} refused: missing or wrong bearer token`);
-      c.header("www-authenticate", BEARER_SCHEME);
-      return errorJson(c, 401, UNAUTHORIZED_ERROR);
-    });
+  if (token !== undefined) {
+    app.use(
+      "*",
+      bearerTokenAuth(token, (c, why) => {
+        log.log("warn", TARGET.admin, `admin ${c.req.method} ${c.req.path} refused: ${BEARER_REFUSAL_TEXT[why]}`);
+        return errorJson(c, 401, UNAUTHORIZED_ERROR);
+      }),
+    );
   }
+
+  const bodyRefusals: BodyRefusals = {
+    tooLarge: (c) => errorJson(c, 413, `request body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`),
+    badLength: (c, value) => errorJson(c, 400, `invalid content-length ${JSON.stringify(value.slice(0, 32))}`),
+  };
 
   app.get("/config", (c) => {
     const s = state.snapshot();
@@ -103,15 +112,10 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
 
   app.get("/blocked", (c) => c.json({ blocked: state.blocked.list() }, 200));
 
-  app.post("/mode", async (c) => {
-    const body = await readLimitedBody(c.req.raw, MAX_ADMIN_BODY_BYTES);
-    if (body.kind === "too_large") {
-      return errorJson(c, 413, `request body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`);
-    }
-    if (body.kind === "bad_length") {
-      return errorJson(c, 400, `invalid content-length ${JSON.stringify(body.value.slice(0, 32))}`);
-    }
-    const req = parseModeRequest(body.bytes);
+  app.post("/mode", adminBodyLimit(bodyRefusals), async (c) => {
+    const body = await readBoundedBody(c);
+    if (body === undefined) return bodyRefusals.tooLarge(c);
+    const req = parseModeRequest(body);
     if (!req.ok) {
       log.log("warn", TARGET.admin, `admin POST /mode refused: ${req.error}`);
       return errorJson(c, 400, req.error);

@@ -1,49 +1,64 @@
 /**
- * Bearer-token check for the admin API (docs/behaviour.md §1 `admin_token`, **ours**). Both the
- * expected and the presented token are hashed with SHA-256 and the digests compared in full, so
- * the time taken depends neither on where they differ nor on the token's length.
+ * Bearer-token authentication for the admin API (docs/behaviour.md §7.3, **ours**), on Hono's own
+ * `bearerAuth` middleware: it takes the token after a case-insensitive `Bearer` and one or more
+ * spaces, checks its syntax (RFC 6750 §2.1 `b64token`) and compares it with the expected token
+ * in constant time (both are hashed with SHA-256 and the digests compared in full).
+ *
+ * What this project adds: every refusal is `401` with the same JSON body, including a malformed
+ * header (Hono's default there is `400`), so a stranger learns nothing from the status; the
+ * `WWW-Authenticate` challenge names the RFC 6750 §3.1 error code where there is one.
  *
  * @module
  */
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { bearerTokenFault } from "../config/bearer-token.ts";
 
 /** The authentication scheme required in `Authorization` and named in `WWW-Authenticate`. */
 export const BEARER_SCHEME = "Bearer";
 
-/** `Bearer <token>`: scheme case-insensitive (RFC 7235), surrounding blanks ignored. */
-const BEARER_HEADER = /^[ \t]*bearer[ \t]+([^ \t].*?)[ \t]*$/i;
-
-const encoder = new TextEncoder();
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-/** Compare two digests of equal length touching every byte (XOR-accumulate, no early exit). */
-function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
-}
-
-/** The token of an `Authorization: Bearer …` header, or `undefined` when absent or malformed. */
-export function bearerToken(header: string | null | undefined): string | undefined {
-  if (!header) return undefined;
-  const m = BEARER_HEADER.exec(header);
-  return m ? m[1] : undefined;
-}
+/** Why a request was refused: no `Authorization`, one that is not `Bearer TOKEN`, a wrong token. */
+export type BearerRefusal = "missing" | "malformed" | "wrong";
 
 /**
- * A checker for `Authorization` header values against `token`. The expected digest is
- * computed once; the token itself is not kept in the returned closure's reach beyond that.
+ * The `WWW-Authenticate` challenge of each refusal (RFC 6750 §3: no error code when nothing was
+ * presented, `invalid_request` for a malformed header, `invalid_token` for a wrong token).
  */
-export function createTokenCheck(token: string): (authorization: string | null | undefined) => Promise<boolean> {
-  const expected = sha256(token);
-  return async (authorization) => {
-    const presented = bearerToken(authorization);
-    // Hash something even when nothing usable was sent, so both paths do the same work.
-    const got = await sha256(presented ?? "");
-    const ok = digestsEqual(await expected, got);
-    return ok && presented !== undefined;
-  };
+export const BEARER_CHALLENGES: Readonly<Record<BearerRefusal, string>> = {
+  missing: BEARER_SCHEME,
+  malformed: `${BEARER_SCHEME} error="invalid_request"`,
+  wrong: `${BEARER_SCHEME} error="invalid_token"`,
+};
+
+/** What each refusal is logged as. */
+export const BEARER_REFUSAL_TEXT: Readonly<Record<BearerRefusal, string>> = {
+  missing: "no Authorization header",
+  malformed: "Authorization is not `Bearer TOKEN`",
+  wrong: "wrong bearer token",
+};
+
+/**
+ * Middleware that lets a request through only with `Authorization: Bearer <token>`; otherwise it
+ * answers with `refuse(c, why)`, to which the matching `WWW-Authenticate` challenge is added.
+ *
+ * @throws TypeError when `token` is not a bearer token (RFC 6750 §2.1): no request could ever
+ *   present it. The message does not quote the token.
+ */
+export function bearerTokenAuth(
+  token: string,
+  refuse: (c: Context, why: BearerRefusal) => Response,
+): MiddlewareHandler {
+  const fault = bearerTokenFault(token);
+  if (fault !== undefined) throw new TypeError(`the admin token ${fault}`);
+  const on = (why: BearerRefusal) => ({
+    message: (c: Context) => refuse(c, why),
+    wwwAuthenticateHeader: BEARER_CHALLENGES[why],
+  });
+  return bearerAuth({
+    token,
+    prefix: BEARER_SCHEME,
+    noAuthenticationHeader: on("missing"),
+    invalidAuthenticationHeader: on("malformed"),
+    invalidToken: on("wrong"),
+  });
 }

@@ -136,6 +136,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   let constraints: NetworkConstraints | undefined;
   let plan: ListenPlan;
   let initialMtime: number | undefined;
+  let adminToken: string | undefined;
   try {
     path = await configPath(host, args.config);
     // The watcher's baseline is taken before the first read, so an edit made during startup
@@ -148,6 +149,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
     for (const w of [...loaded.warnings, ...planned.warnings]) log.log("warn", TARGET.config, w);
     const violations = constraints ? checkConstraints(loaded.network, constraints) : [];
     if (violations.length > 0) throw new ConfigError(`${path}: managed constraints violated:\n  ${violations.join("\n  ")}`);
+    adminToken = adminTokenFrom(loaded.network, (n) => host.env(n));
   } catch (e) {
     if (e instanceof ConfigError) {
       host.stderr(`error: ${e.message.trimEnd()}\n`);
@@ -180,7 +182,7 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   );
   const audit = loaded.telemetry && host.startAuditExport ? await host.startAuditExport(loaded.telemetry, log) : undefined;
   if (audit?.provider) state.addSink(createAuditSink({ loggerProvider: audit.provider }));
-  const admin = createAdminApp(state, { token: adminTokenFrom(network, (n) => host.env(n)), log });
+  const admin = createAdminApp(state, { token: adminToken, log });
   let running;
   try {
     const upstream = upstreamProxiesFromEnv(

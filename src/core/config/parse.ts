@@ -17,6 +17,7 @@
 
 import { parse, TomlError } from "smol-toml";
 import { compilePatterns, PatternError } from "../policy/patterns.ts";
+import { bearerTokenFault } from "./bearer-token.ts";
 import { findKeyLine } from "./key-line.ts";
 import { parseListenUrl } from "./listen-url.ts";
 import {
@@ -55,7 +56,8 @@ interface Source {
  * Listener URLs are checked for syntax here; loopback clamping is `planListeners`' job.
  *
  * @throws ConfigError on a TOML syntax error, a wrong type, a bad `mode`, a relative unix
- *   socket path, an empty `admin_token` or an unparsable listener URL.
+ *   socket path, an empty `admin_token` or one that is not a bearer token (RFC 6750 §2.1), or an
+ *   unparsable listener URL.
  */
 export function parseConfigText(text: string, path: string): LoadedConfig {
   const src: Source = { path, text };
@@ -132,7 +134,10 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       return;
     case "string":
       if (typeof value !== "string") throw keyError(src, key, `expected string, got ${got}`);
-      if (key === "admin_token" && value.trim() === "") throw keyError(src, key, "must not be empty");
+      if (key === "admin_token") {
+        const fault = value.trim() === "" ? "must not be empty" : bearerTokenFault(value);
+        if (fault !== undefined) throw keyError(src, key, fault);
+      }
       Object.assign(network, { [key]: value });
       return;
     case "mode":
