@@ -108,7 +108,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       l = await opts.net.listenTcp(addr, serve(session), logAcceptErrors(opts.log, what, () => l?.addr ?? addr));
     } catch (e) {
       await Promise.allSettled(listeners.map((x) => x.close()));
-      throw new Error(`cannot listen for ${what} on ${formatAddr(addr)}: ${(e as Error).message}`);
+      throw new Error(`cannot listen for ${what} on ${formatAddr(addr)}: ${(e as Error).message}`, { cause: e });
     }
     listeners.push(l);
     own.push(l.addr);
@@ -124,7 +124,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       l = await opts.net.serveHttp(opts.plan.admin, served, logAcceptErrors(opts.log, "admin API", () => l?.addr ?? opts.plan.admin));
     } catch (e) {
       await Promise.allSettled(listeners.map((x) => x.close()));
-      throw new Error(`cannot listen for the admin API on ${formatAddr(opts.plan.admin)}: ${(e as Error).message}`);
+      throw new Error(`cannot listen for the admin API on ${formatAddr(opts.plan.admin)}: ${(e as Error).message}`, { cause: e });
     }
     listeners.push(l);
     own.push(l.addr);

@@ -25,8 +25,8 @@ export type ConfigSource = () => Promise<NetworkConfig> | NetworkConfig;
 
 /** A reload or mode change that was refused; the previous state stays in force. */
 export class StateChangeError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "StateChangeError";
   }
 }
@@ -86,12 +86,12 @@ export class ProxyState {
     try {
       network = source ? await source() : structuredClone(this.current.network as NetworkConfig);
     } catch (e) {
-      throw new StateChangeError(`reload failed: ${(e as Error).message}`);
+      throw new StateChangeError(`reload failed: ${(e as Error).message}`, { cause: e });
     }
     try {
       this.replaceConfig(network);
     } catch (e) {
-      throw new StateChangeError(`reload refused: ${(e as Error).message}`);
+      throw new StateChangeError(`reload refused: ${(e as Error).message}`, { cause: e });
     }
   }
 

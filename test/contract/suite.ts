@@ -690,6 +690,17 @@ export const cases: readonly ContractCase[] = [
     },
   },
   {
+    name: "dial failure: a real transport's DialError keeps the runtime's own error as its cause",
+    needs: ["listen", "flow-control"],
+    async run(target, t) {
+      const net = requireNet(target);
+      const addr = await closedPort(t, net, 50);
+      const e = await rejection(t, net.connectTcp(addr), `connectTcp ${addr.host}:${addr.port} (closed)`);
+      assert(e instanceof DialError, `expected a DialError, got ${show(e)}`);
+      assert(e.cause !== undefined && e.cause !== e, `DialError.cause: expected the runtime's error, got ${show(e.cause)}`);
+    },
+  },
+  {
     name: "dial failure: an aborted signal fails with DialError kind timeout (aborted before, and during, the dial)",
     needs: ["listen"],
     async run(target, t) {

@@ -17,6 +17,7 @@ import {
   connectThrough,
   parseNoProxy,
   parseProxyUrl,
+  ProxyUrlError,
   proxyFor,
   upstreamProxiesFromEnv,
   type UpstreamProxies,
@@ -46,9 +47,7 @@ describe("parseProxyUrl", () => {
     ["127.0.0.1:3128", { host: "127.0.0.1", port: 3128, display: "http://127.0.0.1:3128" }],
     ["localhost", { host: "localhost", port: 80, display: "http://localhost" }],
   ])("%s → host, port and display, no credentials", (value, expected) => {
-    const p = parseProxyUrl(value);
-    expect(typeof p, String(p)).toBe("object");
-    expect(p).toEqual({ ...expected, authorization: undefined });
+    expect(parseProxyUrl(value)).toEqual({ ...expected, authorization: undefined });
   });
 
   it.each([
@@ -62,15 +61,14 @@ describe("parseProxyUrl", () => {
     ["http://a%3Ab:c@127.0.0.1:3128", "a:b:c", "YTpiOmM="],
   ])("%s → Proxy-Authorization Basic of %j", (value, plain, encoded) => {
     expect(b64(plain)).toBe(encoded); // the table itself is right
-    const p = parseProxyUrl(value) as UpstreamProxy;
-    expect(typeof p, String(p)).toBe("object");
+    const p = parseProxyUrl(value);
     expect(p.authorization).toBe(`Basic ${encoded}`);
     expect(p.host).toBe("127.0.0.1");
     expect(p.port).toBe(3128);
   });
 
   it("never puts the credentials in the display form", () => {
-    const p = parseProxyUrl("http://user:secret@127.0.0.1:3128") as UpstreamProxy;
+    const p = parseProxyUrl("http://user:secret@127.0.0.1:3128");
     expect(p.display).toBe("http://127.0.0.1:3128");
     expect(JSON.stringify(p.display)).not.toContain("secret");
   });
@@ -80,27 +78,55 @@ describe("parseProxyUrl", () => {
     ["socks5://127.0.0.1:1080", "socks5:// proxies are not supported (only http://)"],
     ["socks5h://127.0.0.1:1080", "socks5h:// proxies are not supported (only http://)"],
     ["socks4://127.0.0.1:1080", "socks4:// proxies are not supported (only http://)"],
-  ])("%s is refused with a message naming the scheme", (value, message) => {
-    expect(parseProxyUrl(value)).toBe(message);
+  ])("%s is refused with a ProxyUrlError naming the scheme", (value, message) => {
+    expect(() => parseProxyUrl(value)).toThrow(new ProxyUrlError(message));
+    expect(() => parseProxyUrl(value)).toThrow(ProxyUrlError);
   });
 
   it.each(["http://", "::::", "http://exa mple:1", "http://proxy.example:99999", "http://[::1:8080", "http://proxy.example:port"])(
     "%j is refused as not a URL",
     (value) => {
-      const p = parseProxyUrl(value);
-      expect(typeof p, JSON.stringify(p)).toBe("string");
-      expect(p).toBe("not a URL");
+      let err: unknown;
+      try {
+        parseProxyUrl(value);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ProxyUrlError);
+      expect((err as ProxyUrlError).message).toBe("not a URL");
+      expect((err as ProxyUrlError).cause).toBeInstanceOf(TypeError); // the URL parser's own error
     },
   );
 
-  it("never throws on a malformed percent-escape in the credentials (returns a reason or a proxy)", () => {
-    // `new URL` keeps "%zz" as is; decoding it must not throw out of the parser (an exception
-    // here would abort the proxy's start-up even with allow_upstream_proxy = false).
+  it("refuses a malformed percent-escape in the credentials with a ProxyUrlError, not the decoder's URIError", () => {
+    // `new URL` keeps "%zz" as is; decoding it throws URIError, which must become our own kind
+    // (kept as the cause) without quoting the credentials.
     for (const value of ["http://a%zz:b@127.0.0.1:3128", "http://user:100%@127.0.0.1:3128"]) {
-      let out: unknown;
-      expect(() => (out = parseProxyUrl(value)), value).not.toThrow();
-      expect(["string", "object"]).toContain(typeof out);
+      let err: unknown;
+      try {
+        parseProxyUrl(value);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, value).toBeInstanceOf(ProxyUrlError);
+      expect((err as Error).message).toBe("malformed percent-escape in the credentials");
+      expect((err as Error).cause).toBeInstanceOf(URIError);
     }
+  });
+
+  it("an unusable variable is skipped with a warning naming it; start-up goes on", () => {
+    // An exception here would abort the proxy's start-up even with allow_upstream_proxy = false.
+    const warnings: string[] = [];
+    const vars: Record<string, string> = { HTTPS_PROXY: "http://a%zz:secret@127.0.0.1:3128", http_proxy: "socks5://127.0.0.1:1080", ALL_PROXY: "127.0.0.1:3128" };
+    const proxies = upstreamProxiesFromEnv((n) => vars[n], (m) => warnings.push(m));
+    expect(proxies.https).toBeUndefined();
+    expect(proxies.http).toBeUndefined();
+    expect(proxies.all?.display).toBe("http://127.0.0.1:3128");
+    expect(warnings).toEqual([
+      "http_proxy: socks5:// proxies are not supported (only http://); not used as upstream proxy",
+      "HTTPS_PROXY: malformed percent-escape in the credentials; not used as upstream proxy",
+    ]);
+    expect(warnings.join()).not.toContain("secret");
   });
 });
 

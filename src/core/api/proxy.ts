@@ -266,7 +266,7 @@ function validateObject(network: Partial<NetworkConfig>, log: Logger): NetworkCo
   try {
     text = stringify({ network: { enabled: true, ...stripUndefined(network) } });
   } catch (e) {
-    throw new ConfigError(`config object: ${(e as Error).message}`);
+    throw new ConfigError(`config object: ${(e as Error).message}`, undefined, undefined, { cause: e });
   }
   const loaded = parseConfigText(text, "config object");
   for (const w of loaded.warnings) log.log("warn", TARGET.config, w);

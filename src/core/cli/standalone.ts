@@ -255,7 +255,7 @@ async function loadConstraintsFile(host: Pick<StandaloneHost, "readTextFile">, p
   try {
     text = await host.readTextFile(path);
   } catch (e) {
-    throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`);
+    throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`, undefined, undefined, { cause: e });
   }
   if (text === null) throw new ConfigError(`constraints file ${path} does not exist`);
   return parseConstraintsText(text, path);

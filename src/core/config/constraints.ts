@@ -452,7 +452,7 @@ export function parseConstraintsText(text: string, path: string): NetworkConstra
       const shape = tryPatternShape(pattern);
       if (!(shape instanceof PatternError)) return;
       const line = findKeyLine(text, NETWORK_TABLE, key);
-      throw new ConfigError(`${locate(path, line)}${NETWORK_TABLE}.${key}[${i}]: ${shape.message}`, `${NETWORK_TABLE}.${key}`, line);
+      throw new ConfigError(`${locate(path, line)}${NETWORK_TABLE}.${key}[${i}]: ${shape.message}`, `${NETWORK_TABLE}.${key}`, line, { cause: shape });
     });
   }
   return out;

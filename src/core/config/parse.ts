@@ -197,7 +197,7 @@ function checkListenUrl(src: Source, key: (typeof LISTEN_URL_KEYS)[number], valu
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const line = findKeyLine(src.text, NETWORK_TABLE, key);
-    throw new ConfigError(`${prefix(src, line)}${e.message}`, `${NETWORK_TABLE}.${key}`, line);
+    throw new ConfigError(`${prefix(src, line)}${e.message}`, `${NETWORK_TABLE}.${key}`, line, { cause: e });
   }
 }
 

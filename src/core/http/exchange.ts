@@ -366,8 +366,8 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
     try {
       more = await reader.fill(deadline);
     } catch (e) {
-      if (e instanceof ReadTimeoutError) throw new Error(`no response head within ${RESPONSE_HEAD_TIMEOUT_MS} ms`);
-      if (!hadBytes) throw new StaleUpstream((e as Error).message);
+      if (e instanceof ReadTimeoutError) throw new Error(`no response head within ${RESPONSE_HEAD_TIMEOUT_MS} ms`, { cause: e });
+      if (!hadBytes) throw new StaleUpstream((e as Error).message, { cause: e });
       throw e;
     }
     if (!more) {

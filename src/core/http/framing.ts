@@ -24,30 +24,39 @@ export interface FramingError {
 /** Longest Content-Length we accept, in digits (keeps the value an exact JS integer). */
 const MAX_CONTENT_LENGTH_DIGITS = 15;
 
-/** The single Content-Length value, `undefined` when absent, or an error message. */
-function contentLength(headers: RequestHead["headers"]): number | undefined | string {
+/** What the `Content-Length` fields of a message say. */
+type ContentLength =
+  | { readonly kind: "absent" }
+  | { readonly kind: "length"; readonly length: number }
+  /** Not digits, too long, or values that disagree: the message cannot be framed. */
+  | { readonly kind: "invalid"; readonly message: string };
+
+/** The single Content-Length value of `headers` (RFC 9112 §6.3 rule 5: a list of one value is that value). */
+function contentLength(headers: RequestHead["headers"]): ContentLength {
   const values = headerValues(headers, "content-length");
-  if (values.length === 0) return undefined;
+  if (values.length === 0) return { kind: "absent" };
   let found: string | undefined;
   for (const v of values) {
     for (const item of v.split(",")) {
       const t = item.trim();
-      if (!/^\d+$/.test(t) || t.length > MAX_CONTENT_LENGTH_DIGITS) return `invalid Content-Length ${JSON.stringify(v)}`;
+      if (!/^\d+$/.test(t) || t.length > MAX_CONTENT_LENGTH_DIGITS) return { kind: "invalid", message: `invalid Content-Length ${JSON.stringify(v)}` };
       const canonical = t.replace(/^0+(?=\d)/, "");
-      if (found !== undefined && found !== canonical) return `conflicting Content-Length values ${JSON.stringify(values.join(", "))}`;
+      if (found !== undefined && found !== canonical) {
+        return { kind: "invalid", message: `conflicting Content-Length values ${JSON.stringify(values.join(", "))}` };
+      }
       found = canonical;
     }
   }
-  return Number(found);
+  return { kind: "length", length: Number(found) };
 }
 
 /** Framing of a request body, or why the request must be refused. */
 export function requestFraming(head: RequestHead): BodyFraming | FramingError {
   const te = headerTokens(head.headers, "transfer-encoding");
   const cl = contentLength(head.headers);
-  if (typeof cl === "string") return { status: 400, message: cl };
+  if (cl.kind === "invalid") return { status: 400, message: cl.message };
   if (te.length > 0 || headerValues(head.headers, "transfer-encoding").length > 0) {
-    if (cl !== undefined) return { status: 400, message: "both Content-Length and Transfer-Encoding present" };
+    if (cl.kind === "length") return { status: 400, message: "both Content-Length and Transfer-Encoding present" };
     if (head.version === "1.0") return { status: 400, message: "Transfer-Encoding in an HTTP/1.0 request" };
     const codings = JSON.stringify(te.join(", "));
     // RFC 9112 §6.3: without chunked last the body length cannot be determined (400, close);
@@ -59,8 +68,7 @@ export function requestFraming(head: RequestHead): BodyFraming | FramingError {
     return { kind: "chunked" };
   }
   // An explicit `Content-Length: 0` is kept (origins may demand a length on POST, RFC 9110 §8.6).
-  if (cl === undefined) return { kind: "none" };
-  return { kind: "length", length: cl };
+  return cl.kind === "absent" ? { kind: "none" } : { kind: "length", length: cl.length };
 }
 
 /** True when a message of this framing has body bytes to read (a zero length has none). */
@@ -82,9 +90,9 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Body
     return { kind: "chunked" };
   }
   const cl = contentLength(head.headers);
-  if (typeof cl === "string") return { status: 502, message: `upstream sent ${cl}` };
-  if (cl === undefined) return { kind: "close" };
-  return cl === 0 ? { kind: "none" } : { kind: "length", length: cl };
+  if (cl.kind === "invalid") return { status: 502, message: `upstream sent ${cl.message}` };
+  if (cl.kind === "absent") return { kind: "close" };
+  return cl.length === 0 ? { kind: "none" } : { kind: "length", length: cl.length };
 }
 
 /** True when the value is a {@link FramingError}. */

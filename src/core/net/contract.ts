@@ -92,8 +92,9 @@ export class DialError extends Error {
     readonly kind: DialFailure,
     readonly target: NetAddr,
     detail: string,
+    options?: { cause?: unknown },
   ) {
-    super(`connect to ${formatAddr(target)} failed (${kind}): ${detail}`);
+    super(`connect to ${formatAddr(target)} failed (${kind}): ${detail}`, options);
     this.name = "DialError";
   }
 }

@@ -124,6 +124,6 @@ export async function resolveForDial(net: Net, host: string, port: number): Prom
     });
   } catch (e) {
     if (e instanceof DialError) throw e;
-    throw new DialError("host_unreachable", { host, port }, `cannot resolve ${host}: ${(e as Error).message}`);
+    throw new DialError("host_unreachable", { host, port }, `cannot resolve ${host}: ${(e as Error).message}`, { cause: e });
   }
 }

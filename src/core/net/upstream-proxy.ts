@@ -51,12 +51,12 @@ export function upstreamProxiesFromEnv(env: (name: string) => string | undefined
     for (const n of [name, name.toLowerCase()]) {
       const v = env(n);
       if (v === undefined || v.trim() === "") continue;
-      const parsed = parseProxyUrl(v.trim());
-      if (typeof parsed === "string") {
-        warn(`${n}: ${parsed}; not used as upstream proxy`);
-        continue;
+      try {
+        return parseProxyUrl(v.trim());
+      } catch (e) {
+        if (!(e instanceof ProxyUrlError)) throw e;
+        warn(`${n}: ${e.message}; not used as upstream proxy`);
       }
-      return parsed;
     }
     return undefined;
   };
@@ -64,16 +64,32 @@ export function upstreamProxiesFromEnv(env: (name: string) => string | undefined
   return { http: pick("HTTP_PROXY"), https: pick("HTTPS_PROXY"), all: pick("ALL_PROXY"), noProxy: parseNoProxy(noProxy) };
 }
 
-/** An `http://[user[:pass]@]host[:port]` URL, or why it cannot be used. */
-export function parseProxyUrl(value: string): UpstreamProxy | string {
+/**
+ * An upstream proxy URL that cannot be used. The message says why without quoting the URL: it
+ * may carry credentials. {@link upstreamProxiesFromEnv} names the variable it came from.
+ */
+export class ProxyUrlError extends TypeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ProxyUrlError";
+  }
+}
+
+/**
+ * An `http://[user[:pass]@]host[:port]` URL (`http://` assumed when no scheme is given).
+ *
+ * @throws ProxyUrlError when it is not a URL, names another scheme, has no host or a malformed
+ *   percent-escape in its credentials.
+ */
+export function parseProxyUrl(value: string): UpstreamProxy {
   let url: URL;
   try {
     url = new URL(value.includes("://") ? value : `http://${value}`);
-  } catch {
-    return "not a URL";
+  } catch (e) {
+    throw new ProxyUrlError("not a URL", { cause: e });
   }
-  if (url.protocol !== "http:") return `${url.protocol.replace(/:$/, "")}:// proxies are not supported (only http://)`;
-  if (!url.hostname) return "no host";
+  if (url.protocol !== "http:") throw new ProxyUrlError(`${url.protocol.replace(/:$/, "")}:// proxies are not supported (only http://)`);
+  if (!url.hostname) throw new ProxyUrlError("no host");
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const port = url.port === "" ? 80 : Number(url.port);
   let user: string;
@@ -81,8 +97,8 @@ export function parseProxyUrl(value: string): UpstreamProxy | string {
   try {
     user = decodeURIComponent(url.username);
     pass = decodeURIComponent(url.password);
-  } catch {
-    return "malformed percent-escape in the credentials";
+  } catch (e) {
+    throw new ProxyUrlError("malformed percent-escape in the credentials", { cause: e });
   }
   const authorization = user || pass ? `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(`${user}:${pass}`)))}` : undefined;
   return { host, port, authorization, display: `http://${url.host}` };
@@ -179,7 +195,7 @@ export async function resolveProxy(net: Net, proxy: UpstreamProxy): Promise<stri
   try {
     return await net.resolve(proxy.host);
   } catch (e) {
-    throw new DialError("host_unreachable", { host: proxy.host, port: proxy.port }, `cannot resolve upstream proxy ${proxy.host}: ${(e as Error).message}`);
+    throw new DialError("host_unreachable", { host: proxy.host, port: proxy.port }, `cannot resolve upstream proxy ${proxy.host}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -203,10 +203,10 @@ export const bunNet: Net = {
     return new Promise<Conn>((resolve, reject) => {
       const signal = options?.signal;
       let settled = false;
-      const fail = (kind: DialError["kind"], detail: string): void => {
+      const fail = (kind: DialError["kind"], detail: string, cause?: unknown): void => {
         if (settled) return;
         settled = true;
-        reject(new DialError(kind, addr, detail));
+        reject(new DialError(kind, addr, detail, { cause }));
       };
       const onAbort = (): void => fail("timeout", "dial aborted or timed out");
       if (signal?.aborted) return onAbort();
@@ -217,7 +217,7 @@ export const bunNet: Net = {
         allowHalfOpen: true,
         socket: {
           ...handlers(),
-          connectError: (_s, e) => fail(dialFailure(e), e.message),
+          connectError: (_s, e) => fail(dialFailure(e), e.message, e),
         },
       }).then(
         (s) => {
@@ -226,7 +226,7 @@ export const bunNet: Net = {
           settled = true;
           resolve(s.data!);
         },
-        (e: { code?: string; message: string }) => fail(dialFailure(e), e.message),
+        (e: { code?: string; message: string }) => fail(dialFailure(e), e.message, e),
       );
     });
   },
@@ -236,10 +236,10 @@ export const bunNet: Net = {
       Bun.connect<BunConn>({
         unix: path,
         allowHalfOpen: true,
-        socket: { ...handlers(), connectError: (_s, e) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)) },
+        socket: { ...handlers(), connectError: (_s, e) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message, { cause: e })) },
       }).then(
         (s) => resolve(s.data!),
-        (e: { code?: string; message: string }) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)),
+        (e: { code?: string; message: string }) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message, { cause: e })),
       );
     });
   },

@@ -212,7 +212,7 @@ export const denoNet: Net = {
     } catch (e) {
       dial.then((c) => c.close()).catch(() => {}); // a dial that completes after the abort
       if (e instanceof DialError) throw e;
-      throw new DialError(dialFailure(e), addr, (e as Error).message);
+      throw new DialError(dialFailure(e), addr, (e as Error).message, { cause: e });
     }
   },
 
@@ -228,7 +228,7 @@ export const denoNet: Net = {
     try {
       return new DenoConn((await Deno.connect({ transport: "unix", path })) as unknown as Deno.TcpConn);
     } catch (e) {
-      throw new DialError(dialFailure(e), { host: path, port: 0 }, (e as Error).message);
+      throw new DialError(dialFailure(e), { host: path, port: 0 }, (e as Error).message, { cause: e });
     }
   },
 
@@ -245,7 +245,7 @@ export const denoNet: Net = {
       tcp.close();
       const message = (e as Error).message;
       const verify = e instanceof Deno.errors.InvalidData || /certificate|UnknownIssuer|NotValidForName/i.test(message);
-      throw new DialError(verify ? "tls" : "other", addr, verify ? `certificate verification failed for ${t.serverName}: ${message}` : message);
+      throw new DialError(verify ? "tls" : "other", addr, verify ? `certificate verification failed for ${t.serverName}: ${message}` : message, { cause: e });
     }
   },
 

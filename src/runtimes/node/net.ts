@@ -96,7 +96,7 @@ export const nodeNet: Net = {
       signal?.addEventListener("abort", onAbort, { once: true });
       socket.once("error", (e: NodeJS.ErrnoException) => {
         signal?.removeEventListener("abort", onAbort);
-        reject(new DialError(dialFailure(e), addr, e.message));
+        reject(new DialError(dialFailure(e), addr, e.message, { cause: e }));
       });
       socket.once("connect", () => {
         signal?.removeEventListener("abort", onAbort);
@@ -133,7 +133,7 @@ export const nodeNet: Net = {
   connectUnix(path: string) {
     return new Promise<Conn>((resolve, reject) => {
       const socket = net.connect({ path, allowHalfOpen: true });
-      socket.once("error", (e: NodeJS.ErrnoException) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message)));
+      socket.once("error", (e: NodeJS.ErrnoException) => reject(new DialError(dialFailure(e), { host: path, port: 0 }, e.message, { cause: e })));
       socket.once("connect", () => {
         socket.removeAllListeners("error");
         resolve(new NodeConn(socket));

@@ -49,7 +49,7 @@ export function connectNodeTls(addr: NetAddr, t: TlsOptions, options?: DialOptio
       signal?.removeEventListener("abort", onAbort);
       const verify = VERIFY_CODES.has(e.code ?? "") || /certificate/i.test(e.message);
       const kind = verify ? "tls" : e.code === "ECONNREFUSED" ? "refused" : e.code === "ETIMEDOUT" ? "timeout" : "other";
-      reject(new DialError(kind, addr, verify ? `certificate verification failed for ${t.serverName}: ${e.message}` : e.message));
+      reject(new DialError(kind, addr, verify ? `certificate verification failed for ${t.serverName}: ${e.message}` : e.message, { cause: e }));
     });
     socket.once("secureConnect", () => {
       signal?.removeEventListener("abort", onAbort);
