@@ -15,7 +15,7 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { NetworkProxy, type NetworkProxyBuilder, type NetworkProxyHandle } from "../../src/runtimes/node/index.ts";
+import { NetworkProxy, nodeRuntime, type NetworkProxyBuilder, type NetworkProxyHandle } from "../../src/runtimes/node/index.ts";
 import { ConfigError, type NetworkConfig } from "../../src/core/config/types.ts";
 import { createLineLogger } from "../../src/core/log.ts";
 import type { DecisionRecord } from "../../src/core/audit/events.ts";
@@ -600,6 +600,31 @@ describe("adminApp() mounted in another Hono app", () => {
     expect(root.text).toBe("host app");
     const unmounted = await loopbackRequest(port, "GET", "/health");
     expect(unmounted.status).toBe(404);
+  });
+});
+
+describe("a runtime of the embedder's own", () => {
+  const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+
+  it("builder(runtime) reads the admin token from the runtime's env, not the process's", async () => {
+    const runtime = { ...nodeRuntime, env: envOf({ CODEX_NETWORK_PROXY_ADMIN_TOKEN: "embedder-tok" }) };
+    const { proxy } = await start(NetworkProxy.builder(runtime).config({ allowed_domains: [] }).httpAddr("127.0.0.1:0"));
+    const app = proxy.adminApp();
+    expect((await app.request("/config", { headers: { host: "127.0.0.1" } })).status).toBe(401);
+    const ok = await app.request("/config", { headers: { host: "127.0.0.1", authorization: "Bearer embedder-tok" } });
+    expect(ok.status).toBe(200);
+  });
+
+  it("a token in the runtime's env that is not a bearer token fails build() with a ConfigError naming the variable", async () => {
+    const runtime = { ...nodeRuntime, env: envOf({ CODEX_NETWORK_PROXY_ADMIN_TOKEN: "two words" }) };
+    const err = await expectRejects(NetworkProxy.builder(runtime).config({}).httpAddr("127.0.0.1:0").build(), ConfigError, "CODEX_NETWORK_PROXY_ADMIN_TOKEN", "is not a bearer token");
+    expect(err.message).not.toContain("two words");
+  });
+
+  it("a bare { net } runtime runs the proxy; .configFile() then says the runtime cannot read files", async () => {
+    const { handle } = await start(NetworkProxy.builder({ net: nodeRuntime.net }).config({ allowed_domains: [] }).httpAddr("127.0.0.1:0"));
+    expect((await proxyGet(handle.addresses.http.port, "bare-runtime.example")).status).toBe(403);
+    await expectRejects(NetworkProxy.builder({ net: nodeRuntime.net }).configFile("/nonexistent/config.toml").httpAddr("127.0.0.1:0").build(), ConfigError, "cannot read config files");
   });
 });
 

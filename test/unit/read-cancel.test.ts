@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { createServer, connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { PendingRead } from "../../src/runtimes/shared/pending-read.ts";
-import { NodeConn } from "../../src/runtimes/node/conn.ts";
+import { NodeConn } from "../../src/runtimes/shared/node-conn.ts";
 import { BunConn } from "../../src/runtimes/bun/net.ts";
 import type { BunSocket } from "../../src/runtimes/bun/bun-types.ts";
 

@@ -1,7 +1,7 @@
 /**
  * The library API: `NetworkProxy.builder()…build()`, `run()` → a handle with the real bound
  * addresses, `shutdown()`, and the environment a child process needs (`env()`, `envFor()`).
- * Runtime-neutral: each runtime's entry module supplies the {@link ProxyRuntime}.
+ * Runtime-neutral: each runtime's entry module supplies the {@link Runtime}.
  *
  * @module
  */
@@ -19,23 +19,22 @@ import { parseConfigText } from "../config/parse.ts";
 import { ConfigError, type NetworkConfig } from "../config/types.ts";
 import { proxyEnv } from "../env.ts";
 import { silentLogger, TARGET, type Logger } from "../log.ts";
-import type { Net, NetAddr } from "../net/contract.ts";
+import type { NetAddr } from "../net/contract.ts";
 import type { PolicyDecider } from "../policy/decide.ts";
 import { upstreamProxiesFromEnv } from "../net/upstream-proxy.ts";
 import { startProxy, type ProxyAddresses, type RunningProxy } from "../server.ts";
 import { loadExtraCa } from "../tls-trust.ts";
 import { loadConfigFile } from "../config/load.ts";
+import type { Runtime } from "../runtime.ts";
 import { ProxyState } from "../state.ts";
 import type { Hono } from "hono";
 
-/** What a runtime gives the library. */
-export interface ProxyRuntime {
-  readonly net: Net;
-  /** File contents or `null` when missing (for `.configFile()`). */
-  readTextFile?(path: string): Promise<string | null>;
-  /** Environment lookup (for `CODEX_NETWORK_PROXY_ADMIN_TOKEN`). */
-  env?(name: string): string | undefined;
-}
+/**
+ * What a runtime gives the library.
+ *
+ * @deprecated the same as {@link Runtime}; use that name.
+ */
+export type ProxyRuntime = Runtime;
 
 /** Per-command attribution for {@link NetworkProxyHandle.envFor}. */
 export interface CommandAttribution {
@@ -59,74 +58,75 @@ export interface NetworkProxyHandle {
 
 type AddrInput = string | NetAddr;
 
+/** What a {@link NetworkProxyBuilder} has been told so far. */
+interface BuilderSettings {
+  base: Partial<NetworkConfig>;
+  file?: string;
+  source?: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>;
+  http?: AddrInput;
+  socks?: AddrInput;
+  admin?: AddrInput;
+  decider?: PolicyDecider;
+  managed?: NetworkConstraints;
+  logger: Logger;
+  sinks: readonly DecisionSink[];
+  audit: AuditSinkOptions;
+}
+
 /** Builder of a {@link NetworkProxy}. */
 export class NetworkProxyBuilder {
-  private base: Partial<NetworkConfig> = {};
-  private file?: string;
-  private source?: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>;
-  private http?: AddrInput;
-  private socks?: AddrInput;
-  private admin?: AddrInput;
-  private decider?: PolicyDecider;
-  private managed?: NetworkConstraints;
-  private logger: Logger = silentLogger;
-  private sinks: DecisionSink[] = [];
-  private audit: AuditSinkOptions = {};
+  private readonly s: BuilderSettings = { base: {}, logger: silentLogger, sinks: [], audit: {} };
 
-  constructor(private readonly runtime: ProxyRuntime) {}
+  constructor(private readonly runtime: Runtime) {}
+
+  private set<K extends keyof BuilderSettings>(key: K, value: BuilderSettings[K]): this {
+    this.s[key] = value;
+    return this;
+  }
 
   /** `[network]` settings as an object (same keys as the TOML table); `enabled` defaults to true. */
   config(network: Partial<NetworkConfig>): this {
-    this.base = { ...network };
-    return this;
+    return this.set("base", { ...network });
   }
 
   /** Read `[network]` from a TOML file (also re-read by `state.reload()`). */
   configFile(path: string): this {
-    this.file = path;
-    return this;
+    return this.set("file", path);
   }
 
   /** Where `state.reload()` gets the configuration from (the embedding app's source). */
   configSource(source: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>): this {
-    this.source = source;
-    return this;
+    return this.set("source", source);
   }
 
   /** HTTP proxy listener (`127.0.0.1:0` picks a free port). Overrides `proxy_url`. */
   httpAddr(addr: AddrInput): this {
-    this.http = addr;
-    return this;
+    return this.set("http", addr);
   }
 
   /** SOCKS5 listener; also turns SOCKS5 on. Overrides `socks_url`. */
   socksAddr(addr: AddrInput): this {
-    this.socks = addr;
-    return this;
+    return this.set("socks", addr);
   }
 
   /** Serve the admin API here. Without it the library binds no admin listener. */
   adminAddr(addr: AddrInput): this {
-    this.admin = addr;
-    return this;
+    return this.set("admin", addr);
   }
 
   /** Consulted for allowlist misses (`not_allowed`) only; see `PolicyDecider`. */
   policyDecider(decider: PolicyDecider): this {
-    this.decider = decider;
-    return this;
+    return this.set("decider", decider);
   }
 
   /** Managed constraints no config, reload or mode change may widen. */
   constraints(constraints: NetworkConstraints): this {
-    this.managed = constraints;
-    return this;
+    return this.set("managed", constraints);
   }
 
   /** Where the proxy logs (default: nowhere). */
   log(logger: Logger): this {
-    this.logger = logger;
-    return this;
+    return this.set("logger", logger);
   }
 
   /**
@@ -134,59 +134,56 @@ export class NetworkProxyBuilder {
    * which is a no-op until the host app installs one; the proxy never installs it itself).
    */
   auditLoggerProvider(provider: LoggerProvider): this {
-    this.audit = { ...this.audit, loggerProvider: provider };
-    return this;
+    return this.set("audit", { ...this.s.audit, loggerProvider: provider });
   }
 
   /** Metadata added to every audit event (`conversation.id`, `app.version`, …); unset fields are omitted. */
   auditMetadata(metadata: AuditMetadata): this {
-    this.audit = { ...this.audit, metadata };
-    return this;
+    return this.set("audit", { ...this.s.audit, metadata });
   }
 
   /** Receive every decision record (audit). */
   onDecision(sink: DecisionSink): this {
-    this.sinks.push(sink);
-    return this;
+    return this.set("sinks", [...this.s.sinks, sink]);
   }
 
   /** Validate everything and compile the policy. Throws `ConfigError` naming what is wrong. */
   async build(): Promise<NetworkProxy> {
     const load = async (): Promise<NetworkConfig> => {
       let network: NetworkConfig;
-      if (this.file !== undefined) {
+      if (this.s.file !== undefined) {
         if (!this.runtime.readTextFile) throw new ConfigError("this runtime cannot read config files");
-        network = (await loadConfigFile({ readTextFile: (p) => this.runtime.readTextFile!(p) }, this.file, true)).network;
+        network = (await loadConfigFile({ readTextFile: (p) => this.runtime.readTextFile!(p) }, this.s.file, true)).network;
       } else {
-        network = validateObject(this.source ? await this.source() : this.base, this.logger);
+        network = validateObject(this.s.source ? await this.s.source() : this.s.base, this.s.logger);
       }
       return this.applyAddresses(network);
     };
     const network = await load();
     if (!network.enabled) throw new ConfigError("network.enabled is false: the proxy would not listen");
-    if (this.managed) {
-      const violations = checkConstraints(network, this.managed);
+    if (this.s.managed) {
+      const violations = checkConstraints(network, this.s.managed);
       if (violations.length > 0) throw new ConfigError(`managed constraints violated: ${violations.join("; ")}`);
     }
     const state = new ProxyState(
       network,
-      { resolve: (h) => this.runtime.net.resolve(h), decider: this.decider },
-      { source: this.file !== undefined || this.source ? load : undefined, constraints: this.managed, log: this.logger },
+      { resolve: (h) => this.runtime.net.resolve(h), decider: this.s.decider },
+      { source: this.s.file !== undefined || this.s.source ? load : undefined, constraints: this.s.managed, log: this.s.logger },
     );
-    state.addSink(createAuditSink(this.audit));
-    for (const s of this.sinks) state.addSink(s);
+    state.addSink(createAuditSink(this.s.audit));
+    for (const sink of this.s.sinks) state.addSink(sink);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
-    return new NetworkProxy(this.runtime, state, this.logger, this.admin !== undefined, token);
+    return new NetworkProxy(this.runtime, state, this.s.logger, this.s.admin !== undefined, token);
   }
 
   private applyAddresses(network: NetworkConfig): NetworkConfig {
     const out = { ...network, enabled: network.enabled };
-    if (this.http !== undefined) out.proxy_url = addrText(this.http, "httpAddr");
-    if (this.socks !== undefined) {
-      out.socks_url = addrText(this.socks, "socksAddr");
+    if (this.s.http !== undefined) out.proxy_url = addrText(this.s.http, "httpAddr");
+    if (this.s.socks !== undefined) {
+      out.socks_url = addrText(this.s.socks, "socksAddr");
       out.enable_socks5 = true;
     }
-    if (this.admin !== undefined) out.admin_url = addrText(this.admin, "adminAddr");
+    if (this.s.admin !== undefined) out.admin_url = addrText(this.s.admin, "adminAddr");
     return out;
   }
 }
@@ -195,7 +192,7 @@ export class NetworkProxyBuilder {
 export class NetworkProxy {
   /** @internal use {@link NetworkProxyBuilder.build} */
   constructor(
-    private readonly runtime: ProxyRuntime,
+    private readonly runtime: Runtime,
     /** Live policy, mode and blocked log: `reload()`, `setMode()`, `blocked.list()`. */
     readonly state: ProxyState,
     private readonly logger: Logger,
@@ -204,7 +201,7 @@ export class NetworkProxy {
   ) {}
 
   /** A builder on `runtime` (each runtime's entry module presets it). */
-  static builder(runtime: ProxyRuntime): NetworkProxyBuilder {
+  static builder(runtime: Runtime): NetworkProxyBuilder {
     return new NetworkProxyBuilder(runtime);
   }
 

@@ -1,7 +1,7 @@
 /**
  * The standalone command line, runtime-neutral: arguments, locating and loading
  * `config.toml`, starting the listeners and stopping on a signal. Each runtime's `main.ts`
- * supplies the host capabilities and calls {@link runStandalone}.
+ * passes its {@link StandaloneRuntime} to {@link runStandalone}.
  *
  * Exit codes: 0 after a clean shutdown, `--help`, `--version` or `enabled = false`;
  * 2 for usage or configuration errors; 1 when the proxy cannot start (a bind fails).
@@ -10,44 +10,18 @@
  */
 import { planListeners } from "../config/listen-url.ts";
 import { ConfigError, type ListenPlan, type LoadedConfig } from "../config/types.ts";
-import type { LoggerProvider } from "@opentelemetry/api-logs";
 import { createAdminApp } from "../admin/app.ts";
 import { createAuditSink } from "../audit/otel.ts";
 import { loadConfigFile } from "../config/load.ts";
-import type { TelemetryConfig } from "../config/telemetry.ts";
 import { adminTokenFrom } from "../admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "../config/constraints.ts";
 import { createLineLogger, TARGET, type Logger } from "../log.ts";
-import type { Net } from "../net/contract.ts";
 import { upstreamProxiesFromEnv } from "../net/upstream-proxy.ts";
 import { startProxy } from "../server.ts";
 import { loadExtraCa } from "../tls-trust.ts";
+import type { StandaloneRuntime } from "../runtime.ts";
 import { ProxyState } from "../state.ts";
 import { VERSION } from "../version.ts";
-
-/** What the standalone entry needs from its runtime. */
-export interface StandaloneHost {
-  /** `node`, `bun` or `deno`, for the version line. */
-  readonly runtime: string;
-  /** Arguments after the program name. */
-  readonly args: readonly string[];
-  env(name: string): string | undefined;
-  /** File contents, or `null` when the file does not exist. Other failures throw. */
-  readTextFile(path: string): Promise<string | null>;
-  /** What is at `path`. */
-  pathKind(path: string): Promise<"file" | "dir" | "missing" | "other">;
-  /** The user's home directory. */
-  homeDir(): string | undefined;
-  stdout(text: string): void;
-  stderr(text: string): void;
-  readonly net: Net;
-  /** Modification time of a file in ms (`undefined` when missing); enables live reload. */
-  fileMtime?(path: string): Promise<number | undefined>;
-  /** Start exporting audit events as `[otel]` says (absent: no export). */
-  startAuditExport?(telemetry: TelemetryConfig, log: Logger): Promise<{ provider?: LoggerProvider; shutdown(): Promise<void> }>;
-  /** Call `handler` once on SIGINT or SIGTERM. */
-  onShutdownSignal(handler: (signal: string) => void): void;
-}
 
 /** The `--help` text. */
 export const HELP = `codex-network-proxy ${VERSION}
@@ -101,36 +75,36 @@ export function parseArgs(args: readonly string[]): Args {
 }
 
 /** Find the config path: `--config`, else `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`. */
-async function configPath(host: StandaloneHost, explicit: string | undefined): Promise<string> {
+async function configPath(rt: StandaloneRuntime, explicit: string | undefined): Promise<string> {
   if (explicit !== undefined) return explicit;
-  const codexHome = host.env("CODEX_HOME");
+  const codexHome = rt.env("CODEX_HOME");
   if (codexHome) {
-    const kind = await host.pathKind(codexHome);
+    const kind = await rt.pathKind(codexHome);
     if (kind === "missing") throw new ConfigError(`CODEX_HOME ${codexHome} does not exist`);
     if (kind !== "dir") throw new ConfigError(`CODEX_HOME ${codexHome} is not a directory`);
     return `${codexHome.replace(/\/+$/, "")}/config.toml`;
   }
-  const home = host.homeDir();
+  const home = rt.homeDir();
   if (!home) throw new ConfigError("cannot find the home directory: set CODEX_HOME or pass --config");
   return `${home.replace(/\/+$/, "")}/.codex/config.toml`;
 }
 
 /** Run the standalone proxy until a shutdown signal. Resolves with the exit code. */
-export async function runStandalone(host: StandaloneHost): Promise<number> {
-  const args = parseArgs(host.args);
+export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
+  const args = parseArgs(rt.args);
   if (args.kind === "help") {
-    host.stdout(HELP);
+    rt.stdout(HELP);
     return 0;
   }
   if (args.kind === "version") {
-    host.stdout(`codex-network-proxy ${VERSION}\n`);
+    rt.stdout(`codex-network-proxy ${VERSION}\n`);
     return 0;
   }
   if (args.kind === "error") {
-    host.stderr(`error: ${args.message}\n\n${HELP}`);
+    rt.stderr(`error: ${args.message}\n\n${HELP}`);
     return 2;
   }
-  const log = createLineLogger((line) => host.stderr(line + "\n"), host.env("RUST_LOG"));
+  const log = createLineLogger((line) => rt.stderr(line + "\n"), rt.env("RUST_LOG"));
   let path: string;
   let loaded: LoadedConfig;
   let constraints: NetworkConstraints | undefined;
@@ -138,69 +112,69 @@ export async function runStandalone(host: StandaloneHost): Promise<number> {
   let initialMtime: number | undefined;
   let adminToken: string | undefined;
   try {
-    path = await configPath(host, args.config);
+    path = await configPath(rt, args.config);
     // The watcher's baseline is taken before the first read, so an edit made during startup
     // is never missed.
-    initialMtime = await host.fileMtime?.(path).catch(() => undefined);
-    loaded = await loadConfigFile(host, path, args.config !== undefined);
-    if (args.constraints !== undefined) constraints = await loadConstraintsFile(host, args.constraints);
+    initialMtime = await rt.fileMtime?.(path).catch(() => undefined);
+    loaded = await loadConfigFile(rt, path, args.config !== undefined);
+    if (args.constraints !== undefined) constraints = await loadConstraintsFile(rt, args.constraints);
     const planned = planListeners(loaded.network);
     plan = planned.plan;
     for (const w of [...loaded.warnings, ...planned.warnings]) log.log("warn", TARGET.config, w);
     const violations = constraints ? checkConstraints(loaded.network, constraints) : [];
     if (violations.length > 0) throw new ConfigError(`${path}: managed constraints violated:\n  ${violations.join("\n  ")}`);
-    adminToken = adminTokenFrom(loaded.network, (n) => host.env(n));
+    adminToken = adminTokenFrom(loaded.network, (n) => rt.env(n));
   } catch (e) {
     if (e instanceof ConfigError) {
-      host.stderr(`error: ${e.message.trimEnd()}\n`);
+      rt.stderr(`error: ${e.message.trimEnd()}\n`);
       return 2;
     }
     throw e;
   }
   const network = loaded.network;
   if (!network.enabled) {
-    host.stderr("network.enabled is false; skipping proxy listeners\n");
+    rt.stderr("network.enabled is false; skipping proxy listeners\n");
     return 0;
   }
   // Signals are caught from here on, so one that arrives while binding still ends cleanly.
   let received: string | undefined;
   let wake: ((signal: string) => void) | undefined;
-  host.onShutdownSignal((signal) => {
+  rt.onShutdownSignal((signal) => {
     received = signal;
     wake?.(signal);
   });
   const configFile = path;
   const state = new ProxyState(
     network,
-    { resolve: (h) => host.net.resolve(h) },
-    { source: async () => (await loadConfigFile(host, configFile, args.config !== undefined)).network, constraints, log },
+    { resolve: (h) => rt.net.resolve(h) },
+    { source: async () => (await loadConfigFile(rt, configFile, args.config !== undefined)).network, constraints, log },
   );
   log.log(
     "info",
     TARGET.main,
-    `codex-network-proxy ${VERSION} on ${host.runtime}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
+    `codex-network-proxy ${VERSION} on ${rt.name}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
-  const audit = loaded.telemetry && host.startAuditExport ? await host.startAuditExport(loaded.telemetry, log) : undefined;
+  const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log) : undefined;
   if (audit?.provider) state.addSink(createAuditSink({ loggerProvider: audit.provider }));
   const admin = createAdminApp(state, { token: adminToken, log });
   let running;
   try {
     const upstream = upstreamProxiesFromEnv(
-      (n) => host.env(n),
+      (n) => rt.env(n),
       (m) => log.log(network.allow_upstream_proxy ? "warn" : "debug", TARGET.config, m),
     );
     if (network.allow_upstream_proxy) {
       const named = [upstream.https, upstream.http, upstream.all].filter((p) => p !== undefined).map((p) => p!.display);
       log.log("info", TARGET.config, `upstream proxy chaining on: ${named.length ? [...new Set(named)].join(", ") : "no proxy variable set"}`);
     }
-    const extraCa = await loadExtraCa((n) => host.env(n), (p) => host.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
-    running = await startProxy({ net: host.net, state, log, plan, admin: admin.fetch, upstream, extraCa });
+    const extraCa = await loadExtraCa((n) => rt.env(n), (p) => rt.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
+    running = await startProxy({ net: rt.net, state, log, plan, admin: admin.fetch, upstream, extraCa });
   } catch (e) {
-    host.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
+    rt.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
     await audit?.shutdown();
     return 1;
   }
-  const watcher = host.fileMtime ? watchConfigFile(configFile, host.fileMtime, state, log, initialMtime) : undefined;
+  const watcher = rt.fileMtime ? watchConfigFile(configFile, rt.fileMtime, state, log, initialMtime) : undefined;
   const signal = received ?? (await new Promise<string>((resolve) => (wake = resolve)));
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   watcher?.stop();
@@ -250,10 +224,10 @@ export function watchConfigFile(
 }
 
 /** Load a `--constraints` file (it must exist). */
-async function loadConstraintsFile(host: Pick<StandaloneHost, "readTextFile">, path: string): Promise<NetworkConstraints> {
+async function loadConstraintsFile(rt: Pick<StandaloneRuntime, "readTextFile">, path: string): Promise<NetworkConstraints> {
   let text: string | null;
   try {
-    text = await host.readTextFile(path);
+    text = await rt.readTextFile(path);
   } catch (e) {
     throw new ConfigError(`failed to parse ${path}: cannot read file: ${(e as Error).message}`, undefined, undefined, { cause: e });
   }

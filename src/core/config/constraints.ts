@@ -18,8 +18,8 @@
  * @module
  */
 import { parse, TomlError } from "smol-toml";
-import { compilePatterns, PatternError, type CompiledPatterns } from "../policy/patterns.ts";
-import { normalizeHost, splitHostPort, stripTrailingDots } from "../policy/host.ts";
+import { compilePatterns, parseWildcard, PatternError, type CompiledPatterns } from "../policy/patterns.ts";
+import { normalizeHost, splitHostPort } from "../policy/host.ts";
 import { findKeyLine } from "./key-line.ts";
 import { MAX_TOML_DEPTH, parseConfigText } from "./parse.ts";
 import { NETWORK_KEYS, NETWORK_MODES } from "./schema.ts";
@@ -112,22 +112,6 @@ type PatternShape =
   | { readonly kind: "glob"; readonly suffix: string; readonly key: string };
 
 /**
- * A TLD appended to a run of literal labels so the host parser treats it as a name (never as an
- * IPv4 number) while it converts IDN and validates; removed again afterwards.
- */
-const PROBE_TLD = "invalid";
-
-/** Canonicalise a run of literal labels of a wildcard pattern (IDN → punycode, lower case). */
-function normalizeLiteralRun(pattern: string, run: readonly string[]): string[] {
-  const text = run.join(".");
-  const probe = normalizeHost(`${text}.${PROBE_TLD}`);
-  if (!probe || probe.kind !== "name" || !probe.name.endsWith(`.${PROBE_TLD}`)) {
-    throw new PatternError(pattern, `invalid domain pattern "${pattern}": "${text}" is not a valid host name`);
-  }
-  return probe.name.slice(0, -(PROBE_TLD.length + 1)).split(".");
-}
-
-/**
  * The shape of one pattern, normalised as docs/behaviour.md §2 says. Validation is
  * `compilePatterns`' (so a pattern is accepted here exactly when the policy accepts it).
  *
@@ -144,32 +128,8 @@ function patternShape(raw: string): PatternShape {
   }
   const parts = splitHostPort(pattern);
   if (!parts) throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port or misplaced ":"`);
-  const lower = stripTrailingDots(parts.host.toLowerCase());
-  if (lower === "*" || lower === "**") return { kind: "all" };
-
-  const labels: string[] = [];
-  let run: string[] = [];
-  const flush = (): void => {
-    if (run.length > 0) labels.push(...normalizeLiteralRun(pattern, run));
-    run = [];
-  };
-  for (const label of lower.split(".")) {
-    if (label.includes("*")) {
-      flush();
-      labels.push(label);
-    } else {
-      run.push(label);
-    }
-  }
-  flush();
-
-  let firstLiteral = labels.length;
-  while (firstLiteral > 0 && !(labels[firstLiteral - 1] ?? "").includes("*")) firstLiteral--;
-  const suffix = labels.slice(firstLiteral).join(".");
-  const head = labels[0];
-  if (firstLiteral === 1 && suffix.length > 0 && head === "*") return { kind: "subdomain", base: suffix };
-  if (firstLiteral === 1 && suffix.length > 0 && head === "**") return { kind: "apex", base: suffix };
-  return { kind: "glob", suffix, key: labels.join(".") };
+  const w = parseWildcard(pattern, parts.host);
+  return w.kind === "glob" ? { kind: "glob", suffix: w.suffix, key: w.labels.join(".") } : w;
 }
 
 /** The shape of `raw`, or the {@link PatternError} explaining why it has none. */

@@ -17,20 +17,20 @@ import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay } from "../net/relay.ts";
 import type { SessionContext } from "../session-context.ts";
-import { carriesBody, isFramingError, requestFraming } from "./framing.ts";
+import { checkRequest } from "./checked-request.ts";
+import { carriesBody } from "./framing.ts";
 import { wantsKeepAlive } from "./headers.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, answerUpstreamFailure, CONNECT_ESTABLISHED, refuseMalformed, type RequestOutcome } from "./reply.ts";
-import { connectTarget, isTargetError, type RequestTarget } from "./target.ts";
+import { connectTarget, type RequestTarget } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 
 /** Decide a CONNECT request and, when allowed, relay until both sides are done. */
 export async function handleConnect(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
   const client = reader.conn;
-  const target = connectTarget(head);
-  if (isTargetError(target)) return refuseMalformed(ctx, client, target.status, target.message);
-  const framing = requestFraming(head);
-  if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
+  const checked = checkRequest(head, connectTarget);
+  if ("problem" in checked) return refuseMalformed(ctx, client, checked.problem.status, checked.problem.message);
+  const { target, framing } = checked;
   if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
   const keep = wantsKeepAlive(head.version, head.headers);
   const who = formatAddr(client.remote);

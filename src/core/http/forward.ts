@@ -16,21 +16,21 @@ import { formatAddr } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
 import { exchange, type Destination, type ExchangeRequest } from "./exchange.ts";
-import { carriesBody, isFramingError, requestFraming, type BodyFraming } from "./framing.ts";
+import { checkRequest } from "./checked-request.ts";
+import { carriesBody, type BodyFraming } from "./framing.ts";
 import { requestedUpgrade, wantsKeepAlive } from "./headers.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, refuseMalformed, type RequestOutcome } from "./reply.ts";
-import { isTargetError, requestTarget, type RequestTarget } from "./target.ts";
+import { requestTarget, type RequestTarget } from "./target.ts";
 import { requestedUnixSocket } from "./unix-socket.ts";
 import { upstreamKey, type UpstreamSlot } from "./upstream.ts";
 
 /** Decide and forward one non-CONNECT request. */
 export async function forwardRequest(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
   const client = reader.conn;
-  const target = requestTarget(head);
-  if (isTargetError(target)) return refuseMalformed(ctx, client, target.status, target.message);
-  const framing = requestFraming(head);
-  if (isFramingError(framing)) return refuseMalformed(ctx, client, framing.status, framing.message);
+  const checked = checkRequest(head, requestTarget);
+  if ("problem" in checked) return refuseMalformed(ctx, client, checked.problem.status, checked.problem.message);
+  const { target, framing } = checked;
   // From here on, every wait (DNS vetting, dial, the upstream's answer) ends when the client leaves.
   const outcome = await whileWatching(reader, (presence) => decideAndForward(head, target, framing, reader, ctx, slot, presence));
   if (!(outcome instanceof PeerLeftError)) return outcome;

@@ -103,13 +103,31 @@ function normalizeLiteralRun(pattern: string, run: readonly string[]): string[] 
   return probe.name.slice(0, -(PROBE_TLD.length + 1)).split(".");
 }
 
-/** Compile a pattern containing a `*` (already trimmed, port stripped) into `index`. */
-function compileWildcard(pattern: string, host: string, index: Index): void {
+/** A wildcard pattern taken apart by {@link parseWildcard}. */
+export type WildcardPattern =
+  /** `*` or `**`: every host. */
+  | { readonly kind: "all" }
+  /** `*.base`: strict subdomains of `base`. */
+  | { readonly kind: "subdomain"; readonly base: string }
+  /** `**.base`: `base` and its subdomains. */
+  | { readonly kind: "apex"; readonly base: string }
+  /**
+   * Any other glob (`region*.v2.example.com`, `api.*.example.com`). `labels` are all of its
+   * labels, normalised; `suffix` is those after the last one containing `*` (empty when the
+   * last label is a glob); `leading` is 1 for a leading `*` (one or more whole labels), 0 for a
+   * leading `**` (zero or more), -1 for neither.
+   */
+  | { readonly kind: "glob"; readonly labels: readonly string[]; readonly suffix: string; readonly leading: number };
+
+/**
+ * Validate and normalise a pattern containing a `*` (already trimmed, port stripped): literal
+ * labels are canonicalised (IDN → punycode, lower case), wildcard labels checked.
+ *
+ * @throws PatternError naming the pattern when it is invalid.
+ */
+export function parseWildcard(pattern: string, host: string): WildcardPattern {
   const lower = stripTrailingDots(host.toLowerCase());
-  if (lower === "*" || lower === "**") {
-    index.matchAll = true;
-    return;
-  }
+  if (lower === "*" || lower === "**") return { kind: "all" };
   const raw = lower.split(".");
   if (raw.some((label) => label.length === 0)) {
     throw new PatternError(pattern, `invalid domain pattern "${pattern}": empty label`);
@@ -159,23 +177,35 @@ function compileWildcard(pattern: string, host: string, index: Index): void {
   while (firstLiteral > 0 && !(labels[firstLiteral - 1] ?? "").includes("*")) firstLiteral--;
   const suffix = labels.slice(firstLiteral).join(".");
   const head = labels[0];
-  if (firstLiteral === 1 && suffix.length > 0 && head === "*") {
-    index.subdomainOf.add(suffix);
-    return;
-  }
-  if (firstLiteral === 1 && suffix.length > 0 && head === "**") {
-    index.apexOrSubdomainOf.add(suffix);
-    return;
-  }
-
-  // General glob: a leading `*` stands for one or more whole labels, a leading `**` for zero
-  // or more; the remaining labels are matched one to one.
-  const leading = head === "*" ? 1 : head === "**" ? 0 : -1;
-  const glob: Glob = { minLeading: leading, labels: leading < 0 ? labels : labels.slice(1) };
-  const bucket = index.globs.get(suffix);
-  if (bucket) bucket.push(glob);
-  else index.globs.set(suffix, [glob]);
+  if (firstLiteral === 1 && suffix.length > 0 && head === "*") return { kind: "subdomain", base: suffix };
+  if (firstLiteral === 1 && suffix.length > 0 && head === "**") return { kind: "apex", base: suffix };
+  return { kind: "glob", labels, suffix, leading: head === "*" ? 1 : head === "**" ? 0 : -1 };
 }
+
+/** Compile a pattern containing a `*` (already trimmed, port stripped) into `index`. */
+function compileWildcard(pattern: string, host: string, index: Index): void {
+  const w = parseWildcard(pattern, host);
+  switch (w.kind) {
+    case "all":
+      index.matchAll = true;
+      return;
+    case "subdomain":
+      index.subdomainOf.add(w.base);
+      return;
+    case "apex":
+      index.apexOrSubdomainOf.add(w.base);
+      return;
+    case "glob": {
+      // A leading `*` stands for one or more whole labels, a leading `**` for zero or more;
+      // the remaining labels are matched one to one.
+      const glob: Glob = { minLeading: w.leading, labels: w.leading < 0 ? w.labels : w.labels.slice(1) };
+      const bucket = index.globs.get(w.suffix);
+      if (bucket) bucket.push(glob);
+      else index.globs.set(w.suffix, [glob]);
+    }
+  }
+}
+
 
 /**
  * Match one label against a label pattern where `*` is any run of characters (no dots reach

@@ -4,28 +4,21 @@
  *
  * @module
  */
-import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder, type ProxyRuntime } from "../../core/api/proxy.ts";
-import { readTextFile } from "../node/host.ts";
+import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder } from "../../core/api/proxy.ts";
+import type { Runtime } from "../../core/runtime.ts";
 import { bunNet } from "./net.ts";
-
-/** The Bun runtime capabilities (files through Bun's node:fs). */
-export const bunRuntime: ProxyRuntime = {
-  net: bunNet,
-  readTextFile,
-  env: (name) => process.env[name],
-};
+import { bunRuntime } from "./runtime.ts";
 
 /** An embeddable proxy on Bun. */
 export class NetworkProxy extends CoreNetworkProxy {
-  /** A builder preset with the Bun adapter. */
-  static override builder(): NetworkProxyBuilder {
-    return CoreNetworkProxy.builder(bunRuntime);
+  /**
+   * A builder on `runtime`, by default Bun's own (`bunRuntime`). Pass another {@link Runtime} to
+   * change what the proxy sees, e.g. `{ ...bunRuntime, env: (name) => myEnv[name] }`.
+   */
+  static override builder(runtime: Runtime = bunRuntime): NetworkProxyBuilder {
+    return CoreNetworkProxy.builder(runtime);
   }
 }
 
-export { createAdminApp, type AdminOptions } from "../../core/admin/app.ts";
-export type { BrowserGuardOptions } from "../../core/admin/browser-guard.ts";
-export type { NetworkConstraints } from "../../core/config/constraints.ts";
-export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/api/proxy.ts";
-export * from "../../core/index.ts";
-export { bunNet };
+export * from "../shared/library-exports.ts";
+export { bunNet, bunRuntime };

@@ -1,15 +1,10 @@
 /**
- * Standalone entry on Bun: `bun src/runtimes/bun/main.ts --config FILE`. Sockets, UDP and the
- * admin server are Bun's own (`./net.ts`); files, environment and signals use the Node
- * compatibility layer Bun provides.
+ * Standalone entry on Bun: `bun src/runtimes/bun/main.ts --config FILE`.
  *
  * @module
  */
 import { runStandalone } from "../../core/cli/standalone.ts";
-import { processStandaloneHost } from "../node/host.ts";
-import { bunNet } from "./net.ts";
+import { startAuditExport } from "../shared/otel-export.ts";
+import { bunRuntime } from "./runtime.ts";
 
-declare const Bun: { version: string };
-
-const code = await runStandalone(processStandaloneHost(`bun ${Bun.version}`, bunNet));
-process.exit(code);
+process.exit(await runStandalone({ ...bunRuntime, startAuditExport }));

@@ -30,6 +30,7 @@ import {
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
+import { dialFailure } from "../shared/dial-failure.ts";
 import { LISTEN_BACKLOG } from "../shared/accept.ts";
 import { ReadQueue } from "../shared/read-queue.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
@@ -171,15 +172,6 @@ function handlers(onOpen?: (conn: BunConn) => void): BunSocketHandler<BunConn> {
     close: (s, e) => s.data?.onClose(e),
     error: (s, e) => s.data?.onClose(e),
   };
-}
-
-function dialFailure(e: { code?: string; message?: string }): DialError["kind"] {
-  const code = e.code ?? "";
-  if (code === "ECONNREFUSED" || /refused/i.test(e.message ?? "")) return "refused";
-  if (code === "EHOSTUNREACH") return "host_unreachable";
-  if (code === "ENETUNREACH") return "network_unreachable";
-  if (code === "ETIMEDOUT") return "timeout";
-  return "other";
 }
 
 /** The Bun implementation of {@link Net}. */

@@ -4,34 +4,21 @@
  *
  * @module
  */
-import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder, type ProxyRuntime } from "../../core/api/proxy.ts";
+import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder } from "../../core/api/proxy.ts";
+import type { Runtime } from "../../core/runtime.ts";
 import { denoNet } from "./net.ts";
-
-/** The Deno runtime capabilities. */
-export const denoRuntime: ProxyRuntime = {
-  net: denoNet,
-  async readTextFile(path) {
-    try {
-      return await Deno.readTextFile(path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-  },
-  env: (name) => Deno.env.get(name),
-};
+import { denoRuntime } from "./runtime.ts";
 
 /** An embeddable proxy on Deno. */
 export class NetworkProxy extends CoreNetworkProxy {
-  /** A builder preset with the Deno adapter. */
-  static override builder(): NetworkProxyBuilder {
-    return CoreNetworkProxy.builder(denoRuntime);
+  /**
+   * A builder on `runtime`, by default Deno's own (`denoRuntime`). Pass another {@link Runtime} to
+   * change what the proxy sees, e.g. `{ ...denoRuntime, env: (name) => myEnv[name] }`.
+   */
+  static override builder(runtime: Runtime = denoRuntime): NetworkProxyBuilder {
+    return CoreNetworkProxy.builder(runtime);
   }
 }
 
-export { createAdminApp, type AdminOptions } from "../../core/admin/app.ts";
-export type { BrowserGuardOptions } from "../../core/admin/browser-guard.ts";
-export type { NetworkConstraints } from "../../core/config/constraints.ts";
-export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/api/proxy.ts";
-export * from "../../core/index.ts";
-export { denoNet };
+export * from "../shared/library-exports.ts";
+export { denoNet, denoRuntime };

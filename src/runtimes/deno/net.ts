@@ -33,6 +33,7 @@ import {
   type TlsOptions,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { dialFailure } from "../shared/dial-failure.ts";
 import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
@@ -145,13 +146,11 @@ function addrOf(a: Deno.Addr): NetAddr {
   return { host: "path" in a ? (a.path ?? "") : "", port: 0 };
 }
 
-function dialFailure(e: unknown): DialError["kind"] {
+/** Deno's error classes first, then the code or message every adapter reads. */
+function denoDialFailure(e: unknown): DialError["kind"] {
   if (e instanceof Deno.errors.ConnectionRefused) return "refused";
   if (e instanceof Deno.errors.TimedOut) return "timeout";
-  const message = String((e as Error)?.message ?? "");
-  if (/host is unreachable|EHOSTUNREACH/i.test(message)) return "host_unreachable";
-  if (/network is unreachable|ENETUNREACH/i.test(message)) return "network_unreachable";
-  return "other";
+  return dialFailure(e);
 }
 
 /**
@@ -212,7 +211,7 @@ export const denoNet: Net = {
     } catch (e) {
       dial.then((c) => c.close()).catch(() => {}); // a dial that completes after the abort
       if (e instanceof DialError) throw e;
-      throw new DialError(dialFailure(e), addr, (e as Error).message, { cause: e });
+      throw new DialError(denoDialFailure(e), addr, (e as Error).message, { cause: e });
     }
   },
 
@@ -228,7 +227,7 @@ export const denoNet: Net = {
     try {
       return new DenoConn((await Deno.connect({ transport: "unix", path })) as unknown as Deno.TcpConn);
     } catch (e) {
-      throw new DialError(dialFailure(e), { host: path, port: 0 }, (e as Error).message, { cause: e });
+      throw new DialError(denoDialFailure(e), { host: path, port: 0 }, (e as Error).message, { cause: e });
     }
   },
 

@@ -12,28 +12,21 @@
  *
  * @module
  */
-import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder, type ProxyRuntime } from "../../core/api/proxy.ts";
-import { readTextFile } from "./host.ts";
+import { NetworkProxy as CoreNetworkProxy, type NetworkProxyBuilder } from "../../core/api/proxy.ts";
+import type { Runtime } from "../../core/runtime.ts";
 import { nodeNet } from "./net.ts";
-
-/** The Node runtime capabilities. */
-export const nodeRuntime: ProxyRuntime = {
-  net: nodeNet,
-  readTextFile,
-  env: (name) => process.env[name],
-};
+import { nodeRuntime } from "./runtime.ts";
 
 /** An embeddable proxy on Node. */
 export class NetworkProxy extends CoreNetworkProxy {
-  /** A builder preset with the Node adapter. */
-  static override builder(): NetworkProxyBuilder {
-    return CoreNetworkProxy.builder(nodeRuntime);
+  /**
+   * A builder on `runtime`, by default Node's own (`nodeRuntime`). Pass another {@link Runtime} to
+   * change what the proxy sees, e.g. `{ ...nodeRuntime, env: (name) => myEnv[name] }`.
+   */
+  static override builder(runtime: Runtime = nodeRuntime): NetworkProxyBuilder {
+    return CoreNetworkProxy.builder(runtime);
   }
 }
 
-export { createAdminApp, type AdminOptions } from "../../core/admin/app.ts";
-export type { BrowserGuardOptions } from "../../core/admin/browser-guard.ts";
-export type { NetworkConstraints } from "../../core/config/constraints.ts";
-export type { CommandAttribution, NetworkProxyBuilder, NetworkProxyHandle, ProxyRuntime } from "../../core/api/proxy.ts";
-export * from "../../core/index.ts";
-export { nodeNet };
+export * from "../shared/library-exports.ts";
+export { nodeNet, nodeRuntime };

@@ -5,10 +5,10 @@
  * @module
  */
 import { runStandalone } from "../../core/cli/standalone.ts";
-import { processStandaloneHost } from "./host.ts";
-import { nodeNet } from "./net.ts";
+import { startAuditExport } from "../shared/otel-export.ts";
+import { nodeRuntime } from "./runtime.ts";
 
-const code = await runStandalone(processStandaloneHost(`node ${process.version}`, nodeNet));
+const code = await runStandalone({ ...nodeRuntime, startAuditExport });
 process.exitCode = code;
 // Anything still scheduled (a pending DNS lookup, a timer) must not keep a stopped proxy alive.
 setImmediate(() => process.exit(code));

@@ -7,8 +7,8 @@
  */
 import { isIP } from "node:net";
 import * as tls from "node:tls";
-import { DialError, type Conn, type DialOptions, type NetAddr, type TlsOptions } from "../../core/net/contract.ts";
-import { NodeConn } from "../node/conn.ts";
+import type { Conn, DialOptions, NetAddr, TlsOptions } from "../../core/net/contract.ts";
+import { errnoFailure, settleNodeDial } from "./node-dial.ts";
 
 /** OpenSSL/Node codes that mean "this certificate is not trusted for this name". */
 const VERIFY_CODES = new Set([
@@ -27,34 +27,24 @@ const VERIFY_CODES = new Set([
 
 /** Dial `addr` and originate TLS for `t.serverName`. */
 export function connectNodeTls(addr: NetAddr, t: TlsOptions, options?: DialOptions): Promise<Conn> {
-  return new Promise<Conn>((resolve, reject) => {
-    const ca = t.extraCa ? [...tls.rootCertificates, t.extraCa] : undefined;
-    const socket = tls.connect({
-      host: addr.host,
-      port: addr.port,
-      // SNI carries names only; an IP target is verified against the certificate's IP entries.
-      servername: isIP(t.serverName) ? undefined : t.serverName,
-      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(t.serverName, cert),
-      ca,
-      ALPNProtocols: ["http/1.1"],
-    });
-    const signal = options?.signal;
-    const onAbort = (): void => {
-      socket.destroy();
-      reject(new DialError("timeout", addr, "TLS dial aborted or timed out"));
-    };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    socket.once("error", (e: NodeJS.ErrnoException) => {
-      signal?.removeEventListener("abort", onAbort);
+  const ca = t.extraCa ? [...tls.rootCertificates, t.extraCa] : undefined;
+  const socket = tls.connect({
+    host: addr.host,
+    port: addr.port,
+    // SNI carries names only; an IP target is verified against the certificate's IP entries.
+    servername: isIP(t.serverName) ? undefined : t.serverName,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(t.serverName, cert),
+    ca,
+    ALPNProtocols: ["http/1.1"],
+  });
+  return settleNodeDial(socket, {
+    ready: "secureConnect",
+    target: addr,
+    signal: options?.signal,
+    abortDetail: "TLS dial aborted or timed out",
+    describe(e) {
       const verify = VERIFY_CODES.has(e.code ?? "") || /certificate/i.test(e.message);
-      const kind = verify ? "tls" : e.code === "ECONNREFUSED" ? "refused" : e.code === "ETIMEDOUT" ? "timeout" : "other";
-      reject(new DialError(kind, addr, verify ? `certificate verification failed for ${t.serverName}: ${e.message}` : e.message, { cause: e }));
-    });
-    socket.once("secureConnect", () => {
-      signal?.removeEventListener("abort", onAbort);
-      socket.removeAllListeners("error");
-      resolve(new NodeConn(socket));
-    });
+      return verify ? { kind: "tls", detail: `certificate verification failed for ${t.serverName}: ${e.message}` } : errnoFailure(e);
+    },
   });
 }

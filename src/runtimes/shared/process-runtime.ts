@@ -1,14 +1,14 @@
 /**
- * Node's file, environment and process capabilities, shared by the standalone entries of the
- * runtimes that provide Node's `process` (Node and Bun) and by the libraries.
+ * The {@link Runtime} of the runtimes that provide Node's `process`, `node:fs` and `node:os`
+ * (Node, and Bun through its Node compatibility): files, environment, arguments, output and
+ * signals, around the runtime's own sockets (`net`).
  *
  * @module
  */
 import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import type { Net } from "../../core/net/contract.ts";
-import type { StandaloneHost } from "../../core/cli/standalone.ts";
-import { startAuditExport } from "../shared/otel-export.ts";
+import type { PathKind, StandaloneRuntime } from "../../core/runtime.ts";
 
 /** File contents, or `null` when the file does not exist. */
 export async function readTextFile(path: string): Promise<string | null> {
@@ -21,7 +21,7 @@ export async function readTextFile(path: string): Promise<string | null> {
 }
 
 /** What is at `path`. */
-export async function pathKind(path: string): Promise<"file" | "dir" | "missing" | "other"> {
+export async function pathKind(path: string): Promise<PathKind> {
   try {
     const s = await stat(path);
     return s.isDirectory() ? "dir" : s.isFile() ? "file" : "other";
@@ -41,22 +41,35 @@ export async function fileMtime(path: string): Promise<number | undefined> {
   }
 }
 
-/** The standalone host on `process` and `node:fs`, with the runtime's own sockets (`net`). */
-export function processStandaloneHost(runtime: string, net: Net): StandaloneHost {
-  // A closed stderr (the reader went away) must not take the proxy down with EPIPE.
-  process.stderr.on("error", () => {});
+/** Write to a process stream; a closed reader (EPIPE) must not take the proxy down. */
+function quietWriter(stream: NodeJS.WriteStream): (text: string) => void {
+  let guarded = false;
+  return (text) => {
+    if (!guarded) {
+      stream.on("error", () => {});
+      guarded = true;
+    }
+    stream.write(text);
+  };
+}
+
+/**
+ * The runtime on `process` and `node:fs`, with `net` for sockets. `name` is the runtime and its
+ * version (`node v20.11.1`). The audit exporter is left out: the standalone entry adds it, so
+ * the library does not load the OpenTelemetry SDK.
+ */
+export function processRuntime(name: string, net: Net): StandaloneRuntime {
   return {
-    runtime,
+    net,
+    name,
     args: process.argv.slice(2),
-    env: (name) => process.env[name],
+    env: (key) => process.env[key],
     readTextFile,
     pathKind,
     fileMtime,
     homeDir: () => homedir(),
-    stdout: (text) => void process.stdout.write(text),
-    stderr: (text) => void process.stderr.write(text),
-    net,
-    startAuditExport,
+    stdout: quietWriter(process.stdout),
+    stderr: quietWriter(process.stderr),
     onShutdownSignal(handler) {
       process.once("SIGINT", () => handler("SIGINT"));
       process.once("SIGTERM", () => handler("SIGTERM"));

@@ -8,7 +8,7 @@
 import type * as net from "node:net";
 import type { Conn, NetAddr } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
-import { ReadQueue } from "../shared/read-queue.ts";
+import { ReadQueue } from "./read-queue.ts";
 
 export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
 
