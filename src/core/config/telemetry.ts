@@ -10,7 +10,7 @@
 import { parse } from "smol-toml";
 import { findKeyLine } from "./key-line.ts";
 import { isTomlTable, tomlTypeName } from "./toml-value.ts";
-import { ConfigError } from "./types.ts";
+import { ConfigError } from "./error.ts";
 
 /** Where telemetry goes. `statsig` has no public endpoint outside the reference's vendor. */
 export type OtelExporter =

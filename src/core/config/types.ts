@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { ConfigError } from "./error.ts";
 
 /** `full` allows every method; `limited` only GET, HEAD and OPTIONS (no tunnels, no SOCKS5). */
 export type NetworkMode = "full" | "limited";
@@ -73,18 +74,6 @@ export interface ListenPlan {
   socks5?: ListenAddr;
 }
 
-/** A configuration problem. `key` is the dotted TOML key (`network.mode`), `line` 1-based. */
-export class ConfigError extends TypeError {
-  constructor(
-    message: string,
-    readonly key?: string,
-    readonly line?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "ConfigError";
-  }
-}
 
 /** The result of loading a config: the values plus warnings to print (unknown keys, clamps). */
 export interface LoadedConfig {

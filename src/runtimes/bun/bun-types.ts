@@ -6,7 +6,7 @@
  */
 
 /** A TCP socket (`Bun.Socket`). `data` is our per-socket slot. */
-export interface BunSocket<Data = import("./net.ts").BunConn> {
+export interface BunSocket<Data = unknown> {
   data: Data | undefined;
   readonly remoteAddress?: string;
   readonly remotePort?: number;

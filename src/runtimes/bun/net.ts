@@ -53,7 +53,7 @@ export class BunConn implements Conn {
   private drained: (() => void)[] = [];
   private finSent = false;
 
-  constructor(readonly socket: BunSocket) {
+  constructor(readonly socket: BunSocket<BunConn>) {
     this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     this.reads = new ReadQueue({ pause: () => socket.pause?.(), resume: () => socket.resume?.() });
