@@ -4,7 +4,7 @@
  * passes `deno publish --dry-run`. Runs once, in the node project (vitest.config.ts).
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -85,7 +85,10 @@ describe("packages", () => {
     expect(stdout).toContain("status 200");
   }, 70_000);
 
-  it("the installed bin runs", async () => {
+  it("the installed bin runs the built JavaScript, with no TypeScript loader installed", async () => {
+    // tsx is a development dependency only: the consumer never gets it, so the bin can only work
+    // by running dist/lib.
+    expect(existsSync(join(dir, "node_modules/tsx"))).toBe(false);
     const { stdout } = await run(join(dir, "node_modules/.bin/codex-network-proxy"), ["--version"], { cwd: dir, timeout: 30_000 });
     expect(stdout.trim()).toBe("codex-network-proxy 0.1.0");
   });

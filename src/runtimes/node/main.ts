@@ -1,6 +1,6 @@
 /**
- * Standalone entry on Node: `node --import tsx src/runtimes/node/main.ts --config FILE`
- * (also `npm start -- …` and the package's `codex-network-proxy` bin).
+ * Standalone entry on Node. Built to `dist/lib/runtimes/node/main.js`, which `npm start -- …` and
+ * the package's `codex-network-proxy` bin run; `npm run dev -- …` runs this source through tsx.
  *
  * @module
  */

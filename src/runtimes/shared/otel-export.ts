@@ -2,12 +2,13 @@
  * Standalone audit export: a `LoggerProvider` with a batch processor and the official OTLP log
  * exporter chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc). It is
  * handed to the audit sink, never installed globally. An exporter that cannot start costs one
- * warning; the proxy runs on with stderr logging. Pending records are flushed on shutdown.
+ * warning; the proxy runs on with stderr logging. Pending records are flushed on shutdown. The
+ * SDK and the exporters are loaded only when an exporter is configured, so a proxy that exports
+ * nothing does not pay their load time at startup.
  *
  * @module
  */
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from "@opentelemetry/sdk-logs";
+import type { LoggerProvider, LogRecordExporter } from "@opentelemetry/sdk-logs";
 import type { OtelExporter, TelemetryConfig } from "../../core/config/telemetry.ts";
 import { TARGET, type Logger } from "../../core/log.ts";
 import { VERSION } from "../../core/version.ts";
@@ -34,7 +35,11 @@ export async function startAuditExport(telemetry: TelemetryConfig, log: Logger):
     return NOTHING;
   }
   try {
-    const exporter = await createExporter(chosen);
+    const [exporter, { resourceFromAttributes }, { BatchLogRecordProcessor, LoggerProvider }] = await Promise.all([
+      createExporter(chosen),
+      import("@opentelemetry/resources"),
+      import("@opentelemetry/sdk-logs"),
+    ]);
     const provider = new LoggerProvider({
       resource: resourceFromAttributes({
         "service.name": "codex-network-proxy",
