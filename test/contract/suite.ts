@@ -721,6 +721,7 @@ export const cases: readonly ContractCase[] = [
       const e1 = await rejection(t, net.connectTcp(addr, { signal: before.signal }), "connectTcp with an already aborted signal");
       assert(e1 instanceof DialError, `already aborted: expected a DialError, got ${show(e1)}`);
       assertEqual(e1.kind, "timeout", `already aborted: DialError kind (${e1.message})`);
+      assert(e1.cause === before.signal.reason, `already aborted: DialError.cause: expected the signal's reason, got ${show(e1.cause)}`);
 
       const during = new AbortController();
       const dial = net.connectTcp(addr, { signal: during.signal });
@@ -732,6 +733,7 @@ export const cases: readonly ContractCase[] = [
       }
       assert(s.error instanceof DialError, `aborted during the dial: expected a DialError, got ${show(s.error)}`);
       assertEqual(s.error.kind, "timeout", `aborted during the dial: DialError kind (${s.error.message})`);
+      assert(s.error.cause === during.signal.reason, `aborted during the dial: DialError.cause: expected the signal's reason, got ${show(s.error.cause)}`);
     },
   },
 ];

@@ -3,7 +3,7 @@
  * drains what a client still sends after the last response.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BodyError, BodyIdleError, copyBody, COPY_STOPPED, MAX_CHUNK_SIZE, parseChunkSize } from "../../src/core/http/body.ts";
+import { BodyError, BodyIdleError, copyBody, COPY_STOPPED, HEAD_COALESCE_BYTES, MAX_CHUNK_SIZE, parseChunkSize } from "../../src/core/http/body.ts";
 import { closeGracefully, LINGER_IDLE_MS, LINGER_MAX_BYTES, LINGER_MAX_MS } from "../../src/core/http/linger.ts";
 import { BufferedReader } from "../../src/core/net/reader.ts";
 import { latin1Bytes } from "../../src/core/net/bytes.ts";
@@ -38,6 +38,74 @@ describe("parseChunkSize", () => {
   ])("%j is refused (%s)", (line, why) => {
     expect(() => parseChunkSize(line)).toThrow(BodyError);
     expect(() => parseChunkSize(line)).toThrow(why);
+  });
+});
+
+describe("copyBody with a head: one write for a small response already received", () => {
+  const HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+  /** A sink that records each write as one string. */
+  const recorder = () => {
+    const writes: string[] = [];
+    return { writes, sink: { write: async (b: Uint8Array) => void writes.push(new TextDecoder("latin1").decode(b)) } };
+  };
+
+  it("joins the head and a body already buffered into one write", async () => {
+    const [client, server] = connPair();
+    const reader = new BufferedReader(server);
+    await client.write(latin1Bytes("hello"));
+    await reader.fill();
+    const { writes, sink } = recorder();
+    await copyBody(reader, { kind: "length", length: 5 }, sink, "raw", { head: latin1Bytes(HEAD) });
+    expect(writes).toEqual([HEAD + "hello"]);
+  });
+
+  it("sends the head at once, alone, when no body byte has arrived yet (a slow or streamed body)", async () => {
+    const [client, server] = connPair();
+    const reader = new BufferedReader(server);
+    const { writes, sink } = recorder();
+    const copying = copyBody(reader, { kind: "length", length: 5 }, sink, "raw", { head: latin1Bytes(HEAD) });
+    await vi.waitFor(() => expect(writes).toEqual([HEAD])); // before any body byte was sent
+    await client.write(latin1Bytes("hello"));
+    await copying;
+    expect(writes).toEqual([HEAD, "hello"]);
+  });
+
+  it("sends the head alone when the received body is larger than HEAD_COALESCE_BYTES", async () => {
+    const [client, server] = connPair();
+    const reader = new BufferedReader(server);
+    const body = "x".repeat(HEAD_COALESCE_BYTES + 1);
+    await client.write(latin1Bytes(body));
+    await reader.fill();
+    const { writes, sink } = recorder();
+    await copyBody(reader, { kind: "length", length: body.length }, sink, "raw", { head: latin1Bytes(HEAD) });
+    expect(writes[0]).toBe(HEAD);
+    expect(writes.join("")).toBe(HEAD + body);
+  });
+
+  it("sends the head of a bodiless response, and keeps a chunked body's head first and alone", async () => {
+    const [, server] = connPair();
+    const none = recorder();
+    await copyBody(new BufferedReader(server), { kind: "none" }, none.sink, "raw", { head: latin1Bytes(HEAD) });
+    expect(none.writes).toEqual([HEAD]);
+
+    const [client2, server2] = connPair();
+    const reader = new BufferedReader(server2);
+    await client2.write(latin1Bytes("5\r\nhello\r\n0\r\n\r\n"));
+    await reader.fill();
+    const chunked = recorder();
+    await copyBody(reader, { kind: "chunked" }, chunked.sink, "chunked", { head: latin1Bytes(HEAD) });
+    expect(chunked.writes).toEqual([HEAD, "5\r\nhello\r\n", "0\r\n\r\n"]);
+  });
+
+  it("joins the head to the first chunk a close-delimited body is re-framed into", async () => {
+    const [client, server] = connPair();
+    const reader = new BufferedReader(server);
+    await client.write(latin1Bytes("hello"));
+    await client.closeWrite();
+    await reader.fill();
+    const { writes, sink } = recorder();
+    await copyBody(reader, { kind: "close" }, sink, "chunked", { head: latin1Bytes(HEAD) });
+    expect(writes).toEqual([HEAD + "5\r\nhello\r\n", "0\r\n\r\n"]);
   });
 });
 

@@ -94,9 +94,22 @@ describe("parseProxyUrl", () => {
       }
       expect(err).toBeInstanceOf(ProxyUrlError);
       expect((err as ProxyUrlError).message).toBe("not a URL");
-      expect((err as ProxyUrlError).cause).toBeInstanceOf(TypeError); // the URL parser's own error
+      expect((err as ProxyUrlError).cause).toBeInstanceOf(TypeError); // the URL parser's message
     },
   );
+
+  it("keeps no credentials anywhere in the error of a malformed URL", () => {
+    let err: unknown;
+    try {
+      parseProxyUrl("http://user:s3cret@[bad");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ProxyUrlError);
+    // Everything reachable from the error, own fields of the cause included (Node's `input`).
+    const seen = JSON.stringify(err, Object.getOwnPropertyNames(err)) + JSON.stringify((err as Error).cause, Object.getOwnPropertyNames((err as Error).cause));
+    expect(seen).not.toContain("s3cret");
+  });
 
   it("refuses a malformed percent-escape in the credentials with a ProxyUrlError, not the decoder's URIError", () => {
     // `new URL` keeps "%zz" as is; decoding it throws URIError, which must become our own kind

@@ -2,7 +2,8 @@
  * Bearer-token authentication for the admin API (docs/behaviour.md §7.3, **ours**), on Hono's own
  * `bearerAuth` middleware: it takes the token after a case-insensitive `Bearer` and one or more
  * spaces, checks its syntax (RFC 6750 §2.1 `b64token`) and compares it with the expected token
- * in constant time (both are hashed with SHA-256 and the digests compared in full).
+ * by hashing both with SHA-256 and comparing the digests in full, so the time taken does not
+ * depend on where they differ (Hono also compares the strings, over the longer one's length).
  *
  * What this project adds: every refusal is `401` with the same JSON body, including a malformed
  * header (Hono's default there is `400`), so a stranger learns nothing from the status; the

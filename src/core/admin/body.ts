@@ -6,10 +6,11 @@
  * (`app.request()`, a host's own `fetch` handler):
  *
  * - a `Content-Length` that is not digits is `400`, naming it (Hono would read it as a number
- *   prefix);
- * - {@link readBoundedBody} refuses a body longer than the limit once read, for a request whose
- *   `Content-Length` understated it. An HTTP server never hands the app more bytes than the
- *   declared length, so this only matters in-process.
+ *   prefix), and one over the limit is `413` even when no body came with it (Hono only looks at
+ *   the header of a request that has a body);
+ * - {@link readBoundedBody} counts while it reads and stops at the first byte past the limit, for
+ *   a request whose `Content-Length` understated its body. An HTTP server never hands the app
+ *   more bytes than the declared length, so this only matters in-process.
  *
  * @module
  */
@@ -35,16 +36,41 @@ export function adminBodyLimit(refuse: BodyRefusals, limit: number = MAX_ADMIN_B
   const honoLimit = bodyLimit({ maxSize: limit, onError: (c) => refuse.tooLarge(c) });
   return async (c, next) => {
     const declared = c.req.header("content-length");
-    if (declared !== undefined && !CONTENT_LENGTH_SYNTAX.test(declared.trim())) return refuse.badLength(c, declared);
+    if (declared !== undefined) {
+      const digits = declared.trim();
+      if (!CONTENT_LENGTH_SYNTAX.test(digits)) return refuse.badLength(c, declared);
+      if (Number(digits) > limit) return refuse.tooLarge(c);
+    }
     return honoLimit(c, next);
   };
 }
 
 /**
  * The whole body of a request that went through {@link adminBodyLimit}, or `undefined` when it
- * turned out longer than `limit` (a `Content-Length` that understated it).
+ * is longer than `limit` (a `Content-Length` that understated it). Reading stops, and the body
+ * stream is cancelled, at the first chunk past the limit: at most one chunk more is held.
  */
 export async function readBoundedBody(c: Context, limit: number = MAX_ADMIN_BODY_BYTES): Promise<Uint8Array | undefined> {
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
-  return bytes.byteLength > limit ? undefined : bytes;
+  const body = c.req.raw.body;
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return bytes;
 }

@@ -277,9 +277,10 @@ class Exchange {
     }
     let upstreamReusable = wantsKeepAlive(response.version, response.headers) && rf.kind !== "close";
     headers.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
-    await this.client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers)));
+    const responseHead = latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers));
     try {
-      await copyBody(up.reader, rf, this.client, output);
+      // A small response already received goes to the client in one write, head and body.
+      await copyBody(up.reader, rf, this.client, output, { head: responseHead });
     } catch (e) {
       this.throwIfLeft();
       // A write to the client failed, or the upstream connection failed mid-body: the response

@@ -86,7 +86,9 @@ export function parseProxyUrl(value: string): UpstreamProxy {
   try {
     url = new URL(value.includes("://") ? value : `http://${value}`);
   } catch (e) {
-    throw new ProxyUrlError("not a URL", { cause: e });
+    // The runtime's error keeps the whole input (Node's `input` field), credentials included:
+    // the cause carries only its message.
+    throw new ProxyUrlError("not a URL", { cause: new TypeError((e as Error).message) });
   }
   if (url.protocol !== "http:") throw new ProxyUrlError(`${url.protocol.replace(/:$/, "")}:// proxies are not supported (only http://)`);
   if (!url.hostname) throw new ProxyUrlError("no host");

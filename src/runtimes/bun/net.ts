@@ -196,11 +196,12 @@ export const bunNet: Net = {
       const signal = options?.signal;
       let settled = false;
       const fail = (kind: DialError["kind"], detail: string, cause?: unknown): void => {
+        signal?.removeEventListener("abort", onAbort);
         if (settled) return;
         settled = true;
         reject(new DialError(kind, addr, detail, { cause }));
       };
-      const onAbort = (): void => fail("timeout", "dial aborted or timed out");
+      const onAbort = (): void => fail("timeout", "dial aborted or timed out", signal?.reason);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       Bun.connect<BunConn>({

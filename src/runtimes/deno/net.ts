@@ -201,17 +201,23 @@ export const denoNet: Net = {
 
   async connectTcp(addr: NetAddr, options?: DialOptions) {
     const signal = options?.signal;
-    if (signal?.aborted) throw new DialError("timeout", addr, "dial aborted or timed out");
+    const abortError = (): DialError => new DialError("timeout", addr, "dial aborted or timed out", { cause: signal?.reason });
+    if (signal?.aborted) throw abortError();
     const dial = Deno.connect({ hostname: addr.host, port: addr.port, transport: "tcp" });
-    const aborted = new Promise<never>((_, reject) =>
-      signal?.addEventListener("abort", () => reject(new DialError("timeout", addr, "dial aborted or timed out")), { once: true }),
-    );
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(abortError());
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
     try {
       return new DenoConn(await Promise.race([dial, aborted]));
     } catch (e) {
       dial.then((c) => c.close()).catch(() => {}); // a dial that completes after the abort
       if (e instanceof DialError) throw e;
       throw new DialError(denoDialFailure(e), addr, (e as Error).message, { cause: e });
+    } finally {
+      // A long-lived signal (a client connection's) must not collect one listener per dial.
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   },
 
