@@ -16,6 +16,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { concatBytes } from "../net/bytes.ts";
 
 /** Largest admin request body accepted, in bytes (8 KiB). */
 export const MAX_ADMIN_BODY_BYTES = 8192;
@@ -66,11 +67,5 @@ export async function readBoundedBody(c: Context, limit: number = MAX_ADMIN_BODY
     }
     parts.push(value);
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.byteLength;
-  }
-  return bytes;
+  return concatBytes(parts);
 }

@@ -31,7 +31,7 @@ export function utf8(text: string): Uint8Array {
 
 /** Concatenate chunks into one new array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
+  if (chunks.length === 1) return chunks[0]!; // not a copy: the caller gets its own chunk back
   let total = 0;
   for (const c of chunks) total += c.length;
   const out = new Uint8Array(total);
