@@ -1,6 +1,6 @@
 /**
  * The socket contract on `node:net` and `node:dns`. Reads pull from a bounded queue (the
- * socket is paused above a high-water mark, see `../shared/node-conn.ts`); writes resolve at once unless the
+ * socket is paused above a high-water mark, see `runtimes/shared/node-conn.ts`); writes resolve at once unless the
  * socket asks for `drain`; tunnels use `stream.pipe`, Node's native relay.
  *
  * Listeners ask for a backlog of {@link LISTEN_BACKLOG} (Node's default is 511) and survive
