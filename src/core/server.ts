@@ -15,6 +15,7 @@ import { reachesListener } from "./net/ip.ts";
 import { serveAsAdminListener, type AdminFetch } from "./admin/browser-guard.ts";
 import type { SessionContext } from "./session-context.ts";
 import type { ProxyState } from "./state.ts";
+import { UpstreamPool } from "./http/upstream-pool.ts";
 
 /** How long shutdown waits for sessions still deciding after their connections were closed. */
 export const SHUTDOWN_GRACE_MS = 1_000;
@@ -81,7 +82,9 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   /** Bound addresses of our listeners: never a forwarding target. */
   const own: NetAddr[] = [];
   const shutdownSignal = new AbortController();
+  const pool = new UpstreamPool(opts.state);
   const ctx: SessionContext = {
+    pool,
     closing: shutdownSignal.signal,
     attribution: opts.attribution,
     upstream: opts.upstream,
@@ -139,6 +142,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     async shutdown() {
       stopping = true;
       shutdownSignal.abort(new Error("proxy shutting down"));
+      pool.close();
       // Node's server.close() settles only once its connections are gone: close them too.
       const closing = listeners.map((l) => l.close().catch(() => undefined));
       for (const c of conns) c.close();

@@ -9,6 +9,7 @@ import type { Conn, Net, NetAddr } from "./net/contract.ts";
 import type { UpstreamProxies } from "./net/upstream-proxy.ts";
 import type { ProxyProtocol } from "./policy/types.ts";
 import type { ProxyState } from "./state.ts";
+import type { UpstreamPool } from "./http/upstream-pool.ts";
 
 /** Capabilities shared by the sessions of one running proxy. */
 export interface SessionContext {
@@ -25,6 +26,8 @@ export interface SessionContext {
   readonly extraCa?: string;
   /** The process's upstream proxies; used when `allow_upstream_proxy` is on. */
   readonly upstream?: UpstreamProxies;
+  /** Idle upstream connections shared by the sessions (absent: each session keeps its own only). */
+  readonly pool?: UpstreamPool;
   /** Credentials minted by `envFor`; requests presenting one are attributed to its command. */
   readonly attribution?: AttributionRegistry;
 }

@@ -46,6 +46,7 @@ export class ProxyState {
   /** Recent refusals (`GET /blocked`). */
   readonly blocked: BlockedLog = new BlockedLog();
   private readonly sinks: DecisionSink[] = [];
+  private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
 
   /** Compiles `network`; throws (PatternError, StateChangeError for a constraint) when invalid. */
@@ -77,6 +78,7 @@ export class ProxyState {
     const before = this.current.network;
     this.current = next;
     for (const line of describeChanges(before, next.network)) this.log.log("info", TARGET.config, line);
+    this.changed();
   }
 
   /** Re-read the source and apply it; refused or failed reloads keep the old state and throw. */
@@ -103,6 +105,26 @@ export class ProxyState {
     if (violation) throw new StateChangeError(violation);
     this.current = { ...s, mode, network };
     if (s.mode !== mode) this.log.log("info", TARGET.config, `mode changed from ${s.mode} to ${mode}`);
+    this.changed();
+  }
+
+  /**
+   * Call `listener` right after every applied reload or mode change (a new snapshot is in
+   * force). Returns the function that stops it. A listener that throws is ignored.
+   */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener();
+      } catch {
+        // A failing listener must never undo or block a state change.
+      }
+    }
   }
 
   /** Add a receiver of every decision. */

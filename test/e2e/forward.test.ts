@@ -257,8 +257,9 @@ describe("keep-alive: every request on a connection is decided on its own", () =
       expect(r3.status).toBe(200);
       expect((JSON.parse(r3.text) as EchoReply).url).toBe("/three");
       expect(c.closed).toBe(false);
-      // the upstream connection was kept alive and reused as well
-      expect(origin.connections() - before).toBe(1);
+      // the upstream connection was kept alive and reused as well: one new connection at most
+      // (none when an idle one from an earlier test was taken from the shared pool)
+      expect(origin.connections() - before).toBeLessThanOrEqual(1);
     } finally {
       c.destroy();
     }

@@ -24,6 +24,7 @@ import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, answerUpstreamFailure, CONNECT_ESTABLISHED, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { connectTarget, type RequestTarget } from "./target.ts";
 import type { UpstreamSlot } from "./upstream.ts";
+import { releaseUpstream } from "./upstream-pool.ts";
 
 /** Decide a CONNECT request and, when allowed, relay until both sides are done. */
 export async function handleConnect(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
@@ -34,8 +35,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   if (carriesBody(framing)) return refuseMalformed(ctx, client, 400, "CONNECT request with a body");
   const keep = wantsKeepAlive(head.version, head.headers);
   const who = formatAddr(client.remote);
-  slot.current?.close();
-  slot.current = undefined;
+  releaseUpstream(slot, ctx.pool);
   // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
   const opened = await whileWatching(reader, (presence) => decideAndOpen(head, target, keep, ctx, client, presence));
   if (opened instanceof PeerLeftError) {

@@ -35,6 +35,7 @@ import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutc
 import type { Refusal } from "./responses.ts";
 import type { RequestTarget } from "./target.ts";
 import { Upstream, type UpstreamSlot } from "./upstream.ts";
+import { releaseUpstream } from "./upstream-pool.ts";
 
 /** How long an upstream may take to start its response after the request was sent. */
 export const RESPONSE_HEAD_TIMEOUT_MS = 300_000;
@@ -76,10 +77,7 @@ export interface ExchangeRequest {
  * closed at once and the exchange rejects with the watch's `PeerLeftError`.
  */
 export async function exchange(request: ExchangeRequest, dest: Destination, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
-  if (slot.current && slot.current.key !== dest.key) {
-    slot.current.close();
-    slot.current = undefined;
-  }
+  if (slot.current && slot.current.key !== dest.key) releaseUpstream(slot, ctx.pool);
   // The client left: nothing more is owed to it, so the upstream is dropped at once.
   const off = request.presence.onLeave(() => slot.current?.abort());
   const run = new Exchange(request, dest, reader, ctx, slot);
@@ -198,8 +196,17 @@ class Exchange {
     }
   }
 
-  /** Dial the destination into the slot; a refusal or failure is answered here. */
+  /**
+   * An idle pooled connection to the destination (not for a request with a body: a stale one
+   * could not be retried once the body went out), else a new dial into the slot; a refusal or
+   * failure is answered here.
+   */
   private async open(): Promise<Upstream | RequestOutcome> {
+    const pooled = this.hasBody ? undefined : this.ctx.pool?.take(this.dest.key);
+    if (pooled) {
+      this.slot.current = pooled;
+      return pooled;
+    }
     let conn: Conn;
     try {
       conn = await this.dest.dial();

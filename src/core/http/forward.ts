@@ -23,7 +23,7 @@ import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { requestTarget, type RequestTarget } from "./target.ts";
 import { requestedUnixSocket } from "./unix-socket.ts";
-import { upstreamKey, type UpstreamSlot } from "./upstream.ts";
+import { destinationKey, type UpstreamSlot } from "./upstream.ts";
 
 /** Decide and forward one non-CONNECT request. */
 export async function forwardRequest(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
@@ -86,7 +86,7 @@ async function decideAndForward(
   const dialCtx = () => dialScope(ctx, presence.signal);
   if (plan.kind === "unix") {
     const connectUnix = ctx.net.connectUnix!;
-    return exchange(request, { key: `unix|${plan.path}`, host, port: 0, dial: () => connectUnix(plan.path) }, reader, ctx, slot);
+    return exchange(request, { key: destinationKey.unix(plan.path), host, port: 0, dial: () => connectUnix(plan.path) }, reader, ctx, slot);
   }
   if (target.tls) {
     const connectTls = ctx.net.connectTls;
@@ -94,7 +94,7 @@ async function decideAndForward(
     if (plan.kind === "upstream") return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
     const tls = { serverName: host, extraCa: ctx.extraCa };
     const dest: Destination = {
-      key: `tls|${upstreamKey(host, target.port, plan.addresses)}`,
+      key: destinationKey.tls(host, target.port, plan.addresses),
       host,
       port: target.port,
       dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses, (addr, options) => connectTls(addr, tls, options)),
@@ -103,8 +103,8 @@ async function decideAndForward(
   }
   const destination: Destination =
     plan.kind === "upstream"
-      ? { key: `proxy|${plan.proxy.display}`, host, port: target.port, dial: () => dialProxy(dialCtx(), plan.proxy, plan.addresses), via: plan.proxy }
-      : { key: upstreamKey(host, target.port, plan.addresses), host, port: target.port, dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses) };
+      ? { key: destinationKey.proxy(plan.proxy.display, plan.addresses), host, port: target.port, dial: () => dialProxy(dialCtx(), plan.proxy, plan.addresses), via: plan.proxy }
+      : { key: destinationKey.direct(host, target.port, plan.addresses), host, port: target.port, dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses) };
   return exchange(request, destination, reader, ctx, slot);
 }
 

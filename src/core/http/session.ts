@@ -16,6 +16,7 @@ import { closeGracefully } from "./linger.ts";
 import { writeQuietly } from "../net/write.ts";
 import { textResponse } from "./responses.ts";
 import type { UpstreamSlot } from "./upstream.ts";
+import { releaseUpstream } from "./upstream-pool.ts";
 
 /** How long a client may take to send a complete request head (also the keep-alive idle limit). */
 export const HEADER_TIMEOUT_MS = 30_000;
@@ -44,7 +45,7 @@ export async function serveHttpConnection(client: Conn, ctx: SessionContext): Pr
         break;
       }
     }
-    upstream.current?.close();
+    releaseUpstream(upstream, ctx.pool); // idle between exchanges: kept for another client
     if (answered) await closeGracefully(reader);
   } catch (e) {
     ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)}: ${(e as Error).message}`);

@@ -38,7 +38,24 @@ export interface UpstreamSlot {
   current: Upstream | undefined;
 }
 
-/** Identity of a destination: reuse only when host, port and vetted addresses all match. */
-export function upstreamKey(host: string, port: number, addresses: readonly string[] | undefined): string {
-  return `${host}|${port}|${addresses ? addresses.join(",") : "*"}`;
+/**
+ * The identity of a destination, for reuse within a session and in the shared pool: equal keys
+ * may share a kept-alive connection. Every kind has its own prefix, and each names all that
+ * makes the connection what it is: the host name the request named (it is also the TLS server
+ * name), the port, the pinned addresses the gate vetted (`*`: resolved when dialling), the
+ * upstream proxy.
+ */
+export const destinationKey = {
+  /** Plain TCP to the origin. */
+  direct: (host: string, port: number, addresses: readonly string[] | undefined): string => `direct|${host}|${port}|${pinned(addresses)}`,
+  /** TLS to the origin, verified for `host`. */
+  tls: (host: string, port: number, addresses: readonly string[] | undefined): string => `tls|${host}|${port}|${pinned(addresses)}`,
+  /** Through an upstream proxy (`display` names it), dialled at its vetted addresses. */
+  proxy: (display: string, addresses: readonly string[] | undefined): string => `proxy|${display}|${pinned(addresses)}`,
+  /** An allowed unix socket. */
+  unix: (path: string): string => `unix|${path}`,
+};
+
+function pinned(addresses: readonly string[] | undefined): string {
+  return addresses ? addresses.join(",") : "*";
 }
