@@ -12,7 +12,7 @@ describe("request head parser", () => {
     expect(r).toEqual({
       kind: "ok",
       size: text.length - 4,
-      head: { method: "GET", target: "http://a.example/x?y", version: "1.1", headers: [{ name: "Host", value: "a.example" }, { name: "X-Y", value: "v" }] },
+      head: { method: "GET", target: "http://a.example/x?y", version: "1.1", headers: [{ name: "Host", value: "a.example", lower: "host" }, { name: "X-Y", value: "v", lower: "x-y" }] },
     });
   });
 

@@ -4,18 +4,32 @@
  *
  * @module
  */
-import type { DecisionRecord } from "../audit/events.ts";
 import type { HostVerdict } from "../policy/types.ts";
 import type { RequestFacts, SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
 
+/**
+ * Every record is built as one object literal with all fields in the same order (no spreads): one
+ * runs per request, and a single shape keeps the property stores cheap for the sinks too.
+ */
+
 /** Record a host verdict (domain rule scope). */
 export function recordVerdict(ctx: SessionContext, snap: ProxySnapshot, verdict: HostVerdict, facts: RequestFacts): void {
-  const base = { timestamp: Date.now(), host: verdict.host, mode: snap.mode, ...facts, scope: "domain_rule" as const };
-  const record: DecisionRecord = verdict.allowed
-    ? { ...base, decision: "allow", source: verdict.source, reason: "allowed", override: verdict.override }
-    : { ...base, decision: verdict.decision, source: verdict.source, reason: verdict.reason, override: false };
-  ctx.state.record(record);
+  const allowed = verdict.allowed;
+  ctx.state.record({
+    timestamp: Date.now(),
+    scope: "domain_rule",
+    decision: allowed ? "allow" : verdict.decision,
+    source: verdict.source,
+    reason: allowed ? "allowed" : verdict.reason,
+    override: allowed ? verdict.override : false,
+    protocol: facts.protocol,
+    host: verdict.host,
+    port: facts.port,
+    method: facts.method,
+    client: facts.client,
+    mode: snap.mode,
+  });
 }
 
 /** Record a refusal that is not about the domain: limited mode or the proxy's own state. */
@@ -27,10 +41,36 @@ export function recordStateBlock(
   scope: "mode_guard" | "proxy_state",
   reason: string,
 ): void {
-  ctx.state.record({ timestamp: Date.now(), scope, decision: "deny", source: scope, reason, override: false, host, mode: snap.mode, ...facts });
+  ctx.state.record({
+    timestamp: Date.now(),
+    scope,
+    decision: "deny",
+    source: scope,
+    reason,
+    override: false,
+    protocol: facts.protocol,
+    host,
+    port: facts.port,
+    method: facts.method,
+    client: facts.client,
+    mode: snap.mode,
+  });
 }
 
 /** Record the allow of an `x-unix-socket` request (domain rule scope, host `unix-socket`). */
 export function recordUnixAllow(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts): void {
-  ctx.state.record({ timestamp: Date.now(), scope: "domain_rule", decision: "allow", source: "baseline_policy", reason: "allowed", override: false, host, mode: snap.mode, ...facts });
+  ctx.state.record({
+    timestamp: Date.now(),
+    scope: "domain_rule",
+    decision: "allow",
+    source: "baseline_policy",
+    reason: "allowed",
+    override: false,
+    protocol: facts.protocol,
+    host,
+    port: facts.port,
+    method: facts.method,
+    client: facts.client,
+    mode: snap.mode,
+  });
 }

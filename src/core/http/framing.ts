@@ -35,6 +35,8 @@ type ContentLength =
 function contentLength(headers: RequestHead["headers"]): ContentLength {
   const values = headerValues(headers, "content-length");
   if (values.length === 0) return { kind: "absent" };
+  // The usual case: one value of plain digits, no list, no leading zeros.
+  if (values.length === 1 && isPlainLength(values[0]!)) return { kind: "length", length: Number(values[0]) };
   let found: string | undefined;
   for (const v of values) {
     for (const item of v.split(",")) {
@@ -48,6 +50,16 @@ function contentLength(headers: RequestHead["headers"]): ContentLength {
     }
   }
   return { kind: "length", length: Number(found) };
+}
+
+/** Digits only, at most {@link MAX_CONTENT_LENGTH_DIGITS}, no leading zero unless it is `0`. */
+function isPlainLength(v: string): boolean {
+  if (v.length === 0 || v.length > MAX_CONTENT_LENGTH_DIGITS || (v.length > 1 && v.charCodeAt(0) === 0x30)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }
 
 /** Framing of a request body, or why the request must be refused. */

@@ -22,7 +22,7 @@ const HOP_BY_HOP = new Set([
 export function endToEndHeaders(headers: readonly HttpHeader[]): HttpHeader[] {
   const named = new Set(headerTokens(headers, "connection"));
   return headers.filter((h) => {
-    const n = h.name.toLowerCase();
+    const n = h.lower ?? h.name.toLowerCase();
     return !HOP_BY_HOP.has(n) && !named.has(n);
   });
 }

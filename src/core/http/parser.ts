@@ -16,6 +16,8 @@ export const MAX_HEADER_COUNT = 100;
 export interface HttpHeader {
   readonly name: string;
   readonly value: string;
+  /** The name in lower case; set by the parser, so lookups need not lower-case every name again. */
+  readonly lower?: string;
 }
 
 /** A parsed request head. */
@@ -80,28 +82,42 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
 
 type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number } | HeadError;
 
+/** Decodes an all-ASCII head, where UTF-8 and latin1 agree, natively and in one call. */
+const asciiDecoder = new TextDecoder();
+
 /**
  * Find the end of the head and cut it into lines. Leading empty lines before the start line
- * are skipped (RFC 9112 §2.2). Every line must end in CRLF.
+ * are skipped (RFC 9112 §2.2). Every line must end in CRLF. The head is decoded once, as a
+ * whole, and the lines are cut from that string.
  */
 function splitHead(bytes: Uint8Array): Split {
   let begin = 0;
   while (begin + 1 < bytes.length && bytes[begin] === 13 && bytes[begin + 1] === 10) begin += 2;
-  const lines: string[] = [];
+  /** Where each line ends (its CR), relative to `begin`. */
+  const ends: number[] = [];
   let lineStart = begin;
+  let high = 0;
   const limit = Math.min(bytes.length, MAX_HEAD_BYTES);
   for (let i = begin; i < limit; i++) {
     const b = bytes[i]!;
+    high |= b;
     if (b === 10) return headError(400, "bare LF in head");
     if (b !== 13) continue;
     if (i + 1 >= bytes.length) return { kind: "incomplete" };
     if (bytes[i + 1] !== 10) return headError(400, "bare CR in head");
     if (i === lineStart) {
-      if (lines.length === 0) return headError(400, "empty start line");
+      if (ends.length === 0) return headError(400, "empty start line");
+      const text = high < 0x80 ? asciiDecoder.decode(bytes.subarray(begin, i)) : latin1(bytes, begin, i);
+      const lines: string[] = new Array<string>(ends.length);
+      let from = 0;
+      for (let n = 0; n < ends.length; n++) {
+        lines[n] = text.slice(from, ends[n]);
+        from = ends[n]! + 2;
+      }
       return { kind: "ok", lines, size: i + 2 };
     }
-    lines.push(latin1(bytes, lineStart, i));
-    if (lines.length > MAX_HEADER_COUNT + 1) {
+    ends.push(i - begin);
+    if (ends.length > MAX_HEADER_COUNT + 1) {
       return headError(431, `too many header fields (limit ${MAX_HEADER_COUNT})`);
     }
     i++;
@@ -115,8 +131,6 @@ function splitHead(bytes: Uint8Array): Split {
 
 /** RFC 9110 §5.6.2 token characters. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field value: visible ASCII, obs-text, SP and HTAB; no other control characters. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 function parseRequestLine(line: string): { method: string; target: string; version: string } | HeadError {
   const parts = line.split(" ");
@@ -140,19 +154,34 @@ function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
     if (colon <= 0) return headError(400, `malformed header line ${JSON.stringify(line.slice(0, 64))}`);
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return headError(400, `malformed header name ${JSON.stringify(name.slice(0, 64))}`);
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
-    if (value.includes("\0")) return headError(400, `NUL in header ${name}`);
-    if (!FIELD_VALUE.test(value)) return headError(400, `control character in header ${name}`);
-    headers.push({ name, value });
+    // The value without surrounding blanks: visible ASCII, obs-text, SP and HTAB inside; no
+    // other control character (a NUL is named as such).
+    let from = colon + 1;
+    let to = line.length;
+    while (from < to && isBlank(line.charCodeAt(from))) from++;
+    while (to > from && isBlank(line.charCodeAt(to - 1))) to--;
+    let control = false;
+    for (let j = from; j < to; j++) {
+      const c = line.charCodeAt(j);
+      if (c === 0) return headError(400, `NUL in header ${name}`);
+      if ((c < 0x20 && c !== 9) || c === 0x7f) control = true;
+    }
+    if (control) return headError(400, `control character in header ${name}`);
+    headers.push({ name, value: line.slice(from, to), lower: name.toLowerCase() });
   }
   return headers;
+}
+
+/** SP or HTAB. */
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 /** All values of a header (case-insensitive name), in order. */
 export function headerValues(headers: readonly HttpHeader[], name: string): string[] {
   const lower = name.toLowerCase();
   const out: string[] = [];
-  for (const h of headers) if (h.name.toLowerCase() === lower) out.push(h.value);
+  for (const h of headers) if ((h.lower ?? h.name.toLowerCase()) === lower) out.push(h.value);
   return out;
 }
 

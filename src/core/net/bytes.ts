@@ -5,6 +5,8 @@
  * @module
  */
 
+const utf8Encoder = new TextEncoder();
+
 /** Decode bytes as latin1: one char per byte, nothing lost. */
 export function latin1(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let out = "";
@@ -17,12 +19,14 @@ export function latin1(bytes: Uint8Array, start = 0, end = bytes.length): string
 
 /** Encode a latin1 string (chars above 0xFF are truncated to their low byte). */
 export function latin1Bytes(text: string): Uint8Array {
+  // ASCII (every head the proxy writes, in practice) is the same in UTF-8: encode it natively.
+  // Any other char takes two or more UTF-8 bytes, so an equal length means ASCII only.
+  const fast = utf8Encoder.encode(text);
+  if (fast.length === text.length) return fast;
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
   return out;
 }
-
-const utf8Encoder = new TextEncoder();
 
 /** UTF-8 encode. */
 export function utf8(text: string): Uint8Array {
