@@ -36,6 +36,7 @@ import {
   machineInfo,
   makeTempDir,
   mib,
+  NODE_DIST_MAIN,
   openFilesLimit,
   PROXY_CONFIG,
   PROXY_ROOT,
@@ -53,15 +54,15 @@ import {
 } from "./load.ts";
 
 /** The tunnel count of the issue's goal, and the most this bench opens. */
-const TARGET_TUNNELS = 10_000;
+export const TARGET_TUNNELS = 10_000;
 /** Tunnels opened before the per-tunnel measurement starts (warms code paths and allocators). */
-const WARMUP_TUNNELS = 200;
+export const WARMUP_TUNNELS = 200;
 /** Tunnels being opened at once. */
 const OPEN_CONCURRENCY = 200;
 /** How long one tunnel may take to be answered `HTTP/1.1 200` before the run fails. */
 const TUNNEL_TIMEOUT_MS = 30_000;
 /** Pause before each RSS reading while tunnels are idle (lets allocations and GC settle). */
-const SETTLE_MS = 2_000;
+export const SETTLE_MS = 2_000;
 /** When the RSS is read again after all tunnels are closed, in ms after closing them. */
 const AFTER_CLOSE_MS = [5_000, 30_000] as const;
 /** The issue's budget, "300 MB", read as 300,000,000 bytes (≈286 MiB), the stricter reading. */
@@ -72,16 +73,13 @@ const RSS_BUDGET_KIB = 300e6 / 1024;
  */
 const IDLE_RUST_LOG = "info,codex_network_proxy::http_proxy=warn";
 /** The built standalone entry point for Node (from `npm run build`), relative to the sources. */
-const DIST_MAIN = "dist/lib/runtimes/node/main.js";
+const DIST_MAIN = NODE_DIST_MAIN;
 
 /** What a proxy runs on: a runtime on the TypeScript sources, or Node on the built JavaScript. */
 export type IdleTarget = Runtime | "node (dist)";
 
-/** One row of the table. */
-export interface IdleRow {
-  target: IdleTarget;
-  /** Why the row has no figures: "skipped: …" (dist not built) or "failed: …" (start failure, a tunnel refused, …). */
-  notRun?: string;
+/** What {@link measureTunnels} fills in for one proxy. */
+export interface TunnelFigures {
   tunnels?: number;
   idleRssKiB?: number;
   /** RSS with the warm-up tunnels open. */
@@ -101,17 +99,24 @@ export interface IdleRow {
   proxyExit?: string;
 }
 
+/** One row of the table. */
+export interface IdleRow extends TunnelFigures {
+  target: IdleTarget;
+  /** Why the row has no figures: "skipped: …" (dist not built) or "failed: …" (start failure, a tunnel refused, …). */
+  notRun?: string;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The sink and the tunnels.
 
 /** The tunnels' far end: accepts and never writes; keeps its connections until `closeAll`. */
-interface Sink {
+export interface Sink {
   port: number;
   closeAll(): void;
   close(): Promise<void>;
 }
 
-function startSink(): Promise<Sink> {
+export function startSink(): Promise<Sink> {
   const conns = new Set<Socket>();
   const server: Server = createServer((s) => {
     conns.add(s);
@@ -138,7 +143,7 @@ function startSink(): Promise<Sink> {
 }
 
 /** The client ends of the open tunnels, and how many closed before `closeAll`. */
-class Tunnels {
+export class Tunnels {
   readonly sockets = new Set<Socket>();
   closedEarly = 0;
   private closing = false;
@@ -170,7 +175,8 @@ class Tunnels {
         head += d.toString("latin1");
         if (!head.includes("\r\n\r\n")) return;
         s.off("data", onData);
-        if (!head.startsWith("HTTP/1.1 200")) return fail(new Error(`CONNECT answered ${JSON.stringify(head.split("\r\n")[0])}`));
+        // HTTP/1.0 too: tinyproxy (bench/compare.ts) answers CONNECT that way.
+        if (!/^HTTP\/1\.[01] 200/.test(head)) return fail(new Error(`CONNECT answered ${JSON.stringify(head.split("\r\n")[0])}`));
         settled = true;
         clearTimeout(timer);
         resolve();
@@ -202,19 +208,20 @@ class Tunnels {
 // Proxies and descriptor limits.
 
 /** How many tunnels the descriptor limits allow, and the soft limit the proxies start with. */
-interface TunnelPlan {
+export interface TunnelPlan {
   tunnels: number;
   proxySoftLimit: number;
   note: string;
 }
 
-function tunnelPlan(): TunnelPlan {
+/** The tunnel plan; `cap` lowers the count below {@link TARGET_TUNNELS} (short smoke runs). */
+export function tunnelPlan(cap: number = TARGET_TUNNELS): TunnelPlan {
   const { soft, hard } = openFilesLimit();
   // Children inherit the hard limit; their soft one is raised to it (capped when unlimited).
   const proxySoftLimit = Number.isFinite(hard) ? hard : 2 * TARGET_TUNNELS + FD_HEADROOM;
   const byProxy = Math.floor((proxySoftLimit - FD_HEADROOM) / 2);
   const byBench = Math.floor((soft - FD_HEADROOM) / 2);
-  const tunnels = Math.max(0, Math.min(TARGET_TUNNELS, byProxy, byBench));
+  const tunnels = Math.max(0, Math.min(TARGET_TUNNELS, cap, byProxy, byBench));
   const note =
     `this process's open-files limit is soft ${soft} / hard ${hard}; proxies start with their soft limit raised to ${proxySoftLimit}; ` +
     `2 fds per tunnel on each side + ${FD_HEADROOM} spare: the proxy allows ${byProxy}, this process ${byBench} → ${tunnels} tunnels` +
@@ -228,9 +235,7 @@ function idleProxyCommand(target: IdleTarget, configPath: string): { command: st
     if (!existsSync(join(PROXY_ROOT, "src/runtimes", target, "main.ts"))) return `no src/runtimes/${target}/main.ts under ${PROXY_ROOT}`;
     return proxyCommand(target, configPath);
   }
-  const main = join(PROXY_ROOT, DIST_MAIN);
-  if (!existsSync(main)) return `${DIST_MAIN} does not exist (run npm run build)`;
-  return { command: process.execPath, args: [main, "--config", configPath] };
+  return proxyCommand("node", configPath, { built: true });
 }
 
 /** A running proxy for one row. */
@@ -266,7 +271,7 @@ async function startIdleProxy(target: IdleTarget, plan: TunnelPlan): Promise<Idl
 }
 
 /** Whether `dist/` is older than some file under `src/` (then the dist row measures older code). */
-function distStale(): boolean {
+export function distStale(): boolean {
   const main = join(PROXY_ROOT, DIST_MAIN);
   if (!existsSync(main)) return false;
   const built = statSync(main).mtimeMs;
@@ -281,6 +286,29 @@ function distStale(): boolean {
 /** One row: a fresh proxy, the tunnels opened, measured, closed; the proxy stopped in any case. */
 async function measure(row: IdleRow, plan: TunnelPlan, sink: Sink): Promise<void> {
   const proxy = await startIdleProxy(row.target, plan);
+  try {
+    await measureTunnels(row, { pid: proxy.pid, port: proxy.port, exitedWith: () => proxy.child.exitedWith() }, plan, sink);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${proxy.child.stderrTail()}`.trim());
+  } finally {
+    await proxy.stop();
+  }
+}
+
+/**
+ * The tunnel measurement on a running proxy (any HTTP proxy that answers CONNECT with 200):
+ * idle RSS after {@link SETTLE_MS}, the warm-up tunnels, all the tunnels, per tunnel and the
+ * extrapolation to {@link TARGET_TUNNELS}; then every tunnel is closed and the RSS read at each
+ * of `afterCloseMs` (default {@link AFTER_CLOSE_MS}). The tunnels are closed in any case; the
+ * proxy is left running.
+ */
+export async function measureTunnels(
+  row: TunnelFigures,
+  proxy: { pid: number; port: number; exitedWith(): string | undefined },
+  plan: TunnelPlan,
+  sink: Sink,
+  afterCloseMs: readonly number[] = AFTER_CLOSE_MS,
+): Promise<void> {
   const tunnels = new Tunnels();
   try {
     await sleep(SETTLE_MS);
@@ -303,18 +331,17 @@ async function measure(row: IdleRow, plan: TunnelPlan, sink: Sink): Promise<void
     sink.closeAll();
     const closedAt = performance.now();
     row.afterCloseKiB = [];
-    for (const at of AFTER_CLOSE_MS) {
+    for (const at of afterCloseMs) {
       await sleep(Math.max(0, at - (performance.now() - closedAt)));
       row.afterCloseKiB.push(rssKiB(proxy.pid));
     }
-    row.proxyExit = proxy.child.exitedWith();
+    row.proxyExit = proxy.exitedWith();
   } catch (e) {
-    row.proxyExit = proxy.child.exitedWith();
-    throw new Error(`${(e as Error).message} (after ${tunnels.sockets.size} tunnels opened${row.proxyExit ? `; proxy exited: ${row.proxyExit}` : ""})\n${proxy.child.stderrTail()}`.trim());
+    row.proxyExit = proxy.exitedWith();
+    throw new Error(`${(e as Error).message} (after ${tunnels.sockets.size} tunnels opened${row.proxyExit ? `; proxy exited: ${row.proxyExit}` : ""})`);
   } finally {
     tunnels.closeAll();
     sink.closeAll();
-    await proxy.stop();
   }
 }
 

@@ -184,7 +184,7 @@ export function installSignalHandlers(): void {
   signalHandlersInstalled = true;
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => {
-      console.error(`\nload bench: ${sig}, stopping ${live.size} child process(es)`);
+      console.error(`\nbench: ${sig}, stopping ${live.size} child process(es)`);
       process.exit(130);
     });
   }
@@ -200,11 +200,15 @@ export interface Child {
   stderrTail(): string;
   /** Called with each complete stderr line. */
   onLine(fn: (line: string) => void): void;
+  /** Everything written to stdout (only with `{ stdout: true }`; else ""). */
+  stdoutText(): string;
+  /** Resolves (with the exit description) once the process exited and its output streams closed. */
+  closed: Promise<string>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: { cwd?: string; gentle?: boolean } = {}): Child {
-  const proc = spawn(command, args, { cwd: opts.cwd ?? ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
+export function startChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: { cwd?: string; gentle?: boolean; stdout?: boolean } = {}): Child {
+  const proc = spawn(command, args, { cwd: opts.cwd ?? ROOT, env, stdio: ["ignore", opts.stdout ? "pipe" : "ignore", "pipe"] });
   const gentle = opts.gentle ?? false;
   live.add(proc);
   if (gentle) stopGently.add(proc);
@@ -221,6 +225,12 @@ export function startChild(command: string, args: readonly string[], env: NodeJS
       resolve(exitText);
     });
   });
+  const closed = new Promise<string>((resolve) => {
+    proc.once("close", (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code}`));
+    proc.once("error", (e) => resolve(`spawn error: ${e.message}`));
+  });
+  let stdout = "";
+  proc.stdout?.setEncoding("utf8").on("data", (c: string) => (stdout += c));
   const tail: string[] = [];
   const listeners: ((line: string) => void)[] = [];
   let partial = "";
@@ -241,6 +251,8 @@ export function startChild(command: string, args: readonly string[], env: NodeJS
     exitedWith: () => exitText,
     stderrTail: () => [...tail, partial].join("\n").trim(),
     onLine: (fn) => void listeners.push(fn),
+    stdoutText: () => stdout,
+    closed,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (exitText !== undefined) return;
       proc.kill(signal);
@@ -277,7 +289,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Full path of an executable on PATH (plus the sbin dirs, where Debian puts nginx), or undefined. */
-function findTool(name: string): string | undefined {
+export function findTool(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin", "/sbin"];
   for (const d of dirs) {
     const p = join(d, name);
@@ -304,7 +316,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 // File-descriptor limits.
 
 /** How children get enough file descriptors for `maxClients` clients plus as many upstreams. */
-interface FdPlan {
+export interface FdPlan {
   needed: number;
   /** What was done, for the output. */
   note: string;
@@ -328,7 +340,7 @@ export function openFilesLimit(): { soft: number; hard: number } {
   return { soft: num(m?.[1]), hard: num(m?.[2]) };
 }
 
-function fdPlan(maxClients: number): FdPlan {
+export function fdPlan(maxClients: number): FdPlan {
   const needed = 2 * maxClients + FD_HEADROOM;
   const { soft, hard } = openFilesLimit();
   const same = (command: string, args: readonly string[]) => ({ command, args: [...args] });
@@ -351,19 +363,19 @@ function fdPlan(maxClients: number): FdPlan {
 // Origins.
 
 /** A running origin serving `/small`. */
-interface Origin {
+export interface Origin {
   kind: string;
   port: number;
   stop(): Promise<void>;
 }
 
 /** The kernel's cap on listen backlogs (net.core.somaxconn); the origins ask for all of it. */
-function somaxconn(): number {
+export function somaxconn(): number {
   return Number(safeRead("/proc/sys/net/core/somaxconn").trim()) || 4096;
 }
 
 /** nginx config text: loopback, `backlog` = somaxconn, `worker_connections` for every socket. */
-function nginxConfig(dir: string, port: number, connections: number, backlog: number): string {
+function nginxConfig(dir: string, port: number, connections: number, backlog: number, extraServer = ""): string {
   const v = spawnSync(findTool("nginx")!, ["-V"], { encoding: "utf8" });
   const built = `${v.stdout}${v.stderr}`;
   // Temp paths default to /var/lib/nginx; point them into our dir (only for modules built in).
@@ -390,27 +402,41 @@ ${temps}
     listen ${LOOPBACK}:${port} backlog=${backlog};
     root ${join(dir, "www")};
     location / { }
-  }
+${extraServer}  }
 }
 `;
 }
 
+/** Options of {@link startNginx} for other sections (the load section uses none). */
+export interface NginxOptions {
+  /** Extra directives inside the `server` block (more locations), given the nginx dir. */
+  extraServer?(dir: string): string;
+  /** Called with the `www` root dir after `/small` is written (to add files). */
+  prepare?(wwwDir: string): void;
+  /** Picks the port to try (default: a free port chosen by the kernel). */
+  port?(): Promise<number>;
+  /** Overrides the description in `kind`. */
+  describe?(base: string): string;
+}
+
 /** Start nginx on a free loopback port (retried if another process takes the port first). */
-async function startNginx(fd: FdPlan): Promise<Origin> {
+export async function startNginx(fd: FdPlan, opts: NginxOptions = {}): Promise<Origin> {
   const dir = makeTempDir("cnp-load-nginx-");
   // Workers may run as another user (nobody) when started as root: everything must be readable.
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, "www"), { mode: 0o755 });
   writeFileSync(join(dir, "www", "small"), Buffer.alloc(SMALL_BYTES, "x"), { mode: 0o644 });
+  opts.prepare?.(join(dir, "www"));
   const backlog = somaxconn();
   let lastError = "";
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    writeFileSync(join(dir, "nginx.conf"), nginxConfig(dir, port, fd.needed, backlog));
+    const port = await (opts.port ?? freePort)();
+    writeFileSync(join(dir, "nginx.conf"), nginxConfig(dir, port, fd.needed, backlog, opts.extraServer?.(dir) ?? ""));
     const cmd = fd.wrap(findTool("nginx")!, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")]);
     const child = startChild(cmd.command, cmd.args, childEnv(), { gentle: true });
+    const kind = `${nginxVersion()} (worker_connections ${fd.needed}, backlog ${backlog}, access_log off, ${SMALL_BYTES}-byte /small)`;
     const origin: Origin = {
-      kind: `${nginxVersion()} (worker_connections ${fd.needed}, backlog ${backlog}, access_log off, ${SMALL_BYTES}-byte /small)`,
+      kind: opts.describe ? opts.describe(kind) : kind,
       port,
       async stop() {
         await child.stop("SIGTERM");
@@ -458,7 +484,7 @@ async function startNodeOrigin(fd: FdPlan): Promise<Origin> {
 }
 
 /** GET `path` from 127.0.0.1:`port` (absolute-form to `absoluteTo` when given); true on a 200. */
-async function httpGet(port: number, path: string, opts: { tries?: number; hostHeader?: string } = {}): Promise<boolean> {
+export async function httpGet(port: number, path: string, opts: { tries?: number; hostHeader?: string } = {}): Promise<boolean> {
   let last: unknown;
   for (let i = 0; i < (opts.tries ?? 1); i++) {
     try {
@@ -502,10 +528,22 @@ interface Proxy {
   stop(): Promise<void>;
 }
 
-/** Command line of the standalone proxy under `runtime` (the same as the e2e suite's). */
-export function proxyCommand(runtime: Runtime, configPath: string): { command: string; args: string[] } | string {
+/** The built standalone entry point for Node (from `npm run build`), relative to the sources. */
+export const NODE_DIST_MAIN = "dist/lib/runtimes/node/main.js";
+
+/**
+ * Command line of the standalone proxy under `runtime` (the same as the e2e suite's). With
+ * `{ built: true }` Node runs the built JavaScript ({@link NODE_DIST_MAIN}, as `npm start` does)
+ * instead of the TypeScript through tsx; Bun and Deno always run the TypeScript.
+ */
+export function proxyCommand(runtime: Runtime, configPath: string, opts: { built?: boolean } = {}): { command: string; args: string[] } | string {
   switch (runtime) {
     case "node":
+      if (opts.built) {
+        const main = join(PROXY_ROOT, NODE_DIST_MAIN);
+        if (!existsSync(main)) return `${NODE_DIST_MAIN} does not exist (run npm run build)`;
+        return { command: process.execPath, args: [main, "--config", configPath] };
+      }
       return { command: process.execPath, args: ["--import", "tsx", join(PROXY_ROOT, "src/runtimes/node/main.ts"), "--config", configPath] };
     case "bun": {
       const bun = join(ROOT, "node_modules/.bin/bun");
@@ -741,12 +779,12 @@ export function tableRow(r: LoadRow): string {
   return `| ${r.target} | ${r.clients} | ${w.rps.toFixed(0)} | ${w.connect} | ${w.read} | ${w.write} | ${w.timeout} | ${w.non2xx} | ${ms(w.p50Ms)} | ${ms(w.p99Ms)} | ${mib(r.idleRssKiB)} | ${mib(r.peakRssKiB)} | ${after} | ${fds(r)} | ${queue(r.proxyQueue)} | ${queue(r.originQueue)} | ${int(r.listenOverflows)} | ${int(r.listenDrops)} |`;
 }
 
-function versionOf(command: string, args: string[]): string {
+export function versionOf(command: string, args: string[]): string {
   const r = spawnSync(command, args, { encoding: "utf8", env: childEnv(), timeout: 30_000 });
   return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0]!.trim() || "unknown";
 }
 
-function nginxVersion(): string {
+export function nginxVersion(): string {
   const nginx = findTool("nginx");
   return nginx ? versionOf(nginx, ["-v"]).replace(/^nginx version: /, "") : "nginx not installed";
 }

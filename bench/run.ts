@@ -1,7 +1,17 @@
 /**
- * `npm run bench`: throughput and memory of the proxy next to a direct connection, measured in
- * the same run on loopback, printed as ratios. Figures vary by machine; the ratios are the
- * point. Runs: many small keep-alive requests (absolute-form), bulk download through a CONNECT
+ * `npm run bench` runs every section below, the comparison first; `npm run bench -- SECTION`
+ * (compare, throughput, load or idle) runs one of them.
+ *
+ * First the comparison section (bench/compare.ts): direct, this proxy under Node (built
+ * JavaScript), Bun and Deno, and squid and tinyproxy when installed, side by side in one run:
+ * keep-alive and new-connection req/s (wrk), CONNECT / SOCKS5 download and plain-POST upload MB/s
+ * (curl), latency added at 1,000 req/s, start-to-listening time, RSS idle and with 10,000 idle
+ * tunnels, policy decisions/s against 10,000 patterns (bench/decide-micro.ts) and the cost of
+ * OTLP audit export, as one markdown table with ratios to direct and to squid.
+ *
+ * Then the throughput section: throughput and memory of the proxy next to a direct connection,
+ * measured in the same run on loopback, printed as ratios. Figures vary by machine; the ratios
+ * are the point. Runs: many small keep-alive requests (absolute-form), bulk download through a CONNECT
  * tunnel, bulk upload as a plain POST; then the proxy's peak RSS, and the cost of exporting
  * audit events over OTLP (a second proxy exporting to a local receiver, same requests).
  *
@@ -11,11 +21,9 @@
  * Then the idle-tunnels section (bench/idle.ts): the proxy's RSS per idle CONNECT tunnel under
  * Node, Bun and Deno (and Node on the built `dist/`), extrapolated to 10,000 tunnels.
  *
- * `npm run bench` runs every section; `npm run bench -- throughput`, `npm run bench -- load` or
- * `npm run bench -- idle` runs one of them.
- *
- * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256); for the load
- * section see bench/load.ts.
+ * Env: BENCH_REQUESTS (default 4000), BENCH_CONCURRENCY (16), BENCH_BULK_MB (256; also the
+ * comparison's download/upload size); for the other sections see bench/compare.ts and
+ * bench/load.ts.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -27,11 +35,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Agent, ProxyAgent, request } from "undici";
+import { runCompareBench } from "./compare.ts";
 import { runIdleBench } from "./idle.ts";
 import { runLoadBench } from "./load.ts";
 
 /** The sections `npm run bench -- SECTION` can pick; no argument runs them all. */
-const SECTIONS = ["throughput", "load", "idle"] as const;
+const SECTIONS = ["compare", "throughput", "load", "idle"] as const;
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -221,6 +230,7 @@ if (only !== undefined && !(SECTIONS as readonly string[]).includes(only)) {
   console.error(`unknown bench section ${JSON.stringify(only)}; expected one of: ${SECTIONS.join(", ")}`);
   process.exit(2);
 }
+if (only === undefined || only === "compare") await runCompareBench();
 if (only === undefined || only === "throughput") await throughput();
 if (only === undefined || only === "load") await runLoadBench();
 if (only === undefined || only === "idle") await runIdleBench();
