@@ -18,6 +18,10 @@ import { ProxyState } from "../src/core/state.ts";
 import { UpstreamPool } from "../src/core/http/upstream-pool.ts";
 import { connPair } from "../test/helpers/memory-net.ts";
 
+// What the runtime's adapter installs at load (Node: pooled Buffer allocation for the core's bytes).
+const runtime = process.versions.bun ? "bun" : "Deno" in globalThis ? "deno" : "node";
+await import(`../src/runtimes/${runtime}/net.ts`);
+
 const REQUESTS = Number(process.env.HOTPATH_REQUESTS ?? 200_000);
 const CLIENTS = Number(process.env.HOTPATH_CLIENTS ?? 32);
 const ORIGIN_PORT = 18080;
@@ -78,5 +82,5 @@ async function run(n: number): Promise<number> {
 
 await run(Math.min(20_000, REQUESTS)); // warm-up
 const us = await run(REQUESTS);
-console.log(`hot path: ${us.toFixed(2)} µs per keep-alive request (${REQUESTS} requests, ${CLIENTS} clients, in-memory connections, ${process.versions.bun ? "bun" : "Deno" in globalThis ? "deno" : "node"})`);
+console.log(`hot path: ${us.toFixed(2)} µs per keep-alive request (${REQUESTS} requests, ${CLIENTS} clients, in-memory connections, ${runtime})`);
 ctx.pool?.close();

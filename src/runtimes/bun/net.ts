@@ -34,6 +34,11 @@ import { dialFailure } from "../shared/dial-failure.ts";
 import { LISTEN_BACKLOG } from "../shared/accept.ts";
 import { ReadQueue } from "../shared/read-queue.ts";
 import type { BunSocket, BunSocketHandler } from "./bun-types.ts";
+import { bufferBytes } from "../shared/buffer-bytes.ts";
+import { installFastBytes } from "../../core/net/bytes.ts";
+
+// Pooled Buffer allocation and native latin1 for the heads and joins made per request.
+installFastBytes(bufferBytes);
 
 export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
 

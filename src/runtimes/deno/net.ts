@@ -39,6 +39,11 @@ import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { PendingRead } from "../shared/pending-read.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
+import { bufferBytes } from "../shared/buffer-bytes.ts";
+import { installFastBytes } from "../../core/net/bytes.ts";
+
+// Pooled Buffer allocation and native latin1 for the heads and joins made per request.
+installFastBytes(bufferBytes);
 
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {

@@ -19,6 +19,11 @@ import { AcceptBackoff, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
 import { errnoFailure, settleNodeDial } from "../shared/node-dial.ts";
+import { bufferBytes } from "../shared/buffer-bytes.ts";
+import { installFastBytes } from "../../core/net/bytes.ts";
+
+// Node's pooled allocator and native latin1 encoder for the heads and joins made per request.
+installFastBytes(bufferBytes);
 
 /**
  * Keep a listening `net.Server` (an `http.Server` too) alive through accept errors. libuv

@@ -1,0 +1,32 @@
+/**
+ * The runtime adapters' byte primitives (runtimes/shared/buffer-bytes.ts) give exactly what the
+ * core's portable ones give: same latin1 encoding (obs-text and truncation above 0xFF included)
+ * and same joins, so installing them changes speed only.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { concatBytes, installFastBytes, latin1Bytes } from "../../src/core/net/bytes.ts";
+import { bufferBytes } from "../../src/runtimes/shared/buffer-bytes.ts";
+
+afterAll(() => installFastBytes(bufferBytes)); // what the Node adapter installs
+
+describe("bufferBytes", () => {
+  const texts = ["", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "X: caf\xe9 \x80\xff", "over latin1: \u0100\u20ac\ud83d\ude00"];
+
+  it.each(texts)("encodes %j exactly as the portable latin1 does", (text) => {
+    installFastBytes(undefined); // the core's portable encoder
+    const expected = Array.from(latin1Bytes(text));
+    installFastBytes(bufferBytes);
+    expect(Array.from(latin1Bytes(text))).toEqual(expected);
+  });
+
+  it("joins chunks into a new array of exactly their bytes, whatever the pool held before", () => {
+    installFastBytes(bufferBytes);
+    // Dirty the pool, then join: every byte of the result must come from the chunks.
+    for (let i = 0; i < 100; i++) bufferBytes.allocate(64).fill(0xee);
+    const parts = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4), new Uint8Array(1000).fill(7)];
+    const joined = concatBytes(parts);
+    expect(joined.length).toBe(1004);
+    expect(Array.from(joined.subarray(0, 4))).toEqual([1, 2, 3, 4]);
+    expect(joined.subarray(4).every((b) => b === 7)).toBe(true);
+  });
+});
