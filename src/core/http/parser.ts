@@ -65,7 +65,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
   if (isHeadError(start)) return start;
   const headers = parseHeaderLines(lines);
   if (isHeadError(headers)) return headers;
-  return { kind: "ok", head: { ...start, headers }, size };
+  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers }, size };
 }
 
 /** Parse a response head (from an upstream server). */
@@ -133,9 +133,13 @@ function splitHead(bytes: Uint8Array): Split {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function parseRequestLine(line: string): { method: string; target: string; version: string } | HeadError {
-  const parts = line.split(" ");
-  if (parts.length !== 3) return headError(400, `malformed request line ${JSON.stringify(line.slice(0, 64))}`);
-  const [method, target, proto] = parts as [string, string, string];
+  // Exactly two single spaces: method SP target SP version.
+  const sp1 = line.indexOf(" ");
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(" ", sp1 + 1);
+  if (sp2 < 0 || line.indexOf(" ", sp2 + 1) >= 0) return headError(400, `malformed request line ${JSON.stringify(line.slice(0, 64))}`);
+  const method = line.slice(0, sp1);
+  const target = line.slice(sp1 + 1, sp2);
+  const proto = line.slice(sp2 + 1);
   if (!TOKEN.test(method)) return headError(400, `malformed method ${JSON.stringify(method.slice(0, 32))}`);
   if (target.length === 0 || !/^[\x21-\x7e]+$/.test(target)) return headError(400, `malformed request target ${JSON.stringify(target.slice(0, 64))}`);
   const v = /^HTTP\/(\d)\.(\d)$/.exec(proto);

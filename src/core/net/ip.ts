@@ -6,6 +6,7 @@
  */
 import ipaddr from "ipaddr.js";
 import type { NetAddr } from "./contract.ts";
+import { memoize } from "../memo.ts";
 
 /** A canonical dotted-quad IPv4 literal (each octet 0–255, no leading zeros). */
 const DOTTED_QUAD = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -35,7 +36,9 @@ export function isUnspecifiedIp(host: string): boolean {
  * One spelling per address: zone dropped, IPv4-mapped IPv6 as IPv4, IPv6 compressed. Input
  * that is not an IP literal comes back lower-cased and otherwise unchanged.
  */
-export function canonicalIp(host: string): string {
+export const canonicalIp: (host: string) => string = memoize(canonicalUncached);
+
+function canonicalUncached(host: string): string {
   const bare = host.replace(/%.*$/, "");
   if (ipaddr.IPv4.isValidFourPartDecimal(bare)) return ipaddr.IPv4.parse(bare).toString();
   if (!ipaddr.IPv6.isValid(bare)) return bare.toLowerCase();

@@ -8,6 +8,7 @@
  */
 import ipaddr from "ipaddr.js";
 import { isDottedQuad } from "../net/ip.ts";
+import { memoize } from "../memo.ts";
 
 type IPv4 = ipaddr.IPv4;
 type IPv6 = ipaddr.IPv6;
@@ -128,8 +129,10 @@ function isNonPublicV6(addr: IPv6): boolean {
   return !addr.match(GLOBAL_UNICAST);
 }
 
-/** True when the IP (canonical literal, no zone) is not public per docs/behaviour.md §4. */
-export function isNonPublicIp(ip: string): boolean {
+/** True when the IP (canonical literal, no zone) is not public per docs/behaviour.md §4 (remembered: pure). */
+export const isNonPublicIp: (ip: string) => boolean = memoize(classifyNonPublic);
+
+function classifyNonPublic(ip: string): boolean {
   const addr = parseStrict(ip);
   if (!addr) return true; // fail closed
   return addr.kind() === "ipv4" ? isNonPublicV4(addr as IPv4) : isNonPublicV6(addr as IPv6);

@@ -11,6 +11,7 @@
  */
 import { MAX_PORT } from "../net/contract.ts";
 import { isDottedQuad } from "../net/ip.ts";
+import { memoize } from "../memo.ts";
 
 /** A host in its canonical form. */
 export interface NormalizedHost {
@@ -200,25 +201,18 @@ function normalizeNameOrIpv4(text: string): NormalizedHost | null {
  * or characters outside letters, digits, `-` and `_` after IDN conversion.
  */
 export function normalizeHost(raw: string): NormalizedHost | null {
-  const known = normalized.get(raw);
-  if (known !== undefined) return known;
-  const result = normalizeUncached(raw);
-  if (normalized.size >= NORMALIZED_CACHE_SIZE) normalized.clear();
-  normalized.set(raw, result === null ? null : Object.freeze(result));
-  return result;
+  return normalizeRemembered(raw);
 }
 
 /**
- * Most raw host spellings whose {@link normalizeHost} result is remembered. The function is pure,
- * so a remembered answer is always right; the cache only saves the URL parser's work for the
- * hosts a proxy sees again and again (every request of a keep-alive client names its host twice:
- * target and `Host`). When full it starts over: at most this many entries (of at most a few
- * hundred bytes each) are ever held.
+ * {@link normalizeHost}'s answers, remembered (it is pure): every request of a keep-alive client
+ * names its host twice (target and `Host`), and each costs the URL parser. Answers are frozen,
+ * since every caller shares them.
  */
-export const NORMALIZED_CACHE_SIZE = 4096;
-
-/** Remembered {@link normalizeHost} answers, by the raw spelling. */
-const normalized = new Map<string, NormalizedHost | null>();
+const normalizeRemembered = memoize((raw: string): NormalizedHost | null => {
+  const result = normalizeUncached(raw);
+  return result === null ? null : Object.freeze(result);
+});
 
 function normalizeUncached(raw: string): NormalizedHost | null {
   const parts = splitAuthority(raw);
