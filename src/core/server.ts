@@ -134,9 +134,17 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     opts.log.log("info", TARGET.main, `admin API listening on ${formatAddr(l.addr)}`);
     return l.addr;
   };
-  const http = await bind("HTTP proxy", opts.plan.http, serveHttpConnection);
-  const socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, serveSocks5Connection) : undefined;
-  const admin = opts.admin ? await bindAdmin(opts.admin) : undefined;
+  let http: NetAddr;
+  let socks5: NetAddr | undefined;
+  let admin: NetAddr | undefined;
+  try {
+    http = await bind("HTTP proxy", opts.plan.http, serveHttpConnection);
+    socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, serveSocks5Connection) : undefined;
+    admin = opts.admin ? await bindAdmin(opts.admin) : undefined;
+  } catch (e) {
+    pool.close(); // nothing will run: stop following the state, close what was parked
+    throw e;
+  }
   return {
     addresses: { http, ...(socks5 && { socks5 }), ...(admin && { admin }) },
     async shutdown() {

@@ -99,6 +99,23 @@ describe("upstream pool", () => {
     expect(portsOf("/post")[0]).not.toBe(pooled);
   });
 
+  it("a non-idempotent request without a body (POST with Content-Length: 0) never takes a pooled connection", async () => {
+    expect((await once(origin(), "/before-empty-post")).status).toBe(200);
+    const pooled = portsOf("/before-empty-post")[0]!;
+    const post = `POST http://${origin()}/empty-post HTTP/1.1\r\nHost: ${origin()}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+    expect((await requestOnce(proxy.port, post)).status).toBe(200);
+    expect(portsOf("/empty-post")[0]).not.toBe(pooled);
+  });
+
+  it("a connection that carried NTLM or Negotiate authentication is never handed to another client", async () => {
+    const authed = absoluteGet(origin(), "/ntlm", "Authorization: NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==\r\nConnection: close\r\n");
+    expect((await requestOnce(proxy.port, authed)).status).toBe(200);
+    const pinned = portsOf("/ntlm")[0]!;
+    await waitFor("the pinned connection to be closed, not parked", () => seen.closed.has(pinned));
+    expect((await once(origin(), "/after-ntlm")).status).toBe(200);
+    expect(portsOf("/after-ntlm")[0]).not.toBe(pinned);
+  });
+
   it("a reload applies to the next request of a kept-alive client and closes every pooled connection", async () => {
     const client = await RawClient.connect(proxy.port);
     try {

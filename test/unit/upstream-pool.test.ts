@@ -19,6 +19,7 @@ afterEach(() => {
 /** A state stand-in whose snapshot the test replaces, telling the pool as ProxyState does. */
 function fakeState() {
   let snap = {} as ProxySnapshot;
+  generation = snap;
   const listeners = new Set<() => void>();
   return {
     snapshot: () => snap,
@@ -28,17 +29,21 @@ function fakeState() {
     },
     change() {
       snap = {} as ProxySnapshot;
+      generation = snap;
       for (const l of listeners) l();
     },
     listeners,
   };
 }
 
+/** The policy snapshot every upstream below was opened under (the pool's at its start). */
+let generation: object = {};
+
 /** An upstream with its origin end, and whether the proxy side was closed. */
-function upstream(key: string): { up: Upstream; origin: Conn; closed(): boolean } {
+function upstream(key: string, openedUnder: object = generation): { up: Upstream; origin: Conn; closed(): boolean } {
   const [proxySide, origin] = connPair();
   let untracked = false;
-  const up = new Upstream(key, proxySide, () => (untracked = true));
+  const up = new Upstream(key, proxySide, () => (untracked = true), openedUnder);
   up.used = true;
   return { up, origin, closed: () => untracked };
 }
@@ -157,6 +162,41 @@ describe("UpstreamPool", () => {
     pool.put(late.up);
     expect(late.closed()).toBe(true);
     expect(pool.size).toBe(0);
+  });
+
+  it("never parks a connection opened under an older policy, one pinned to its client, or a closed one", () => {
+    const state = fakeState();
+    const pool = new UpstreamPool(state);
+    const old = upstream("k");
+    state.change(); // a reload while old's exchange ran
+    pool.put(old.up);
+    expect(old.closed()).toBe(true);
+    const pinned = upstream("k");
+    pinned.up.private = true; // carried NTLM or Negotiate
+    pool.put(pinned.up);
+    expect(pinned.closed()).toBe(true);
+    const dropped = upstream("k");
+    dropped.up.abort(); // e.g. its client left
+    pool.put(dropped.up);
+    expect(pool.size).toBe(0);
+    const fresh = upstream("k");
+    pool.put(fresh.up);
+    expect(pool.take("k")).toBe(fresh.up);
+    pool.close();
+  });
+
+  it("take() passes over a parked connection that has unread bytes or ended", async () => {
+    const pool = new UpstreamPool(fakeState());
+    const good = upstream("k");
+    const stray = upstream("k");
+    pool.put(good.up);
+    pool.put(stray.up);
+    // Bytes the idle read got but had not yet reported when take() ran.
+    (stray.up.reader as unknown as { append(c: Uint8Array): void }).append(latin1Bytes("HTTP/1.1 408 Request Timeout\r\n\r\n"));
+    expect(pool.take("k")).toBe(good.up);
+    expect(stray.closed()).toBe(true);
+    expect(pool.size).toBe(0);
+    pool.close();
   });
 
   it("releaseUpstream parks the slot's upstream, or closes it without a pool", () => {

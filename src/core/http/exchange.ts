@@ -34,7 +34,7 @@ import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, typ
 import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import type { Refusal } from "./responses.ts";
 import type { RequestTarget } from "./target.ts";
-import { Upstream, type UpstreamSlot } from "./upstream.ts";
+import { bindsConnection, Upstream, type UpstreamSlot } from "./upstream.ts";
 import { releaseUpstream } from "./upstream-pool.ts";
 
 /** How long an upstream may take to start its response after the request was sent. */
@@ -70,7 +70,15 @@ export interface ExchangeRequest {
   readonly bodyIdleMs?: number;
   /** Record the refusal of a dial that reached one of the proxy's own listeners (the gate's). */
   readonly refuseLoop: () => Refusal;
+  /** The policy snapshot in force before the request was decided (stamped on a new upstream). */
+  readonly generation?: object;
 }
+
+/**
+ * Methods whose request may be sent again (RFC 9110 §9.2.2): only these take an idle connection
+ * from the shared pool, where the one retry on a connection the origin closed meanwhile is safe.
+ */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /**
  * Send `request` to `dest` and relay the response. When the client leaves, the upstream is
@@ -202,7 +210,8 @@ class Exchange {
    * failure is answered here.
    */
   private async open(): Promise<Upstream | RequestOutcome> {
-    const pooled = this.hasBody ? undefined : this.ctx.pool?.take(this.dest.key);
+    const poolable = !this.hasBody && IDEMPOTENT_METHODS.has(this.request.head.method);
+    const pooled = poolable ? this.ctx.pool?.take(this.dest.key) : undefined;
     if (pooled) {
       this.slot.current = pooled;
       return pooled;
@@ -218,7 +227,7 @@ class Exchange {
     }
     if (this.request.presence.reason) conn.close();
     this.throwIfLeft();
-    this.slot.current = new Upstream(this.dest.key, conn, this.ctx.track(conn));
+    this.slot.current = new Upstream(this.dest.key, conn, this.ctx.track(conn), this.request.generation);
     return this.slot.current;
   }
 
@@ -283,6 +292,8 @@ class Exchange {
       if (cl !== undefined && /^\d+$/.test(cl.trim())) headers.push({ name: "Content-Length", value: cl.trim() });
     }
     let upstreamReusable = wantsKeepAlive(response.version, response.headers) && rf.kind !== "close";
+    // Connection-bound authentication ties the upstream to this client: never shared.
+    if (bindsConnection(headerValues(head.headers, "authorization")) || bindsConnection(headerValues(response.headers, "www-authenticate"))) up.private = true;
     headers.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
     const responseHead = latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers));
     try {

@@ -68,11 +68,12 @@ async function decideAndForward(
     unixSocket: socketPath,
     tls: target.tls,
   };
+  // Read before deciding: a connection opened for this request is pooled only while this policy lasts.
+  const generation = ctx.state.snapshot();
   const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
   const { host, plan } = verdict;
   ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
-  const snap = ctx.state.snapshot();
   const request: ExchangeRequest = {
     head,
     target,
@@ -80,8 +81,9 @@ async function decideAndForward(
     keepAlive,
     presence,
     upgrade,
-    bodyIdleMs: bodyIdleMs(snap.network.request_body_idle_timeout_secs),
+    bodyIdleMs: bodyIdleMs(generation.network.request_body_idle_timeout_secs),
     refuseLoop: () => refuseLoopAtDial(ctx, ask, host),
+    generation,
   };
   const dialCtx = () => dialScope(ctx, presence.signal);
   if (plan.kind === "unix") {

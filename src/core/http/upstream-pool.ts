@@ -12,8 +12,12 @@
  *   (a reload, a mode change), every idle connection is closed at once, so no connection opened
  *   under an older policy outlives it.
  * - A parked connection is read while idle: any byte or a close from the origin drops it.
- * - Requests with a body never take one (a stale connection could not be retried after the body
- *   was sent); they dial, and their connection may be parked afterwards.
+ * - A connection is parked only if it was opened under the policy still in force.
+ * - Only requests without a body and of an idempotent method (RFC 9110 §9.2.2) take one: a
+ *   parked connection the origin closed meanwhile is retried on a fresh one, which is safe only
+ *   for those. The others dial, and their connection may be parked afterwards.
+ * - A connection that carried connection-bound authentication (NTLM, Negotiate) is never parked:
+ *   it belongs to its client.
  * - Bounded: {@link POOL_MAX_IDLE} in all, {@link POOL_MAX_IDLE_PER_KEY} per destination, each
  *   for at most {@link POOL_IDLE_MS}.
  *
@@ -64,25 +68,33 @@ export class UpstreamPool {
   /** An idle connection to `key`, taken out of the pool, or `undefined`. */
   take(key: string): Upstream | undefined {
     this.followPolicy();
-    const list = this.idle.get(key);
-    const parked = list?.pop();
-    if (!parked) return undefined;
-    if (list!.length === 0) this.idle.delete(key);
-    this.count--;
-    clearTimeout(parked.timer);
-    // Withdraw the idle read; bytes that arrive from now on belong to the new owner.
-    parked.up.conn.cancelRead(TAKEN);
-    return parked.up;
+    for (;;) {
+      const list = this.idle.get(key);
+      const parked = list?.pop();
+      if (!parked) return undefined;
+      if (list!.length === 0) this.idle.delete(key);
+      this.count--;
+      clearTimeout(parked.timer);
+      const up = parked.up;
+      // Withdraw the idle read; bytes that arrive from now on belong to the new owner.
+      up.conn.cancelRead(TAKEN);
+      // A byte or a close the idle read got but had not yet reported: not a usable connection.
+      if (up.reader.buffered.length === 0 && !up.reader.ended && !up.closed) return up;
+      up.close();
+    }
   }
 
   /**
    * Keep `up` for a later request to the same destination, or close it when it cannot be
-   * kept: the pool is full or closed, or the connection holds unread bytes.
+   * kept: the pool is full or closed; the connection is closed, holds unread bytes, is pinned to
+   * its client (`private`), or was opened under a policy no longer in force.
    */
   put(up: Upstream): void {
     this.followPolicy();
+    if (up.closed) return;
     const list = this.idle.get(up.key) ?? [];
-    if (this.closed || up.reader.buffered.length > 0 || up.reader.ended || this.count >= POOL_MAX_IDLE || list.length >= POOL_MAX_IDLE_PER_KEY) {
+    const stale = up.generation !== this.generation;
+    if (this.closed || stale || up.private || up.reader.buffered.length > 0 || up.reader.ended || this.count >= POOL_MAX_IDLE || list.length >= POOL_MAX_IDLE_PER_KEY) {
       up.close();
       return;
     }

@@ -12,25 +12,58 @@ export class Upstream {
   readonly reader: BufferedReader;
   /** Whether this connection already carried an exchange (a failure may be a stale reuse). */
   used = false;
+  /**
+   * Set when the connection carries state of one client that another must not inherit
+   * (connection-bound authentication, NTLM or Negotiate): it is never shared through the pool.
+   */
+  private = false;
+  private ended = false;
 
+  /**
+   * `generation` is the policy snapshot in force when the connection was opened: the shared
+   * pool keeps it only while that snapshot is still in force.
+   */
   constructor(
     readonly key: string,
     readonly conn: Conn,
     private readonly untrack: () => void,
+    readonly generation?: object,
   ) {
     this.reader = new BufferedReader(conn);
   }
 
+  /** True once closed or aborted. */
+  get closed(): boolean {
+    return this.ended;
+  }
+
   close(): void {
     this.conn.close();
-    this.untrack();
+    this.done();
   }
 
   /** Close at once, dropping what was not sent: the request on it will never be complete. */
   abort(): void {
     this.conn.abort();
+    this.done();
+  }
+
+  private done(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.untrack();
   }
+}
+
+/**
+ * Authentication schemes that authenticate the connection rather than the request (RFC 4559
+ * Negotiate, and NTLM): a connection that carried one is pinned to its client, never pooled.
+ */
+const CONNECTION_BOUND_AUTH = /^\s*(?:ntlm|negotiate)\b/i;
+
+/** True when one of `values` (an `Authorization` or `WWW-Authenticate` field) names a connection-bound scheme. */
+export function bindsConnection(values: readonly string[]): boolean {
+  return values.some((v) => CONNECTION_BOUND_AUTH.test(v));
 }
 
 /** The session's upstream, if one is kept. */
