@@ -3,7 +3,9 @@
  * difference: a 1 GiB download, through a CONNECT tunnel and as a plain GET, to a client that
  * stops reading for a while twice, keeps the proxy's resident set (VmRSS of the spawned
  * process, Linux `/proc`) within a generous bound over its level before the download. Flow
- * control has to reach the origin: the proxy reads only as fast as the client takes.
+ * control has to reach the origin: the proxy reads only as fast as the client takes. Every
+ * byte is checked against the origin's pattern, so a read buffer reused while a queued write
+ * still referred to it (the Node adapter's own read buffers) would show as corruption.
  */
 import { readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -29,9 +31,15 @@ let originPort: number;
 const originConns: Socket[] = [];
 let proxy: ProxyProcess;
 
+/** The body's pattern repeats every {@link PERIOD} bytes (a prime: it lines up with no buffer size). */
+const PERIOD = 251;
+/** The pattern from offset 0, long enough to compare any chunk up to 1 MiB at any phase. */
+const EXPECTED = Buffer.from(Array.from({ length: PERIOD + 1024 * 1024 }, (_, i) => (i * 31 + 7) % PERIOD));
+
 /** An origin that answers any request head with a 1 GiB body, written as fast as it is taken. */
 function startBulkOrigin(): Promise<void> {
-  const block = Buffer.alloc(1024 * 1024, 0x61);
+  // Whole periods, so consecutive blocks continue the pattern.
+  const block = EXPECTED.subarray(0, PERIOD * 4096);
   origin = createServer((s) => {
     originConns.push(s);
     s.on("error", () => {});
@@ -83,7 +91,7 @@ function proxyRss(): number {
  * response heads), pausing at {@link PAUSES_AT}. Resolves with the body bytes received and the
  * largest resident set seen meanwhile.
  */
-function slowDownload(request: string, skipHeads: number): Promise<{ body: number; peakRss: number }> {
+function slowDownload(request: string, skipHeads: number): Promise<{ body: number; peakRss: number; corruptAt?: number }> {
   return new Promise((resolve, reject) => {
     let peakRss = proxyRss();
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, proxyRss())), SAMPLE_MS);
@@ -91,12 +99,13 @@ function slowDownload(request: string, skipHeads: number): Promise<{ body: numbe
     let heads = 0;
     let pending = "";
     let body = 0;
+    let corruptAt: number | undefined;
     const pauses = [...PAUSES_AT];
     const done = (e?: Error): void => {
       clearInterval(sampler);
       s.destroy();
       if (e) reject(e);
-      else resolve({ body, peakRss });
+      else resolve({ body, peakRss, corruptAt });
     };
     s.on("error", (e) => done(e));
     s.on("connect", () => s.write(request));
@@ -110,6 +119,11 @@ function slowDownload(request: string, skipHeads: number): Promise<{ body: numbe
         heads++;
         chunk = Buffer.from(pending.slice(end + 4), "latin1");
         pending = "";
+      }
+      for (let at = 0; at < chunk.length && corruptAt === undefined; at += 1024 * 1024) {
+        const part = chunk.subarray(at, at + 1024 * 1024);
+        const phase = (body + at) % PERIOD;
+        if (!part.equals(EXPECTED.subarray(phase, phase + part.length))) corruptAt = body + at;
       }
       body += chunk.length;
       if (body >= BODY_BYTES) return done();
@@ -129,16 +143,18 @@ describe("a slow reader of a 1 GiB download keeps the proxy's memory flat", () =
   it("through a CONNECT tunnel", async () => {
     const before = proxyRss();
     const request = `CONNECT ${authority()} HTTP/1.1\r\nHost: ${authority()}\r\n\r\nGET /big HTTP/1.1\r\nHost: ${authority()}\r\n\r\n`;
-    const { body, peakRss } = await withDeadline(slowDownload(request, 2), 60_000, "the CONNECT download");
+    const { body, peakRss, corruptAt } = await withDeadline(slowDownload(request, 2), 60_000, "the CONNECT download");
     expect(body).toBe(BODY_BYTES);
+    expect(corruptAt, "offset of the first byte that differs from the origin's").toBeUndefined();
     expect(peakRss - before, `peak RSS ${peakRss} over ${before} before`).toBeLessThan(MAX_GROWTH_BYTES);
   }, 70_000);
 
   it("as a plain GET", async () => {
     const before = proxyRss();
     const request = `GET http://${authority()}/big HTTP/1.1\r\nHost: ${authority()}\r\n\r\n`;
-    const { body, peakRss } = await withDeadline(slowDownload(request, 1), 60_000, "the plain download");
+    const { body, peakRss, corruptAt } = await withDeadline(slowDownload(request, 1), 60_000, "the plain download");
     expect(body).toBe(BODY_BYTES);
+    expect(corruptAt, "offset of the first byte that differs from the origin's").toBeUndefined();
     expect(peakRss - before, `peak RSS ${peakRss} over ${before} before`).toBeLessThan(MAX_GROWTH_BYTES);
   }, 70_000);
 });

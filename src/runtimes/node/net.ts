@@ -1,7 +1,8 @@
 /**
  * The socket contract on `node:net` and `node:dns`. Reads pull from a bounded queue (the
  * socket is paused above a high-water mark, see `runtimes/shared/node-conn.ts`); writes resolve at once unless the
- * socket asks for `drain`; tunnels use `stream.pipe`, Node's native relay.
+ * socket asks for `drain`. Dialled sockets read into buffers of our own (`../shared/own-reads.ts`);
+ * tunnels relay natively: `stream.pipe` from the accepted side, direct writes from the dialled one.
  *
  * Listeners ask for a backlog of {@link LISTEN_BACKLOG} (Node's default is 511) and survive
  * accept errors: see {@link surviveAcceptErrors}.
@@ -20,6 +21,7 @@ import { bindDgram } from "../shared/dgram-udp.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
 import { errnoFailure, settleNodeDial } from "../shared/node-dial.ts";
 import { bufferBytes } from "../shared/buffer-bytes.ts";
+import { OwnReads } from "../shared/own-reads.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
 
 // Node's pooled allocator and native latin1 encoder for the heads and joins made per request.
@@ -70,8 +72,9 @@ export const nodeNet: Net = {
   },
 
   connectTcp(addr: NetAddr, options?: DialOptions) {
-    const socket = net.connect({ host: addr.host, port: addr.port, allowHalfOpen: true, noDelay: true });
-    return settleNodeDial(socket, { ready: "connect", target: addr, signal: options?.signal, describe: errnoFailure });
+    const reads = new OwnReads();
+    const socket = net.connect({ host: addr.host, port: addr.port, allowHalfOpen: true, noDelay: true, onread: reads.option });
+    return settleNodeDial(socket, { ready: "connect", target: addr, signal: options?.signal, describe: errnoFailure, reads });
   },
 
   serveHttp(addr: NetAddr, fetch: FetchHandler, options?: ListenOptions) {

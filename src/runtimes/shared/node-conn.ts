@@ -8,6 +8,7 @@
 import type * as net from "node:net";
 import type { Conn, NetAddr } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import type { OwnReads } from "./own-reads.ts";
 import { ReadQueue } from "./read-queue.ts";
 
 export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
@@ -22,7 +23,11 @@ export class NodeConn implements Conn {
   private relaying = false;
   private readonly reads: ReadQueue;
 
-  constructor(readonly socket: net.Socket) {
+  /** `ownReads`: the socket was created with its `onread` option (a dialled socket). */
+  constructor(
+    readonly socket: net.Socket,
+    readonly ownReads?: OwnReads,
+  ) {
     this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     this.reads = new ReadQueue({
@@ -33,7 +38,9 @@ export class NodeConn implements Conn {
       },
     });
     // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
+    // An `onread` socket emits no `data`; the listener keeps it flowing, so `end` is emitted.
     socket.on("data", (chunk: Uint8Array) => this.reads.push(chunk));
+    ownReads?.attach(socket, (chunk) => this.reads.push(chunk));
     socket.on("end", () => this.reads.end());
     socket.on("error", (e) => this.reads.fail(e));
     socket.on("close", () => {
@@ -126,7 +133,11 @@ export function pipeRelay(a: NodeConn, b: NodeConn): Promise<void> {
       const { pending, eof } = from.detach();
       for (const chunk of pending) to.socket.write(chunk);
       if (eof) to.socket.end();
-      else from.socket.pipe(to.socket);
+      else if (from.ownReads) {
+        // Reads land in reused buffers and are written straight to the other socket.
+        from.ownReads.relayTo(to.socket);
+        from.socket.once("end", () => to.socket.end());
+      } else from.socket.pipe(to.socket);
       from.socket.resume();
     };
     start(a, b);

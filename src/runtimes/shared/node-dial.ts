@@ -9,6 +9,7 @@ import type * as net from "node:net";
 import { DialError, type Conn, type DialFailure, type NetAddr } from "../../core/net/contract.ts";
 import { dialFailure } from "./dial-failure.ts";
 import { NodeConn } from "./node-conn.ts";
+import type { OwnReads } from "./own-reads.ts";
 
 /** A socket error as a dial failure: its kind, and its message as the detail. */
 export function errnoFailure(e: NodeJS.ErrnoException): { kind: DialFailure; detail: string } {
@@ -25,6 +26,8 @@ export interface NodeDial {
   readonly signal?: AbortSignal;
   /** Detail of an abort, e.g. `dial aborted or timed out`. */
   readonly abortDetail?: string;
+  /** The socket was created with this `onread` option (see own-reads.ts). */
+  readonly reads?: OwnReads;
   /** The failure kind and detail of a socket error. */
   describe(e: NodeJS.ErrnoException): { readonly kind: DialFailure; readonly detail: string };
 }
@@ -47,7 +50,7 @@ export function settleNodeDial(socket: net.Socket, dial: NodeDial): Promise<Conn
     socket.once(dial.ready, () => {
       signal?.removeEventListener("abort", onAbort);
       socket.removeAllListeners("error");
-      resolve(new NodeConn(socket));
+      resolve(new NodeConn(socket, dial.reads));
     });
   });
 }
