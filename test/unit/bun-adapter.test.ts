@@ -135,7 +135,7 @@ describe("BunConn", () => {
     await expect(w).rejects.toThrow();
   });
 
-  it("copies chunks: Bun reuses the buffer behind a data view", async () => {
+  it("keeps a chunk intact when the view it came in is reused (a plain Uint8Array is copied)", async () => {
     const { c } = conn();
     const view = enc("original");
     c.onData(view);

@@ -70,7 +70,9 @@ export class BunConn implements Conn {
 
   /** @internal `data` handler. */
   onData(view: Uint8Array): void {
-    this.reads.push(view.slice()); // Bun reuses the buffer behind `view`
+    // Bun 1.4 hands each `data` event a fresh Buffer, so keeping it is safe. On a Buffer, slice()
+    // is a view, not a copy; it copies only a plain Uint8Array.
+    this.reads.push(view.slice());
   }
 
   /** @internal `end` handler: the peer sent FIN. */
