@@ -4,9 +4,8 @@
  * a fixed 64 KiB, every idle tunnel (two connections, each with a read waiting) held 128 KiB.
  * So the size adapts to the traffic: a read that fills its buffer doubles the next one (more
  * is waiting: bulk transfer), up to {@link READ_BUFFER_MAX_BYTES}; a read that does not fill it
- * means the socket was drained, and the next buffer is the size that held it: a bulk transfer
- * whose reads come back partly full stays large, and a small read (a short message, the tail of
- * a transfer) brings the connection back to {@link READ_BUFFER_MIN_BYTES} before it waits idle.
+ * means the socket was drained, so the next read will likely wait, and it gets
+ * {@link READ_BUFFER_MIN_BYTES}.
  *
  * @module
  */
@@ -20,18 +19,9 @@ export const READ_BUFFER_MIN_BYTES = 1024;
 /** Largest read buffer, reached while reads keep filling their buffer (bulk transfer). */
 export const READ_BUFFER_MAX_BYTES = 64 * 1024;
 
-/**
- * Size of the next read buffer after a read into `size` bytes returned `n` bytes: double after
- * a full read; after a short one, the smallest power of two that holds what this read got
- * (at least {@link READ_BUFFER_MIN_BYTES}). A bulk transfer whose reads come back partly full
- * keeps a large buffer instead of starting again from the minimum; the small last read of a
- * transfer, or a short message, brings an idle connection back to a small buffer.
- */
+/** Size of the next read buffer after a read into `size` bytes returned `n` bytes. */
 export function nextReadSize(size: number, n: number): number {
-  if (n >= size) return Math.min(size * 2, READ_BUFFER_MAX_BYTES);
-  let next = READ_BUFFER_MIN_BYTES;
-  while (next < n) next *= 2;
-  return Math.min(next, READ_BUFFER_MAX_BYTES);
+  return n >= size ? Math.min(size * 2, READ_BUFFER_MAX_BYTES) : READ_BUFFER_MIN_BYTES;
 }
 
 /**
