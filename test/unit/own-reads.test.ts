@@ -35,12 +35,26 @@ async function sender(pieces: Buffer[]): Promise<number> {
 const piece = (i: number, n: number) => Buffer.alloc(n, i % 256);
 
 describe("OwnReads", () => {
-  it("never reads into a buffer a relay target still holds (every chunk queued)", async () => {
+  it("never reads into a buffer a relay target still holds (kept as a view, or copied behind a queue)", async () => {
     const pieces = Array.from({ length: 40 }, (_, i) => piece(i, 1000));
     const port = await sender(pieces);
     const held: Buffer[] = [];
-    // A target that keeps every chunk as given (a view) and reports it queued.
-    const target = { writableLength: 1, write: (c: Buffer) => (held.push(c), true), once: () => target } as unknown as net.Socket;
+    // A target that keeps every chunk as given (a view) and reports it queued until the next
+    // turn of the event loop: a chunk written to an empty queue is kept as a view (its buffer
+    // must then never be read into again), one written behind a queue is given as a copy.
+    let queued = 0;
+    const target = {
+      get writableLength() {
+        return queued;
+      },
+      write: (c: Buffer) => {
+        held.push(c);
+        queued += c.length;
+        setImmediate(() => (queued = 0));
+        return true;
+      },
+      once: () => target,
+    } as unknown as net.Socket;
     const reads = new OwnReads();
     const s = net.connect({ port, host: "127.0.0.1", onread: reads.option });
     sockets.push(s);
@@ -50,6 +64,20 @@ describe("OwnReads", () => {
     reads.relayTo(target);
     await once(s, "end");
     expect(Buffer.concat(held)).toEqual(Buffer.concat(pieces));
+  });
+
+  it("never pins a buffer much larger than the chunk the read queue keeps", async () => {
+    // After a full 2 KiB read the buffer is 64 KiB; the 3 KiB read into it must not keep all of it.
+    const pieces = Array.from({ length: 30 }, (_, i) => piece(i, 5000));
+    const port = await sender(pieces);
+    const kept: Uint8Array[] = [];
+    const reads = new OwnReads();
+    const s = net.connect({ port, host: "127.0.0.1", onread: reads.option });
+    sockets.push(s);
+    reads.attach(s, (c) => kept.push(c));
+    await once(s, "end");
+    expect(Buffer.concat(kept)).toEqual(Buffer.concat(pieces));
+    for (const c of kept) expect(c.buffer.byteLength, `a ${c.length}-byte chunk`).toBeLessThanOrEqual(Math.max(8192, 2 * c.length));
   });
 
   it("hands the read queue chunks it may keep, small and large", async () => {

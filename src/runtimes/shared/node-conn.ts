@@ -38,7 +38,7 @@ export class NodeConn implements Conn {
       },
     });
     // Socket reads are freshly allocated per read (not a pooled slab), so keeping the view is safe.
-    // An `onread` socket emits no `data`; the listener keeps it flowing, so `end` is emitted.
+    // An `onread` socket emits no `data` (its reads go through OwnReads); `end` still comes.
     socket.on("data", (chunk: Uint8Array) => this.reads.push(chunk));
     ownReads?.attach(socket, (chunk) => this.reads.push(chunk));
     socket.on("end", () => this.reads.end());

@@ -10,8 +10,13 @@
  * because the destination did not take it all) is never read into again: the next read gets a
  * new one.
  *
+ * Memory stays proportional to what is kept: a chunk for the read queue that uses at most half
+ * of its buffer is copied out (so a queued 3 KiB chunk never pins a 64 KiB buffer), and in a
+ * relay, a chunk written while the target already has a queue is written as a copy, so at most
+ * one buffer per direction is pinned by Node's queue.
+ *
  * Flow control uses `socket.pause()`/`resume()`, which stop and restart the reads of an
- * `onread` socket (Node 20; also Bun's and Deno's `node:net`).
+ * `onread` socket (checked on Node 20).
  *
  * @module
  */
@@ -27,8 +32,6 @@ import type * as net from "node:net";
 export const SMALL_READ_BYTES = 2 * 1024;
 /** The read buffer while reads fill the small one: a bulk transfer. */
 export const LARGE_READ_BYTES = 64 * 1024;
-/** Chunks up to this size are copied for the read queue (from Node's pool); larger ones are handed over. */
-const COPY_MAX_BYTES = SMALL_READ_BYTES;
 
 /** The `onread` reads of one socket; see the module comment. */
 export class OwnReads {
@@ -80,9 +83,11 @@ export class OwnReads {
     const chunk = buf.subarray(0, n);
     const target = this.target;
     if (target) {
-      const more = target.write(chunk);
+      // Behind an existing queue, Node would keep this memory queued: give it a copy instead.
+      const queued = target.writableLength > 0;
+      const more = target.write(queued ? Buffer.from(chunk) : chunk);
       // A write Node could not finish at once keeps a reference to this memory.
-      if (target.writableLength > 0) this.taken = true;
+      if (!queued && target.writableLength > 0) this.taken = true;
       if (!more && !this.waitingForDrain) {
         this.waitingForDrain = true;
         this.socket!.pause();
@@ -93,8 +98,8 @@ export class OwnReads {
       }
       return;
     }
-    if (n <= COPY_MAX_BYTES) {
-      this.deliver?.(Buffer.from(chunk));
+    if (n <= buf.length / 2) {
+      this.deliver?.(Buffer.from(chunk)); // the queue's count then matches the memory it holds
     } else {
       this.taken = true;
       this.deliver?.(chunk);
