@@ -73,11 +73,34 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
   const split = splitHead(bytes);
   if (split.kind !== "ok") return split;
   const { lines, size } = split;
-  const m = /^HTTP\/(1\.[01]) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/.exec(lines[0]!);
-  if (!m) return headError(400, `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}`);
+  const status = parseStatusLine(lines[0]!);
+  if (!status) return headError(400, `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}`);
   const headers = parseHeaderLines(lines);
   if (isHeadError(headers)) return headers;
-  return { kind: "ok", head: { version: m[1]!, status: Number(m[2]), reason: m[3] ?? "", headers }, size };
+  return { kind: "ok", head: { version: status.version, status: status.status, reason: status.reason, headers }, size };
+}
+
+/**
+ * `HTTP/1.0` or `HTTP/1.1`, SP, three digits, then nothing or SP and a reason phrase of HTAB,
+ * SP, visible ASCII and obs-text (RFC 9112 §4). `undefined` for anything else.
+ */
+function parseStatusLine(line: string): { version: string; status: number; reason: string } | undefined {
+  if (line.length < 12 || !line.startsWith("HTTP/1.") || line.charCodeAt(8) !== 0x20) return undefined;
+  const minor = line.charCodeAt(7);
+  if (minor !== 0x30 && minor !== 0x31) return undefined;
+  let status = 0;
+  for (let i = 9; i < 12; i++) {
+    const d = line.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    status = status * 10 + d;
+  }
+  if (line.length === 12) return { version: minor === 0x30 ? "1.0" : "1.1", status, reason: "" };
+  if (line.charCodeAt(12) !== 0x20) return undefined;
+  for (let i = 13; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if ((c < 0x20 && c !== 9) || c === 0x7f) return undefined;
+  }
+  return { version: minor === 0x30 ? "1.0" : "1.1", status, reason: line.slice(13) };
 }
 
 type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number } | HeadError;
@@ -129,8 +152,32 @@ function splitHead(bytes: Uint8Array): Split {
   return { kind: "incomplete" };
 }
 
-/** RFC 9110 §5.6.2 token characters. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 §5.6.2 token characters, as a table by char code (0x00-0x7F). */
+const TOKEN_CHARS: Uint8Array = (() => {
+  const table = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") table[c.charCodeAt(0)] = 1;
+  return table;
+})();
+
+/** A non-empty RFC 9110 token. */
+function isToken(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TOKEN_CHARS[c] === 0) return false;
+  }
+  return true;
+}
+
+/** Non-empty, visible ASCII only (a request target). */
+function isVisibleAscii(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
 
 function parseRequestLine(line: string): { method: string; target: string; version: string } | HeadError {
   // Exactly two single spaces: method SP target SP version.
@@ -140,12 +187,16 @@ function parseRequestLine(line: string): { method: string; target: string; versi
   const method = line.slice(0, sp1);
   const target = line.slice(sp1 + 1, sp2);
   const proto = line.slice(sp2 + 1);
-  if (!TOKEN.test(method)) return headError(400, `malformed method ${JSON.stringify(method.slice(0, 32))}`);
-  if (target.length === 0 || !/^[\x21-\x7e]+$/.test(target)) return headError(400, `malformed request target ${JSON.stringify(target.slice(0, 64))}`);
-  const v = /^HTTP\/(\d)\.(\d)$/.exec(proto);
-  if (!v) return headError(400, `malformed protocol version ${JSON.stringify(proto.slice(0, 16))}`);
-  if (v[1] !== "1") return headError(505, `unsupported protocol version ${proto}`);
-  return { method, target, version: v[2] === "0" ? "1.0" : "1.1" };
+  if (!isToken(method)) return headError(400, `malformed method ${JSON.stringify(method.slice(0, 32))}`);
+  if (!isVisibleAscii(target)) return headError(400, `malformed request target ${JSON.stringify(target.slice(0, 64))}`);
+  // `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3); only major version 1 is served.
+  const major = proto.charCodeAt(5) - 0x30;
+  const minor = proto.charCodeAt(7) - 0x30;
+  if (proto.length !== 8 || !proto.startsWith("HTTP/") || proto.charCodeAt(6) !== 0x2e || !(major >= 0 && major <= 9) || !(minor >= 0 && minor <= 9)) {
+    return headError(400, `malformed protocol version ${JSON.stringify(proto.slice(0, 16))}`);
+  }
+  if (major !== 1) return headError(505, `unsupported protocol version ${proto}`);
+  return { method, target, version: minor === 0 ? "1.0" : "1.1" };
 }
 
 function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
@@ -157,7 +208,7 @@ function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
     const colon = line.indexOf(":");
     if (colon <= 0) return headError(400, `malformed header line ${JSON.stringify(line.slice(0, 64))}`);
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return headError(400, `malformed header name ${JSON.stringify(name.slice(0, 64))}`);
+    if (!isToken(name)) return headError(400, `malformed header name ${JSON.stringify(name.slice(0, 64))}`);
     // The value without surrounding blanks: visible ASCII, obs-text, SP and HTAB inside; no
     // other control character (a NUL is named as such).
     let from = colon + 1;
