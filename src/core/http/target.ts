@@ -11,8 +11,6 @@ import { headerValues, type RequestHead } from "./parser.ts";
 const HTTP_PORT = 80;
 /** Default port of HTTPS. */
 const HTTPS_PORT = 443;
-/** Visible ASCII only: no spaces, controls or obs-text. */
-const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
 /** A routable request target. `host` is as the client wrote it (unnormalised, no brackets). */
 export interface RequestTarget {
@@ -38,17 +36,17 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
   if (hosts.length > 1) return { status: 400, message: "multiple Host headers" };
   const hostHeader = hosts[0];
   // The Host value is what the origin routes by: it must be the plain ASCII the policy saw.
-  if (hostHeader !== undefined && hostHeader !== "" && !PRINTABLE_ASCII.test(hostHeader)) {
+  if (hostHeader !== undefined && hostHeader !== "" && !isVisibleAscii(hostHeader)) {
     return { status: 400, message: "malformed Host header (only printable ASCII is allowed)" };
   }
   const t = head.target;
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(t);
-  if (scheme) {
-    const s = scheme[1]!.toLowerCase();
+  const schemeEnd = schemeLength(t);
+  if (schemeEnd > 0) {
+    const s = t.slice(0, schemeEnd).toLowerCase();
     if (s !== "http" && s !== "https") return { status: 400, message: `unsupported scheme ${JSON.stringify(s)}` };
     const defaultPort = s === "https" ? HTTPS_PORT : HTTP_PORT;
-    const rest = t.slice(scheme[0].length);
-    const end = rest.search(/[/?#]/);
+    const rest = t.slice(schemeEnd + 3);
+    const end = authorityEnd(rest);
     const authority = end < 0 ? rest : rest.slice(0, end);
     let path = end < 0 ? "/" : rest.slice(end);
     if (path.startsWith("?")) path = "/" + path;
@@ -70,6 +68,41 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     return { host: hp.host, port: hp.port ?? HTTP_PORT, path: t, authority: hostHeader };
   }
   return { status: 400, message: `malformed request target ${JSON.stringify(t.slice(0, 64))}` };
+}
+
+/** Non-empty, visible ASCII only: no spaces, controls or obs-text. */
+function isVisibleAscii(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/**
+ * Length of the scheme when `t` starts with `scheme://` (RFC 3986 §3.1: a letter, then letters,
+ * digits, `+`, `-`, `.`), else 0.
+ */
+function schemeLength(t: string): number {
+  const first = t.charCodeAt(0) | 0x20;
+  if (!(first >= 0x61 && first <= 0x7a)) return 0;
+  for (let i = 1; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 0x3a) return t.charCodeAt(i + 1) === 0x2f && t.charCodeAt(i + 2) === 0x2f ? i : 0;
+    const l = c | 0x20;
+    if (!((l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) return 0;
+  }
+  return 0;
+}
+
+/** Index of the first `/`, `?` or `#` (where the authority ends), or -1. */
+function authorityEnd(rest: string): number {
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest.charCodeAt(i);
+    if (c === 0x2f || c === 0x3f || c === 0x23) return i;
+  }
+  return -1;
 }
 
 /** Resolve a CONNECT request's authority-form target (`host:port`, port required). */
