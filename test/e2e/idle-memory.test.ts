@@ -10,9 +10,8 @@
  * tunnel and this one runs under the machine's default open-files limit.
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { networkConfig, type ProxyProcess, RUNTIME, startProxy, withDeadline } from "./helpers/index.ts";
+import { networkConfig, type ProxyProcess, residentBytes, RUNTIME, startProxy, withDeadline } from "./helpers/index.ts";
 
 /** Tunnels opened before the first measurement (warms up code paths and allocators). */
 const WARMUP_TUNNELS = 200;
@@ -52,9 +51,7 @@ afterAll(async () => {
 
 /** Resident set of the proxy process, in bytes. */
 function proxyRss(): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proxy.child.pid}/status`, "utf8"));
-  if (!kb) throw new Error("no VmRSS in /proc/PID/status");
-  return Number(kb[1]) * 1024;
+  return residentBytes(proxy.child.pid!);
 }
 
 /** Open one CONNECT tunnel to the sink and leave it idle. */

@@ -7,10 +7,9 @@
  * byte is checked against the origin's pattern, so a read buffer reused while a queued write
  * still referred to it (the Node adapter's own read buffers) would show as corruption.
  */
-import { readFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { networkConfig, type ProxyProcess, startProxy, withDeadline } from "./helpers/index.ts";
+import { networkConfig, patternBytes, type ProxyProcess, residentBytes, startProxy, withDeadline } from "./helpers/index.ts";
 
 /** The download's size. */
 const BODY_BYTES = 1024 * 1024 * 1024;
@@ -31,10 +30,10 @@ let originPort: number;
 const originConns: Socket[] = [];
 let proxy: ProxyProcess;
 
-/** The body's pattern repeats every {@link PERIOD} bytes (a prime: it lines up with no buffer size). */
+/** The body is the suite's test pattern (`patternByte`), which repeats every 251 bytes. */
 const PERIOD = 251;
 /** The pattern from offset 0, long enough to compare any chunk up to 1 MiB at any phase. */
-const EXPECTED = Buffer.from(Array.from({ length: PERIOD + 1024 * 1024 }, (_, i) => (i * 31 + 7) % PERIOD));
+const EXPECTED = patternBytes(PERIOD + 1024 * 1024);
 
 /** An origin that answers any request head with a 1 GiB body, written as fast as it is taken. */
 function startBulkOrigin(): Promise<void> {
@@ -81,9 +80,7 @@ afterAll(async () => {
 });
 
 function proxyRss(): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proxy.child.pid}/status`, "utf8"));
-  if (!kb) throw new Error("no VmRSS in /proc/PID/status");
-  return Number(kb[1]) * 1024;
+  return residentBytes(proxy.child.pid!);
 }
 
 /**

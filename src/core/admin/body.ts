@@ -2,7 +2,7 @@
  * The admin API's request body limit (docs/behaviour.md §7: over 8 KiB → `413`), on Hono's own
  * `bodyLimit` middleware. Hono refuses a declared `Content-Length` over the limit before reading
  * and counts the bytes of a body without one (chunked). This module adds the two checks Hono
- * leaves to the server in front of it, so the app answers the same when it is called in-process
+ * leaves to the server in front of it, so the app answers the same when it is called directly
  * (`app.request()`, a host's own `fetch` handler):
  *
  * - a `Content-Length` that is not digits is `400`, naming it (Hono would read it as a number
@@ -10,7 +10,7 @@
  *   the header of a request that has a body);
  * - {@link readBoundedBody} counts while it reads and stops at the first byte past the limit, for
  *   a request whose `Content-Length` understated its body. An HTTP server never hands the app
- *   more bytes than the declared length, so this only matters in-process.
+ *   more bytes than the declared length, so this only matters when the app is called directly.
  *
  * @module
  */

@@ -169,8 +169,8 @@ function isToken(text: string): boolean {
   return true;
 }
 
-/** Non-empty, visible ASCII only (a request target). */
-function isVisibleAscii(text: string): boolean {
+/** Non-empty, visible ASCII only: no spaces, controls or obs-text (a request target, a `Host`). */
+export function isVisibleAscii(text: string): boolean {
   if (text.length === 0) return false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

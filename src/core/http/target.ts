@@ -5,7 +5,7 @@
  * @module
  */
 import { normalizeHost, splitHostPort } from "../policy/host.ts";
-import { headerValues, type RequestHead } from "./parser.ts";
+import { headerValues, isVisibleAscii, type RequestHead } from "./parser.ts";
 
 /** Default port of plain HTTP. */
 const HTTP_PORT = 80;
@@ -68,16 +68,6 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     return { host: hp.host, port: hp.port ?? HTTP_PORT, path: t, authority: hostHeader };
   }
   return { status: 400, message: `malformed request target ${JSON.stringify(t.slice(0, 64))}` };
-}
-
-/** Non-empty, visible ASCII only: no spaces, controls or obs-text. */
-function isVisibleAscii(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 /**

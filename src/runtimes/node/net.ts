@@ -1,7 +1,7 @@
 /**
  * The socket contract on `node:net` and `node:dns`. Reads pull from a bounded queue (the
  * socket is paused above a high-water mark, see `runtimes/shared/node-conn.ts`); writes resolve at once unless the
- * socket asks for `drain`. Dialled TCP sockets read into buffers of our own (`../shared/own-reads.ts`);
+ * socket asks for `drain`. Dialled TCP sockets read into buffers of our own (`runtimes/shared/own-reads.ts`);
  * tunnels relay natively: `stream.pipe` from the accepted side, direct writes from the dialled one.
  *
  * Listeners ask for a backlog of {@link LISTEN_BACKLOG} (Node's default is 511) and survive

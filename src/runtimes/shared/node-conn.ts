@@ -11,7 +11,7 @@ import { unmapIpv4 } from "../../core/net/ip.ts";
 import type { OwnReads } from "./own-reads.ts";
 import { ReadQueue } from "./read-queue.ts";
 
-export { READ_QUEUE_HIGH_WATER } from "../shared/read-queue.ts";
+export { READ_QUEUE_HIGH_WATER } from "./read-queue.ts";
 
 /** How long a closed connection with unsent bytes may take to flush before it is destroyed. */
 export const CLOSE_LINGER_MS = 5_000;

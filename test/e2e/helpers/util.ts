@@ -4,7 +4,7 @@
  * environment for child processes.
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -74,6 +74,13 @@ export function patternBytes(n: number): Buffer {
   const out = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) out[i] = patternByte(i);
   return out;
+}
+
+/** Resident set (VmRSS, Linux `/proc`) of process `pid`, in bytes. */
+export function residentBytes(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb[1]) * 1024;
 }
 
 /** The process environment without any *_proxy variable (so no client bypasses or chains). */
