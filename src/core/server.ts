@@ -26,9 +26,12 @@ export const SHUTDOWN_GRACE_MS = 1_000;
  */
 function logAcceptErrors(log: Logger, what: string, where: () => NetAddr): ListenOptions {
   return {
+    burst: true,
     onAcceptError(e) {
       const at = `${what} listener on ${formatAddr(where())}`;
-      if (e.kind === "failing") {
+      if (e.kind === "limited") {
+        log.log("warn", TARGET.main, `${at}: ${e.error.message}`);
+      } else if (e.kind === "failing") {
         log.log("warn", TARGET.main, `${at}: accepting a connection failed (${e.error.message}); retrying with backoff, further failures are counted`);
       } else {
         log.log("warn", TARGET.main, `${at}: accepting again after ${e.failures} failed accept${e.failures === 1 ? "" : "s"} in ${e.durationMs} ms`);

@@ -106,7 +106,9 @@ export class DialError extends Error {
  */
 export type AcceptErrorEvent =
   | { readonly kind: "failing"; readonly error: Error }
-  | { readonly kind: "recovered"; readonly failures: number; readonly durationMs: number };
+  | { readonly kind: "recovered"; readonly failures: number; readonly durationMs: number }
+  /** The listener works, but without the extra accept capacity {@link ListenOptions.burst} asked for. */
+  | { readonly kind: "limited"; readonly error: Error };
 
 /** Options for {@link Net.listenTcp} and {@link Net.serveHttp}. */
 export interface ListenOptions {
@@ -115,6 +117,12 @@ export interface ListenOptions {
    * never stops the listener: the adapter retries with backoff where the runtime lets it.
    */
   readonly onAcceptError?: (event: AcceptErrorEvent) => void;
+  /**
+   * Expect bursts of thousands of simultaneous connects (the proxy's own listeners): an adapter
+   * whose runtime accepts slowly under load adds what accept capacity it can (Node: more
+   * descriptors of the listening socket, see `runtimes/node/accept-handles.ts`).
+   */
+  readonly burst?: boolean;
 }
 
 /** Options for {@link Net.connectTcp}. */

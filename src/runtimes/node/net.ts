@@ -22,6 +22,7 @@ import { connectNodeTls } from "../shared/node-tls.ts";
 import { errnoFailure, settleNodeDial } from "../shared/node-dial.ts";
 import { bufferBytes } from "../shared/buffer-bytes.ts";
 import { OwnReads } from "../shared/own-reads.ts";
+import { AcceptHandles } from "./accept-handles.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
 
 // Node's pooled allocator and native latin1 encoder for the heads and joins made per request.
@@ -60,15 +61,29 @@ function listenServer(server: net.Server, addr: NetAddr, options: ListenOptions 
 
 /** The Node implementation of {@link Net}. */
 export const nodeNet: Net = {
-  listenTcp(addr, onConn, options) {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (socket.remoteAddress === undefined) {
-        socket.destroy(); // already gone between accept and callback
-        return;
-      }
-      onConn(new NodeConn(socket));
+  async listenTcp(addr, onConn, options) {
+    const make = (): net.Server =>
+      net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+        if (socket.remoteAddress === undefined) {
+          socket.destroy(); // already gone between accept and callback
+          return;
+        }
+        onConn(new NodeConn(socket));
+      });
+    const server = make();
+    let extra: AcceptHandles | undefined;
+    const listener = await listenServer(server, addr, options, async () => {
+      await Promise.all([extra?.close(), new Promise<void>((r) => server.close(() => r()))]);
     });
-    return listenServer(server, addr, options, () => new Promise<void>((r) => server.close(() => r())));
+    if (options?.burst === true) {
+      extra = new AcceptHandles(server, {
+        make,
+        listening: (copy) => surviveAcceptErrors(copy, options),
+        report: options.onAcceptError,
+        backlog: LISTEN_BACKLOG,
+      });
+    }
+    return listener;
   },
 
   connectTcp(addr: NetAddr, options?: DialOptions) {

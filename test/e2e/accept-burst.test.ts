@@ -1,0 +1,125 @@
+/**
+ * A burst of simultaneous connects to the standalone proxy, on every runtime: every client of the
+ * burst is accepted and answered, on the HTTP and the SOCKS5 listener. On Node, each of those
+ * listeners also listens through more descriptors of its socket (runtimes/node/accept-handles.ts),
+ * as many as the proxy's open-files limit allows, and the admin API through one.
+ *
+ * The load figures (thousands of busy clients, accept queues, p99) are measured by
+ * `npm run bench -- load`, never here: this checks that accepting through the copies works and
+ * loses nobody.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { extraAcceptHandles } from "../../src/runtimes/node/accept-handles.ts";
+import {
+  absoluteGet,
+  networkConfig,
+  type Origin,
+  type ProxyProcess,
+  RawClient,
+  readSocksReply,
+  RUNTIME,
+  SOCKS_CMD,
+  SOCKS_GREETING,
+  SOCKS_REP,
+  socksRequest,
+  startOrigin,
+  startProxy,
+  withDeadline,
+} from "./helpers/index.ts";
+
+/** Clients connecting at once to each listener (the test process holds two descriptors each). */
+const BURST = 300;
+/** Deadline for the whole burst to be answered. */
+const BURST_DEADLINE_MS = 30_000;
+
+let origin: Origin;
+let proxy: ProxyProcess;
+
+beforeAll(async () => {
+  origin = await startOrigin();
+  proxy = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"], enable_socks5: true, socks_url: "http://127.0.0.1:0" }), {
+    waitForSocks5: true,
+    waitForAdmin: true,
+  });
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await origin?.close();
+});
+
+/** Run `one` BURST times at once; resolves with how many succeeded. */
+async function burst(one: () => Promise<boolean>): Promise<number> {
+  const results = await withDeadline(Promise.all(Array.from({ length: BURST }, () => one().catch(() => false))), BURST_DEADLINE_MS, "the burst");
+  return results.filter(Boolean).length;
+}
+
+describe(`a burst of connects (${RUNTIME})`, () => {
+  it(`all ${BURST} HTTP clients connecting at once get their 200`, async () => {
+    const ok = await burst(async () => {
+      const c = await RawClient.connect(proxy.port);
+      try {
+        await c.write(absoluteGet(`127.0.0.1:${origin.port}`, "/"));
+        return (await c.readResponse({ timeoutMs: BURST_DEADLINE_MS })).status === 200;
+      } finally {
+        c.destroy();
+      }
+    });
+    expect(ok).toBe(BURST);
+  });
+
+  it(`all ${BURST} SOCKS5 clients connecting at once get a tunnel`, async () => {
+    const ok = await burst(async () => {
+      const c = await RawClient.connect(proxy.socksPort!);
+      try {
+        await c.write(SOCKS_GREETING);
+        const method = await c.readBytes(2, BURST_DEADLINE_MS);
+        if (method[1] !== 0x00) return false;
+        await c.write(socksRequest(SOCKS_CMD.CONNECT, "127.0.0.1", origin.port));
+        return (await readSocksReply(c, BURST_DEADLINE_MS)).rep === SOCKS_REP.SUCCEEDED;
+      } finally {
+        c.destroy();
+      }
+    });
+    expect(ok).toBe(BURST);
+  });
+
+  // Node only: the other runtimes accept many connections per wake-up on their own
+  if (RUNTIME === "node") it("on Node, the proxy listeners accept through as many descriptors as the limit allows", async () => {
+    const pid = proxy.child.pid!;
+    const copies = extraAcceptHandles(readFileSync(`/proc/${pid}/limits`, "latin1"));
+    expect(copies).toBeGreaterThan(0);
+    const count = (port: number): number => descriptorsOf(pid, listenInode(pid, port));
+    const deadline = Date.now() + 10_000;
+    while ((count(proxy.port) !== 1 + copies || count(proxy.socksPort!) !== 1 + copies) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(count(proxy.port)).toBe(1 + copies);
+    expect(count(proxy.socksPort!)).toBe(1 + copies);
+    expect(count(proxy.adminPort!)).toBe(1);
+  });
+});
+
+/** The inode of the socket listening on 127.0.0.1:`port` in `pid`'s network namespace. */
+function listenInode(pid: number, port: number): string {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync(`/proc/${pid}/net/tcp`, "latin1").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") return f[9]!;
+  }
+  throw new Error(`no listening socket on port ${port}`);
+}
+
+/** How many of `pid`'s descriptors are the socket `inode`. */
+function descriptorsOf(pid: number, inode: string): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}

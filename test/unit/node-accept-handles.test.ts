@@ -1,0 +1,161 @@
+/**
+ * More accept handles for the Node adapter's burst-ready listeners
+ * (src/runtimes/node/accept-handles.ts): how many copies the open-files limit allows, and on a
+ * real listening socket that the copies appear as more descriptors of the same socket, each takes
+ * connections like the first, all of them close with the listener (also when it is closed before
+ * the copies arrived), and a helper that cannot start is reported once while the listener keeps
+ * serving.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { describe, expect, it } from "vitest";
+import type { AcceptErrorEvent, Conn, Listener } from "../../src/core/net/contract.ts";
+import { nodeNet } from "../../src/runtimes/node/net.ts";
+import {
+  ACCEPT_HANDLES_FD_SHARE,
+  DEFAULT_EXTRA_ACCEPT_HANDLES,
+  extraAcceptHandles,
+  MAX_EXTRA_ACCEPT_HANDLES,
+} from "../../src/runtimes/node/accept-handles.ts";
+
+const limits = (soft: string, hard = "524288"): string =>
+  [
+    "Limit                     Soft Limit           Hard Limit           Units     ",
+    "Max processes             94000                94000                processes ",
+    `Max open files            ${soft.padEnd(21)}${hard.padEnd(21)}files     `,
+    "Max locked memory         8388608              8388608              bytes     ",
+  ].join("\n");
+
+/** This process's listening socket on `port` (its inode, from /proc/net/tcp). */
+function listenInode(port: number): string {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") return f[9]!;
+  }
+  throw new Error(`no listening socket on port ${port} in /proc/net/tcp`);
+}
+
+/** How many of this process's descriptors are the socket `inode`. */
+function descriptorsOf(inode: string): number {
+  let n = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Open `n` connections at once to `port`; resolves when every one got a byte back. */
+function burst(port: number, n: number): Promise<void> {
+  const sockets: Socket[] = [];
+  return Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<void>((resolve, reject) => {
+        const s = connect({ host: "127.0.0.1", port });
+        sockets.push(s);
+        s.once("data", () => resolve());
+        s.once("error", reject);
+      })),
+  ).then(() => undefined).finally(() => sockets.forEach((s) => s.destroy()));
+}
+
+/** Answer each accepted connection with one byte, then close it. */
+function greet(conn: Conn): void {
+  void conn.write(new Uint8Array([0x2a])).then(() => conn.close(), () => conn.close());
+}
+
+const here = extraAcceptHandles(readFileSync("/proc/self/limits", "latin1"));
+
+describe("extraAcceptHandles (copies per listener from the open-files limit)", () => {
+  it("takes a 64th of the soft limit, one less, up to the maximum", () => {
+    expect(ACCEPT_HANDLES_FD_SHARE).toBe(1 / 64);
+    expect(extraAcceptHandles(limits("1024"))).toBe(15);
+    expect(extraAcceptHandles(limits("4096"))).toBe(63);
+    expect(extraAcceptHandles(limits("8192"))).toBe(MAX_EXTRA_ACCEPT_HANDLES);
+    expect(extraAcceptHandles(limits("1048576"))).toBe(MAX_EXTRA_ACCEPT_HANDLES);
+    expect(extraAcceptHandles(limits("unlimited", "unlimited"))).toBe(MAX_EXTRA_ACCEPT_HANDLES);
+    expect(MAX_EXTRA_ACCEPT_HANDLES).toBe(127);
+  });
+
+  it("makes none under a tiny limit, and a few when the limit cannot be read", () => {
+    expect(extraAcceptHandles(limits("64"))).toBe(0);
+    expect(extraAcceptHandles(limits("100"))).toBe(0);
+    expect(extraAcceptHandles(limits("192"))).toBe(2);
+    expect(extraAcceptHandles(undefined)).toBe(DEFAULT_EXTRA_ACCEPT_HANDLES);
+    expect(extraAcceptHandles("no such line")).toBe(DEFAULT_EXTRA_ACCEPT_HANDLES);
+  });
+});
+
+describe("Node listener with burst: true", () => {
+  it("listens through more descriptors of one socket, each taking connections, all closed with it", async () => {
+    expect(here).toBeGreaterThan(0);
+    let accepted = 0;
+    const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, (c) => { accepted++; greet(c); }, { burst: true });
+    const inode = listenInode(l.addr.port);
+    try {
+      await until(`${here} copies`, () => descriptorsOf(inode) === 1 + here);
+      await burst(l.addr.port, 400);
+      expect(accepted).toBe(400);
+    } finally {
+      await l.close();
+    }
+    expect(descriptorsOf(inode)).toBe(0);
+    await expect(burst(l.addr.port, 1)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+
+  it("without burst, the listener has its one descriptor", async () => {
+    const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet);
+    const inode = listenInode(l.addr.port);
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // time enough for copies, were any made
+      expect(descriptorsOf(inode)).toBe(1);
+      await burst(l.addr.port, 20);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("closed before the copies arrive: they are closed as they come, and the port is free", async () => {
+    const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true });
+    const inode = listenInode(l.addr.port);
+    await l.close();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(descriptorsOf(inode)).toBe(0);
+    const again: Listener = await nodeNet.listenTcp({ host: "127.0.0.1", port: l.addr.port }, greet);
+    await again.close();
+  });
+
+  it("a helper that cannot start is reported once; the listener serves through its one descriptor", async () => {
+    const events: AcceptErrorEvent[] = [];
+    const execPath = process.execPath;
+    process.execPath = "/nonexistent/node-for-the-accept-helper";
+    let l: Listener;
+    try {
+      l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true, onAcceptError: (e) => events.push(e) });
+    } finally {
+      process.execPath = execPath;
+    }
+    try {
+      await until("the report", () => events.length > 0);
+      expect(events).toHaveLength(1);
+      expect(events[0]!.kind).toBe("limited");
+      expect((events[0] as { error: Error }).error.message).toMatch(/accepting through one descriptor: adding more failed \(.*ENOENT/);
+      expect(descriptorsOf(listenInode(l.addr.port))).toBe(1);
+      await burst(l.addr.port, 20);
+    } finally {
+      await l.close();
+    }
+  });
+});
