@@ -30,10 +30,12 @@
  *
  * Run alone: `npm run bench -- compare` or `npx tsx bench/compare.ts`.
  */
-import { chmodSync, closeSync, existsSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { AUDIT_THREAD_ENV } from "../src/runtimes/shared/otel-export.ts";
 import {
   childEnv,
   type Child,
@@ -336,7 +338,18 @@ async function pollConnect(port: number, child: Child, t0: number): Promise<numb
   }
 }
 
-async function startSystem(system: ProxySystem, opts: { otlpPort?: number } = {}): Promise<Started> {
+/**
+ * CPU time (user + system) the main thread of process `pid` has used, in µs: the thread the
+ * proxy's JavaScript runs in on every runtime (Linux `/proc/PID/task/PID/stat`, in clock ticks
+ * of 10 ms, the kernel's USER_HZ of 100).
+ */
+function mainThreadCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "latin1");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd (state) on
+  return (Number(fields[11]) + Number(fields[12])) * 10_000; // utime, stime: the 14th and 15th
+}
+
+async function startSystem(system: ProxySystem, opts: { otlpPort?: number; env?: Record<string, string> } = {}): Promise<Started> {
   const dir = makeTempDir(`cnp-compare-${system}-`);
   const port = await pickPort();
   let socksPort: number | undefined;
@@ -361,7 +374,7 @@ async function startSystem(system: ProxySystem, opts: { otlpPort?: number } = {}
   }
   const wrapped = withFdLimit(cmd);
   const t0 = performance.now();
-  const child = startChild(wrapped.command, wrapped.args, childEnv({ RUST_LOG: PROXY_RUST_LOG }), { cwd: PROXY_ROOT });
+  const child = startChild(wrapped.command, wrapped.args, childEnv({ RUST_LOG: PROXY_RUST_LOG, ...opts.env }), { cwd: PROXY_ROOT });
   const stop = async () => {
     await child.stop();
     removeTempDir(dir);
@@ -603,7 +616,8 @@ type Figure =
   | "rssIdle"
   | "rssTunnels"
   | "decide"
-  | "audit";
+  | "audit"
+  | "auditWorker";
 
 interface FigureSpec {
   label: string;
@@ -626,7 +640,13 @@ const FIGURES: Record<Figure, FigureSpec> = {
   rssIdle: { label: "8a. RSS idle after the warm-up, MiB (lower is better, ratio = ÷ squid's)", fmt: (v) => v.toFixed(1), vsDirect: false, vsSquid: true },
   rssTunnels: { label: `8b. RSS with ${TARGET_TUNNELS.toLocaleString("en-US")} idle CONNECT tunnels, MiB (lower is better, ratio = ÷ squid's)`, fmt: (v) => v.toFixed(0), vsDirect: false, vsSquid: true },
   decide: { label: "9. policy decisions/s, 10,000-pattern allowlist, DNS excluded (higher is better)", fmt: (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`), vsDirect: false, vsSquid: false },
-  audit: { label: "10. keep-alive req/s with OTLP/HTTP JSON audit export ÷ without (1.00 = no cost)", fmt: (v) => v.toFixed(2), vsDirect: false, vsSquid: false },
+  audit: {
+    label: `10. keep-alive req/s with OTLP/HTTP JSON audit export ÷ without (1.00 = no cost; export thread as chosen on ${availableParallelism()} CPUs)`,
+    fmt: (v) => v.toFixed(2),
+    vsDirect: false,
+    vsSquid: false,
+  },
+  auditWorker: { label: `10b. the same with the export in a worker thread (${AUDIT_THREAD_ENV}=worker)`, fmt: (v) => v.toFixed(2), vsDirect: false, vsSquid: false },
 };
 
 class Results {
@@ -760,7 +780,7 @@ export async function runCompareBench(): Promise<void> {
           const w = await runWrk(wrk, port, origin.port, proxied, true, DURATION_S);
           return { v: w.rps, note: wrkNote(w) };
         });
-      } else for (const f of ["keepalive", "close", "audit"] as const) results.set(f, s, { na: "wrk missing" });
+      } else for (const f of ["keepalive", "close", "audit", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
 
       if (curl) {
         await measure(results, "connect", s, "CONNECT download MB/s", async () => ({ v: await curlDownload(curl, origin.port, proxied ? { http: port } : {}) }));
@@ -790,29 +810,49 @@ export async function runCompareBench(): Promise<void> {
       });
       if (!results.get("p99", s)) results.set("p99", s, results.get("p50", s)!);
 
-      if (isOurs(s) && wrk && receiver && proxy) {
-        await measure(results, "audit", s, "audit export on ÷ off", async () => {
-          const audited = await startSystem(s, { otlpPort: receiver.port });
+      for (const [figure, thread] of [
+        ["audit", undefined],
+        ["auditWorker", "worker"],
+      ] as const) {
+        if (!(isOurs(s) && wrk && receiver && proxy)) {
+          results.set(figure, s, { na: isOurs(s) ? "wrk missing" : "no OTLP export" });
+          continue;
+        }
+        await measure(results, figure, s, `audit export${thread ? ` (${thread} thread)` : ""} on ÷ off`, async () => {
+          const audited = await startSystem(s, { otlpPort: receiver.port, env: thread ? { [AUDIT_THREAD_ENV]: thread } : {} });
           running.add(audited);
           try {
             await runWrk(wrk, audited.port, origin.port, true, false, WARMUP_S);
             const before = await receiver.count();
             let off = 0;
             let on = 0;
+            const cpu = { off: { us: 0, requests: 0 }, on: { us: 0, requests: 0 } };
+            /** One wrk run through `p`, adding its main thread's CPU time to `into`. */
+            const timed = async (p: Started, into: { us: number; requests: number }): Promise<number> => {
+              const t0 = mainThreadCpuUs(p.pid);
+              const r = await runWrk(wrk, p.port, origin.port, true, false, DURATION_S);
+              into.us += mainThreadCpuUs(p.pid) - t0;
+              into.requests += r.requests;
+              return r.rps;
+            };
             for (let round = 0; round < AUDIT_ROUNDS; round++) {
-              off = Math.max(off, (await runWrk(wrk, proxy.port, origin.port, true, false, DURATION_S)).rps);
-              on = Math.max(on, (await runWrk(wrk, audited.port, origin.port, true, false, DURATION_S)).rps);
+              off = Math.max(off, await timed(proxy, cpu.off));
+              on = Math.max(on, await timed(audited, cpu.on));
             }
             await sleep(1_500); // the batch processor's last export
             const exports = (await receiver.count()) - before;
             if (exports === 0) throw new Error("the receiver got no OTLP export while export was on");
-            return { v: on / off, note: `(${on.toFixed(0)} vs ${off.toFixed(0)} req/s; ${exports} exports)` };
+            const perRequest = (c: { us: number; requests: number }) => (c.requests > 0 ? (c.us / c.requests).toFixed(1) : "?");
+            return {
+              v: on / off,
+              note: `(${on.toFixed(0)} vs ${off.toFixed(0)} req/s; proxy thread ${perRequest(cpu.on)} vs ${perRequest(cpu.off)} µs CPU/req; ${exports} exports)`,
+            };
           } finally {
             await audited.stop();
             running.delete(audited);
           }
         });
-      } else results.set("audit", s, { na: isOurs(s) ? "wrk missing" : "no OTLP export" });
+      }
 
       if (proxy) {
         const gone = proxy.child.exitedWith();

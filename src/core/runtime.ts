@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { LoggerProvider } from "@opentelemetry/api-logs";
+import type { DecisionSink } from "./audit/events.ts";
 import type { TelemetryConfig } from "./config/telemetry.ts";
 import type { Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
@@ -22,7 +22,11 @@ export type PathKind = "file" | "dir" | "missing" | "other";
 
 /** A running audit export (`[otel]`), to flush and stop at shutdown. */
 export interface AuditExport {
-  readonly provider?: LoggerProvider;
+  /** Takes every decision record for export; `undefined` when nothing is exported. */
+  readonly sink?: DecisionSink;
+  /** Where the export pipeline runs (the adapters run it in a worker thread when they can). */
+  readonly where?: "worker" | "main thread";
+  /** Flush pending records and stop. */
   shutdown(): Promise<void>;
 }
 

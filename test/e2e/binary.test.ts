@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, startOrigin, startProxy } from "./helpers/index.ts";
+import { allRecords, startOtlpReceiver } from "./helpers/otlp.ts";
 
 const run = promisify(execFile);
 const DENO_VERSION = "2.9.5";
@@ -55,6 +56,25 @@ describe("single-file binary (bun build --compile)", () => {
     const refused = await requestOnce(proxy.port, `GET http://evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n`);
     expect(refused.status).toBe(403);
     expect(proxy.stderr()).toMatch(/ on bun /);
+  });
+
+  it("exports audit events from its worker thread (bundled as the binary's second entry point)", async () => {
+    const rx = await startOtlpReceiver();
+    const exporting = await startProxy(
+      `[otel]\nexporter = { otlp-http = { endpoint = "${rx.endpoint}", protocol = "json" } }\n\n${networkConfig({ allowed_domains: ["127.0.0.1"] })}`,
+      { command: binary, env: { CODEX_NETWORK_PROXY_AUDIT_THREAD: "worker" } },
+    );
+    try {
+      expect(exporting.stderr()).toContain("audit events exported with otlp-http (json) from a worker thread");
+      const a = `127.0.0.1:${origin.port}`;
+      expect((await requestOnce(exporting.port, `GET http://${a}/audited HTTP/1.1\r\nHost: ${a}\r\n\r\n`)).status).toBe(200);
+      expect(await exporting.stop()).toBe(0); // SIGTERM flushes
+      const records = allRecords(rx);
+      expect(records.map((r) => r.attributes["server.port"])).toContain(origin.port);
+    } finally {
+      await exporting.stop();
+      await rx.close();
+    }
   });
 });
 

@@ -9,7 +9,9 @@
  * The collector is a loopback node:http server run by the test (helpers/otlp.ts); every host
  * the proxy refuses is under `.example` / `.invalid` (or 127.0.0.2, refused before any dial).
  */
+import { availableParallelism } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AUDIT_WORKER_MIN_CPUS } from "../../src/runtimes/shared/otel-export.ts";
 import {
   deadPort,
   type EchoReply,
@@ -59,8 +61,8 @@ function config(otel: string, network: Record<string, unknown> = {}): string {
   );
 }
 
-async function start(text: string): Promise<ProxyProcess> {
-  const p = await startProxy(text);
+async function start(text: string, env: Record<string, string> = {}): Promise<ProxyProcess> {
+  const p = await startProxy(text, { env });
   proxies.push(p);
   return p;
 }
@@ -230,8 +232,11 @@ function expectNoPath(receiverText: string): void {
 describe("OTLP/HTTP JSON export", () => {
   it("exports one record per decision with the reference's exact attributes; SIGTERM flushes", async () => {
     const rx = await receiver();
-    const proxy = await start(config(`environment = "e2e-json"\nexporter = { otlp-http = { endpoint = "${rx.endpoint}", protocol = "json" } }`));
-    expect(proxy.stderr()).toMatch(/audit events exported with otlp-http/);
+    // the export pipeline in a worker thread, asked for (src/runtimes/shared/otel-export.ts)
+    const proxy = await start(config(`environment = "e2e-json"\nexporter = { otlp-http = { endpoint = "${rx.endpoint}", protocol = "json" } }`), {
+      CODEX_NETWORK_PROXY_AUDIT_THREAD: "worker",
+    });
+    expect(proxy.stderr()).toContain("audit events exported with otlp-http (json) from a worker thread");
     const from = Date.now();
     const sent = await exercise(proxy);
     const to = Date.now();
@@ -267,6 +272,9 @@ describe("OTLP/HTTP binary protobuf export", () => {
   it("posts application/x-protobuf with the same events", async () => {
     const rx = await receiver();
     const proxy = await start(config(`environment = "e2e-binary"\nexporter = { otlp-http = { endpoint = "${rx.endpoint}", protocol = "binary" } }`));
+    // where the machine puts it by default: a worker thread only with cores to spare
+    const where = availableParallelism() >= AUDIT_WORKER_MIN_CPUS ? " from a worker thread" : "\n";
+    expect(proxy.stderr()).toContain(`audit events exported with otlp-http (binary)${where}`);
     const from = Date.now();
     const sent = await exercise(proxy);
     const to = Date.now();

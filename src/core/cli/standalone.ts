@@ -11,7 +11,6 @@
 import { planListeners } from "../config/listen-url.ts";
 import { ConfigError, type ListenPlan, type LoadedConfig } from "../config/types.ts";
 import { createAdminApp } from "../admin/app.ts";
-import { createAuditSink } from "../audit/otel.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { adminTokenFrom } from "../admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "../config/constraints.ts";
@@ -50,6 +49,8 @@ Environment:
   CODEX_HOME                       directory holding config.toml (default ~/.codex)
   RUST_LOG                         log filter, e.g. info, codex_network_proxy=debug
   CODEX_NETWORK_PROXY_ADMIN_TOKEN  admin API bearer token (overrides network.admin_token)
+  CODEX_NETWORK_PROXY_AUDIT_THREAD where [otel] export runs: worker or main (default:
+                                   a worker thread with 3 or more CPUs, else main)
 
 Exit status: 0 after SIGINT/SIGTERM or when disabled, 2 for a usage or
 configuration error, 1 when a listener cannot be bound.
@@ -155,7 +156,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     `codex-network-proxy ${VERSION} on ${rt.name}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
   const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log) : undefined;
-  if (audit?.provider) state.addSink(createAuditSink({ loggerProvider: audit.provider }));
+  if (audit?.sink) state.addSink(audit.sink);
   const admin = createAdminApp(state, { token: adminToken, log });
   let running;
   try {

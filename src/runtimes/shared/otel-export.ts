@@ -1,87 +1,303 @@
 /**
- * Standalone audit export: a `LoggerProvider` with a batch processor and the official OTLP log
- * exporter chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc). It is
- * handed to the audit sink, never installed globally. An exporter that cannot start costs one
- * warning; the proxy runs on with stderr logging. Pending records are flushed on shutdown. The
- * SDK and the exporters are loaded only when an exporter is configured, so a proxy that exports
- * nothing does not pay their load time at startup.
+ * Standalone audit export, chosen by `[otel].exporter`: every decision record goes to the OTLP
+ * pipeline of `otel-provider.ts` (the SDK's batch processor and the official exporter), never to
+ * the global provider.
+ *
+ * On a machine with cores to spare ({@link workerByDefault}) the pipeline runs in a worker thread
+ * (`otel-worker.ts`): the proxy's thread only appends each record's fields to a batch
+ * (`audit-batch.ts`) and posts the batch every {@link AUDIT_BATCH_RECORDS} records or
+ * {@link AUDIT_BATCH_DELAY_MS}. In the main thread the SDK's log records and the OTLP
+ * serialisation cost the proxy's thread about 8 µs per request (BENCHMARKS.md). When no worker
+ * can start (a runtime or a single-file binary that cannot load the worker's module), the same
+ * pipeline runs in the main thread; if the worker stops later, the export moves to the main
+ * thread with one warning.
+ *
+ * An exporter that cannot start costs one warning; the proxy runs on with stderr logging.
+ * Pending records are flushed on shutdown, within {@link FLUSH_TIMEOUT_MS}.
  *
  * @module
  */
-import type { LoggerProvider, LogRecordExporter } from "@opentelemetry/sdk-logs";
-import type { OtelExporter, TelemetryConfig } from "../../core/config/telemetry.ts";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { createAuditSink } from "../../core/audit/otel.ts";
+import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
+import type { TelemetryConfig } from "../../core/config/telemetry.ts";
+import type { AuditExport } from "../../core/runtime.ts";
 import { TARGET, type Logger } from "../../core/log.ts";
-import { VERSION } from "../../core/version.ts";
+import { appendRecord, readRecords, RECORD_SLOTS, type Slot } from "./audit-batch.ts";
+import { createAuditProvider, exporterLabel, FLUSH_TIMEOUT_MS, type OtlpExporter, shutdownWithin } from "./otel-provider.ts";
+import type { AuditWorkerStart, FromAuditWorker, ToAuditWorker } from "./otel-worker.ts";
 
-/** A running export pipeline. */
-export interface AuditExport {
-  /** Where audit events go; `undefined` when nothing is exported. */
-  readonly provider?: LoggerProvider;
-  /** Flush pending records and stop. */
-  shutdown(): Promise<void>;
+export { FLUSH_TIMEOUT_MS } from "./otel-provider.ts";
+
+
+/** Options of {@link startAuditExport}. */
+export interface AuditExportOptions {
+  /**
+   * Run the pipeline in a worker thread (`true`) or in the main thread (`false`). Default: as
+   * {@link AUDIT_THREAD_ENV} says, else {@link workerByDefault}.
+   */
+  readonly worker?: boolean;
+  /** The worker's module (default: `otel-worker` next to this module). */
+  readonly workerUrl?: URL;
 }
 
 const NOTHING: AuditExport = { shutdown: async () => {} };
 
-/** Longest shutdown waits for pending audit records to reach the collector. */
-export const FLUSH_TIMEOUT_MS = 3_000;
+/** Records per batch posted to the worker. */
+export const AUDIT_BATCH_RECORDS = 256;
+
+/** Longest a record waits in a batch before the batch is posted anyway. */
+export const AUDIT_BATCH_DELAY_MS = 50;
+
+/** How long the worker may take to load the SDK and start the exporter. */
+export const AUDIT_WORKER_START_TIMEOUT_MS = 10_000;
+
+/**
+ * Records kept while the export moves to the main thread after the worker stopped (the SDK's
+ * own queue bound); more are dropped and counted.
+ */
+export const AUDIT_HANDOVER_MAX_RECORDS = 2_048;
+
+/**
+ * Fewest CPUs (`availableParallelism()`) with which the export runs in a worker by default. The
+ * worker takes the export's cost off the proxy's thread (0.5 instead of about 8 µs per request
+ * on Node), but it takes about as much CPU in all, and on a machine whose every core is busy
+ * (the two-core benchmark machine, with the load generator and the origin on it) the extra
+ * thread's scheduling cost about a tenth of the throughput that in-thread export kept
+ * (BENCHMARKS.md). With more cores, the worker's CPU is otherwise idle.
+ */
+export const AUDIT_WORKER_MIN_CPUS = 3;
+
+/** Whether the export runs in a worker unless told otherwise: with {@link AUDIT_WORKER_MIN_CPUS} or more. */
+export function workerByDefault(cpus: number = availableParallelism()): boolean {
+  return cpus >= AUDIT_WORKER_MIN_CPUS;
+}
+
+/** Environment variable that overrides {@link workerByDefault}: `worker` or `main`. */
+export const AUDIT_THREAD_ENV = "CODEX_NETWORK_PROXY_AUDIT_THREAD";
+
+/**
+ * The thread {@link AUDIT_THREAD_ENV} asks for: `true` for `worker`, `false` for `main`,
+ * `undefined` when unset or empty. Any other value is warned about, naming it, and ignored.
+ */
+export function auditThreadFromEnv(value: string | undefined, log: Logger): boolean | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (value === "worker") return true;
+  if (value === "main") return false;
+  log.log("warn", TARGET.config, `${AUDIT_THREAD_ENV}=${JSON.stringify(value)} is neither "worker" nor "main"; ignored`);
+  return undefined;
+}
 
 /** Start exporting audit events as `telemetry` says. Never throws. */
-export async function startAuditExport(telemetry: TelemetryConfig, log: Logger): Promise<AuditExport> {
+export async function startAuditExport(telemetry: TelemetryConfig, log: Logger, options: AuditExportOptions = {}): Promise<AuditExport> {
   const chosen = telemetry.exporter;
   if (chosen.kind === "none") return NOTHING;
   if (chosen.kind === "statsig") {
     log.log("info", TARGET.main, `otel exporter "statsig" has no public endpoint outside the reference's vendor; audit events are not exported`);
     return NOTHING;
   }
-  try {
-    const [exporter, { resourceFromAttributes }, { BatchLogRecordProcessor, LoggerProvider }] = await Promise.all([
-      createExporter(chosen),
-      import("@opentelemetry/resources"),
-      import("@opentelemetry/sdk-logs"),
-    ]);
-    const provider = new LoggerProvider({
-      resource: resourceFromAttributes({
-        "service.name": "codex-network-proxy",
-        "service.version": VERSION,
-        "deployment.environment": telemetry.environment,
-      }),
-      processors: [new BatchLogRecordProcessor({ exporter })],
-    });
-    log.log("info", TARGET.main, `audit events exported with ${chosen.kind}${chosen.kind === "otlp-http" ? ` (${chosen.protocol})` : ""}`);
-    return {
-      provider,
-      async shutdown() {
-        // Flush what the batch processor still holds, but never let a dead collector hold the
-        // exit for the exporter's whole retry budget.
-        const flushed = provider.shutdown().then(
-          () => true,
-          (e: Error) => (log.log("warn", TARGET.main, `flushing audit events failed: ${e.message}`), true),
-        );
-        const timedOut = new Promise<boolean>((r) => setTimeout(() => r(false), FLUSH_TIMEOUT_MS).unref?.());
-        if (!(await Promise.race([flushed, timedOut]))) {
-          log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); some may be lost`);
-        }
-      },
-    };
-  } catch (e) {
-    log.log("warn", TARGET.main, `otel exporter ${chosen.kind} could not start (${(e as Error).message}); continuing with stderr logging only`);
+  const couldNotStart = (why: string): AuditExport => {
+    log.log("warn", TARGET.main, `otel exporter ${chosen.kind} could not start (${why}); continuing with stderr logging only`);
     return NOTHING;
+  };
+  if (options.worker ?? auditThreadFromEnv(process.env[AUDIT_THREAD_ENV], log) ?? workerByDefault()) {
+    const started = await startWorker({ exporter: chosen, environment: telemetry.environment }, options);
+    if ("failed" in started) return couldNotStart(started.failed);
+    if ("worker" in started) {
+      log.log("info", TARGET.main, `audit events exported with ${exporterLabel(chosen)} from a worker thread`);
+      return new WorkerExport(started.worker, chosen, telemetry.environment, log);
+    }
+    log.log("debug", TARGET.main, `audit export worker unavailable (${started.unavailable}); exporting from the main thread`);
+  }
+  try {
+    const exported = await mainThreadExport(chosen, telemetry.environment, log);
+    log.log("info", TARGET.main, `audit events exported with ${exporterLabel(chosen)}`);
+    return exported;
+  } catch (e) {
+    return couldNotStart((e as Error).message);
   }
 }
 
-async function createExporter(e: Exclude<OtelExporter, { kind: "none" } | { kind: "statsig" }>): Promise<LogRecordExporter> {
-  const options = { url: e.endpoint, headers: { ...e.headers } };
-  if (e.kind === "otlp-grpc") {
-    const [{ OTLPLogExporter }, { Metadata }] = await Promise.all([import("@opentelemetry/exporter-logs-otlp-grpc"), import("@grpc/grpc-js")]);
-    const metadata = new Metadata();
-    for (const [name, value] of Object.entries(e.headers)) metadata.set(name, value); // gRPC carries headers as metadata
-    return new OTLPLogExporter({ url: e.endpoint, metadata });
+/** The pipeline in the main thread. Throws when the exporter cannot start. */
+async function mainThreadExport(exporter: OtlpExporter, environment: string, log: Logger): Promise<AuditExport> {
+  const provider = await createAuditProvider(exporter, environment);
+  return {
+    sink: createAuditSink({ loggerProvider: provider }),
+    where: "main thread",
+    async shutdown() {
+      reportFlush(await shutdownWithin(provider), log);
+    },
+  };
+}
+
+/** Log what a flush came to (nothing when it worked). */
+function reportFlush(outcome: Awaited<ReturnType<typeof shutdownWithin>> | "no answer", log: Logger): void {
+  if (outcome === "flushed") return;
+  if (outcome === "timeout" || outcome === "no answer") {
+    log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); some may be lost`);
+  } else {
+    log.log("warn", TARGET.main, `flushing audit events failed: ${outcome.failed}`);
   }
-  if (e.protocol === "json") {
-    const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-http");
-    return new OTLPLogExporter(options);
+}
+
+/**
+ * The worker's module next to this one: `.ts` when run from source, `.js` when built. In the
+ * single-file binary (`npm run build:binary`: `bun build --compile` with `main.ts` and the worker
+ * as its two entry points), `import.meta.url` is the binary itself, at the root of Bun's embedded
+ * file system, and the worker sits under the entry points' common directory (`src/runtimes/`).
+ */
+function workerUrl(): URL {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return new URL("./shared/otel-worker.js", import.meta.url);
+  return new URL(`./otel-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
+}
+
+/**
+ * A worker running the module at `url`. Bun and Deno load TypeScript in workers themselves; Node
+ * 20 does not apply the main thread's `--import tsx` to workers, so from source (`npm run dev`,
+ * the tests) the worker first registers tsx, the development dependency, itself. The built
+ * package runs JavaScript and needs none of it.
+ */
+function newWorker(url: URL, workerData: AuditWorkerStart): Worker {
+  const versions = process.versions as Record<string, string | undefined>;
+  const plainNode = versions.bun === undefined && versions.deno === undefined;
+  if (!plainNode || !url.pathname.endsWith(".ts")) return new Worker(url, { workerData });
+  const tsx = import.meta.resolve("tsx/esm/api"); // throws when tsx is not installed
+  const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/** Start the worker and wait for its first answer. */
+async function startWorker(start: AuditWorkerStart, options: AuditExportOptions): Promise<{ worker: Worker } | { failed: string } | { unavailable: string }> {
+  let worker: Worker;
+  try {
+    worker = newWorker(options.workerUrl ?? workerUrl(), start);
+  } catch (e) {
+    return { unavailable: (e as Error).message };
   }
-  const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-proto");
-  return new OTLPLogExporter(options);
+  const answer = await new Promise<FromAuditWorker | { unavailable: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ unavailable: `no answer within ${AUDIT_WORKER_START_TIMEOUT_MS} ms` }), AUDIT_WORKER_START_TIMEOUT_MS);
+    const done = (a: FromAuditWorker | { unavailable: string }): void => {
+      clearTimeout(timer);
+      worker.off("message", done);
+      worker.off("error", failed);
+      worker.off("exit", exited);
+      resolve(a);
+    };
+    const failed = (e: Error): void => done({ unavailable: e.message });
+    const exited = (code: number): void => done({ unavailable: `the worker exited with code ${code}` });
+    worker.on("message", done);
+    worker.on("error", failed);
+    worker.on("exit", exited);
+  });
+  if ("ready" in answer) return { worker };
+  void worker.terminate();
+  if ("failed" in answer) return { failed: answer.failed };
+  if ("unavailable" in answer) return answer;
+  return { unavailable: "an unexpected first message" };
+}
+
+/** The export through a running worker, moving to the main thread if the worker stops. */
+class WorkerExport implements AuditExport {
+  readonly where = "worker" as const;
+  private batch: Slot[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the worker stopped: the main-thread export, or the records waiting for it. */
+  private fallback: { sink?: DecisionSink; waiting: DecisionRecord[]; dropped: number; shutdown?: () => Promise<void> } | undefined;
+  private flushed: ((outcome: Awaited<ReturnType<typeof shutdownWithin>>) => void) | undefined;
+  private stopping = false;
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly exporter: OtlpExporter,
+    private readonly environment: string,
+    private readonly log: Logger,
+  ) {
+    worker.unref(); // the export never keeps the process alive on its own
+    worker.on("message", (m: FromAuditWorker) => {
+      if ("flushed" in m) this.flushed?.(m.flushed);
+    });
+    worker.on("error", (e) => this.stopped(e.message));
+    worker.on("exit", (code) => this.stopped(`exit code ${code}`));
+  }
+
+  readonly sink: DecisionSink = (r) => {
+    if (this.fallback !== undefined) return this.toFallback(r);
+    appendRecord(this.batch, r);
+    if (this.batch.length >= AUDIT_BATCH_RECORDS * RECORD_SLOTS) this.post();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.post(), AUDIT_BATCH_DELAY_MS);
+      this.timer.unref?.();
+    }
+  };
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    if (this.fallback !== undefined) {
+      await this.fallback.shutdown?.();
+      return;
+    }
+    this.post();
+    this.worker.ref(); // keep the process alive until the worker answers
+    const outcome = await new Promise<Awaited<ReturnType<typeof shutdownWithin>> | "no answer">((resolve) => {
+      const timer = setTimeout(() => resolve("no answer"), FLUSH_TIMEOUT_MS + 1_000);
+      this.flushed = (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      };
+      this.send({ flush: true });
+    });
+    reportFlush(outcome, this.log);
+    await this.worker.terminate();
+  }
+
+  private post(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.batch.length === 0) return;
+    const records = this.batch;
+    this.batch = [];
+    this.send({ records });
+  }
+
+  private send(m: ToAuditWorker): void {
+    try {
+      this.worker.postMessage(m);
+    } catch (e) {
+      this.stopped((e as Error).message);
+    }
+  }
+
+  /** The worker stopped: from now on, export from the main thread. */
+  private stopped(why: string): void {
+    if (this.fallback !== undefined || this.stopping) return;
+    const fallback: NonNullable<WorkerExport["fallback"]> = { waiting: [], dropped: 0 };
+    this.fallback = fallback;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const unsent = readRecords(this.batch);
+    this.batch = [];
+    for (const r of unsent) this.toFallback(r);
+    this.log.log(
+      "warn",
+      TARGET.main,
+      `audit export worker stopped (${why}); exporting from the main thread from now on (records the worker still held are lost${unsent.length > 0 ? `; ${unsent.length} not yet handed to it are kept` : ""})`,
+    );
+    void mainThreadExport(this.exporter, this.environment, this.log).then(
+      (exported) => {
+        fallback.sink = exported.sink;
+        fallback.shutdown = () => exported.shutdown();
+        for (const r of fallback.waiting.splice(0)) exported.sink?.(r);
+        if (fallback.dropped > 0) this.log.log("warn", TARGET.main, `${fallback.dropped} audit records dropped while the export moved to the main thread`);
+      },
+      (e: Error) => this.log.log("warn", TARGET.main, `otel exporter ${this.exporter.kind} could not start in the main thread either (${e.message}); audit events are no longer exported`),
+    );
+  }
+
+  private toFallback(r: DecisionRecord): void {
+    const f = this.fallback!;
+    if (f.sink !== undefined) return f.sink(r);
+    if (f.waiting.length < AUDIT_HANDOVER_MAX_RECORDS) f.waiting.push(r);
+    else f.dropped++;
+  }
 }
