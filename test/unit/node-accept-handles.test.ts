@@ -6,11 +6,16 @@
  * the copies arrived), and a helper that cannot start is reported once while the listener keeps
  * serving.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { connect, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { AcceptErrorEvent, Conn, Listener } from "../../src/core/net/contract.ts";
 import { nodeNet } from "../../src/runtimes/node/net.ts";
+import { LISTEN_BACKLOG } from "../../src/runtimes/shared/accept.ts";
 import {
   ACCEPT_HANDLES_FD_SHARE,
   DEFAULT_EXTRA_ACCEPT_HANDLES,
@@ -36,24 +41,51 @@ function listenInode(port: number): string {
   throw new Error(`no listening socket on port ${port} in /proc/net/tcp`);
 }
 
-/** How many of this process's descriptors are the socket `inode`. */
-function descriptorsOf(inode: string): number {
-  let n = 0;
+/** This process's descriptors that are the socket `inode`. */
+function fdsOf(inode: string): number[] {
+  const fds: number[] = [];
   for (const fd of readdirSync("/proc/self/fd")) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`) n++;
+      if (readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`) fds.push(Number(fd));
     } catch {
       // closed while listing
     }
   }
-  return n;
+  return fds;
 }
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+/** How many of this process's descriptors are the socket `inode`. */
+function descriptorsOf(inode: string): number {
+  return fdsOf(inode).length;
+}
+
+/** Every descriptor some epoll instance of this process watches (`tfd:` lines of its fdinfo). */
+function polledFds(): Set<number> {
+  const watched = new Set<number>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== "anon_inode:[eventpoll]") continue;
+      for (const m of readFileSync(`/proc/self/fdinfo/${fd}`, "latin1").matchAll(/^tfd:\s+(\d+)/gm)) watched.add(Number(m[1]));
+    } catch {
+      // closed while listing
+    }
+  }
+  return watched;
+}
+
+/** The accept-queue limit (`ss`'s Send-Q of a listening socket) of 127.0.0.1:`port`. */
+function backlogOf(port: number): number {
+  const line = execFileSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "latin1" }).trim();
+  const sendQ = line.split(/\s+/)[2];
+  if (sendQ === undefined) throw new Error(`ss shows no listener on ${port}: ${JSON.stringify(line)}`);
+  return Number(sendQ);
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000, every = 20): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, every));
   }
 }
 
@@ -106,6 +138,11 @@ describe("Node listener with burst: true", () => {
     const inode = listenInode(l.addr.port);
     try {
       await until(`${here} copies`, () => descriptorsOf(inode) === 1 + here);
+      // every copy is polled (so it accepts), and the copies keep the socket's backlog
+      const polled = polledFds();
+      expect(fdsOf(inode).filter((fd) => !polled.has(fd))).toEqual([]);
+      const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "latin1"));
+      expect(backlogOf(l.addr.port)).toBe(Math.min(LISTEN_BACKLOG, somaxconn));
       await burst(l.addr.port, 400);
       expect(accepted).toBe(400);
     } finally {
@@ -113,6 +150,19 @@ describe("Node listener with burst: true", () => {
     }
     expect(descriptorsOf(inode)).toBe(0);
     await expect(burst(l.addr.port, 1)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+
+  it("closed while the copies arrive: every descriptor is gone, the helper's too, when close() resolves", async () => {
+    for (let round = 0; round < 5; round++) {
+      const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true });
+      const inode = listenInode(l.addr.port);
+      await until("the first copies", () => descriptorsOf(inode) > 1, 10_000, 1);
+      await l.close();
+      expect(descriptorsOf(inode)).toBe(0);
+      // the port is free at once: no process (the helper included) still holds the socket
+      const again = await nodeNet.listenTcp({ host: "127.0.0.1", port: l.addr.port }, greet);
+      await again.close();
+    }
   });
 
   it("without burst, the listener has its one descriptor", async () => {
@@ -127,14 +177,53 @@ describe("Node listener with burst: true", () => {
     }
   });
 
-  it("closed before the copies arrive: they are closed as they come, and the port is free", async () => {
+  it("closed before the copies arrive: none stays open, and the port is free", async () => {
     const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true });
     const inode = listenInode(l.addr.port);
     await l.close();
-    await new Promise((r) => setTimeout(r, 1_000));
+    expect(descriptorsOf(inode)).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // and none arrives later
     expect(descriptorsOf(inode)).toBe(0);
     const again: Listener = await nodeNet.listenTcp({ host: "127.0.0.1", port: l.addr.port }, greet);
     await again.close();
+  });
+
+  it("a process that closes its listener while the helper still runs waits for the helper, then ends normally", () => {
+    // Node ends a process whose event loop is empty while a top-level await is pending (exit
+    // code 13): close() must keep the loop alive until the helper it stopped has exited.
+    const net = pathToFileURL(join(process.cwd(), "src/runtimes/node/net.ts")).href;
+    const code = `const { nodeNet } = await import(${JSON.stringify(net)});
+const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, (c) => c.close(), { burst: true });
+await l.close();
+console.log("closed");`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { encoding: "utf8", timeout: 20_000 });
+    expect({ status: r.status, stdout: r.stdout.trim() }, r.stderr).toEqual({ status: 0, stdout: "closed" });
+  });
+
+  it("a helper that exits without sending copies is reported once, with its exit code", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cnp-accept-helper-"));
+    const fake = join(dir, "node");
+    writeFileSync(fake, "#!/bin/sh\nexit 3\n", { mode: 0o755 });
+    const events: AcceptErrorEvent[] = [];
+    const execPath = process.execPath;
+    process.execPath = fake;
+    let l: Listener;
+    try {
+      l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true, onAcceptError: (e) => events.push(e) });
+    } finally {
+      process.execPath = execPath;
+    }
+    try {
+      await until("the report", () => events.length > 0);
+      expect(events).toHaveLength(1);
+      expect((events[0] as { error: Error }).error.message).toBe(
+        "accepting through one descriptor: adding more failed (the accept helper exited (code 3) without sending copies)",
+      );
+      await burst(l.addr.port, 20);
+    } finally {
+      await l.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("a helper that cannot start is reported once; the listener serves through its one descriptor", async () => {

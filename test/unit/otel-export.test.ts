@@ -191,6 +191,55 @@ describe("startAuditExport", () => {
     expect(hostsSince(from)).toHaveLength(5);
   });
 
+  it("shutdown while the export moves to the main thread: what waits for it is flushed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cnp-otel-worker-"));
+    try {
+      const path = join(dir, "dies.mjs");
+      writeFileSync(path, `import { parentPort } from "node:worker_threads";\nparentPort.postMessage({ ready: true });\nparentPort.on("message", () => process.exit(3));\n`);
+      const from = receiver.posts.length;
+      let handle: Awaited<ReturnType<typeof startAuditExport>> | undefined;
+      let closing: Promise<void> | undefined;
+      const lines: string[] = [];
+      // the moment the worker's end is logged, the main-thread export has only just been asked
+      // for: records and shutdown come right then
+      const log = createLineLogger((l) => {
+        lines.push(l);
+        if (l.includes("audit export worker stopped") && handle) {
+          for (let i = 0; i < 10; i++) handle.sink!(decision(2_000 + i));
+          closing = handle.shutdown();
+        }
+      }, "info");
+      handle = await startAuditExport(telemetry(json()), log, { worker: true, workerUrl: pathToFileURL(path) });
+      for (let i = 0; i < AUDIT_BATCH_RECORDS; i++) handle.sink!(decision(i)); // posted: the worker dies on it
+      const end = Date.now() + 10_000;
+      while (closing === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      await closing;
+      expect(hostsSince(from).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `h${2_000 + i}.example`).sort());
+      expect(lines.filter((l) => l.includes("WARN"))).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a worker that stops while flushing ends the shutdown at once, saying so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cnp-otel-worker-"));
+    try {
+      const path = join(dir, "dies-on-flush.mjs");
+      writeFileSync(
+        path,
+        `import { parentPort } from "node:worker_threads";\nparentPort.postMessage({ ready: true });\nparentPort.on("message", (m) => { if (m.flush) process.exit(4); });\n`,
+      );
+      const { handle, lines } = await start(json(), { worker: true, workerUrl: pathToFileURL(path) });
+      handle.sink!(decision(1));
+      await handle.shutdown();
+      const warnings = lines.filter((l) => l.includes("WARN"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/audit export worker stopped while flushing \(exit code 4\); the records it held are lost/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a worker that stops midway: one warning, and the records from then on go out from the main thread", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cnp-otel-worker-"));
     try {

@@ -23,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import * as net from "node:net";
 import type { AcceptErrorEvent } from "../../core/net/contract.ts";
 
@@ -37,9 +38,10 @@ import type { AcceptErrorEvent } from "../../core/net/contract.ts";
 export const MAX_EXTRA_ACCEPT_HANDLES = 127;
 
 /**
- * Share of the open-files limit the copies of one listening socket may take: with the common soft
- * limit of 1,024 a listener gets 15 copies, with 8,192 or more the full
- * {@link MAX_EXTRA_ACCEPT_HANDLES}.
+ * Share of the open-files limit the copies of one listening socket may take: with a limit of
+ * 1,024 a listener gets 15 copies, with 8,192 or more the full {@link MAX_EXTRA_ACCEPT_HANDLES}.
+ * Node raises its soft limit to the hard one at start, so this is usually the hard limit. The
+ * copies are taken whether or not that many descriptors are free at the time.
  */
 export const ACCEPT_HANDLES_FD_SHARE = 1 / 64;
 
@@ -105,6 +107,25 @@ export interface AcceptHandlesOptions {
   readonly count?: number;
 }
 
+/**
+ * Whether this process's executable can run the helper as plain Node: not in Electron (its
+ * executable is the app; `ELECTRON_RUN_AS_NODE` would be needed) and not in a single-executable
+ * application (its executable runs the embedded app, not `-e`).
+ */
+function helperRunnable(): string | undefined {
+  if ((process.versions as Record<string, string | undefined>).electron !== undefined) return "the executable is Electron's";
+  try {
+    const sea = createRequire(import.meta.url)("node:sea") as { isSea?: () => boolean };
+    if (sea.isSea?.() === true) return "the executable is a single-executable application";
+  } catch {
+    // no node:sea (Node before 20.12): not one
+  }
+  return undefined;
+}
+
+/** After the helper was asked to stop, how long it gets before it is killed outright. */
+export const ACCEPT_HELPER_KILL_MS = 500;
+
 /** Extra accept handles being made or made for one listening server. */
 export class AcceptHandles {
   private readonly servers: net.Server[] = [];
@@ -112,54 +133,69 @@ export class AcceptHandles {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private reported = false;
+  /** Copies the helper sent. */
+  private received = 0;
+  /** Resolves once no helper holds a descriptor of the socket any more. */
+  private helperGone: Promise<void> = Promise.resolve();
 
   /**
    * Start making copies of `server`'s listening descriptor (`server` must already listen); each
-   * copy is a server from `options.make`, so it handles its connections like `server`.
+   * copy is a server from `options.make`, so it handles its connections like `server`. Never
+   * throws: whatever goes wrong leaves `server` accepting alone, reported once.
    */
   constructor(
     server: net.Server,
     private readonly options: AcceptHandlesOptions,
   ) {
-    const count = options.count ?? extraAcceptHandlesHere();
-    const handle = (server as unknown as ServerWithHandle)._handle;
-    if (count <= 0 || handle === undefined || handle === null) return;
-    let child: ChildProcess;
     try {
-      child = spawn(process.execPath, ["-e", HELPER_SOURCE], {
-        stdio: ["ignore", "ignore", "ignore", "ipc"],
-        env: {}, // no NODE_OPTIONS: the helper loads nothing
-        windowsHide: true,
-      });
-    } catch (e) {
-      this.fail(e);
-      return;
-    }
-    this.helper = child;
-    child.on("error", (e) => this.fail(e));
-    // the channel closes after the last copy was read (the helper disconnects when done)
-    child.on("disconnect", () => this.fail(new Error("the accept helper left without sending copies")));
-    child.on("message", (_m: unknown, copy: unknown) => this.adopt(copy));
-    this.timer = setTimeout(() => this.fail(new Error(`the accept helper sent no copies within ${ACCEPT_HELPER_TIMEOUT_MS} ms`)), ACCEPT_HELPER_TIMEOUT_MS);
-    this.timer.unref?.();
-    child.unref();
-    child.channel?.unref();
-    try {
-      child.send({ count }, handle as net.Server);
+      this.start(server);
     } catch (e) {
       this.fail(e);
     }
   }
 
-  /** Close every copy and stop a helper still at work. */
-  close(): Promise<void> {
+  private start(server: net.Server): void {
+    const count = this.options.count ?? extraAcceptHandlesHere();
+    const handle = (server as unknown as ServerWithHandle)._handle;
+    if (count <= 0 || handle === undefined || handle === null) return;
+    const cannot = helperRunnable();
+    if (cannot !== undefined) return this.fail(new Error(`no helper process can run: ${cannot}`));
+    const child = spawn(process.execPath, ["-e", HELPER_SOURCE], {
+      stdio: ["ignore", "ignore", "ignore", "ipc"],
+      env: {}, // no NODE_OPTIONS: the helper loads nothing
+      windowsHide: true,
+    });
+    this.helper = child;
+    this.helperGone = new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      if (child.pid === undefined) child.once("error", () => resolve()); // never started: no exit follows
+    });
+    child.on("error", (e) => this.fail(e));
+    // A helper exits only after the parent acknowledged its last copy, that is after every
+    // copy's message was handled here: exiting with none handled is a failure.
+    child.on("exit", (code, signal) => this.fail(new Error(`the accept helper exited (${signal ?? `code ${code}`}) without sending copies`)));
+    child.on("message", (_m: unknown, copy: unknown) => this.adopt(copy));
+    if (child.pid === undefined) return; // spawning failed (EMFILE, EAGAIN…): its "error" follows
+    this.timer = setTimeout(() => this.fail(new Error(`the accept helper sent no copies within ${ACCEPT_HELPER_TIMEOUT_MS} ms`)), ACCEPT_HELPER_TIMEOUT_MS);
+    this.timer.unref?.();
+    child.unref();
+    child.channel?.unref?.();
+    child.send({ count }, handle as net.Server);
+  }
+
+  /**
+   * Close every copy and stop a helper still at work. Resolves once no descriptor of the socket
+   * is left open, the helper's included, so the port is free again.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     this.settle();
-    return Promise.all(this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => undefined);
+    await Promise.all([...this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))), this.helperGone]);
   }
 
   private adopt(copy: unknown): void {
     if (copy === undefined || copy === null) return;
+    this.received++;
     if (this.closed) {
       // the listener was closed meanwhile: the copy (a raw handle, not listening) is closed unused
       (copy as RawHandle).close?.();
@@ -185,7 +221,7 @@ export class AcceptHandles {
    * reported, once.
    */
   private fail(error: unknown): void {
-    if (!this.closed && !this.reported && this.servers.length === 0) {
+    if (!this.closed && !this.reported && this.received === 0) {
       this.reported = true;
       try {
         const why = error instanceof Error ? error.message : String(error);
@@ -197,11 +233,18 @@ export class AcceptHandles {
     this.settle();
   }
 
+  /** Stop the timer and a helper still running (killed outright if it does not go at once). */
   private settle(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     const child = this.helper;
     this.helper = undefined;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill();
+    if (child === undefined || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.ref(); // whoever awaits close() waits for the exit: the process must not end before it
+    child.kill();
+    const kill = setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }, ACCEPT_HELPER_KILL_MS);
+    child.once("exit", () => clearTimeout(kill));
   }
 }

@@ -35,10 +35,11 @@ installFastBytes(bufferBytes);
  * JavaScript. Any other accept error, and EMFILE when libuv could not reserve its descriptor
  * again, is emitted as `error` on the server: without a listener, an uncaught exception that
  * ends the process. libuv keeps polling the listening socket on its own, so there is no pause to
- * make here; the backoff only reports the burst (first error, then the count on recovery).
+ * make here; the backoff only reports the burst (first error, then the count on recovery). Pass
+ * one `backoff` to every server of a listening socket (its accept-handle copies) so that a burst
+ * is reported once for the socket, not once per copy.
  */
-export function surviveAcceptErrors(server: net.Server, options?: ListenOptions): void {
-  const backoff = new AcceptBackoff(options?.onAcceptError);
+export function surviveAcceptErrors(server: net.Server, options?: ListenOptions, backoff = new AcceptBackoff(options?.onAcceptError)): void {
   server.on("error", (e) => backoff.failed(e));
   server.on("connection", () => backoff.succeeded());
 }
@@ -47,12 +48,18 @@ export function surviveAcceptErrors(server: net.Server, options?: ListenOptions)
  * Bind `server` on `addr` (exclusively, with a backlog of {@link LISTEN_BACKLOG}) and keep it
  * alive through accept errors; the listener's `close` is `close`.
  */
-function listenServer(server: net.Server, addr: NetAddr, options: ListenOptions | undefined, close: () => Promise<void>): Promise<Listener> {
+function listenServer(
+  server: net.Server,
+  addr: NetAddr,
+  options: ListenOptions | undefined,
+  close: () => Promise<void>,
+  backoff?: AcceptBackoff,
+): Promise<Listener> {
   return new Promise<Listener>((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: addr.host, port: addr.port, exclusive: true, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
-      surviveAcceptErrors(server, options);
+      surviveAcceptErrors(server, options, backoff);
       const a = server.address() as net.AddressInfo;
       resolve({ addr: { host: a.address, port: a.port }, close });
     });
@@ -71,14 +78,16 @@ export const nodeNet: Net = {
         onConn(new NodeConn(socket));
       });
     const server = make();
+    const backoff = new AcceptBackoff(options?.onAcceptError); // one per socket, copies included
     let extra: AcceptHandles | undefined;
-    const listener = await listenServer(server, addr, options, async () => {
+    const close = async (): Promise<void> => {
       await Promise.all([extra?.close(), new Promise<void>((r) => server.close(() => r()))]);
-    });
+    };
+    const listener = await listenServer(server, addr, options, close, backoff);
     if (options?.burst === true) {
       extra = new AcceptHandles(server, {
         make,
-        listening: (copy) => surviveAcceptErrors(copy, options),
+        listening: (copy) => surviveAcceptErrors(copy, options, backoff),
         report: options.onAcceptError,
         backlog: LISTEN_BACKLOG,
       });

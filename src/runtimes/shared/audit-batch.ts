@@ -10,7 +10,12 @@
 import type { DecisionRecord } from "../../core/audit/events.ts";
 
 /** The fields of one record, in the order they are appended. */
-const FIELDS = ["timestamp", "scope", "decision", "source", "reason", "override", "protocol", "host", "port", "method", "client", "mode"] as const;
+const FIELDS = ["timestamp", "scope", "decision", "source", "reason", "override", "protocol", "host", "port", "method", "client", "mode"] as const satisfies readonly (keyof DecisionRecord)[];
+
+/** Compile-time check that {@link FIELDS} lists every field of a record (a new one must be added). */
+type Unlisted = Exclude<keyof DecisionRecord, (typeof FIELDS)[number]>;
+const EVERY_FIELD_LISTED: [Unlisted] extends [never] ? true : { missing: Unlisted } = true;
+void EVERY_FIELD_LISTED;
 
 /** Array slots one record takes. */
 export const RECORD_SLOTS = FIELDS.length;

@@ -131,11 +131,22 @@ async function mainThreadExport(exporter: OtlpExporter, environment: string, log
   };
 }
 
+/** What a flush came to: the pipeline's own outcome, or, in a worker, no answer or its end. */
+type FlushOutcome = Awaited<ReturnType<typeof shutdownWithin>> | "no answer" | { readonly workerStopped: string };
+
+/**
+ * Beyond {@link FLUSH_TIMEOUT_MS}, how long shutdown waits for the worker's answer (the worker
+ * gives up flushing after FLUSH_TIMEOUT_MS itself; this covers a worker too busy to answer).
+ */
+export const AUDIT_WORKER_ANSWER_MARGIN_MS = 1_000;
+
 /** Log what a flush came to (nothing when it worked). */
-function reportFlush(outcome: Awaited<ReturnType<typeof shutdownWithin>> | "no answer", log: Logger): void {
+function reportFlush(outcome: FlushOutcome, log: Logger): void {
   if (outcome === "flushed") return;
   if (outcome === "timeout" || outcome === "no answer") {
     log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); some may be lost`);
+  } else if ("workerStopped" in outcome) {
+    log.log("warn", TARGET.main, `audit export worker stopped while flushing (${outcome.workerStopped}); the records it held are lost`);
   } else {
     log.log("warn", TARGET.main, `flushing audit events failed: ${outcome.failed}`);
   }
@@ -202,9 +213,13 @@ class WorkerExport implements AuditExport {
   readonly where = "worker" as const;
   private batch: Slot[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
-  /** Set once the worker stopped: the main-thread export, or the records waiting for it. */
-  private fallback: { sink?: DecisionSink; waiting: DecisionRecord[]; dropped: number; shutdown?: () => Promise<void> } | undefined;
-  private flushed: ((outcome: Awaited<ReturnType<typeof shutdownWithin>>) => void) | undefined;
+  /**
+   * Set once the worker stopped: the main-thread export being started (`ready`), then its sink,
+   * and the records waiting for it meanwhile.
+   */
+  private fallback: { sink?: DecisionSink; waiting: DecisionRecord[]; dropped: number; ready?: Promise<AuditExport | undefined> } | undefined;
+  /** Settles the flush in progress with the worker's answer, or with its end. */
+  private flushed: ((outcome: FlushOutcome) => void) | undefined;
   private stopping = false;
 
   constructor(
@@ -234,13 +249,14 @@ class WorkerExport implements AuditExport {
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.fallback !== undefined) {
-      await this.fallback.shutdown?.();
+      // the export moved to the main thread: wait until it runs, then flush it
+      await (await this.fallback.ready)?.shutdown();
       return;
     }
     this.post();
     this.worker.ref(); // keep the process alive until the worker answers
-    const outcome = await new Promise<Awaited<ReturnType<typeof shutdownWithin>> | "no answer">((resolve) => {
-      const timer = setTimeout(() => resolve("no answer"), FLUSH_TIMEOUT_MS + 1_000);
+    const outcome = await new Promise<FlushOutcome>((resolve) => {
+      const timer = setTimeout(() => resolve("no answer"), FLUSH_TIMEOUT_MS + AUDIT_WORKER_ANSWER_MARGIN_MS);
       this.flushed = (o) => {
         clearTimeout(timer);
         resolve(o);
@@ -270,7 +286,11 @@ class WorkerExport implements AuditExport {
 
   /** The worker stopped: from now on, export from the main thread. */
   private stopped(why: string): void {
-    if (this.fallback !== undefined || this.stopping) return;
+    if (this.stopping) {
+      this.flushed?.({ workerStopped: why }); // a flush in progress ends now, not at its timeout
+      return;
+    }
+    if (this.fallback !== undefined) return;
     const fallback: NonNullable<WorkerExport["fallback"]> = { waiting: [], dropped: 0 };
     this.fallback = fallback;
     if (this.timer !== undefined) clearTimeout(this.timer);
@@ -278,19 +298,22 @@ class WorkerExport implements AuditExport {
     const unsent = readRecords(this.batch);
     this.batch = [];
     for (const r of unsent) this.toFallback(r);
+    fallback.ready = mainThreadExport(this.exporter, this.environment, this.log).then(
+      (exported) => {
+        fallback.sink = exported.sink;
+        for (const r of fallback.waiting.splice(0)) exported.sink?.(r);
+        if (fallback.dropped > 0) this.log.log("warn", TARGET.main, `${fallback.dropped} audit records dropped while the export moved to the main thread`);
+        return exported;
+      },
+      (e: Error) => {
+        this.log.log("warn", TARGET.main, `otel exporter ${this.exporter.kind} could not start in the main thread either (${e.message}); audit events are no longer exported`);
+        return undefined;
+      },
+    );
     this.log.log(
       "warn",
       TARGET.main,
       `audit export worker stopped (${why}); exporting from the main thread from now on (records the worker still held are lost${unsent.length > 0 ? `; ${unsent.length} not yet handed to it are kept` : ""})`,
-    );
-    void mainThreadExport(this.exporter, this.environment, this.log).then(
-      (exported) => {
-        fallback.sink = exported.sink;
-        fallback.shutdown = () => exported.shutdown();
-        for (const r of fallback.waiting.splice(0)) exported.sink?.(r);
-        if (fallback.dropped > 0) this.log.log("warn", TARGET.main, `${fallback.dropped} audit records dropped while the export moved to the main thread`);
-      },
-      (e: Error) => this.log.log("warn", TARGET.main, `otel exporter ${this.exporter.kind} could not start in the main thread either (${e.message}); audit events are no longer exported`),
     );
   }
 
