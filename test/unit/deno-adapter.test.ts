@@ -4,7 +4,7 @@
  * adapter uses Deno's types, which `deno check` verifies; vitest strips types to run it.)
  */
 import { describe, expect, it } from "vitest";
-import { DenoConn } from "../../src/runtimes/deno/net.ts";
+import { DenoConn, denoNet } from "../../src/runtimes/deno/net.ts";
 import { READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES } from "../../src/runtimes/deno/read-size.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -144,5 +144,105 @@ describe("DenoConn read buffers adapt to the traffic", () => {
     const chunk = (await c.read())!;
     expect(chunk.length).toBe(100);
     expect(chunk.buffer.byteLength).toBe(100);
+  });
+});
+
+/** A conn whose reads come from a queue (fed while the relay runs) and record each buffer they got. */
+class QueuedConn extends FakeTcpConn {
+  buffers: Uint8Array[] = [];
+  private queue: (Uint8Array | null | Error)[] = [];
+  private waiting: ((v: Uint8Array | null | Error) => void) | undefined;
+  feed(item: Uint8Array | string | null | Error): void {
+    const v = typeof item === "string" ? enc(item) : item;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w(v);
+    } else this.queue.push(v);
+  }
+  override async read(buf: Uint8Array): Promise<number | null> {
+    this.buffers.push(buf);
+    const next = this.queue.length > 0 ? this.queue.shift()! : await new Promise<Uint8Array | null | Error>((r) => (this.waiting = r));
+    if (next === null) return null;
+    if (next instanceof Error) throw next;
+    if (next.length > buf.length) {
+      this.queue.unshift(next.subarray(buf.length)); // the rest waits for the next read
+      buf.set(next.subarray(0, buf.length));
+      return buf.length;
+    }
+    buf.set(next);
+    return next.length;
+  }
+}
+
+describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => {
+  function pair(): { fa: QueuedConn; fb: QueuedConn; a: DenoConn; b: DenoConn } {
+    const fa = new QueuedConn();
+    const fb = new QueuedConn();
+    return { fa, fb, a: new DenoConn(fa as unknown as Deno.TcpConn), b: new DenoConn(fb as unknown as Deno.TcpConn) };
+  }
+
+  it("is offered only for two Deno connections", () => {
+    const { a } = pair();
+    expect(denoNet.relay!(a, {} as never)).toBeUndefined();
+  });
+
+  it("copies both ways through partial writes, carries each half-close, and ends when both ended", async () => {
+    const { fa, fb, a, b } = pair();
+    fa.perWrite = 5;
+    fb.perWrite = 7;
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("client says hello, ");
+    fa.feed("twice");
+    fb.feed("origin answers");
+    fa.feed(null); // the client's FIN: the origin's write half closes, the answer keeps flowing
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fb.calls).toEqual(["closeWrite after 24 bytes"]);
+    fb.feed(" and more");
+    fb.feed(null);
+    await done;
+    expect(fb.out).toBe("client says hello, twice");
+    expect(fa.out).toBe("origin answers and more");
+    expect(fa.calls).toEqual(["closeWrite after 23 bytes"]);
+  });
+
+  it("what a connection already read, or was reading, for its user goes first, in order", async () => {
+    const { fa, fb, a, b } = pair();
+    // a read started and withdrawn: its bytes are kept for the next read, so the relay takes them first
+    const withdrawn = a.read();
+    a.cancelRead(new Error("withdrawn"));
+    await expect(withdrawn).rejects.toThrow("withdrawn");
+    fa.feed("kept ");
+    await new Promise((r) => setTimeout(r, 0));
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("then direct");
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    expect(fb.out).toBe("kept then direct");
+  });
+
+  it("reuses a direction's buffer while its size stays, and grows it while reads fill it", async () => {
+    const { fa, fb, a, b } = pair();
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("x".repeat(10));
+    fa.feed("y".repeat(10));
+    fa.feed("z".repeat(READ_BUFFER_MIN_BYTES * 3)); // fills 1 KiB, then 2 KiB
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    const [first, second, third, fourth] = fa.buffers;
+    expect(second).toBe(first); // a short read: the same buffer again
+    expect(third).toBe(first);
+    expect(fourth!.length).toBe(READ_BUFFER_MIN_BYTES * 2); // a full read doubles it
+    expect(fb.out).toBe("x".repeat(10) + "y".repeat(10) + "z".repeat(READ_BUFFER_MIN_BYTES * 3));
+  });
+
+  it("a failed read fails the relay", async () => {
+    const { fa, fb, a, b } = pair();
+    const done = denoNet.relay!(a, b)!;
+    fa.feed(new Error("connection reset"));
+    fb.feed(null);
+    await expect(done).rejects.toThrow("connection reset");
   });
 });

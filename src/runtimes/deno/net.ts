@@ -39,6 +39,7 @@ import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { PendingRead } from "../shared/pending-read.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
+import { pumpDeno } from "./relay.ts";
 import { bufferBytes } from "../shared/buffer-bytes.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
 
@@ -60,7 +61,7 @@ export class DenoConn implements Conn {
   /** Writes are serialised: a partial write must finish before the next one starts. */
   private writing: Promise<void> = Promise.resolve();
   /** Size of the next read buffer (see {@link nextReadSize}). */
-  private readSize = READ_BUFFER_MIN_BYTES;
+  private nextReadBytes = READ_BUFFER_MIN_BYTES;
   /** The socket read's handlers, made once: a read allocates its buffer and a promise, no closures. */
   private readonly onRead = (n: number | null): void => this.readDone(n);
   private readonly onReadError = (e: unknown): void => this.settle({ error: e instanceof Error ? e : new Error(String(e)) });
@@ -84,7 +85,7 @@ export class DenoConn implements Conn {
     }
     const next = this.pending.wait();
     if (!this.readBuf) {
-      const buf = (this.readBuf = new Uint8Array(this.readSize));
+      const buf = (this.readBuf = new Uint8Array(this.nextReadBytes));
       this.conn.read(buf).then(this.onRead, this.onReadError);
     }
     return next;
@@ -94,10 +95,25 @@ export class DenoConn implements Conn {
     this.pending.reject(reason);
   }
 
+  /** Size of the next read buffer (the relay keeps the same policy). */
+  get readSize(): number {
+    return this.nextReadBytes;
+  }
+
+  /** Whether a read already holds bytes (or an end) for the next `read()`, or is in flight. */
+  hasBuffered(): boolean {
+    return this.stash !== undefined || this.readBuf !== undefined;
+  }
+
+  /** Resolves once every write queued so far has gone out (failed ones included). */
+  drained(): Promise<void> {
+    return this.writing;
+  }
+
   private readDone(n: number | null): void {
     const buf = this.readBuf!;
     if (n === null) return this.settle({ chunk: null });
-    this.readSize = nextReadSize(buf.length, n);
+    this.nextReadBytes = nextReadSize(buf.length, n);
     this.settle({ chunk: readChunk(buf, n) });
   }
 
@@ -233,6 +249,19 @@ export const denoNet: Net = {
   },
 
   bindUdp: bindDgram,
+
+  relay(a: Conn, b: Conn) {
+    if (!(a instanceof DenoConn) || !(b instanceof DenoConn)) return undefined;
+    // both directions at once; the first failure ends the relay (the core closes both)
+    return new Promise<void>((resolve, reject) => {
+      let open = 2;
+      const ended = (): void => {
+        if (--open === 0) resolve();
+      };
+      pumpDeno(a, b).then(ended, reject);
+      pumpDeno(b, a).then(ended, reject);
+    });
+  },
 
   async connectUnix(path: string) {
     try {

@@ -1,0 +1,56 @@
+/**
+ * The Deno adapter's tunnel relay: bytes copied straight between the two `Deno.TcpConn`s, each
+ * direction reading into a buffer of its own that is reused from read to read, instead of
+ * through the `Conn` contract (a pending-read promise, a fresh buffer and a serialised write per
+ * chunk). Buffers keep the adapter's size policy (`read-size.ts`), so an idle tunnel still holds
+ * small buffers only. Half-close is carried both ways, as in the core's relay.
+ *
+ * @module
+ */
+import { nextReadSize } from "./read-size.ts";
+
+/** What the relay needs of the adapter's connection. */
+export interface RelayEnd {
+  /** The socket. */
+  readonly conn: Deno.TcpConn;
+  /** Bytes this end already read, or is reading, for its user: taken first, through `read()`. */
+  hasBuffered(): boolean;
+  read(): Promise<Uint8Array | null>;
+  write(bytes: Uint8Array): Promise<void>;
+  /** Resolves when every write queued through `write()` has gone out. */
+  drained(): Promise<void>;
+  closeWrite(): Promise<void>;
+  /** Size of this end's next read buffer. */
+  readonly readSize: number;
+}
+
+/** Copy `from` → `to` until end of stream, then half-close `to`. Rejects on a failed read or write. */
+export function pumpDeno(from: RelayEnd, to: RelayEnd): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let buf = new Uint8Array(from.readSize);
+    let n = 0;
+    let at = 0;
+    const end = (): void => void to.closeWrite().then(resolve, reject);
+    // first what `from` already holds for its user, through the contract
+    const buffered = (): void => {
+      if (!from.hasBuffered()) return void to.drained().then(read, reject);
+      from.read().then((chunk) => (chunk === null ? end() : void to.write(chunk).then(buffered, reject)), reject);
+    };
+    const read = (): void => void from.conn.read(buf).then(readDone, reject);
+    const readDone = (got: number | null): void => {
+      if (got === null) return end();
+      n = got;
+      at = 0;
+      write();
+    };
+    const write = (): void => void to.conn.write(buf.subarray(at, n)).then(wrote, reject);
+    const wrote = (w: number): void => {
+      at += w;
+      if (at < n) return write(); // a partial write: the rest first
+      const size = nextReadSize(buf.length, n);
+      if (size !== buf.length) buf = new Uint8Array(size); // else the written buffer is free again
+      read();
+    };
+    buffered();
+  });
+}
