@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DenoConn, denoNet } from "../../src/runtimes/deno/net.ts";
-import { READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES } from "../../src/runtimes/deno/read-size.ts";
+import { READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES, RELAY_BUFFER_MAX_BYTES } from "../../src/runtimes/deno/read-size.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
@@ -236,6 +236,24 @@ describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => 
     expect(third).toBe(first);
     expect(fourth!.length).toBe(READ_BUFFER_MIN_BYTES * 2); // a full read doubles it
     expect(fb.out).toBe("x".repeat(10) + "y".repeat(10) + "z".repeat(READ_BUFFER_MIN_BYTES * 3));
+  });
+
+  it("grows a direction's buffer up to 256 KiB while reads keep filling it, and back to 1 KiB after a short one", async () => {
+    const { fa, fb, a, b } = pair();
+    const done = denoNet.relay!(a, b)!;
+    const bulk = new Uint8Array(1024 * 1024).fill(9);
+    fa.feed(bulk);
+    await new Promise((r) => setTimeout(r, 20));
+    fa.feed("tail");
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    const sizes = fa.buffers.map((x) => x.length);
+    expect(Math.max(...sizes)).toBe(RELAY_BUFFER_MAX_BYTES);
+    expect(RELAY_BUFFER_MAX_BYTES).toBe(256 * 1024);
+    expect(sizes.slice(0, 9)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256].map((k) => k * 1024));
+    expect(sizes.at(-1)).toBe(READ_BUFFER_MIN_BYTES); // the read after the short one ("tail")
+    expect(fb.out.length).toBe(bulk.length + 4);
   });
 
   it("a failed read fails the relay", async () => {

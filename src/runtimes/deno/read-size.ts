@@ -19,9 +19,19 @@ export const READ_BUFFER_MIN_BYTES = 1024;
 /** Largest read buffer, reached while reads keep filling their buffer (bulk transfer). */
 export const READ_BUFFER_MAX_BYTES = 64 * 1024;
 
-/** Size of the next read buffer after a read into `size` bytes returned `n` bytes. */
-export function nextReadSize(size: number, n: number): number {
-  return n >= size ? Math.min(size * 2, READ_BUFFER_MAX_BYTES) : READ_BUFFER_MIN_BYTES;
+/**
+ * Largest read buffer of a tunnel direction (`relay.ts`), reached only while every read fills its
+ * buffer, that is while the socket has that much queued. Fewer, larger reads and writes: a
+ * minimal Deno relay moved 2.2–2.4 GB/s with 256 KiB against 1.7–2.2 with 64 KiB.
+ */
+export const RELAY_BUFFER_MAX_BYTES = 256 * 1024;
+
+/**
+ * Size of the next read buffer after a read into `size` bytes returned `n` bytes, growing up to
+ * `max`.
+ */
+export function nextReadSize(size: number, n: number, max: number = READ_BUFFER_MAX_BYTES): number {
+  return n >= size ? Math.min(size * 2, max) : READ_BUFFER_MIN_BYTES;
 }
 
 /**

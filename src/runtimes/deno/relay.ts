@@ -2,12 +2,14 @@
  * The Deno adapter's tunnel relay: bytes copied straight between the two `Deno.TcpConn`s, each
  * direction reading into a buffer of its own that is reused from read to read, instead of
  * through the `Conn` contract (a pending-read promise, a fresh buffer and a serialised write per
- * chunk). Buffers keep the adapter's size policy (`read-size.ts`), so an idle tunnel still holds
- * small buffers only. Half-close is carried both ways, as in the core's relay.
+ * chunk). Buffers keep the adapter's size policy (`read-size.ts`: 1 KiB after a short read,
+ * doubling while reads fill them), up to {@link RELAY_BUFFER_MAX_BYTES} instead of 64 KiB, so an
+ * idle tunnel still holds small buffers only. Half-close is carried both ways, as in the core's
+ * relay.
  *
  * @module
  */
-import { nextReadSize } from "./read-size.ts";
+import { nextReadSize, RELAY_BUFFER_MAX_BYTES } from "./read-size.ts";
 
 /** What the relay needs of the adapter's connection. */
 export interface RelayEnd {
@@ -47,7 +49,7 @@ export function pumpDeno(from: RelayEnd, to: RelayEnd): Promise<void> {
     const wrote = (w: number): void => {
       at += w;
       if (at < n) return write(); // a partial write: the rest first
-      const size = nextReadSize(buf.length, n);
+      const size = nextReadSize(buf.length, n, RELAY_BUFFER_MAX_BYTES);
       if (size !== buf.length) buf = new Uint8Array(size); // else the written buffer is free again
       read();
     };
