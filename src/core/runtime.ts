@@ -13,6 +13,7 @@
  * @module
  */
 import type { DecisionSink } from "./audit/events.ts";
+import type { PrivateFiles } from "./mitm/ca-store.ts";
 import type { TelemetryConfig } from "./config/telemetry.ts";
 import type { Logger } from "./log.ts";
 import type { Net } from "./net/contract.ts";
@@ -47,6 +48,8 @@ export interface Runtime {
   pathKind?(path: string): Promise<PathKind>;
   /** Modification time of a file in ms (`undefined` when missing); enables live reload. */
   fileMtime?(path: string): Promise<number | undefined>;
+  /** Files that hold secrets (the local CA's key): exclusive creation with a mode, `lstat`. */
+  readonly privateFiles?: PrivateFiles;
   /** The user's home directory. */
   homeDir?(): string | undefined;
   /** Command-line arguments after the program name. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { PrivateFiles } from "../../core/mitm/ca-store.ts";
 import type { StandaloneRuntime } from "../../core/runtime.ts";
 import { denoNet } from "./net.ts";
 
@@ -29,13 +30,18 @@ async function stat(path: string): Promise<Deno.FileInfo | undefined> {
   }
 }
 
-/** Everything the core gets from Deno. */
-export const denoRuntime: StandaloneRuntime = {
-  net: denoNet,
-  name: `deno ${Deno.version.deno}`,
-  args: Deno.args,
-  env: (key) => Deno.env.get(key),
-  async readTextFile(path) {
+/** {@link PrivateFiles} on Deno's file API: `lstat`, `createNew` with a mode, `mkdir -p`. */
+export const denoPrivateFiles: PrivateFiles = {
+  async lstat(path) {
+    try {
+      const s = await Deno.lstat(path);
+      return { kind: s.isSymlink ? "symlink" : s.isFile ? "file" : s.isDirectory ? "dir" : "other", mode: (s.mode ?? 0) & 0o777 };
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  },
+  async readText(path) {
     try {
       return await Deno.readTextFile(path);
     } catch (e) {
@@ -43,11 +49,34 @@ export const denoRuntime: StandaloneRuntime = {
       throw e;
     }
   },
+  async createExclusive(path, text, mode) {
+    try {
+      await Deno.writeTextFile(path, text, { createNew: true, mode });
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) return false;
+      throw e;
+    }
+    await Deno.chmod(path, mode); // exactly `mode`, whatever the umask took away
+    return true;
+  },
+  async mkdirp(path, mode) {
+    await Deno.mkdir(path, { recursive: true, mode });
+  },
+};
+
+/** Everything the core gets from Deno. */
+export const denoRuntime: StandaloneRuntime = {
+  net: denoNet,
+  name: `deno ${Deno.version.deno}`,
+  args: Deno.args,
+  env: (key) => Deno.env.get(key),
+  readTextFile: (path) => denoPrivateFiles.readText(path),
   async pathKind(path) {
     const s = await stat(path);
     return s === undefined ? "missing" : s.isDirectory ? "dir" : s.isFile ? "file" : "other";
   },
   fileMtime: async (path) => (await stat(path))?.mtime?.getTime(),
+  privateFiles: denoPrivateFiles,
   homeDir: () => Deno.env.get("HOME"),
   stdout: (text) => writeAll(Deno.stdout, text),
   stderr: (text) => writeAll(Deno.stderr, text),

@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { readFile, stat } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import type { Net } from "../../core/net/contract.ts";
+import type { PrivateFiles } from "../../core/mitm/ca-store.ts";
 import type { PathKind, StandaloneRuntime } from "../../core/runtime.ts";
 
 /** File contents, or `null` when the file does not exist. */
@@ -41,6 +42,33 @@ export async function fileMtime(path: string): Promise<number | undefined> {
   }
 }
 
+/** {@link PrivateFiles} on `node:fs`: `lstat`, `O_EXCL` creation with a mode, `mkdir -p`. */
+export const nodePrivateFiles: PrivateFiles = {
+  async lstat(path) {
+    try {
+      const s = await lstat(path);
+      return { kind: s.isSymbolicLink() ? "symlink" : s.isFile() ? "file" : s.isDirectory() ? "dir" : "other", mode: s.mode & 0o777 };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  },
+  readText: readTextFile,
+  async createExclusive(path, text, mode) {
+    try {
+      await writeFile(path, text, { flag: "wx", mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    }
+    await chmod(path, mode); // exactly `mode`, whatever the umask took away
+    return true;
+  },
+  async mkdirp(path, mode) {
+    await mkdir(path, { recursive: true, mode });
+  },
+};
+
 /** Write to a process stream; a closed reader (EPIPE) must not take the proxy down. */
 function quietWriter(stream: NodeJS.WriteStream): (text: string) => void {
   let guarded = false;
@@ -67,6 +95,7 @@ export function processRuntime(name: string, net: Net): StandaloneRuntime {
     readTextFile,
     pathKind,
     fileMtime,
+    privateFiles: nodePrivateFiles,
     homeDir: () => homedir(),
     stdout: quietWriter(process.stdout),
     stderr: quietWriter(process.stderr),
