@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { DialError, type Conn, type DatagramSocket, type Listener, type Net, type NetAddr } from "../../src/core/net/contract.ts";
+import { DialError, TlsAcceptError, type Conn, type DatagramSocket, type Listener, type Net, type NetAddr } from "../../src/core/net/contract.ts";
+import { type Leaf, LocalCa } from "../../src/core/mitm/ca.ts";
 
 /** What an implementation under test offers. */
 export type Capability =
@@ -338,6 +339,50 @@ async function writeUntilHeldBack(
   throw new ContractFailure(
     `write() kept resolving with nobody reading: ${accepted} bytes accepted and no write held back (no backpressure, unbounded buffering)`,
   );
+}
+
+/** A CA and a leaf for "localhost", made once per runner (the TLS cases share them). */
+let tlsMaterialOnce: Promise<{ ca: LocalCa; leaf: Leaf }> | undefined;
+function tlsMaterial(): Promise<{ ca: LocalCa; leaf: Leaf }> {
+  tlsMaterialOnce ??= LocalCa.generate().then(async (ca) => ({ ca, leaf: await ca.leafFor("localhost") }));
+  return tlsMaterialOnce;
+}
+
+/** Skips unless the net can terminate and originate TLS. */
+function requireTls(target: Target): Net {
+  const net = requireNet(target);
+  if (!net.acceptTls || !net.connectTls) throw new Skip("this net has no acceptTls or connectTls");
+  return net;
+}
+
+/**
+ * A listener, a TLS dial to it for `localhost` (trusting the test CA when `trusted`), and the
+ * accepted raw connection, before any handshake.
+ */
+async function tlsSetup(target: Target, t: Scope, trusted: boolean): Promise<{ net: Net; raw: Conn; clientDial: Promise<Conn>; leaf: Leaf }> {
+  const net = requireTls(target);
+  const { ca, leaf } = await t.within(tlsMaterial(), "making a test CA", 15_000);
+  const accepted = deferred<Conn>();
+  const listener = await t.within(
+    net.listenTcp({ host: LOOPBACK, port: 0 }, (c) => {
+      t.defer(() => c.abort());
+      accepted.resolve(c);
+    }),
+    "listenTcp",
+  );
+  t.defer(() => listener.close());
+  const clientDial = net.connectTls!({ host: LOOPBACK, port: listener.addr.port }, { serverName: "localhost", extraCa: trusted ? ca.certPem : undefined });
+  clientDial.then((c) => t.defer(() => c.abort()), () => {});
+  const raw = await t.within(accepted.promise, "accept");
+  return { net, raw, clientDial, leaf };
+}
+
+/** A listener, a plain TCP client, and the accepted raw connection. */
+async function tlsSetupPlain(target: Target, t: Scope): Promise<{ net: Net; raw: Conn; client: Conn; leaf: Leaf }> {
+  const net = requireTls(target);
+  const { leaf } = await t.within(tlsMaterial(), "making a test CA", 15_000);
+  const { client, server } = await netPair(t, net);
+  return { net, raw: server, client, leaf };
 }
 
 export const cases: readonly ContractCase[] = [
@@ -734,6 +779,95 @@ export const cases: readonly ContractCase[] = [
       assert(s.error instanceof DialError, `aborted during the dial: expected a DialError, got ${show(s.error)}`);
       assertEqual(s.error.kind, "timeout", `aborted during the dial: DialError kind (${s.error.message})`);
       assert(s.error.cause === during.signal.reason, `aborted during the dial: DialError.cause: expected the signal's reason, got ${show(s.error.cause)}`);
+    },
+  },
+  {
+    name: "acceptTls: a client that trusts the CA gets TLS: bytes both ways, the proxy's FIN reaches the client, the accepted connection's addresses",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, clientDial, leaf } = await tlsSetup(target, t, true);
+      const server = await t.within(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem, alpn: ["http/1.1"] }), "acceptTls");
+      t.defer(() => server.abort());
+      const client = await t.within(clientDial, "connectTls with the CA");
+      t.defer(() => client.abort());
+      assertEqual(server.remote, raw.remote, "server.remote (the accepted connection's)");
+      assertEqual(server.local, raw.local, "server.local (the accepted connection's)");
+      await t.within(client.write(enc("hello over tls")), "client write");
+      assertEqual(dec(await readExactly(t, server, 14, "server")), "hello over tls", "server got");
+      await t.within(server.write(enc("and back")), "server write");
+      assertEqual(dec(await readExactly(t, client, 8, "client")), "and back", "client got");
+      await t.within(server.closeWrite(), "server closeWrite");
+      assertEqual(await t.within(client.read(), "client read at the server's FIN"), null, "client read at the server's FIN");
+    },
+  },
+  {
+    name: "acceptTls: after the client's TLS half-close the proxy's answer still flows (RFC 8446 §6.1)",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, clientDial, leaf } = await tlsSetup(target, t, true);
+      const server = await t.within(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem }), "acceptTls");
+      t.defer(() => server.abort());
+      const client = await t.within(clientDial, "connectTls with the CA");
+      t.defer(() => client.abort());
+      await t.within(client.write(enc("request")), "client write");
+      await t.within(client.closeWrite(), "client closeWrite");
+      assertEqual(dec(await readExactly(t, server, 7, "server")), "request", "server got");
+      assertEqual(await t.within(server.read(), "server read at the client's FIN"), null, "server read at the client's FIN");
+      await t.within(server.write(enc("the answer")), "server write after the client's FIN");
+      assertEqual(dec(await readExactly(t, client, 10, "client after its FIN")), "the answer", "client got after its FIN");
+      await t.within(server.closeWrite(), "server closeWrite");
+      assertEqual(await t.within(client.read(), "client read at the server's FIN"), null, "client read at the server's FIN");
+    },
+  },
+  {
+    name: "acceptTls: handshake bytes already read from the connection are passed as pending and taken first",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, clientDial, leaf } = await tlsSetup(target, t, true);
+      const head = await t.within(raw.read(), "the ClientHello (or its start)"); // what a session may have read ahead
+      assert(head !== null && head[0] === 0x16, `the client's first bytes are a TLS handshake record (got ${show(head?.[0])})`);
+      const server = await t.within(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem, pending: head }), "acceptTls with pending");
+      t.defer(() => server.abort());
+      const client = await t.within(clientDial, "connectTls");
+      t.defer(() => client.abort());
+      await t.within(client.write(enc("ping")), "client write");
+      assertEqual(dec(await readExactly(t, server, 4, "server")), "ping", "server got");
+    },
+  },
+  {
+    name: "acceptTls: a client that does not trust the CA fails its handshake; acceptTls rejects with TlsAcceptError and closes the connection",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, clientDial, leaf } = await tlsSetup(target, t, false);
+      const accepting = settle(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem }));
+      const dialed = await settle(t.within(clientDial, "connectTls without the CA"));
+      assert(!dialed.ok && dialed.error instanceof DialError && dialed.error.kind === "tls", `the client's dial: expected DialError kind tls, got ${show(dialed.ok ? "a connection" : dialed.error)}`);
+      const s = await t.within(accepting, "acceptTls settles");
+      assert(!s.ok && s.error instanceof TlsAcceptError, `acceptTls: expected a TlsAcceptError, got ${show(s.ok ? "a connection" : s.error)}`);
+      assert(s.error.kind === "rejected" || s.error.kind === "closed", `TlsAcceptError kind: expected rejected (or closed), got ${s.error.kind} (${s.error.message})`);
+    },
+  },
+  {
+    name: "acceptTls: a client that speaks plain HTTP instead of TLS: TlsAcceptError kind not_tls, and the connection is closed",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, client, leaf } = await tlsSetupPlain(target, t);
+      const accepting = settle(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem }));
+      await t.within(client.write(enc("GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")), "plain request");
+      const s = await t.within(accepting, "acceptTls settles");
+      assert(!s.ok && s.error instanceof TlsAcceptError, `acceptTls: expected a TlsAcceptError, got ${show(s.ok ? "a connection" : s.error)}`);
+      assertEqual(s.error.kind, "not_tls", `TlsAcceptError kind (${s.error.message})`);
+      // the connection is closed: the client reads its end (some bytes of an alert may come first)
+      for (let i = 0; i < 8; i++) {
+        const r = await settle(t.within(client.read(), "client read after the refusal"));
+        if (!r.ok || r.value === null) return;
+      }
+      throw new ContractFailure("the connection was not closed after the failed handshake");
     },
   },
 ];

@@ -86,6 +86,44 @@ export interface TlsOptions {
   readonly extraCa?: string;
 }
 
+/** What the proxy presents when it terminates a client's TLS (interception, issue 13). */
+export interface ServerTlsOptions {
+  /** The leaf certificate, PEM. */
+  readonly cert: string;
+  /** Its private key, PKCS#8 PEM. */
+  readonly key: string;
+  /** ALPN protocols offered, in preference order (e.g. `["http/1.1"]`). */
+  readonly alpn?: readonly string[];
+  /** Bytes already read from the connection that belong to the handshake: taken first. */
+  readonly pending?: Uint8Array;
+  /** Aborting abandons the handshake (the connection is closed). */
+  readonly signal?: AbortSignal;
+}
+
+/** Why a client's TLS handshake with the proxy failed. */
+export type TlsAcceptFailure =
+  /** The client refused the proxy's certificate (it does not trust the CA, or pins another). */
+  | "rejected"
+  /** What the client sent is not a TLS handshake. */
+  | "not_tls"
+  /** The client left before the handshake finished. */
+  | "closed"
+  /** The handshake was abandoned (timeout or shutdown). */
+  | "aborted"
+  | "other";
+
+/** A client's TLS handshake with the proxy that failed; `kind` classifies it, `message` keeps the runtime's words. */
+export class TlsAcceptError extends Error {
+  constructor(
+    readonly kind: TlsAcceptFailure,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`TLS handshake with the client failed (${kind}): ${detail}`, options);
+    this.name = "TlsAcceptError";
+  }
+}
+
 /** A dial that failed; `kind` classifies it, `message` keeps the runtime's words. */
 export class DialError extends Error {
   constructor(
@@ -150,6 +188,13 @@ export interface Net {
    * kind `tls`. Absent where unsupported.
    */
   connectTls?(addr: NetAddr, tls: TlsOptions, options?: DialOptions): Promise<Conn>;
+  /**
+   * Terminate the client's TLS on an accepted connection: present `tls.cert`, complete the
+   * handshake, and resolve with a connection carrying the plaintext (its `remote`/`local` are
+   * `conn`'s). Rejects with {@link TlsAcceptError}; `conn` is closed then. Absent where the
+   * runtime cannot.
+   */
+  acceptTls?(conn: Conn, tls: ServerTlsOptions): Promise<Conn>;
   /** Connect to a unix-domain socket. Absent where the runtime cannot. */
   connectUnix?(path: string): Promise<Conn>;
   /** The file a path names after resolving symlinks; rejects when it does not exist. */

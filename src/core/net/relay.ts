@@ -23,6 +23,21 @@ export function pump(from: Conn, to: Conn): Promise<void> {
 }
 
 /**
+ * Resolves once both directions of a relay have ended; rejects with the first failure (the
+ * other direction is then left to the closing of both connections).
+ */
+export function bothDirections(one: Promise<void>, other: Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let open = 2;
+    const ended = (): void => {
+      if (--open === 0) resolve();
+    };
+    one.then(ended, reject);
+    other.then(ended, reject);
+  });
+}
+
+/**
  * Relay both ways until both directions have ended, then close both connections. Any failure
  * closes both at once. Uses the adapter's native relay when it offers one for these
  * connections. `pending` holds bytes already read from `a` that belong to `b`. Never rejects.
@@ -32,14 +47,7 @@ export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array): Promise
     const native = net.relay?.(a, b);
     if (native) return native;
     // Both directions at once; the first failure ends the relay (both are closed below).
-    return new Promise<void>((resolve, reject) => {
-      let open = 2;
-      const ended = (): void => {
-        if (--open === 0) resolve();
-      };
-      pump(a, b).then(ended, reject);
-      pump(b, a).then(ended, reject);
-    });
+    return bothDirections(pump(a, b), pump(b, a));
   };
   const run = pending && pending.length > 0 ? b.write(pending).then(both) : both();
   const closeBoth = (): void => {

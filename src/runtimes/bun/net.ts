@@ -30,6 +30,7 @@ import {
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
+import { acceptTlsOver } from "../shared/tls-accept.ts";
 import { dialFailure } from "../shared/dial-failure.ts";
 import { LISTEN_BACKLOG } from "../shared/accept.ts";
 import { ReadQueue } from "../shared/read-queue.ts";
@@ -249,6 +250,8 @@ export const bunNet: Net = {
   // Bun's own Bun.connect({ tls }) would resolve and verify on its own terms; node:tls (native
   // in Bun) lets the core keep DNS pinning and verify the request's host name explicitly.
   connectTls: connectNodeTls,
+
+  acceptTls: acceptTlsOver,
 
   async resolve(host) {
     return (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);

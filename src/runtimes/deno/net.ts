@@ -33,6 +33,7 @@ import {
   type TlsOptions,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
+import { bothDirections } from "../../core/net/relay.ts";
 import { dialFailure } from "../shared/dial-failure.ts";
 import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { connHttpServer } from "../shared/conn-http.ts";
@@ -40,6 +41,7 @@ import { bindDgram } from "../shared/dgram-udp.ts";
 import { PendingRead } from "../shared/pending-read.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
 import { pumpDeno } from "./relay.ts";
+import { acceptTlsOver } from "../shared/tls-accept.ts";
 import { bufferBytes } from "../shared/buffer-bytes.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
 
@@ -253,14 +255,7 @@ export const denoNet: Net = {
   relay(a: Conn, b: Conn) {
     if (!(a instanceof DenoConn) || !(b instanceof DenoConn)) return undefined;
     // both directions at once; the first failure ends the relay (the core closes both)
-    return new Promise<void>((resolve, reject) => {
-      let open = 2;
-      const ended = (): void => {
-        if (--open === 0) resolve();
-      };
-      pumpDeno(a, b).then(ended, reject);
-      pumpDeno(b, a).then(ended, reject);
-    });
+    return bothDirections(pumpDeno(a, b), pumpDeno(b, a));
   },
 
   async connectUnix(path: string) {
@@ -272,6 +267,8 @@ export const denoNet: Net = {
   },
 
   realPath: (path: string) => Deno.realPath(path),
+
+  acceptTls: acceptTlsOver,
 
   async connectTls(addr: NetAddr, t: TlsOptions, options?: DialOptions) {
     // TCP to the vetted IP first (DNS pinning), then TLS for the request's host name.

@@ -19,6 +19,7 @@ import { NodeConn, pipeRelay } from "../shared/node-conn.ts";
 import { AcceptBackoff, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { connectNodeTls } from "../shared/node-tls.ts";
+import { acceptTlsOver } from "../shared/tls-accept.ts";
 import { errnoFailure, settleNodeDial } from "../shared/node-dial.ts";
 import { bufferBytes } from "../shared/buffer-bytes.ts";
 import { OwnReads } from "../shared/own-reads.ts";
@@ -114,6 +115,8 @@ export const nodeNet: Net = {
   bindUdp: bindDgram,
 
   connectTls: connectNodeTls,
+
+  acceptTls: acceptTlsOver,
 
   connectUnix(path: string) {
     const socket = net.connect({ path, allowHalfOpen: true });

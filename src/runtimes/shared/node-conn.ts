@@ -27,9 +27,11 @@ export class NodeConn implements Conn {
   constructor(
     readonly socket: net.Socket,
     readonly ownReads?: OwnReads,
+    /** The addresses, when the socket runs over a stream and has none (a terminated TLS). */
+    addrs?: { readonly remote: NetAddr; readonly local: NetAddr },
   ) {
-    this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
-    this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    this.remote = addrs?.remote ?? { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.local = addrs?.local ?? { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     this.reads = new ReadQueue({
       pause: () => socket.pause(),
       // A native relay reads the socket itself: the queue no longer resumes it.
