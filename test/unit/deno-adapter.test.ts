@@ -256,11 +256,85 @@ describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => 
     expect(fb.out.length).toBe(bulk.length + 4);
   });
 
-  it("a failed read fails the relay", async () => {
-    const { fa, fb, a, b } = pair();
+  it("a failed read fails the relay, while the other direction still waits", async () => {
+    const { fa, a, b } = pair();
     const done = denoNet.relay!(a, b)!;
     fa.feed(new Error("connection reset"));
-    fb.feed(null);
     await expect(done).rejects.toThrow("connection reset");
+  });
+
+  it("a failed write fails the relay", async () => {
+    const { fa, fb, a, b } = pair();
+    fb.write = async () => {
+      throw new Error("broken pipe");
+    };
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("lost");
+    await expect(done).rejects.toThrow("broken pipe");
+  });
+
+  it("a read still in flight when the relay starts (a withdrawn one) is taken first, data and then end alike", async () => {
+    const { fa, fb, a, b } = pair();
+    const withdrawn = a.read(); // in flight: the fake waits for a feed
+    a.cancelRead(new Error("withdrawn"));
+    await expect(withdrawn).rejects.toThrow("withdrawn");
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("first ");
+    fa.feed("second");
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    expect(fb.out).toBe("first second");
+    expect(fb.calls).toEqual(["closeWrite after 12 bytes"]);
+  });
+
+  it("an end of stream in the withdrawn read half-closes the other side", async () => {
+    const { fa, fb, a, b } = pair();
+    const withdrawn = a.read();
+    a.cancelRead(new Error("withdrawn"));
+    await expect(withdrawn).rejects.toThrow("withdrawn");
+    const done = denoNet.relay!(a, b)!;
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    expect(fb.calls).toEqual(["closeWrite after 0 bytes"]);
+  });
+
+  it("a write still queued on the other side before the relay goes out first, whole", async () => {
+    const { fa, fb, a, b } = pair();
+    fb.perWrite = 2; // the queued write takes several turns
+    void b.write(enc("queued before the relay, "));
+    const done = denoNet.relay!(a, b)!;
+    fa.feed("then relayed");
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    expect(fb.out).toBe("queued before the relay, then relayed");
+  });
+
+  it("does not grow a direction's buffer while the other side's reader is behind (partial writes)", async () => {
+    const { fa, fb, a, b } = pair();
+    fb.perWrite = 300; // every chunk needs several writes
+    const done = denoNet.relay!(a, b)!;
+    fa.feed(new Uint8Array(64 * 1024).fill(7));
+    await new Promise((r) => setTimeout(r, 50));
+    fa.feed(null);
+    fb.feed(null);
+    await done;
+    expect(Math.max(...fa.buffers.map((x) => x.length))).toBe(READ_BUFFER_MIN_BYTES);
+    expect(fb.out.length).toBe(64 * 1024);
+  });
+
+  it("reads nothing itself while a direction waits on a read of the connection's (the withdrawn one)", async () => {
+    const { fa, fb, a, b } = pair();
+    const withdrawn = a.read();
+    a.cancelRead(new Error("withdrawn"));
+    await expect(withdrawn).rejects.toThrow("withdrawn");
+    const done = denoNet.relay!(a, b)!;
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fa.buffers).toHaveLength(1); // only the withdrawn read's own buffer: the relay waits on it
+    fa.feed(null);
+    fb.feed(null);
+    await done;
   });
 });
