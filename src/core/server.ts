@@ -14,6 +14,7 @@ import { formatAddr, type Conn, type FetchHandler, type Listener, type ListenOpt
 import { reachesListener } from "./net/ip.ts";
 import { serveAsAdminListener, type AdminFetch } from "./admin/browser-guard.ts";
 import type { SessionContext } from "./session-context.ts";
+import type { LocalCa } from "./mitm/ca.ts";
 import type { ProxyState } from "./state.ts";
 import { UpstreamPool } from "./http/upstream-pool.ts";
 
@@ -58,6 +59,8 @@ export interface ProxyServerOptions {
   readonly upstream?: UpstreamProxies;
   /** Extra PEM roots for TLS origination. */
   readonly extraCa?: string;
+  /** The local CA for TLS interception (`mitm`), loaded or made on first need. */
+  readonly mitmCa?: () => Promise<LocalCa>;
 }
 
 /** The real bound addresses. */
@@ -92,6 +95,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     attribution: opts.attribution,
     upstream: opts.upstream,
     extraCa: opts.extraCa,
+    mitmCa: opts.mitmCa,
     net: opts.net,
     state: opts.state,
     log: opts.log,

@@ -5,6 +5,7 @@
  */
 import type { Attribution, AttributionRegistry } from "./attribution.ts";
 import type { Logger } from "./log.ts";
+import type { LocalCa } from "./mitm/ca.ts";
 import type { Conn, Net, NetAddr } from "./net/contract.ts";
 import type { UpstreamProxies } from "./net/upstream-proxy.ts";
 import type { ProxyProtocol } from "./policy/types.ts";
@@ -30,6 +31,8 @@ export interface SessionContext {
   readonly pool?: UpstreamPool;
   /** Credentials minted by `envFor`; requests presenting one are attributed to its command. */
   readonly attribution?: AttributionRegistry;
+  /** The local CA for TLS interception (`mitm`), loaded or made on first need. */
+  readonly mitmCa?: () => Promise<LocalCa>;
 }
 
 /** The request facts a decision record carries. */

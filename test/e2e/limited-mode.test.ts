@@ -97,11 +97,11 @@ describe("limited mode", () => {
     }
   });
 
-  it("CONNECT to an allowed target → 403 text/plain `Method not allowed in limited mode.`", async () => {
+  it("CONNECT to an allowed target, without TLS interception (mitm = false) → 403 blocked-by-mitm-required", async () => {
     const before = origin.connections();
     const r = await proxyConnect(proxy.port, `127.0.0.1:${origin.port}`);
-    expectBlockedConnect(r, "method_not_allowed");
-    expect(r.text).toBe("Method not allowed in limited mode.");
+    expectBlockedConnect(r, "mitm_required");
+    expect(r.text).toBe("Limited mode needs TLS interception (network.mitm = true) to open HTTPS tunnels.");
     expect(origin.connections()).toBe(before);
   });
 

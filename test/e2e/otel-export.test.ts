@@ -174,7 +174,7 @@ async function exercise(proxy: ProxyProcess): Promise<Sent[]> {
 
   const tunnel = await send(proxy.port, `CONNECT 127.0.0.1:${o} HTTP/1.1\r\nHost: 127.0.0.1:${o}\r\n\r\n`, { connect: true });
   expect(tunnel.response.status).toBe(403);
-  expect(tunnel.response.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
+  expect(tunnel.response.headers["x-proxy-error"]).toBe("blocked-by-mitm-required");
   expect(origin.requests.length, "the origin saw neither the POST nor a tunnel").toBe(before);
   sent.push({
     what: "limited-mode CONNECT",
@@ -189,7 +189,14 @@ async function exercise(proxy: ProxyProcess): Promise<Sent[]> {
         "http.request.method": "CONNECT",
         "client.address": tunnel.client,
       }),
-      blockEvent({ "network.transport.protocol": "https_connect", "server.address": "127.0.0.1", "server.port": o, "http.request.method": "CONNECT", "client.address": tunnel.client }),
+      blockEvent({
+        "network.policy.reason": "mitm_required",
+        "network.transport.protocol": "https_connect",
+        "server.address": "127.0.0.1",
+        "server.port": o,
+        "http.request.method": "CONNECT",
+        "client.address": tunnel.client,
+      }),
     ],
   });
   return sent;

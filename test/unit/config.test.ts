@@ -50,6 +50,7 @@ allow_local_binding = true
 allow_unix_sockets = ["/tmp/a.sock"]
 request_body_idle_timeout_secs = 15
 admin_token = "s3cret"
+mitm = true
 `;
     const { network, warnings } = parseConfigText(text, PATH);
     expect(warnings).toEqual([]);
@@ -70,6 +71,7 @@ admin_token = "s3cret"
       allow_unix_sockets: ["/tmp/a.sock"],
       request_body_idle_timeout_secs: 15,
       admin_token: "s3cret",
+      mitm: true,
     });
   });
 

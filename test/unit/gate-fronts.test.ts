@@ -174,15 +174,23 @@ describe("one gate: the same case gives the same reason and records on every fro
   describe("limited mode", () => {
     const limited: Case = { name: "limited", host: "127.0.0.1", config: { mode: "limited", allowed_domains: ["127.0.0.1"] }, records: [], allowed: false };
     it.each<[Front, readonly string[]]>([
-      // HTTP: the host is decided first, then the method (a plain GET would pass: see below).
-      ["connect", ["domain_rule allow allowed", "mode_guard deny method_not_allowed"]],
+      // HTTP: the host is decided first, then the method (a plain GET would pass: see below); a
+      // tunnel without TLS interception (mitm = false, the default) is refused as such.
+      ["connect", ["domain_rule allow allowed", "mode_guard deny mitm_required"]],
       // SOCKS5 carries no method: refused before the host is looked at.
       ["socks5_tcp", ["mode_guard deny method_not_allowed"]],
       ["socks5_udp", ["mode_guard deny method_not_allowed"]],
-    ])("refuses via %s with method_not_allowed", async (front, records) => {
+    ])("refuses via %s (a CONNECT without interception: mitm_required; SOCKS5: method_not_allowed)", async (front, records) => {
       const r = await through(front, limited);
       expect(r.records).toEqual(records);
       expect(r.allowed).toBe(false);
+    });
+
+    it("with mitm = true the gate lets a CONNECT through to be intercepted (no mode-guard record), never SOCKS5", async () => {
+      const mitm: Case = { ...limited, config: { ...limited.config, mitm: true } };
+      // the in-memory net cannot terminate TLS, so the interception itself answers 501 here
+      expect((await through("connect", mitm)).records).toEqual(["domain_rule allow allowed"]);
+      expect((await through("socks5_tcp", mitm)).records).toEqual(["mode_guard deny method_not_allowed"]);
     });
 
     it("lets a plain GET through", async () => {

@@ -2,7 +2,7 @@
  * Managed constraints (the reference's embedded mode): limits set by the embedding app or the
  * standalone `--constraints FILE` that no config, reload or `/mode` may widen.
  *
- * - booleans (`enabled`, `allow_upstream_proxy`, `allow_local_binding`, the `dangerously_*`
+ * - booleans (`enabled`, `allow_upstream_proxy`, `allow_local_binding`, `mitm`, the `dangerously_*`
  *   flags): a constraint of `false` keeps the setting off; `true` constrains nothing;
  * - `mode`: `limited` forbids `full`; `full` constrains nothing;
  * - `allowed_domains`: every configured pattern must fall inside the managed patterns, i.e.
@@ -41,6 +41,8 @@ export interface NetworkConstraints {
   dangerously_allow_non_loopback_proxy?: boolean;
   /** `false`: may not be turned on. */
   dangerously_allow_non_loopback_admin?: boolean;
+  /** `false`: TLS interception may not be turned on (it opens HTTPS reads in limited mode). */
+  mitm?: boolean;
   /** Every allowed entry must fall inside one of these patterns. */
   allowed_domains?: string[];
   /** Every one of these must stay denied. */
@@ -63,6 +65,7 @@ const CONSTRAINT_KEY_SET: { readonly [K in ConstraintKey]-?: true } = {
   denied_domains: true,
   allow_local_binding: true,
   allow_unix_sockets: true,
+  mitm: true,
 };
 
 /** The keys a constraints file may hold, in the order of docs/behaviour.md §1. */
@@ -83,6 +86,7 @@ const BOOLEAN_CONSTRAINTS = [
   "dangerously_allow_non_loopback_proxy",
   "dangerously_allow_non_loopback_admin",
   "allow_local_binding",
+  "mitm",
 ] as const satisfies readonly ConstraintKey[];
 
 /** The mode that forbids `full`. */

@@ -30,6 +30,7 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   allow_unix_sockets: "string[]",
   request_body_idle_timeout_secs: "seconds",
   admin_token: "string",
+  mitm: "boolean",
 };
 
 /** Every key the `[network]` table accepts. */

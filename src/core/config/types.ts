@@ -33,6 +33,12 @@ export interface NetworkConfig {
   request_body_idle_timeout_secs: number;
   /** Bearer token for the admin API; `undefined` when unset. */
   admin_token?: string;
+  /**
+   * TLS interception with the local CA (`$CODEX_HOME/proxy/ca.pem`): in limited mode, CONNECT
+   * tunnels are opened and every request inside is decided like a plain one. Off: limited mode
+   * refuses CONNECT (`mitm_required`).
+   */
+  mitm: boolean;
 }
 
 /** Default of `request_body_idle_timeout_secs`: a client silent this long inside a body is gone. */
@@ -58,6 +64,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     allow_local_binding: false,
     allow_unix_sockets: [],
     request_body_idle_timeout_secs: DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS,
+    mitm: false,
   };
 }
 

@@ -69,9 +69,13 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
     const { host, reason, decision, source } = verdict;
     return refused(ctx, req, { host, port: req.port, reason, decision, source, scope: "domain_rule", protocol: req.protocol });
   }
-  // 5. limited mode for HTTP: a write method, an upgrade (a write channel) or a tunnel.
-  if (!socks && snap.mode === "limited" && (req.method === "CONNECT" || !LIMITED_MODE_METHODS.has(req.method ?? "") || req.upgrade)) {
-    return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+  // 5. limited mode for HTTP: a write method, an upgrade (a write channel) or a tunnel. A tunnel
+  //    passes only to be intercepted (`mitm`): its requests are then decided one by one.
+  if (!socks && snap.mode === "limited") {
+    if (req.method === "CONNECT" && !snap.network.mitm) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "mitm_required");
+    if ((req.method !== "CONNECT" && !LIMITED_MODE_METHODS.has(req.method ?? "")) || req.upgrade) {
+      return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+    }
   }
   // 6. where to dial, never to ourselves
   const plan = planDial(ctx, snap, req, verdict);

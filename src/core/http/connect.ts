@@ -1,8 +1,9 @@
 /**
- * CONNECT tunnels: decide through the gate (limited mode refuses every tunnel: it would bypass
- * method enforcement), connect upstream first and only then answer 200, so a failed dial is a
- * visible 502 rather than a tunnel that closes at once (ours, docs/behaviour.md §5). The
- * tunnel carries half-close.
+ * CONNECT tunnels: decide through the gate, connect upstream first and only then answer 200, so
+ * a failed dial is a visible 502 rather than a tunnel that closes at once (ours,
+ * docs/behaviour.md §5). The tunnel carries half-close. Limited mode refuses a tunnel (it would
+ * bypass method enforcement) unless TLS interception is on (`mitm`): then the tunnel is
+ * intercepted and every request inside decided on its own (`intercept.ts`).
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { wantsKeepAlive } from "./headers.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, answerUpstreamFailure, CONNECT_ESTABLISHED, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import { connectTarget, type RequestTarget } from "./target.ts";
+import { interceptTunnel } from "./intercept.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 import { releaseUpstream } from "./upstream-pool.ts";
 
@@ -43,6 +45,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     return "close";
   }
   if (typeof opened === "string") return opened;
+  if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa);
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
   const untrack = ctx.track(upstream);
@@ -66,12 +69,14 @@ async function decideAndOpen(
   ctx: SessionContext,
   client: Conn,
   presence: LeaveWatch,
-): Promise<{ readonly tunnel: Tunnel; readonly host: string } | RequestOutcome> {
+): Promise<{ readonly tunnel: Tunnel; readonly host: string } | { readonly intercept: string } | RequestOutcome> {
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
   const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: formatAddr(client.remote), credential };
   const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, "CONNECT", keep);
   const { host, plan } = verdict;
+  // Limited mode lets a CONNECT through only to be intercepted (`mitm`): never an opaque tunnel.
+  if (ctx.state.snapshot().mode === "limited") return { intercept: host };
   try {
     const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), plan, host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened

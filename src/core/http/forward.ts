@@ -21,14 +21,23 @@ import { carriesBody, type BodyFraming } from "./framing.ts";
 import { requestedUpgrade, wantsKeepAlive } from "./headers.ts";
 import { headerValues, type RequestHead } from "./parser.ts";
 import { answerRefusal, refuseMalformed, type RequestOutcome } from "./reply.ts";
-import { requestTarget, type RequestTarget } from "./target.ts";
+import { requestTarget, type RequestTarget, type TargetError } from "./target.ts";
 import { requestedUnixSocket } from "./unix-socket.ts";
 import { destinationKey, type UpstreamSlot } from "./upstream.ts";
 
-/** Decide and forward one non-CONNECT request. */
-export async function forwardRequest(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
+/**
+ * Decide and forward one non-CONNECT request. `targetOf` finds where it goes (by default from
+ * its target and `Host`; inside an intercepted tunnel, the tunnel's origin over TLS).
+ */
+export async function forwardRequest(
+  head: RequestHead,
+  reader: BufferedReader,
+  ctx: SessionContext,
+  slot: UpstreamSlot,
+  targetOf: (head: RequestHead) => RequestTarget | TargetError = requestTarget,
+): Promise<RequestOutcome> {
   const client = reader.conn;
-  const checked = checkRequest(head, requestTarget);
+  const checked = checkRequest(head, targetOf);
   if ("problem" in checked) return refuseMalformed(ctx, client, checked.problem.status, checked.problem.message);
   const { target, framing } = checked;
   // From here on, every wait (DNS vetting, dial, the upstream's answer) ends when the client leaves.

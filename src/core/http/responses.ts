@@ -92,6 +92,9 @@ export function refusalPhrase(r: Refusal, method?: string): string {
       case "method_not_allowed":
         why = `${method !== undefined && /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/.test(method) ? method : "this method"} is not allowed in limited mode`;
         break;
+      case "mitm_required":
+        why = "limited mode opens HTTPS tunnels only with TLS interception (network.mitm)";
+        break;
       case "proxy_disabled":
         why = "the proxy is disabled";
         break;

@@ -17,6 +17,8 @@ export type BlockReason =
   | "not_allowed_local"
   | "denied"
   | "method_not_allowed"
+  /** Limited mode without TLS interception (`mitm = false`) refuses every CONNECT. */
+  | "mitm_required"
   | "proxy_disabled"
   | "proxy_loop"
   | "decider_error"
@@ -57,6 +59,8 @@ export function proxyErrorHeader(reason: BlockReason): string {
       return "blocked-by-denylist";
     case "method_not_allowed":
       return "blocked-by-method-policy";
+    case "mitm_required":
+      return "blocked-by-mitm-required";
     default:
       return "blocked-by-policy";
   }
@@ -73,6 +77,8 @@ export function blockMessage(reason: BlockReason): string {
       return "Domain denied by the sandbox policy.";
     case "method_not_allowed":
       return "Method not allowed in limited mode.";
+    case "mitm_required":
+      return "Limited mode needs TLS interception (network.mitm = true) to open HTTPS tunnels.";
     default:
       return "Request blocked by network policy.";
   }

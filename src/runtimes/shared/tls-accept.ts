@@ -20,7 +20,7 @@ export const TLS_ACCEPT_TIMEOUT_MS = 10_000;
 const REJECTED = /unknown[ _.-]?ca|bad[ _.-]?certificate|certificate[ _.-]?unknown|unsupported[ _.-]?certificate|certificate[ _.-]?(?:expired|revoked)|access[ _.-]?denied/i;
 
 /** What runtimes say when the client's bytes are not a TLS handshake. */
-const NOT_TLS = /wrong[ _.-]?version|http[ _.-]?request|unknown[ _.-]?protocol|packet[ _.-]?length|invalid[ _.-]?content[ _.-]?type|corrupt[ _.-]?message|record[ _.-]?(?:layer|overflow)|unexpected[ _.-]?message|not a tls handshake/i;
+const NOT_TLS = /wrong[ _.-]?version|http[ _.-]?request|unknown[ _.-]?protocol|invalid[ _.-]?content[ _.-]?type|corrupt[ _.-]?message|record[ _.-]?(?:layer|overflow)|unexpected[ _.-]?message|not a tls handshake/i;
 
 /** Classify a handshake failure from the runtime's error code and words. */
 export function tlsAcceptFailure(e: { code?: string; message?: string }): TlsAcceptFailure {
@@ -108,7 +108,8 @@ export function acceptTlsOver(conn: Conn, options: ServerTlsOptions): Promise<Co
       conn.close();
       reject(e);
     };
-    const onError = (e: Error & { code?: string }): void => fail(new TlsAcceptError(tlsAcceptFailure(e), e.message, { cause: e }));
+    // OpenSSL's words end in a newline and may span lines: one line for logs
+    const onError = (e: Error & { code?: string }): void => fail(new TlsAcceptError(tlsAcceptFailure(e), e.message.replace(/\s+/g, " ").trim(), { cause: e }));
     const onClose = (): void => fail(new TlsAcceptError("closed", "the client closed the connection during the handshake"));
     clientLeft = onClose;
     const onAbort = (): void => fail(new TlsAcceptError("aborted", "the handshake was abandoned", { cause: options.signal?.reason }));

@@ -68,7 +68,8 @@ export async function curlHttp(args: readonly string[], opts: { timeoutMs?: numb
     rest = rest.subarray(end + 4);
     const next = rest.subarray(0, 5).toString("latin1");
     const interim = status >= 100 && status < 200;
-    const tunnel = status === 200 && next === "HTTP/" && args.includes("-p");
+    // a tunnel's 200 is followed by the response inside it (-p, or any https:// URL via a proxy)
+    const tunnel = status === 200 && next === "HTTP/" && (args.includes("-p") || (args.includes("-x") && args.some((a) => a.startsWith("https://"))));
     if (!interim && !tunnel) break;
   }
   return { ...r, status, headers, body: rest, text: rest.toString("utf8") };

@@ -28,6 +28,7 @@ export const MESSAGES = {
   not_allowed_local: "Sandbox policy blocks local/private network addresses.",
   denied: "Domain denied by the sandbox policy.",
   method_not_allowed: "Method not allowed in limited mode.",
+  mitm_required: "Limited mode needs TLS interception (network.mitm = true) to open HTTPS tunnels.",
 } as const;
 
 /** `x-proxy-error` per reason (docs/behaviour.md §5). */
@@ -36,6 +37,7 @@ export const PROXY_ERROR = {
   not_allowed_local: "blocked-by-allowlist",
   denied: "blocked-by-denylist",
   method_not_allowed: "blocked-by-method-policy",
+  mitm_required: "blocked-by-mitm-required",
 } as const;
 
 /** The expected body of a baseline-policy refusal of a plain HTTP request. */

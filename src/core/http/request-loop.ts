@@ -1,0 +1,95 @@
+/**
+ * The request loop of an HTTP/1.1 connection (the proxy listener's, or an intercepted tunnel's):
+ * read the next head within {@link HEADER_TIMEOUT_MS} (a malformed one is answered here), hand
+ * it on, repeat while the connection stays open; then close gracefully when a response ended it.
+ *
+ * @module
+ */
+import { type Conn, formatAddr } from "../net/contract.ts";
+import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
+import { writeQuietly } from "../net/write.ts";
+import { TARGET } from "../log.ts";
+import type { SessionContext } from "../session-context.ts";
+import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
+import { textResponse } from "./responses.ts";
+import { closeGracefully } from "./linger.ts";
+import type { RequestOutcome } from "./reply.ts";
+import type { UpstreamSlot } from "./upstream.ts";
+import { releaseUpstream } from "./upstream-pool.ts";
+
+/** What a connection does with each request head: answer it, and say whether to go on. */
+export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: UpstreamSlot) => Promise<RequestOutcome>;
+
+/**
+ * Serve the requests on `conn` with `handle` until the connection ends. `what` names it in the
+ * debug line of an unexpected failure. Never throws; `conn` is closed at the end.
+ */
+export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string): Promise<void> {
+  const untrack = ctx.track(conn);
+  const reader = new BufferedReader(conn);
+  const slot: UpstreamSlot = { current: undefined };
+  /** Set once a response was written and the connection is to end: close it gracefully. */
+  let answered = false;
+  try {
+    for (;;) {
+      const head = await readRequestHead(reader, ctx);
+      if (head === "end") break;
+      if (head === "answered" || (await handle(head, reader, slot)) === "close") {
+        answered = true;
+        break;
+      }
+    }
+    releaseUpstream(slot, ctx.pool); // idle between exchanges: kept for another client
+    if (answered) await closeGracefully(reader);
+  } catch (e) {
+    ctx.log.log("debug", TARGET.http, `${what}: ${(e as Error).message}`);
+  } finally {
+    slot.current?.close();
+    conn.close();
+    untrack();
+  }
+}
+
+/** How long a client may take to send a complete request head (also the keep-alive idle limit). */
+export const HEADER_TIMEOUT_MS = 30_000;
+
+/**
+ * Read and parse the next request head. `end` when the connection should end quietly (clean
+ * close between requests, timeout); `answered` after a parse error was answered.
+ */
+export async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Promise<RequestHead | "end" | "answered"> {
+  const deadline = Date.now() + HEADER_TIMEOUT_MS;
+  let scanned = 0;
+  for (;;) {
+    const buf = reader.buffered;
+    // Re-parse only when a new line ended (or the limit is reached): keeps byte-at-a-time
+    // clients from making parsing quadratic.
+    if (buf.length > 0 && (buf.indexOf(10, scanned) >= 0 || buf.length >= MAX_HEAD_BYTES)) {
+      const r = parseRequestHead(buf);
+      if (r.kind === "ok") {
+        reader.consume(r.size);
+        return r.head;
+      }
+      if (r.kind === "error") {
+        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: ${r.status} ${r.message}`);
+        await writeQuietly(reader.conn, textResponse(r.status, r.message));
+        return "answered";
+      }
+    }
+    scanned = buf.length;
+    try {
+      if (!(await reader.fill(deadline))) {
+        if (reader.buffered.length > 0) {
+          ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)} closed inside a request head`);
+        }
+        return "end";
+      }
+    } catch (e) {
+      if (e instanceof ReadTimeoutError) {
+        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: no complete request head within ${HEADER_TIMEOUT_MS} ms`);
+        return "end";
+      }
+      throw e;
+    }
+  }
+}
