@@ -852,6 +852,21 @@ export const cases: readonly ContractCase[] = [
     },
   },
   {
+    name: "acceptTls: bytes that are not TLS, already read behind the CONNECT (pending): TlsAcceptError not_tls, the runtime goes on",
+    needs: ["listen"],
+    deadlineMs: 20_000,
+    async run(target, t) {
+      const { net, raw, client, leaf } = await tlsSetupPlain(target, t);
+      await t.within(client.write(enc("GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")), "plain request");
+      const pending = await t.within(raw.read(), "what the session read ahead");
+      assert(pending !== null, "bytes arrived");
+      const s = await t.within(settle(net.acceptTls!(raw, { cert: leaf.certPem, key: leaf.keyPem, pending })), "acceptTls settles");
+      assert(!s.ok && s.error instanceof TlsAcceptError, `acceptTls: expected a TlsAcceptError, got ${show(s.ok ? "a connection" : s.error)}`);
+      assertEqual(s.error.kind, "not_tls", `TlsAcceptError kind (${s.error.message})`);
+      await sleep(50); // a runtime that fails after the rejection (an uncaught error) fails the case
+    },
+  },
+  {
     name: "acceptTls: a client that speaks plain HTTP instead of TLS: TlsAcceptError kind not_tls, and the connection is closed",
     needs: ["listen"],
     deadlineMs: 20_000,

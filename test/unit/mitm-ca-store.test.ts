@@ -76,6 +76,19 @@ describe("loadOrCreateCa", () => {
     expect(existsSync(dir)).toBe(true);
   });
 
+  it("refuses a CA directory writable by group or others, or that is a symbolic link", async () => {
+    const { dir } = caPaths(home);
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o777);
+    await expect(loadOrCreateCa(nodePrivateFiles, home)).rejects.toThrow(`${dir} has mode 0777, writable by group or others; the CA directory must not be (chmod 700 ${dir})`);
+    expect(existsSync(caPaths(home).key)).toBe(false);
+    rmSync(dir, { recursive: true });
+    const elsewhere = join(home, "elsewhere");
+    mkdirSync(elsewhere, { mode: 0o700 });
+    symlinkSync(elsewhere, dir);
+    await expect(loadOrCreateCa(nodePrivateFiles, home)).rejects.toThrow(`${dir} is a symbolic link; the CA directory must be a real directory with mode 0700`);
+  });
+
   it("refuses a key that is a directory", async () => {
     const { key, cert } = caPaths(home);
     mkdirSync(key, { recursive: true });

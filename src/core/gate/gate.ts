@@ -80,7 +80,8 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
   // 6. where to dial, never to ourselves
   const plan = planDial(ctx, snap, req, verdict);
   if (plan === "loop") return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "proxy_loop");
-  return { kind: "allowed", host: verdict.host, plan };
+  const intercept = !socks && snap.mode === "limited" && req.method === "CONNECT";
+  return intercept ? { kind: "allowed", host: verdict.host, plan, intercept } : { kind: "allowed", host: verdict.host, plan };
 }
 
 /**

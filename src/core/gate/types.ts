@@ -44,4 +44,16 @@ export interface GateRefusal extends Refusal {
 }
 
 /** The gate's answer. */
-export type GateVerdict = { readonly kind: "allowed"; readonly host: string; readonly plan: DialPlan } | { readonly kind: "refused"; readonly refusal: GateRefusal };
+export type GateVerdict =
+  | {
+      readonly kind: "allowed";
+      readonly host: string;
+      readonly plan: DialPlan;
+      /**
+       * A CONNECT allowed in limited mode (only with `mitm`): it must be intercepted, never
+       * opened as an opaque tunnel. Decided on the gate's own snapshot, so a mode switch during
+       * the decision cannot change what was allowed.
+       */
+      readonly intercept?: boolean;
+    }
+  | { readonly kind: "refused"; readonly refusal: GateRefusal };

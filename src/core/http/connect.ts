@@ -76,7 +76,7 @@ async function decideAndOpen(
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, "CONNECT", keep);
   const { host, plan } = verdict;
   // Limited mode lets a CONNECT through only to be intercepted (`mitm`): never an opaque tunnel.
-  if (ctx.state.snapshot().mode === "limited") return { intercept: host };
+  if (verdict.intercept === true) return { intercept: host };
   try {
     const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), plan, host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened

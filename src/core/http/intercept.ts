@@ -19,9 +19,9 @@ import { writeQuietly } from "../net/write.ts";
 import { normalizeHost, splitHostPort } from "../policy/host.ts";
 import type { SessionContext } from "../session-context.ts";
 import { forwardRequest } from "./forward.ts";
-import type { RequestHead } from "./parser.ts";
+import { headerValues, type RequestHead } from "./parser.ts";
 import { CONNECT_ESTABLISHED, refuseMalformed, type RequestOutcome } from "./reply.ts";
-import { textResponse } from "./responses.ts";
+import { simpleResponse, textResponse } from "./responses.ts";
 import { serveRequests } from "./request-loop.ts";
 import { isTargetError, requestTarget, type RequestTarget, type TargetError } from "./target.ts";
 
@@ -38,6 +38,7 @@ const HTTPS_PORT = 443;
 export function interceptedTarget(host: string, port: number): (head: RequestHead) => RequestTarget | TargetError {
   const tunnelHost = normalizeHost(host)?.name ?? host;
   return (head) => {
+    if (headerValues(head.headers, "x-unix-socket").length > 0) return { status: 400, message: "x-unix-socket inside an intercepted tunnel" };
     const t = requestTarget(head);
     if (isTargetError(t)) return t;
     const absolute = !head.target.startsWith("/") && head.target !== "*";
@@ -71,12 +72,21 @@ export async function interceptTunnel(
   const acceptTls = ctx.net.acceptTls;
   if (!acceptTls) return refuseMalformed(ctx, client, 501, "TLS interception is not supported on this runtime");
   if (!mitmCa) return refuseMalformed(ctx, client, 502, "TLS interception is unavailable: this proxy was started without a CA");
+  let ca: LocalCa;
+  try {
+    ca = await mitmCa();
+  } catch (e) {
+    // the details (paths, modes) go to the log, not to the sandboxed client
+    ctx.log.log("warn", TARGET.http, `TLS interception of ${formatAddr({ host, port })} for ${who} is unavailable: ${(e as Error).message}`);
+    await writeQuietly(client, textResponse(502, "TLS interception is unavailable (see the proxy's log)"));
+    return "close";
+  }
   let leaf;
   try {
-    leaf = await (await mitmCa()).leafFor(host);
+    leaf = await ca.leafFor(host);
   } catch (e) {
-    ctx.log.log("warn", TARGET.http, `TLS interception of ${formatAddr({ host, port })} for ${who} is unavailable: ${(e as Error).message}`);
-    await writeQuietly(client, textResponse(502, `TLS interception is unavailable: ${(e as Error).message}`));
+    ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} for ${who}: no certificate: ${(e as Error).message}`);
+    await writeQuietly(client, textResponse(502, `no certificate can be made for ${formatAddr({ host, port })}`));
     return "close";
   }
   await client.write(CONNECT_ESTABLISHED);
@@ -101,7 +111,8 @@ function serveInnerRequests(inner: Conn, ctx: SessionContext, host: string, port
     ctx,
     async (head, reader, slot) => {
       if (head.method !== "CONNECT") return forwardRequest(head, reader, ctx, slot, targetOf);
-      await writeQuietly(inner, textResponse(405, "CONNECT inside an intercepted tunnel is not allowed"));
+      // RFC 9110 §15.5.6: a 405 names the methods allowed here
+      await writeQuietly(inner, simpleResponse(405, [["allow", "GET, HEAD, OPTIONS"], ["content-type", "text/plain; charset=utf-8"]], "CONNECT inside an intercepted tunnel is not allowed", false));
       return "close";
     },
     `intercepted tunnel to ${formatAddr({ host, port })}`,

@@ -16,6 +16,7 @@ const REASON_PHRASES: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
   403: "Forbidden",
+  405: "Method Not Allowed",
   408: "Request Timeout",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",

@@ -3,8 +3,9 @@
  * PKCS#8 key), created on first need (issue 13, item 2). The key file is created exclusively
  * (`O_EXCL`) with mode 0600 in a directory made with 0700. An existing key that is a symbolic
  * link, not a regular file, or readable or writable by group or others is refused with an error
- * naming its path and mode, and never read. A certificate without its key, or a key without its
- * certificate, is refused too: nothing is ever overwritten.
+ * naming its path and mode, and never read; so is a directory that is a symbolic link or writable
+ * by group or others. A certificate without its key, or a key without its certificate, is
+ * refused too: nothing is ever overwritten.
  *
  * File access goes through {@link PrivateFiles}, which each runtime adapter provides.
  *
@@ -70,6 +71,7 @@ export function caPaths(codexHome: string): { dir: string; cert: string; key: st
  */
 export async function loadOrCreateCa(files: PrivateFiles, codexHome: string, now: () => number = Date.now): Promise<LocalCa> {
   const paths = caPaths(codexHome);
+  await checkDirectory(files, paths.dir);
   const existing = await load(files, paths, now);
   if (existing) return existing;
   await files.mkdirp(paths.dir, CA_DIR_MODE);
@@ -91,6 +93,23 @@ export async function loadOrCreateCa(files: PrivateFiles, codexHome: string, now
   }
   return ca;
 }
+
+/**
+ * The CA's directory, when it exists, must be a real directory nobody else can write to: in a
+ * directory others may write, the key could be swapped between its check and its read.
+ */
+async function checkDirectory(files: PrivateFiles, dir: string): Promise<void> {
+  const st = await files.lstat(dir);
+  if (st === null) return;
+  if (st.kind === "symlink") throw new CaStoreError(`${dir} is a symbolic link; the CA directory must be a real directory with mode 0700`);
+  if (st.kind !== "dir") throw new CaStoreError(`${dir} is not a directory (${st.kind})`);
+  if ((st.mode & GROUP_OTHER_WRITE_BITS) !== 0) {
+    throw new CaStoreError(`${dir} has mode ${formatMode(st.mode)}, writable by group or others; the CA directory must not be (chmod 700 ${dir})`);
+  }
+}
+
+/** Write permission of group and others: none may be set on the CA's directory. */
+const GROUP_OTHER_WRITE_BITS = 0o022;
 
 /** Tries to read the other process's certificate after losing the race to create the key. */
 const CREATE_RACE_ATTEMPTS = 20;

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { setMaxListeners } from "node:events";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { type Conn, type ServerTlsOptions, TlsAcceptError, type TlsAcceptFailure } from "../../core/net/contract.ts";
@@ -44,7 +45,10 @@ export function connStream(conn: Conn, pending?: Uint8Array, onEnd?: (pushEnd: (
       if (first !== undefined) {
         const chunk = first;
         first = undefined;
-        this.push(chunk);
+        // Not synchronously: Deno's node:tls fails a handshake that goes wrong before its
+        // deferred start ran by dereferencing a null handle, an uncaught TypeError that ends
+        // the process (a CONNECT with bytes that are not TLS behind it).
+        queueMicrotask(() => this.push(chunk));
         return;
       }
       if (reading) return;
@@ -115,7 +119,11 @@ export function acceptTlsOver(conn: Conn, options: ServerTlsOptions): Promise<Co
     const onAbort = (): void => fail(new TlsAcceptError("aborted", "the handshake was abandoned", { cause: options.signal?.reason }));
     const timer = setTimeout(() => fail(new TlsAcceptError("aborted", `no handshake within ${TLS_ACCEPT_TIMEOUT_MS} ms`)), TLS_ACCEPT_TIMEOUT_MS);
     if (options.signal?.aborted) return onAbort();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal) {
+      // one listener per handshake in progress on a signal every handshake shares (shutdown)
+      setMaxListeners(0, options.signal);
+      options.signal.addEventListener("abort", onAbort, { once: true });
+    }
     socket.on("error", onError);
     socket.on("close", onClose);
     socket.once("secure", () => {
