@@ -27,3 +27,4 @@ export { startProxy, type ProxyAddresses, type ProxyServerOptions, type RunningP
 export { loadConfigFile } from "./config/load.ts";
 export { ProxyState, StateChangeError, type ConfigSource, type ProxySnapshot, type ProxyStateOptions } from "./state.ts";
 export { VERSION } from "./version.ts";
+export type { CaMaterial } from "./mitm/ca-loader.ts";

@@ -26,6 +26,8 @@ import { startProxy, type ProxyAddresses, type RunningProxy } from "../server.ts
 import { loadExtraCa } from "../tls-trust.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { Runtime } from "../runtime.ts";
+import { caFromPem, caFromStore, type CaMaterial } from "../mitm/ca-loader.ts";
+import type { LocalCa } from "../mitm/ca.ts";
 import { ProxyState } from "../state.ts";
 import type { Hono } from "hono";
 
@@ -71,6 +73,7 @@ interface BuilderSettings {
   logger: Logger;
   sinks: readonly DecisionSink[];
   audit: AuditSinkOptions;
+  ca?: CaMaterial;
 }
 
 /** Builder of a {@link NetworkProxy}. */
@@ -147,6 +150,15 @@ export class NetworkProxyBuilder {
     return this.set("sinks", [...this.s.sinks, sink]);
   }
 
+  /**
+   * The CA for TLS interception (`mitm = true`): its certificate and PKCS#8 key, PEM (ECDSA
+   * P-256). Without it, the proxy uses `$CODEX_HOME/proxy/ca.pem` and `ca.key`, made on first
+   * need, as the standalone proxy does. Checked on the first intercepted CONNECT.
+   */
+  mitmCa(material: CaMaterial): this {
+    return this.set("ca", { certPem: material.certPem, keyPem: material.keyPem });
+  }
+
   /** Validate everything and compile the policy. Throws `ConfigError` naming what is wrong. */
   async build(): Promise<NetworkProxy> {
     const load = async (): Promise<NetworkConfig> => {
@@ -173,7 +185,8 @@ export class NetworkProxyBuilder {
     state.addSink(createAuditSink(this.s.audit));
     for (const sink of this.s.sinks) state.addSink(sink);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
-    return new NetworkProxy(this.runtime, state, this.s.logger, this.s.admin !== undefined, token);
+    const mitmCa = this.s.ca ? caFromPem(this.s.ca) : caFromStore(this.runtime, this.s.logger);
+    return new NetworkProxy(this.runtime, state, this.s.logger, this.s.admin !== undefined, token, mitmCa);
   }
 
   private applyAddresses(network: NetworkConfig): NetworkConfig {
@@ -198,6 +211,7 @@ export class NetworkProxy {
     private readonly logger: Logger,
     private readonly serveAdmin: boolean,
     private readonly adminToken: string | undefined,
+    private readonly mitmCa?: () => Promise<LocalCa>,
   ) {}
 
   /** A builder on `runtime` (each runtime's entry module presets it). */
@@ -237,6 +251,7 @@ export class NetworkProxy {
       admin: this.serveAdmin ? this.adminApp().fetch : undefined,
       upstream: upstreamProxiesFromEnv((n) => this.runtime.env?.(n), (m) => this.logger.log("warn", TARGET.config, m)),
       extraCa,
+      mitmCa: this.mitmCa,
     });
     const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
     return {

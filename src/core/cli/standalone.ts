@@ -21,7 +21,7 @@ import { loadExtraCa } from "../tls-trust.ts";
 import type { StandaloneRuntime } from "../runtime.ts";
 import { ProxyState } from "../state.ts";
 import { VERSION } from "../version.ts";
-import type { LocalCa } from "../mitm/ca.ts";
+import { caFromStore } from "../mitm/ca-loader.ts";
 
 /** The `--help` text. */
 export const HELP = `codex-network-proxy ${VERSION}
@@ -171,7 +171,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
       log.log("info", TARGET.config, `upstream proxy chaining on: ${named.length ? [...new Set(named)].join(", ") : "no proxy variable set"}`);
     }
     const extraCa = await loadExtraCa((n) => rt.env(n), (p) => rt.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
-    const mitmCa = caLoader(rt, log);
+    const mitmCa = caFromStore(rt, log);
     running = await startProxy({ net: rt.net, state, log, plan, admin: admin.fetch, upstream, extraCa, mitmCa });
   } catch (e) {
     rt.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
@@ -185,29 +185,6 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   await running.shutdown();
   await audit?.shutdown(); // flush pending audit records
   return 0;
-}
-
-/**
- * The local CA for TLS interception, from `$CODEX_HOME/proxy` (default `~/.codex/proxy`),
- * loaded or made on first need and then kept; a failure is not kept, so fixing the files (e.g.
- * `chmod 600`) works without a restart. `undefined` when the runtime cannot keep private files.
- */
-function caLoader(rt: StandaloneRuntime, log: Logger): (() => Promise<LocalCa>) | undefined {
-  const files = rt.privateFiles;
-  if (!files) return undefined;
-  let loading: Promise<LocalCa> | undefined;
-  return () => {
-    loading ??= (async () => {
-      // loaded on first need: a proxy that never intercepts never loads PKI.js
-      const { caPaths, loadOrCreateCa } = await import("../mitm/ca-store.ts");
-      const home = rt.env("CODEX_HOME") || `${(rt.homeDir() ?? "").replace(/\/+$/, "")}/.codex`;
-      const ca = await loadOrCreateCa(files, home);
-      log.log("info", TARGET.main, `TLS interception CA ${caPaths(home).cert} (${ca.subject}, valid until ${new Date(ca.notAfter).toISOString().slice(0, 10)})`);
-      return ca;
-    })();
-    loading.catch(() => (loading = undefined));
-    return loading;
-  };
 }
 
 /** How often the config file's modification time is checked for live reload. */

@@ -1,0 +1,76 @@
+/**
+ * The library intercepts too (issue 13): `NetworkProxy.builder().mitmCa({ certPem, keyPem })`
+ * hands it a CA of the embedding app's, and in limited mode with `mitm = true` curl trusting that
+ * CA reads from a TLS origin on loopback through the embedded proxy while a POST is refused. A CA
+ * that is not one is refused on the first CONNECT (502) and the proxy goes on serving. In-process
+ * on Node (the library tests' project).
+ */
+import { writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import { type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalCa } from "../../src/core/mitm/ca.ts";
+import { NetworkProxy, nodeRuntime, type NetworkProxyHandle } from "../../src/runtimes/node/index.ts";
+import { curlHttp, makeTempDir } from "./helpers/index.ts";
+
+let tmp: { dir: string; remove(): void };
+let origin: Server;
+let originPort: number;
+const handles: NetworkProxyHandle[] = [];
+
+beforeAll(async () => {
+  tmp = makeTempDir("cnp-e2e-lib-mitm-");
+  const originCa = await LocalCa.generate();
+  const leaf = await originCa.leafFor("localhost");
+  writeFileSync(join(tmp.dir, "origin-ca.pem"), originCa.certPem);
+  origin = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => res.end(`origin: ${req.method} ${req.url}`));
+  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
+  originPort = (origin.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  await Promise.allSettled(handles.map((h) => h.shutdown()));
+  await new Promise((r) => origin?.close(r));
+  tmp?.remove();
+});
+
+/** An embedded proxy in limited mode with interception, trusting the origin's CA. */
+async function embedded(ca: { certPem: string; keyPem: string }): Promise<NetworkProxyHandle> {
+  const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? join(tmp.dir, "origin-ca.pem") : undefined) };
+  const proxy = await NetworkProxy.builder(runtime)
+    .config({ mode: "limited", mitm: true, allowed_domains: ["localhost"] })
+    .httpAddr("127.0.0.1:0")
+    .mitmCa(ca)
+    .build();
+  const handle = await proxy.run();
+  handles.push(handle);
+  return handle;
+}
+
+describe("the library with mitmCa(…)", () => {
+  it("intercepts with the app's CA: GET reaches the TLS origin, POST is refused", async () => {
+    const appCa = await LocalCa.generate();
+    const caFile = join(tmp.dir, "app-ca.pem");
+    writeFileSync(caFile, appCa.certPem);
+    const h = await embedded({ certPem: appCa.certPem, keyPem: appCa.keyPem });
+    const via = ["-x", `http://127.0.0.1:${h.addresses.http.port}`, "--cacert", caFile];
+    const get = await curlHttp([...via, `https://localhost:${originPort}/lib`]);
+    expect(get.status, get.stderr).toBe(200);
+    expect(get.text).toBe("origin: GET /lib");
+    const post = await curlHttp([...via, "-X", "POST", "-d", "x", `https://localhost:${originPort}/w`]);
+    expect(post.status).toBe(403);
+    expect(post.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
+  });
+
+  it("a CA that is not one is a 502 on the CONNECT, and the proxy goes on serving", async () => {
+    const appCa = await LocalCa.generate();
+    const leafAsCa = await appCa.leafFor("not-a-ca.example");
+    const h = await embedded({ certPem: leafAsCa.certPem, keyPem: leafAsCa.keyPem });
+    const r = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${originPort}/x`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
+    const again = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${originPort}/y`]);
+    expect(again.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
+  });
+});
