@@ -49,6 +49,32 @@ async function embedded(ca: { certPem: string; keyPem: string }): Promise<Networ
 }
 
 describe("the library with mitmCa(…)", () => {
+  it("requests inside an intercepted tunnel keep the per-command attribution of its CONNECT (envFor)", async () => {
+    const appCa = await LocalCa.generate();
+    const caFile = join(tmp.dir, "attr-ca.pem");
+    writeFileSync(caFile, appCa.certPem);
+    const seen: { method?: string; command?: string }[] = [];
+    const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? join(tmp.dir, "origin-ca.pem") : undefined) };
+    const proxy = await NetworkProxy.builder(runtime)
+      .config({ mode: "limited", mitm: true, allowed_domains: [], allow_local_binding: true })
+      .httpAddr("127.0.0.1:0")
+      .mitmCa({ certPem: appCa.certPem, keyPem: appCa.keyPem })
+      .policyDecider((req) => {
+        seen.push({ method: req.method, command: req.command });
+        return { decision: "allow" };
+      })
+      .build();
+    const h = await proxy.run();
+    handles.push(h);
+    const env = h.envFor({ command: "pip install attributed" });
+    const r = await curlHttp(["-x", env.HTTPS_PROXY!, "--cacert", caFile, `https://localhost:${originPort}/attributed`]);
+    expect(r.status, r.stderr).toBe(200);
+    expect(seen).toEqual([
+      { method: "CONNECT", command: "pip install attributed" },
+      { method: "GET", command: "pip install attributed" },
+    ]);
+  });
+
   it("intercepts with the app's CA: GET reaches the TLS origin, POST is refused", async () => {
     const appCa = await LocalCa.generate();
     const caFile = join(tmp.dir, "app-ca.pem");

@@ -45,7 +45,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     return "close";
   }
   if (typeof opened === "string") return opened;
-  if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa);
+  if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential);
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
   const untrack = ctx.track(upstream);
@@ -69,14 +69,14 @@ async function decideAndOpen(
   ctx: SessionContext,
   client: Conn,
   presence: LeaveWatch,
-): Promise<{ readonly tunnel: Tunnel; readonly host: string } | { readonly intercept: string } | RequestOutcome> {
+): Promise<{ readonly tunnel: Tunnel; readonly host: string } | { readonly intercept: string; readonly credential?: string } | RequestOutcome> {
   const credential = basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]);
   const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: formatAddr(client.remote), credential };
   const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, "CONNECT", keep);
   const { host, plan } = verdict;
   // Limited mode lets a CONNECT through only to be intercepted (`mitm`): never an opaque tunnel.
-  if (verdict.intercept === true) return { intercept: host };
+  if (verdict.intercept === true) return { intercept: host, credential };
   try {
     const tunnel = await openPlannedTunnel(dialScope(ctx, presence.signal), plan, host, target.port);
     if (presence.reason) tunnel.conn.close(); // the client left as the tunnel opened

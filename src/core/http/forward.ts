@@ -27,7 +27,8 @@ import { destinationKey, type UpstreamSlot } from "./upstream.ts";
 
 /**
  * Decide and forward one non-CONNECT request. `targetOf` finds where it goes (by default from
- * its target and `Host`; inside an intercepted tunnel, the tunnel's origin over TLS).
+ * its target and `Host`; inside an intercepted tunnel, the tunnel's origin over TLS), and
+ * `tunnelCredential` is the attribution credential of that tunnel's CONNECT.
  */
 export async function forwardRequest(
   head: RequestHead,
@@ -35,13 +36,14 @@ export async function forwardRequest(
   ctx: SessionContext,
   slot: UpstreamSlot,
   targetOf: (head: RequestHead) => RequestTarget | TargetError = requestTarget,
+  tunnelCredential?: string,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   const checked = checkRequest(head, targetOf);
   if ("problem" in checked) return refuseMalformed(ctx, client, checked.problem.status, checked.problem.message);
   const { target, framing } = checked;
   // From here on, every wait (DNS vetting, dial, the upstream's answer) ends when the client leaves.
-  const outcome = await whileWatching(reader, (presence) => decideAndForward(head, target, framing, reader, ctx, slot, presence));
+  const outcome = await whileWatching(reader, (presence) => decideAndForward(head, target, framing, reader, ctx, slot, presence, tunnelCredential));
   if (!(outcome instanceof PeerLeftError)) return outcome;
   ctx.log.log("debug", TARGET.http, `client ${formatAddr(client.remote)} left before its ${head.method} was answered: ${outcome.detail}`);
   slot.current?.close();
@@ -57,6 +59,7 @@ async function decideAndForward(
   ctx: SessionContext,
   slot: UpstreamSlot,
   presence: LeaveWatch,
+  tunnelCredential: string | undefined,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   const hasBody = carriesBody(framing);
@@ -72,7 +75,8 @@ async function decideAndForward(
     port: socketPath === undefined ? target.port : 0,
     method: head.method,
     client: formatAddr(client.remote),
-    credential: basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]),
+    // inside an intercepted tunnel, clients sent their proxy credential on the CONNECT only
+    credential: basicProxyUser(headerValues(head.headers, "proxy-authorization")[0]) ?? tunnelCredential,
     upgrade: upgrade !== undefined,
     unixSocket: socketPath,
     tls: target.tls,

@@ -66,6 +66,7 @@ export async function interceptTunnel(
   host: string,
   port: number,
   mitmCa: (() => Promise<LocalCa>) | undefined,
+  credential?: string,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   const who = formatAddr(client.remote);
@@ -99,18 +100,18 @@ export async function interceptTunnel(
     return "close";
   }
   ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} intercepted for ${who}`);
-  await serveInnerRequests(inner, ctx, host, port);
+  await serveInnerRequests(inner, ctx, host, port, credential);
   return "close";
 }
 
 /** The HTTP/1.1 requests inside an intercepted tunnel, until the client is done. */
-function serveInnerRequests(inner: Conn, ctx: SessionContext, host: string, port: number): Promise<void> {
+function serveInnerRequests(inner: Conn, ctx: SessionContext, host: string, port: number, credential: string | undefined): Promise<void> {
   const targetOf = interceptedTarget(host, port);
   return serveRequests(
     inner,
     ctx,
     async (head, reader, slot) => {
-      if (head.method !== "CONNECT") return forwardRequest(head, reader, ctx, slot, targetOf);
+      if (head.method !== "CONNECT") return forwardRequest(head, reader, ctx, slot, targetOf, credential);
       // RFC 9110 §15.5.6: a 405 names the methods allowed here
       await writeQuietly(inner, simpleResponse(405, [["allow", "GET, HEAD, OPTIONS"], ["content-type", "text/plain; charset=utf-8"]], "CONNECT inside an intercepted tunnel is not allowed", false));
       return "close";
