@@ -8,9 +8,10 @@
  * `npm run bench -- load`, never here: this checks that accepting through the copies works and
  * loses nobody.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { extraAcceptHandles } from "../../src/runtimes/node/accept-handles.ts";
+import { listenInode, socketDescriptors } from "../helpers/proc-sockets.ts";
 import {
   absoluteGet,
   networkConfig,
@@ -97,7 +98,7 @@ describe(`a burst of connects (${RUNTIME})`, () => {
     const pid = proxy.child.pid!;
     const copies = extraAcceptHandles(readFileSync(`/proc/${pid}/limits`, "latin1"));
     expect(copies).toBeGreaterThan(0);
-    const count = (port: number): number => descriptorsOf(pid, listenInode(pid, port));
+    const count = (port: number): number => socketDescriptors(listenInode(port, pid), pid).length;
     const deadline = Date.now() + 10_000;
     while ((count(proxy.port) !== 1 + copies || count(proxy.socksPort!) !== 1 + copies) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
@@ -107,26 +108,3 @@ describe(`a burst of connects (${RUNTIME})`, () => {
     expect(count(proxy.adminPort!)).toBe(1);
   });
 });
-
-/** The inode of the socket listening on 127.0.0.1:`port` in `pid`'s network namespace. */
-function listenInode(pid: number, port: number): string {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  for (const line of readFileSync(`/proc/${pid}/net/tcp`, "latin1").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length > 9 && f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") return f[9]!;
-  }
-  throw new Error(`no listening socket on port ${port}`);
-}
-
-/** How many of `pid`'s descriptors are the socket `inode`. */
-function descriptorsOf(pid: number, inode: string): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) n++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return n;
-}

@@ -6,38 +6,30 @@
  * on Node (the library tests' project).
  */
 import { writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:https";
-import { type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCa } from "../../src/core/mitm/ca.ts";
 import { NetworkProxy, nodeRuntime, type NetworkProxyHandle } from "../../src/runtimes/node/index.ts";
-import { curlHttp, makeTempDir } from "./helpers/index.ts";
+import { curlHttp, makeTempDir, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
 
 let tmp: { dir: string; remove(): void };
-let origin: Server;
-let originPort: number;
+let origin: TlsOrigin;
 const handles: NetworkProxyHandle[] = [];
 
 beforeAll(async () => {
   tmp = makeTempDir("cnp-e2e-lib-mitm-");
-  const originCa = await LocalCa.generate();
-  const leaf = await originCa.leafFor("localhost");
-  writeFileSync(join(tmp.dir, "origin-ca.pem"), originCa.certPem);
-  origin = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => res.end(`origin: ${req.method} ${req.url}`));
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  originPort = (origin.address() as AddressInfo).port;
+  origin = await startTlsOrigin(tmp.dir);
 });
 
 afterAll(async () => {
   await Promise.allSettled(handles.map((h) => h.shutdown()));
-  await new Promise((r) => origin?.close(r));
+  await origin?.close();
   tmp?.remove();
 });
 
 /** An embedded proxy in limited mode with interception, trusting the origin's CA. */
 async function embedded(ca: { certPem: string; keyPem: string }): Promise<NetworkProxyHandle> {
-  const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? join(tmp.dir, "origin-ca.pem") : undefined) };
+  const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? origin.caPath : undefined) };
   const proxy = await NetworkProxy.builder(runtime)
     .config({ mode: "limited", mitm: true, allowed_domains: ["localhost"] })
     .httpAddr("127.0.0.1:0")
@@ -54,7 +46,7 @@ describe("the library with mitmCa(…)", () => {
     const caFile = join(tmp.dir, "attr-ca.pem");
     writeFileSync(caFile, appCa.certPem);
     const seen: { method?: string; command?: string }[] = [];
-    const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? join(tmp.dir, "origin-ca.pem") : undefined) };
+    const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? origin.caPath : undefined) };
     const proxy = await NetworkProxy.builder(runtime)
       .config({ mode: "limited", mitm: true, allowed_domains: [], allow_local_binding: true })
       .httpAddr("127.0.0.1:0")
@@ -67,7 +59,7 @@ describe("the library with mitmCa(…)", () => {
     const h = await proxy.run();
     handles.push(h);
     const env = h.envFor({ command: "pip install attributed" });
-    const r = await curlHttp(["-x", env.HTTPS_PROXY!, "--cacert", caFile, `https://localhost:${originPort}/attributed`]);
+    const r = await curlHttp(["-x", env.HTTPS_PROXY!, "--cacert", caFile, `https://localhost:${origin.port}/attributed`]);
     expect(r.status, r.stderr).toBe(200);
     expect(seen).toEqual([
       { method: "CONNECT", command: "pip install attributed" },
@@ -81,10 +73,10 @@ describe("the library with mitmCa(…)", () => {
     writeFileSync(caFile, appCa.certPem);
     const h = await embedded({ certPem: appCa.certPem, keyPem: appCa.keyPem });
     const via = ["-x", `http://127.0.0.1:${h.addresses.http.port}`, "--cacert", caFile];
-    const get = await curlHttp([...via, `https://localhost:${originPort}/lib`]);
+    const get = await curlHttp([...via, `https://localhost:${origin.port}/lib`]);
     expect(get.status, get.stderr).toBe(200);
     expect(get.text).toBe("origin: GET /lib");
-    const post = await curlHttp([...via, "-X", "POST", "-d", "x", `https://localhost:${originPort}/w`]);
+    const post = await curlHttp([...via, "-X", "POST", "-d", "x", `https://localhost:${origin.port}/w`]);
     expect(post.status).toBe(403);
     expect(post.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
   });
@@ -93,10 +85,10 @@ describe("the library with mitmCa(…)", () => {
     const appCa = await LocalCa.generate();
     const leafAsCa = await appCa.leafFor("not-a-ca.example");
     const h = await embedded({ certPem: leafAsCa.certPem, keyPem: leafAsCa.keyPem });
-    const r = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${originPort}/x`]);
+    const r = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${origin.port}/x`]);
     expect(r.code).not.toBe(0);
     expect(r.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
-    const again = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${originPort}/y`]);
+    const again = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${origin.port}/y`]);
     expect(again.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
   });
 });

@@ -10,49 +10,33 @@
  * The origin is an HTTPS server on 127.0.0.1 with a certificate for `localhost` from a test CA
  * of its own (made by the CA code, checked by OpenSSL in test/unit/mitm-ca.test.ts).
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:https";
-import { type AddressInfo } from "node:net";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalCa } from "../../src/core/mitm/ca.ts";
-import { curl, curlHttp, makeTempDir, networkConfig, type ProxyProcess, RUNTIME, startProxy } from "./helpers/index.ts";
+import { curl, curlHttp, makeTempDir, networkConfig, type ProxyProcess, RUNTIME, startProxy, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
 
 let tmp: { dir: string; remove(): void };
-let origin: Server;
-let originPort: number;
-let originCa: string;
+let origin: TlsOrigin;
 let proxy: ProxyProcess;
 let home: string;
-const seen: { method: string; url: string; host: string }[] = [];
 
 beforeAll(async () => {
   tmp = makeTempDir("cnp-e2e-mitm-");
   home = join(tmp.dir, "codex-home");
-  const testCa = await LocalCa.generate();
-  const leaf = await testCa.leafFor("localhost");
-  originCa = join(tmp.dir, "origin-ca.pem");
-  writeFileSync(originCa, testCa.certPem);
-  origin = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
-    seen.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host ?? "" });
-    res.setHeader("content-type", "text/plain");
-    res.end(`origin: ${req.method} ${req.url}`);
-  });
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  originPort = (origin.address() as AddressInfo).port;
+  origin = await startTlsOrigin(tmp.dir);
   mkdirSync(home);
   proxy = await startProxy(networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"] }), {
-    env: { CODEX_HOME: home, CODEX_CA_CERTIFICATE: originCa },
+    env: { CODEX_HOME: home, CODEX_CA_CERTIFICATE: origin.caPath },
   });
 }, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();
-  await new Promise((r) => origin?.close(r));
+  await origin?.close();
   tmp?.remove();
 });
 
-const url = (path: string) => `https://localhost:${originPort}${path}`;
+const url = (path: string) => `https://localhost:${origin.port}${path}`;
 const proxyCa = () => join(home, "proxy", "ca.pem");
 const via = () => ["-x", `http://127.0.0.1:${proxy.port}`];
 
@@ -64,7 +48,7 @@ describe(`HTTPS in limited mode with mitm = true (${RUNTIME})`, () => {
     const get = await curlHttp([...via(), "--cacert", proxyCa(), url("/read?q=1")]);
     expect(get.status, get.stderr).toBe(200);
     expect(get.text).toBe("origin: GET /read?q=1");
-    expect(seen.at(-1)).toEqual({ method: "GET", url: "/read?q=1", host: `localhost:${originPort}` });
+    expect(origin.seen.at(-1)).toEqual({ method: "GET", url: "/read?q=1", host: `localhost:${origin.port}` });
     const head = await curlHttp([...via(), "--cacert", proxyCa(), "-I", url("/head")]);
     expect(head.status).toBe(200);
     expect((statSync(join(home, "proxy", "ca.key")).mode & 0o777).toString(8)).toBe("600");
@@ -72,20 +56,20 @@ describe(`HTTPS in limited mode with mitm = true (${RUNTIME})`, () => {
   });
 
   it("a POST inside the tunnel is refused with 403 blocked-by-method-policy and never reaches the origin", async () => {
-    const before = seen.length;
+    const before = origin.seen.length;
     const post = await curlHttp([...via(), "--cacert", proxyCa(), "-X", "POST", "-d", "x=1", url("/write")]);
     expect(post.status).toBe(403);
     expect(post.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
     expect(JSON.parse(post.text)).toMatchObject({ status: "blocked", reason: "method_not_allowed" });
-    expect(seen.length).toBe(before);
+    expect(origin.seen.length).toBe(before);
   });
 
   it("a Host naming another host inside the tunnel is a 400 host mismatch", async () => {
-    const before = seen.length;
+    const before = origin.seen.length;
     const r = await curlHttp([...via(), "--cacert", proxyCa(), "-H", "Host: evil.example", url("/x")]);
     expect(r.status).toBe(400);
     expect(r.text).toContain("host mismatch");
-    expect(seen.length).toBe(before);
+    expect(origin.seen.length).toBe(before);
   });
 
   it("a client that does not trust the CA fails its handshake; the proxy logs why and goes on serving", async () => {

@@ -16,6 +16,7 @@ import { describe, expect, it } from "vitest";
 import type { AcceptErrorEvent, Conn, Listener } from "../../src/core/net/contract.ts";
 import { nodeNet } from "../../src/runtimes/node/net.ts";
 import { LISTEN_BACKLOG } from "../../src/runtimes/shared/accept.ts";
+import { listenInode, socketDescriptors } from "../helpers/proc-sockets.ts";
 import {
   ACCEPT_HANDLES_FD_SHARE,
   DEFAULT_EXTRA_ACCEPT_HANDLES,
@@ -31,32 +32,9 @@ const limits = (soft: string, hard = "524288"): string =>
     "Max locked memory         8388608              8388608              bytes     ",
   ].join("\n");
 
-/** This process's listening socket on `port` (its inode, from /proc/net/tcp). */
-function listenInode(port: number): string {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
-  for (const line of readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length > 9 && f[1]?.endsWith(`:${hexPort}`) && f[3] === "0A") return f[9]!;
-  }
-  throw new Error(`no listening socket on port ${port} in /proc/net/tcp`);
-}
-
-/** This process's descriptors that are the socket `inode`. */
-function fdsOf(inode: string): number[] {
-  const fds: number[] = [];
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`) fds.push(Number(fd));
-    } catch {
-      // closed while listing
-    }
-  }
-  return fds;
-}
-
 /** How many of this process's descriptors are the socket `inode`. */
 function descriptorsOf(inode: string): number {
-  return fdsOf(inode).length;
+  return socketDescriptors(inode).length;
 }
 
 /** Every descriptor some epoll instance of this process watches (`tfd:` lines of its fdinfo). */
@@ -108,6 +86,22 @@ function greet(conn: Conn): void {
   void conn.write(new Uint8Array([0x2a])).then(() => conn.close(), () => conn.close());
 }
 
+/**
+ * A burst listener whose accept helper runs `execPath` (the process's executable is swapped
+ * only while the listener starts it), and the accept events it reported.
+ */
+async function listenWithHelperAt(execPath: string): Promise<{ l: Listener; events: AcceptErrorEvent[] }> {
+  const events: AcceptErrorEvent[] = [];
+  const real = process.execPath;
+  process.execPath = execPath;
+  try {
+    const l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true, onAcceptError: (e) => events.push(e) });
+    return { l, events };
+  } finally {
+    process.execPath = real;
+  }
+}
+
 const here = extraAcceptHandles(readFileSync("/proc/self/limits", "latin1"));
 
 describe("extraAcceptHandles (copies per listener from the open-files limit)", () => {
@@ -140,7 +134,7 @@ describe("Node listener with burst: true", () => {
       await until(`${here} copies`, () => descriptorsOf(inode) === 1 + here);
       // every copy is polled (so it accepts), and the copies keep the socket's backlog
       const polled = polledFds();
-      expect(fdsOf(inode).filter((fd) => !polled.has(fd))).toEqual([]);
+      expect(socketDescriptors(inode).filter((fd) => !polled.has(fd))).toEqual([]);
       const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "latin1"));
       expect(backlogOf(l.addr.port)).toBe(Math.min(LISTEN_BACKLOG, somaxconn));
       await burst(l.addr.port, 400);
@@ -204,15 +198,7 @@ console.log("closed");`;
     const dir = mkdtempSync(join(tmpdir(), "cnp-accept-helper-"));
     const fake = join(dir, "node");
     writeFileSync(fake, "#!/bin/sh\nexit 3\n", { mode: 0o755 });
-    const events: AcceptErrorEvent[] = [];
-    const execPath = process.execPath;
-    process.execPath = fake;
-    let l: Listener;
-    try {
-      l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true, onAcceptError: (e) => events.push(e) });
-    } finally {
-      process.execPath = execPath;
-    }
+    const { l, events } = await listenWithHelperAt(fake);
     try {
       await until("the report", () => events.length > 0);
       expect(events).toHaveLength(1);
@@ -227,15 +213,7 @@ console.log("closed");`;
   });
 
   it("a helper that cannot start is reported once; the listener serves through its one descriptor", async () => {
-    const events: AcceptErrorEvent[] = [];
-    const execPath = process.execPath;
-    process.execPath = "/nonexistent/node-for-the-accept-helper";
-    let l: Listener;
-    try {
-      l = await nodeNet.listenTcp({ host: "127.0.0.1", port: 0 }, greet, { burst: true, onAcceptError: (e) => events.push(e) });
-    } finally {
-      process.execPath = execPath;
-    }
+    const { l, events } = await listenWithHelperAt("/nonexistent/node-for-the-accept-helper");
     try {
       await until("the report", () => events.length > 0);
       expect(events).toHaveLength(1);

@@ -60,7 +60,8 @@ export function pumpDeno(from: RelayEnd, to: RelayEnd): Promise<void> {
       }
       // A slow reader on the other side fills every read too; growing then would only make a
       // stalled tunnel hold more, so a held-back chunk keeps the size.
-      const size = heldBack ? Math.min(buf!.length, nextReadSize(buf!.length, n, RELAY_BUFFER_MAX_BYTES)) : nextReadSize(buf!.length, n, RELAY_BUFFER_MAX_BYTES);
+      const next = nextReadSize(buf!.length, n, RELAY_BUFFER_MAX_BYTES);
+      const size = heldBack ? Math.min(buf!.length, next) : next;
       if (size !== buf!.length) buf = new Uint8Array(size); // else the written buffer is free again
       read();
     };

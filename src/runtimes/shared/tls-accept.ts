@@ -34,10 +34,10 @@ export function tlsAcceptFailure(e: { code?: string; message?: string }): TlsAcc
 
 /**
  * A Node stream over `conn`: reads are `pending` (when given), then `conn.read()`; writes are
- * `conn.write()`; the end is `closeWrite()`; destroying it closes `conn`. At `conn`'s end of
- * stream, `onEnd` (when given) decides when the stream ends, by calling `pushEnd`.
+ * `conn.write()`; the end is `closeWrite()`; destroying it closes `conn`. `onEnd` is told when
+ * `conn` reaches its end of stream.
  */
-export function connStream(conn: Conn, pending?: Uint8Array, onEnd?: (pushEnd: () => void) => void): Duplex {
+export function connStream(conn: Conn, pending?: Uint8Array, onEnd?: () => void): Duplex {
   let reading = false;
   let first = pending !== undefined && pending.length > 0 ? pending : undefined;
   return new Duplex({
@@ -56,9 +56,8 @@ export function connStream(conn: Conn, pending?: Uint8Array, onEnd?: (pushEnd: (
       conn.read().then(
         (chunk) => {
           reading = false;
-          if (chunk !== null) this.push(chunk);
-          else if (onEnd) onEnd(() => this.push(null));
-          else this.push(null);
+          if (chunk === null) onEnd?.();
+          this.push(chunk);
         },
         (e: Error) => this.destroy(e),
       );
@@ -86,11 +85,7 @@ export function acceptTlsOver(conn: Conn, options: ServerTlsOptions): Promise<Co
   // A client that leaves during the handshake (one that rejects the certificate may just close)
   // ends the stream without an error on the TLS socket: that ends the handshake here.
   let clientLeft: () => void = () => {};
-  const onEnd = (pushEnd: () => void): void => {
-    clientLeft();
-    pushEnd();
-  };
-  const socket = new tls.TLSSocket(connStream(conn, options.pending, onEnd), {
+  const socket = new tls.TLSSocket(connStream(conn, options.pending, () => clientLeft()), {
     isServer: true,
     secureContext: tls.createSecureContext({ cert: options.cert, key: options.key }),
     ALPNProtocols: options.alpn ? [...options.alpn] : undefined,

@@ -5,6 +5,9 @@
 import { createHash } from "node:crypto";
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { writeFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import { join } from "node:path";
 import { patternByte, withDeadline } from "./util.ts";
 
 /** What the origin's echo route answers (JSON). */
@@ -215,4 +218,40 @@ function listenUnix(server: HttpServer, path: string): Promise<number> {
 async function closeNet(server: NetServer, sockets: Set<Socket>): Promise<void> {
   for (const s of sockets) s.destroy();
   await withDeadline(new Promise<void>((r) => server.close(() => r())), 5_000, "tcp server close");
+}
+
+/** An HTTPS origin on 127.0.0.1 for `localhost`, with a CA of its own the proxy is told to trust. */
+export interface TlsOrigin {
+  readonly port: number;
+  /** The origin's CA certificate, PEM, written to a file (for `CODEX_CA_CERTIFICATE`). */
+  readonly caPath: string;
+  /** Every request it got, in order. */
+  readonly seen: { method: string; url: string; host: string }[];
+  close(): Promise<void>;
+}
+
+/**
+ * Start an HTTPS origin answering `origin: METHOD URL` (text/plain), its certificate for
+ * `localhost` issued by a test CA made with the proxy's own CA code (which OpenSSL checks in
+ * test/unit/mitm-ca.test.ts); the CA certificate is written into `dir`.
+ */
+export async function startTlsOrigin(dir: string): Promise<TlsOrigin> {
+  const { LocalCa } = await import("../../../src/core/mitm/ca.ts");
+  const ca = await LocalCa.generate();
+  const leaf = await ca.leafFor("localhost");
+  const caPath = join(dir, "origin-ca.pem");
+  writeFileSync(caPath, ca.certPem);
+  const seen: TlsOrigin["seen"] = [];
+  const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
+    seen.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host ?? "" });
+    res.setHeader("content-type", "text/plain");
+    res.end(`origin: ${req.method} ${req.url}`);
+  });
+  await withDeadline(new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r())), 5_000, "TLS origin listen");
+  return {
+    port: (server.address() as { port: number }).port,
+    caPath,
+    seen,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
