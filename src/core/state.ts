@@ -11,6 +11,8 @@ import type { DecisionRecord, DecisionSink } from "./audit/events.ts";
 import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
 import type { NetworkConfig, NetworkMode } from "./config/types.ts";
 import { silentLogger, TARGET, type Logger } from "./log.ts";
+import type { HookSecrets } from "./mitm/hook-secrets.ts";
+import { HookTable } from "./mitm/hooks.ts";
 import { PolicyEngine, type PolicyOptions } from "./policy/decide.ts";
 
 /** What one request is decided against. */
@@ -18,6 +20,8 @@ export interface ProxySnapshot {
   readonly network: Readonly<NetworkConfig>;
   readonly policy: PolicyEngine;
   readonly mode: NetworkMode;
+  /** `network.mitm_hooks` compiled, with their secrets. */
+  readonly hooks: HookTable;
 }
 
 /** Where a reload reads the configuration from (the config file, or the embedding app). */
@@ -37,6 +41,10 @@ export interface ProxyStateOptions {
   source?: ConfigSource;
   /** Limits no configuration, reload or mode change may widen. */
   constraints?: NetworkConstraints;
+  /** The secrets the first configuration's hooks inject (`readHookSecrets`). */
+  secrets?: HookSecrets;
+  /** Reads the secrets of a reloaded configuration's hooks (again, so a rotated one is picked up). */
+  readSecrets?: (network: NetworkConfig) => Promise<HookSecrets>;
   log?: Logger;
 }
 
@@ -48,15 +56,21 @@ export class ProxyState {
   private readonly sinks: DecisionSink[] = [];
   private readonly changeListeners = new Set<() => void>();
   private readonly log: Logger;
+  /** The secrets the configuration in force was compiled with. */
+  private secrets: HookSecrets;
 
-  /** Compiles `network`; throws (PatternError, StateChangeError for a constraint) when invalid. */
+  /**
+   * Compiles `network`; throws (PatternError, StateChangeError for a constraint, ConfigError for
+   * a hook secret missing from `options.secrets`) when invalid.
+   */
   constructor(
     network: NetworkConfig,
     private readonly policyOptions: PolicyOptions,
     private readonly options: ProxyStateOptions = {},
   ) {
     this.log = options.log ?? silentLogger;
-    this.current = this.compile(network);
+    this.secrets = options.secrets ?? new Map();
+    this.current = this.compile(network, this.secrets);
   }
 
   /** The snapshot in force now. */
@@ -73,8 +87,9 @@ export class ProxyState {
    * Replace the configuration. On error (bad pattern, constraint violation) nothing changes and
    * the error is thrown. Logs what each list gained and lost.
    */
-  replaceConfig(network: NetworkConfig): void {
-    const next = this.compile(network);
+  replaceConfig(network: NetworkConfig, secrets: HookSecrets = this.secrets): void {
+    const next = this.compile(network, secrets);
+    this.secrets = secrets;
     const before = this.current.network;
     this.current = next;
     for (const line of describeChanges(before, next.network)) this.log.log("info", TARGET.config, line);
@@ -85,13 +100,15 @@ export class ProxyState {
   async reload(): Promise<void> {
     const source = this.options.source;
     let network: NetworkConfig;
+    let secrets: HookSecrets | undefined;
     try {
       network = source ? await source() : structuredClone(this.current.network as NetworkConfig);
+      secrets = await this.options.readSecrets?.(network);
     } catch (e) {
       throw new StateChangeError(`reload failed: ${(e as Error).message}`, { cause: e });
     }
     try {
-      this.replaceConfig(network);
+      this.replaceConfig(network, secrets);
     } catch (e) {
       throw new StateChangeError(`reload refused: ${(e as Error).message}`, { cause: e });
     }
@@ -144,11 +161,14 @@ export class ProxyState {
     }
   }
 
-  private compile(network: NetworkConfig): ProxySnapshot {
+  private compile(network: NetworkConfig, secrets: HookSecrets): ProxySnapshot {
     const copy: NetworkConfig = structuredClone(network);
+    copy.mitm_hooks ??= [];
     const violation = this.options.constraints ? checkConstraints(copy, this.options.constraints)[0] : undefined;
     if (violation) throw new StateChangeError(violation);
-    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode });
+    if (copy.mitm_hooks.length > 0 && !copy.mitm) throw new StateChangeError("network.mitm_hooks need network.mitm = true");
+    const hooks = HookTable.compile(copy.mitm_hooks, secrets);
+    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode, hooks });
   }
 }
 
@@ -165,5 +185,9 @@ export function describeChanges(before: Readonly<NetworkConfig>, after: Readonly
     }
   }
   if (before.mode !== after.mode) lines.push(`config reloaded: network.mode ${before.mode} -> ${after.mode}`);
+  const hosts = (n: Readonly<NetworkConfig>) => [...new Set((n.mitm_hooks ?? []).map((h) => h.host))];
+  if (JSON.stringify(before.mitm_hooks ?? []) !== JSON.stringify(after.mitm_hooks ?? [])) {
+    lines.push(`config reloaded: network.mitm_hooks now ${after.mitm_hooks.length} hooks for ${JSON.stringify(hosts(after))}`);
+  }
   return lines;
 }

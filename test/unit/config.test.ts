@@ -72,6 +72,7 @@ mitm = true
       request_body_idle_timeout_secs: 15,
       admin_token: "s3cret",
       mitm: true,
+      mitm_hooks: [],
     });
   });
 

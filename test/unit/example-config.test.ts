@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadConfigFile } from "../../src/core/config/load.ts";
+import { readHookSecrets } from "../../src/core/mitm/hook-secrets.ts";
 import { parseConfigText } from "../../src/core/config/parse.ts";
 import { NETWORK_KEYS } from "../../src/core/config/schema.ts";
 import { parseTelemetryConfig } from "../../src/core/config/telemetry.ts";
@@ -46,9 +47,18 @@ describe("examples/config.toml", () => {
     }
   });
 
+  it("the commented-out hook is valid when uncommented (with mitm = true and its secret set)", async () => {
+    const block = [...text.matchAll(/^# ?(\[\[network\.mitm_hooks\]\]\n(?:# ?[a-z_.]+ = .+\n)+)/gm)].map((m) => m[1]!.replace(/^# ?/gm, ""));
+    expect(block).toHaveLength(1);
+    const { network } = parseConfigText(`[network]\nmitm = true\n${block[0]}`, EXAMPLE);
+    expect(network.mitm_hooks).toHaveLength(1);
+    const secrets = await readHookSecrets(network.mitm_hooks, { env: (n) => (n === "GITHUB_TOKEN" ? "example-token" : undefined) });
+    expect(secrets.size).toBe(1);
+  });
+
   it("the README's key table lists exactly the [network] keys", () => {
     const readme = readFileSync(README, "utf8");
-    const rows = [...readme.matchAll(/^\| `([a-z_0-9]+)` \| (?:string|bool|integer|string\[\]|`"full"` \/ `"limited"`)/gm)].map((m) => m[1]!);
+    const rows = [...readme.matchAll(/^\| `([a-z_0-9]+)` \| (?:string|bool|integer|string\[\]|array of tables|`"full"` \/ `"limited"`)/gm)].map((m) => m[1]!);
     expect([...rows].sort()).toEqual([...NETWORK_KEYS].sort());
   });
 });

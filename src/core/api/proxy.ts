@@ -25,6 +25,7 @@ import { upstreamProxiesFromEnv } from "../net/upstream-proxy.ts";
 import { startProxy, type ProxyAddresses, type RunningProxy } from "../server.ts";
 import { loadExtraCa } from "../tls-trust.ts";
 import { loadConfigFile } from "../config/load.ts";
+import { readHookSecrets, type SecretReader } from "../mitm/hook-secrets.ts";
 import type { Runtime } from "../runtime.ts";
 import { caFromPem, caFromStore, type CaMaterial } from "../mitm/ca-loader.ts";
 import type { LocalCa } from "../mitm/ca.ts";
@@ -177,10 +178,21 @@ export class NetworkProxyBuilder {
       const violations = checkConstraints(network, this.s.managed);
       if (violations.length > 0) throw new ConfigError(`managed constraints violated: ${violations.join("; ")}`);
     }
+    const secretReader: SecretReader = {
+      env: (n) => this.runtime.env?.(n),
+      readTextFile: this.runtime.readTextFile && ((p) => this.runtime.readTextFile!(p)),
+    };
+    const readSecrets = (n: NetworkConfig) => readHookSecrets(n.mitm_hooks ?? [], secretReader);
     const state = new ProxyState(
       network,
       { resolve: (h) => this.runtime.net.resolve(h), decider: this.s.decider },
-      { source: this.s.file !== undefined || this.s.source ? load : undefined, constraints: this.s.managed, log: this.s.logger },
+      {
+        source: this.s.file !== undefined || this.s.source ? load : undefined,
+        constraints: this.s.managed,
+        log: this.s.logger,
+        secrets: await readSecrets(network),
+        readSecrets,
+      },
     );
     state.addSink(createAuditSink(this.s.audit));
     for (const sink of this.s.sinks) state.addSink(sink);

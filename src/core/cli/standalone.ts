@@ -12,6 +12,7 @@ import { planListeners } from "../config/listen-url.ts";
 import { ConfigError, type ListenPlan, type LoadedConfig } from "../config/types.ts";
 import { createAdminApp } from "../admin/app.ts";
 import { loadConfigFile } from "../config/load.ts";
+import { readHookSecrets, type HookSecrets, type SecretReader } from "../mitm/hook-secrets.ts";
 import { adminTokenFrom } from "../admin/token.ts";
 import { checkConstraints, parseConstraintsText, type NetworkConstraints } from "../config/constraints.ts";
 import { createLineLogger, TARGET, type Logger } from "../log.ts";
@@ -114,6 +115,8 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   let plan: ListenPlan;
   let initialMtime: number | undefined;
   let adminToken: string | undefined;
+  let secrets: HookSecrets;
+  const secretReader: SecretReader = { env: (n) => rt.env(n), readTextFile: (p) => rt.readTextFile(p) };
   try {
     path = await configPath(rt, args.config);
     // The watcher's baseline is taken before the first read, so an edit made during startup
@@ -127,6 +130,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     const violations = constraints ? checkConstraints(loaded.network, constraints) : [];
     if (violations.length > 0) throw new ConfigError(`${path}: managed constraints violated:\n  ${violations.join("\n  ")}`);
     adminToken = adminTokenFrom(loaded.network, (n) => rt.env(n));
+    secrets = await readHookSecrets(loaded.network.mitm_hooks, secretReader);
   } catch (e) {
     if (e instanceof ConfigError) {
       rt.stderr(`error: ${e.message.trimEnd()}\n`);
@@ -150,7 +154,13 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   const state = new ProxyState(
     network,
     { resolve: (h) => rt.net.resolve(h) },
-    { source: async () => (await loadConfigFile(rt, configFile, args.config !== undefined)).network, constraints, log },
+    {
+      source: async () => (await loadConfigFile(rt, configFile, args.config !== undefined)).network,
+      constraints,
+      log,
+      secrets,
+      readSecrets: (n) => readHookSecrets(n.mitm_hooks, secretReader),
+    },
   );
   log.log(
     "info",

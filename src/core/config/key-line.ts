@@ -113,3 +113,29 @@ function openedMultiline(line: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The 1-based line of the `index`-th (0-based) `[[table]]` header for the dotted `table`
+ * (`network.mitm_hooks`), or `undefined` when there are fewer (an inline array, say).
+ */
+export function findArrayTableLine(text: string, table: string, index: number): number | undefined {
+  const wanted = splitDotted(table);
+  const lines = text.split(/\r?\n/);
+  let seen = 0;
+  let inMultiline: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    if (inMultiline !== undefined) {
+      if (line.includes(inMultiline)) inMultiline = undefined;
+      continue;
+    }
+    const header = HEADER_RE.exec(line);
+    if (header?.[1] === "[[") {
+      const path = splitDotted(header[2] ?? "");
+      if (path.length === wanted.length && startsWith(path, wanted) && seen++ === index) return i + 1;
+      continue;
+    }
+    inMultiline = openedMultiline(line);
+  }
+  return undefined;
+}

@@ -16,9 +16,10 @@
  */
 
 import { parse, TomlError } from "smol-toml";
+import { HookConfigError, parseMitmHooks } from "../mitm/hook-config.ts";
 import { compilePatterns, PatternError } from "../policy/patterns.ts";
 import { bearerTokenFault } from "./bearer-token.ts";
-import { findKeyLine } from "./key-line.ts";
+import { findArrayTableLine, findKeyLine } from "./key-line.ts";
 import { parseListenUrl } from "./listen-url.ts";
 import {
   isNetworkKey,
@@ -90,6 +91,9 @@ export function parseConfigText(text: string, path: string): LoadedConfig {
   for (const key of LISTEN_URL_KEYS) {
     if (Object.hasOwn(table, key)) checkListenUrl(src, key, network[key]);
   }
+  if (network.mitm_hooks.length > 0 && !network.mitm) {
+    throw keyError(src, "mitm_hooks", "hooks act on intercepted requests: they need network.mitm = true");
+  }
   return { network, warnings };
 }
 
@@ -155,6 +159,9 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       Object.assign(network, { [key]: n });
       return;
     }
+    case "hooks":
+      network.mitm_hooks = hooksOf(src, value);
+      return;
     case "string[]": {
       if (!Array.isArray(value)) throw keyError(src, key, `expected array of strings, got ${got}`);
       const list: string[] = [];
@@ -172,6 +179,19 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       Object.assign(network, { [key]: list });
       return;
     }
+  }
+}
+
+/** Checks `network.mitm_hooks`, re-raising a {@link HookConfigError} with the hook's line. */
+function hooksOf(src: Source, value: unknown): NetworkConfig["mitm_hooks"] {
+  try {
+    return parseMitmHooks(value);
+  } catch (e) {
+    if (!(e instanceof HookConfigError)) throw e;
+    const line =
+      (e.index === undefined ? undefined : findArrayTableLine(src.text, `${NETWORK_TABLE}.mitm_hooks`, e.index)) ??
+      findKeyLine(src.text, NETWORK_TABLE, "mitm_hooks");
+    return keyErrorAt(src, line, `${NETWORK_TABLE}.${e.message}`, `${NETWORK_TABLE}.mitm_hooks`, { cause: e });
   }
 }
 
@@ -210,6 +230,10 @@ function keyError(src: Source, key: string, detail: string, index?: number): Con
     `${NETWORK_TABLE}.${key}`,
     line,
   );
+}
+
+function keyErrorAt(src: Source, line: number | undefined, text: string, key: string, options: { cause: unknown }): never {
+  throw new ConfigError(`${prefix(src, line)}${text}`, key, line, options);
 }
 
 /** `PATH:LINE: ` when the line is known, else `PATH: `. */

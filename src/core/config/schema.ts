@@ -8,9 +8,10 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
 
 /**
  * How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES};
- * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`.
+ * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`; `hooks` the `[[network.mitm_hooks]]`
+ * array of tables (`parseMitmHooks`).
  */
-export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds";
+export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds" | "hooks";
 
 /** The expected type of every `[network]` key, in the order of docs/behaviour.md §1. */
 export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
@@ -31,6 +32,7 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   request_body_idle_timeout_secs: "seconds",
   admin_token: "string",
   mitm: "boolean",
+  mitm_hooks: "hooks",
 };
 
 /** Every key the `[network]` table accepts. */

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { MitmHookConfig } from "../mitm/hook-config.ts";
+
 export { ConfigError } from "./error.ts";
 
 /** `full` allows every method; `limited` only GET, HEAD and OPTIONS (no tunnels, no SOCKS5). */
@@ -39,6 +41,12 @@ export interface NetworkConfig {
    * refuses CONNECT (`mitm_required`).
    */
   mitm: boolean;
+  /**
+   * `[[network.mitm_hooks]]`: per-host rules for intercepted requests (docs/behaviour.md §5.19).
+   * CONNECTs to a hooked host are intercepted in full mode too; a request to it must match a
+   * hook (`mitm_hook_denied`), whose actions strip and inject headers. Needs `mitm = true`.
+   */
+  mitm_hooks: MitmHookConfig[];
 }
 
 /** Default of `request_body_idle_timeout_secs`: a client silent this long inside a body is gone. */
@@ -65,6 +73,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     allow_unix_sockets: [],
     request_body_idle_timeout_secs: DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS,
     mitm: false,
+    mitm_hooks: [],
   };
 }
 

@@ -15,6 +15,9 @@
  * 4. the host policy (deny list, local literals, allow list and decider, DNS vetting): its
  *    verdict is recorded, allow included, even when the client left before it was made;
  * 5. limited mode for HTTP: only GET, HEAD and OPTIONS, no upgrade, no CONNECT (mode guard);
+ * 5b. a host with `mitm_hooks` (docs/behaviour.md §5.19): its CONNECT is intercepted, in full
+ *    mode too; a request must match one of its hooks, and one that injects a secret must go over
+ *    TLS; SOCKS5 to it cannot be inspected. Otherwise `mitm_hook_denied` (proxy state);
  * 6. the dial plan: through the upstream proxy when chaining applies, else straight to the
  *    vetted addresses; any address that is one of the proxy's own listeners refuses the request
  *    with `proxy_loop` (proxy state) before anything is dialled. A name left to dial time is
@@ -32,6 +35,7 @@ import { TARGET } from "../log.ts";
 import type { DialPlan } from "../net/dial-plan.ts";
 import type { LeaveWatch } from "../net/reader.ts";
 import { proxyFor } from "../net/upstream-proxy.ts";
+import { injectsSecret, matchHook, type CompiledHook } from "../mitm/hooks.ts";
 import { displayHost } from "../policy/host.ts";
 import type { HostVerdict, ProxyProtocol } from "../policy/types.ts";
 import { attributed, type RequestFacts, type SessionContext } from "../session-context.ts";
@@ -77,11 +81,19 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
       return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
     }
   }
+  // 5b. hooks
+  const hooks = snap.hooks.forHost(verdict.host);
+  let hook: CompiledHook | undefined;
+  if (hooks !== undefined && req.method !== "CONNECT") {
+    hook = socks || req.content === undefined ? undefined : matchHook(hooks, { method: req.method ?? "", ...req.content });
+    if (hook === undefined || (injectsSecret(hook) && !req.tls)) return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "mitm_hook_denied");
+  }
   // 6. where to dial, never to ourselves
   const plan = planDial(ctx, snap, req, verdict);
   if (plan === "loop") return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "proxy_loop");
-  const intercept = !socks && snap.mode === "limited" && req.method === "CONNECT";
-  return intercept ? { kind: "allowed", host: verdict.host, plan, intercept } : { kind: "allowed", host: verdict.host, plan };
+  const intercept = !socks && req.method === "CONNECT" && (snap.mode === "limited" || hooks !== undefined);
+  if (intercept) return { kind: "allowed", host: verdict.host, plan, intercept };
+  return hook ? { kind: "allowed", host: verdict.host, plan, hook } : { kind: "allowed", host: verdict.host, plan };
 }
 
 /**

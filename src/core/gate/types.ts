@@ -4,6 +4,8 @@
  * @module
  */
 import type { DecisionScope } from "../audit/events.ts";
+import type { HttpHeader } from "../http/parser.ts";
+import type { CompiledHook } from "../mitm/hooks.ts";
 import type { DialPlan } from "../net/dial-plan.ts";
 import type { BlockReason, DecisionSource, ProxyProtocol } from "../policy/types.ts";
 
@@ -25,6 +27,8 @@ export interface GateRequest {
   readonly unixSocket?: string;
   /** An absolute-form `https://` request: the proxy originates TLS, chaining uses the tunnel proxy. */
   readonly tls?: boolean;
+  /** A plain request's origin-form target and headers, for `mitm_hooks` (absent for tunnels). */
+  readonly content?: { readonly path: string; readonly headers: readonly HttpHeader[] };
 }
 
 /** A refusal: what a front needs to answer it in its own bytes (the 403 body's fields). */
@@ -55,5 +59,7 @@ export type GateVerdict =
        * the decision cannot change what was allowed.
        */
       readonly intercept?: boolean;
+      /** The `mitm_hooks` entry the request matched: its actions apply before it is sent. */
+      readonly hook?: CompiledHook;
     }
   | { readonly kind: "refused"; readonly refusal: GateRefusal };

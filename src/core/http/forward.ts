@@ -14,6 +14,7 @@ import { dialProxy } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { formatAddr } from "../net/contract.ts";
 import { TARGET } from "../log.ts";
+import { applyHook } from "../mitm/hooks.ts";
 import type { SessionContext } from "../session-context.ts";
 import { exchange, type Destination, type ExchangeRequest } from "./exchange.ts";
 import { checkRequest } from "./checked-request.ts";
@@ -80,6 +81,7 @@ async function decideAndForward(
     upgrade: upgrade !== undefined,
     unixSocket: socketPath,
     tls: target.tls,
+    content: { path: target.path, headers: head.headers },
   };
   // Read before deciding: a connection opened for this request is pooled only while this policy lasts.
   const generation = ctx.state.snapshot();
@@ -88,7 +90,8 @@ async function decideAndForward(
   const { host, plan } = verdict;
   ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
   const request: ExchangeRequest = {
-    head,
+    // a matching `mitm_hooks` entry strips and injects headers (its secrets never reach a log)
+    head: verdict.hook ? { ...head, headers: applyHook(head.headers, verdict.hook) } : head,
     target,
     framing,
     keepAlive,

@@ -96,6 +96,9 @@ export function refusalPhrase(r: Refusal, method?: string): string {
       case "mitm_required":
         why = "limited mode opens HTTPS tunnels only with TLS interception (network.mitm)";
         break;
+      case "mitm_hook_denied":
+        why = `the request matches none of ${host}'s mitm_hooks`;
+        break;
       case "proxy_disabled":
         why = "the proxy is disabled";
         break;

@@ -19,6 +19,8 @@ export type BlockReason =
   | "method_not_allowed"
   /** Limited mode without TLS interception (`mitm = false`) refuses every CONNECT. */
   | "mitm_required"
+  /** A request to a host with `mitm_hooks` that matches none of them (or cannot be inspected). */
+  | "mitm_hook_denied"
   | "proxy_disabled"
   | "proxy_loop"
   | "decider_error"
@@ -61,6 +63,8 @@ export function proxyErrorHeader(reason: BlockReason): string {
       return "blocked-by-method-policy";
     case "mitm_required":
       return "blocked-by-mitm-required";
+    case "mitm_hook_denied":
+      return "blocked-by-mitm-hook";
     default:
       return "blocked-by-policy";
   }
@@ -79,6 +83,8 @@ export function blockMessage(reason: BlockReason): string {
       return "Method not allowed in limited mode.";
     case "mitm_required":
       return "Limited mode needs TLS interception (network.mitm = true) to open HTTPS tunnels.";
+    case "mitm_hook_denied":
+      return "Request does not match any of the host's network.mitm_hooks.";
     default:
       return "Request blocked by network policy.";
   }

@@ -225,25 +225,27 @@ export interface TlsOrigin {
   readonly port: number;
   /** The origin's CA certificate, PEM, written to a file (for `CODEX_CA_CERTIFICATE`). */
   readonly caPath: string;
-  /** Every request it got, in order. */
-  readonly seen: { method: string; url: string; host: string }[];
+  /** Every request it got, in order (`authorization` and `cookie` only when sent). */
+  readonly seen: { method: string; url: string; host: string; authorization?: string; cookie?: string }[];
   close(): Promise<void>;
 }
 
 /**
- * Start an HTTPS origin answering `origin: METHOD URL` (text/plain), its certificate for
- * `localhost` issued by a test CA made with the proxy's own CA code (which OpenSSL checks in
- * test/unit/mitm-ca.test.ts); the CA certificate is written into `dir`.
+ * Start an HTTPS origin answering `origin: METHOD URL` (text/plain), its certificate for `name`
+ * (default `localhost`; an IP literal gets an IP address entry) issued by a test CA made with the
+ * proxy's own CA code (which OpenSSL checks in test/unit/mitm-ca.test.ts); the CA certificate
+ * is written into `dir`.
  */
-export async function startTlsOrigin(dir: string): Promise<TlsOrigin> {
+export async function startTlsOrigin(dir: string, name = "localhost"): Promise<TlsOrigin> {
   const { LocalCa } = await import("../../../src/core/mitm/ca.ts");
   const ca = await LocalCa.generate();
-  const leaf = await ca.leafFor("localhost");
-  const caPath = join(dir, "origin-ca.pem");
+  const leaf = await ca.leafFor(name);
+  const caPath = join(dir, `origin-ca-${name}.pem`);
   writeFileSync(caPath, ca.certPem);
   const seen: TlsOrigin["seen"] = [];
   const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
-    seen.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host ?? "" });
+    const { authorization, cookie } = req.headers;
+    seen.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host ?? "", ...(authorization === undefined ? {} : { authorization }), ...(cookie === undefined ? {} : { cookie }) });
     res.setHeader("content-type", "text/plain");
     res.end(`origin: ${req.method} ${req.url}`);
   });
