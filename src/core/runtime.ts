@@ -52,6 +52,8 @@ export interface Runtime {
   readonly privateFiles?: PrivateFiles;
   /** The user's home directory. */
   homeDir?(): string | undefined;
+  /** The runtime's built-in root certificates, PEM (Node's and Bun's `tls.rootCertificates`). */
+  bundledRoots?(): readonly string[];
   /** Command-line arguments after the program name. */
   readonly args?: readonly string[];
   /** Write to standard output; a closed reader is ignored. */

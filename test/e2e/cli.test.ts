@@ -2,7 +2,7 @@
  * The standalone command line (docs/behaviour.md §1): --help, --version, enabled = false, config
  * errors with exit code 2, CODEX_HOME, listener clamping and shutdown on signals.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -75,6 +75,32 @@ describe("CLI basics", () => {
     const r = await runCli(["--no-such-flag"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--no-such-flag");
+  });
+});
+
+describe("the env command", () => {
+  it("prints export lines for the configured listeners; without mitm, no CA variable and no CA made", async () => {
+    const t = makeTempDir("cnp-e2e-cli-");
+    temps.push(t);
+    const { file } = configFile(`[network]\nenabled = true\nproxy_url = "http://127.0.0.1:3999"\nenable_socks5 = true\nsocks_url = "127.0.0.1:4999"\n`);
+    const r = await runCli(["env", "--config", file], { env: { CODEX_HOME: t.dir } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("export HTTPS_PROXY='http://127.0.0.1:3999'\n");
+    expect(r.stdout).toContain("export ALL_PROXY='socks5h://127.0.0.1:4999'\n");
+    expect(r.stdout).toContain("export NO_PROXY=''\n");
+    expect(r.stdout).not.toContain("SSL_CERT_FILE");
+    expect(existsSync(join(t.dir, "proxy"))).toBe(false);
+  });
+
+  it.each([
+    ['proxy_url = "http://127.0.0.1:0"', "network.proxy_url has port 0, which is picked when the proxy starts: env needs a fixed port"],
+    ["enabled = false", "network.enabled is false: there is no proxy to point at"],
+  ])("%s is exit 2 with the reason", async (line, message) => {
+    const { file } = configFile(`[network]\nenabled = true\nproxy_url = "http://127.0.0.1:3999"\n`.replace(line.startsWith("enabled") ? "enabled = true" : /proxy_url = .*/, line));
+    const r = await runCli(["env", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stdout).toBe("");
   });
 });
 

@@ -5,12 +5,13 @@
  * that is not one is refused on the first CONNECT (502) and the proxy goes on serving. In-process
  * on Node (the library tests' project).
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCa } from "../../src/core/mitm/ca.ts";
 import { NetworkProxy, nodeRuntime, type NetworkProxyHandle } from "../../src/runtimes/node/index.ts";
-import { curlHttp, makeTempDir, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
+import { curlHttp, makeTempDir, pollUntil, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
+import { pythonRequest } from "./helpers/python.ts";
 
 let tmp: { dir: string; remove(): void };
 let origin: TlsOrigin;
@@ -90,5 +91,48 @@ describe("the library with mitmCa(…)", () => {
     expect(r.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
     const again = await curlHttp(["-x", `http://127.0.0.1:${h.addresses.http.port}`, "-k", `https://localhost:${origin.port}/y`]);
     expect(again.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
+  });
+
+  it("env() and envFor() add the CA variables: a bundle of the system roots, the extra CA and the app's CA; Python requests trusts it", async () => {
+    const appCa = await LocalCa.generate();
+    const home = join(tmp.dir, "lib-home");
+    const vars: Record<string, string> = { CODEX_CA_CERTIFICATE: origin.caPath, CODEX_HOME: home };
+    const proxy = await NetworkProxy.builder({ ...nodeRuntime, env: (n: string) => vars[n] })
+      .config({ mode: "limited", mitm: true, allowed_domains: ["localhost"] })
+      .httpAddr("127.0.0.1:0")
+      .mitmCa(appCa)
+      .build();
+    const h = await proxy.run();
+    handles.push(h);
+    const env = h.env();
+    const bundle = env.REQUESTS_CA_BUNDLE!;
+    expect(bundle).toMatch(new RegExp(`^${home}/proxy/ca-bundle-[0-9a-f]{16}\\.pem$`));
+    for (const name of ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "DENO_CERT"]) expect(env[name], name).toBe(bundle);
+    expect(h.envFor({ command: "pip install x" }).SSL_CERT_FILE).toBe(bundle);
+    const text = readFileSync(bundle, "utf8");
+    expect(text).toContain(appCa.certPem.trim());
+    expect(text).toContain(readFileSync(origin.caPath, "utf8").trim());
+    const system = readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8");
+    expect(text.split("BEGIN CERTIFICATE").length).toBe(system.split("BEGIN CERTIFICATE").length + 2);
+    const get = await pythonRequest(env, "GET", `https://localhost:${origin.port}/py-lib`);
+    expect(get.stdout.split("\n").slice(0, 3), get.stderr).toEqual(["200", "-", "origin: GET /py-lib"]);
+  });
+
+  it("without interception env() has no CA variable; a reload that turns it on adds them", async () => {
+    const home = join(tmp.dir, "lib-home-reload");
+    const vars: Record<string, string> = { CODEX_HOME: home };
+    const config = { mode: "limited" as const, mitm: false, allowed_domains: ["localhost"] };
+    const proxy = await NetworkProxy.builder({ ...nodeRuntime, env: (n: string) => vars[n] })
+      .configSource(() => config)
+      .httpAddr("127.0.0.1:0")
+      .build();
+    const h = await proxy.run();
+    handles.push(h);
+    expect(h.env().SSL_CERT_FILE).toBeUndefined();
+    config.mitm = true;
+    await proxy.state.reload();
+    await pollUntil(() => h.env().SSL_CERT_FILE !== undefined, 10_000, "the CA variables after the reload");
+    expect(h.env().SSL_CERT_FILE).toBe(join(home, "proxy", "ca-bundle.pem"));
+    expect(readFileSync(join(home, "proxy", "ca-bundle.pem"), "utf8")).toContain(readFileSync(join(home, "proxy", "ca.pem"), "utf8").trim());
   });
 });

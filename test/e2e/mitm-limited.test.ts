@@ -5,15 +5,21 @@
  * origin (which the proxy verifies through `CODEX_CA_CERTIFICATE`), a POST is a 403
  * `blocked-by-method-policy`, a `Host` naming another host a 400, and a client that does not
  * trust the CA fails its handshake while the proxy goes on serving. Without `mitm`, limited mode
- * refuses CONNECT with `blocked-by-mitm-required`. On node, bun and deno.
+ * refuses CONNECT with `blocked-by-mitm-required`. The `env` command prints the proxy and CA
+ * variables (a bundle of the system roots and the CA), with which Python `requests`, curl and
+ * Node's fetch through undici's `ProxyAgent` get 200 with no option of their own. On node, bun
+ * and deno.
  *
  * The origin is an HTTPS server on 127.0.0.1 with a certificate for `localhost` from a test CA
  * of its own (made by the CA code, checked by OpenSSL in test/unit/mitm-ca.test.ts).
  */
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fetch, ProxyAgent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { curl, curlHttp, makeTempDir, networkConfig, type ProxyProcess, RUNTIME, startProxy, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
+import { curl, curlHttp, makeTempDir, networkConfig, type ProxyProcess, RUNTIME, runCli, startProxy, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
+import { curlWithEnv } from "./helpers/library.ts";
+import { pythonRequest as python } from "./helpers/python.ts";
 
 let tmp: { dir: string; remove(): void };
 let origin: TlsOrigin;
@@ -94,6 +100,69 @@ describe(`limited mode with mitm = false (${RUNTIME})`, () => {
       expect(r.stderr).toMatch(/403/);
     } finally {
       await plain.stop();
+    }
+  });
+});
+
+/** `export NAME='value'` lines as a map (values as the shell would read them). */
+function parseExports(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of text.trim().split("\n")) {
+    const m = /^export ([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'$/.exec(line);
+    if (!m) throw new Error(`not an export line: ${line}`);
+    vars[m[1]!] = m[2]!.replaceAll("'\\''", "'");
+  }
+  return vars;
+}
+
+describe(`\`codex-network-proxy env\`: clients trust the CA without hand work (${RUNTIME})`, () => {
+  let vars: Record<string, string>;
+
+  beforeAll(async () => {
+    // the same settings with the proxy's real port (the running one asked for port 0)
+    const config = join(tmp.dir, "env-config.toml");
+    writeFileSync(config, networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"], proxy_url: `http://127.0.0.1:${proxy.port}` }));
+    // no CODEX_CA_CERTIFICATE here: the clients must trust the proxy's CA, not the origin's
+    const r = await runCli(["env", "--config", config], { env: { CODEX_HOME: home } });
+    expect(r.code, r.stderr).toBe(0);
+    vars = parseExports(r.stdout);
+  }, 30_000);
+
+  it("prints the proxy variables and the CA variables, all pointing at a bundle of the system roots and the CA", () => {
+    const bundle = join(home, "proxy", "ca-bundle.pem");
+    expect(vars.HTTPS_PROXY).toBe(`http://127.0.0.1:${proxy.port}`);
+    expect(vars.NO_PROXY).toBe("");
+    for (const name of ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "DENO_CERT"]) expect(vars[name], name).toBe(bundle);
+    const text = readFileSync(bundle, "utf8");
+    const ca = readFileSync(proxyCa(), "utf8").trim();
+    expect(text).toContain(ca);
+    const system = readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8");
+    const certs = (t: string) => t.split("-----BEGIN CERTIFICATE-----").length - 1;
+    expect(certs(text)).toBe(certs(system) + 1);
+    expect((statSync(bundle).mode & 0o777).toString(8)).toBe("644");
+  });
+
+  it("Python requests with those variables gets the origin's answer, and a 403 for a POST", async () => {
+    const get = await python(vars, "GET", url("/py?x=1"));
+    expect(get.stdout.split("\n").slice(0, 3), get.stderr).toEqual(["200", "-", "origin: GET /py?x=1"]);
+    const post = await python(vars, "POST", url("/py"));
+    expect(post.stdout.split("\n").slice(0, 2), post.stderr).toEqual(["403", "blocked-by-method-policy"]);
+  });
+
+  it("curl with only those variables (CURL_CA_BUNDLE, HTTPS_PROXY) gets 200", async () => {
+    const r = await curlWithEnv([url("/curl-env")], vars);
+    expect(r.status, r.stderr).toBe(200);
+    expect(r.text).toBe("origin: GET /curl-env");
+  });
+
+  it("Node fetch through undici's ProxyAgent trusting the bundle gets 200", async () => {
+    const agent = new ProxyAgent({ uri: vars.HTTPS_PROXY!, requestTls: { ca: readFileSync(vars.NODE_EXTRA_CA_CERTS!, "utf8") } });
+    try {
+      const res = await fetch(url("/undici"), { dispatcher: agent });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("origin: GET /undici");
+    } finally {
+      await agent.close();
     }
   });
 });

@@ -26,6 +26,7 @@ import { startProxy, type ProxyAddresses, type RunningProxy } from "../server.ts
 import { loadExtraCa } from "../tls-trust.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { readHookSecrets, type SecretReader } from "../mitm/hook-secrets.ts";
+import { ClientTrust } from "../mitm/client-trust.ts";
 import type { Runtime } from "../runtime.ts";
 import { caFromPem, caFromStore, type CaMaterial } from "../mitm/ca-loader.ts";
 import type { LocalCa } from "../mitm/ca.ts";
@@ -198,7 +199,7 @@ export class NetworkProxyBuilder {
     for (const sink of this.s.sinks) state.addSink(sink);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
     const mitmCa = this.s.ca ? caFromPem(this.s.ca) : caFromStore(this.runtime, this.s.logger);
-    return new NetworkProxy(this.runtime, state, this.s.logger, this.s.admin !== undefined, token, mitmCa);
+    return new NetworkProxy(this.runtime, state, this.s.logger, this.s.admin !== undefined, token, mitmCa, this.s.ca === undefined);
   }
 
   private applyAddresses(network: NetworkConfig): NetworkConfig {
@@ -224,6 +225,8 @@ export class NetworkProxy {
     private readonly serveAdmin: boolean,
     private readonly adminToken: string | undefined,
     private readonly mitmCa?: () => Promise<LocalCa>,
+    /** `mitmCa` is the one kept in `$CODEX_HOME/proxy` (the app gave none). */
+    private readonly mitmCaFromStore = true,
   ) {}
 
   /** A builder on `runtime` (each runtime's entry module presets it). */
@@ -266,11 +269,16 @@ export class NetworkProxy {
       mitmCa: this.mitmCa,
     });
     const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
+    // With interception on, children get the CA variables too (a bundle of the system roots and the CA).
+    const trust = this.mitmCa && new ClientTrust(this.runtime, this.mitmCa, this.mitmCaFromStore, extraCa, this.logger);
+    const intercepting = () => this.state.snapshot().network.mitm;
+    if (trust && intercepting()) await trust.ensure();
+    const unwatch = trust ? this.state.onChange(() => void (intercepting() && trust.ensure())) : undefined;
     return {
       addresses: running.addresses,
-      shutdown: () => running.shutdown(),
-      env: () => proxyEnv(endpoints),
-      envFor: (a) => proxyEnv(endpoints, attribution.issue({ command: a.command, exec_policy_hint: a.execPolicyHint })),
+      shutdown: () => (unwatch?.(), running.shutdown()),
+      env: () => ({ ...proxyEnv(endpoints), ...trust?.env() }),
+      envFor: (a) => ({ ...proxyEnv(endpoints, attribution.issue({ command: a.command, exec_policy_hint: a.execPolicyHint })), ...trust?.env() }),
     };
   }
 }

@@ -3,13 +3,15 @@
  * `config.toml`, starting the listeners and stopping on a signal. Each runtime's `main.ts`
  * passes its {@link StandaloneRuntime} to {@link runStandalone}.
  *
+ * `codex-network-proxy env` prints the variables a child needs instead (docs/behaviour.md §9.4).
+ *
  * Exit codes: 0 after a clean shutdown, `--help`, `--version` or `enabled = false`;
  * 2 for usage or configuration errors; 1 when the proxy cannot start (a bind fails).
  *
  * @module
  */
 import { planListeners } from "../config/listen-url.ts";
-import { ConfigError, type ListenPlan, type LoadedConfig } from "../config/types.ts";
+import { ConfigError, type ListenPlan, type LoadedConfig, type NetworkConfig } from "../config/types.ts";
 import { createAdminApp } from "../admin/app.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { readHookSecrets, type HookSecrets, type SecretReader } from "../mitm/hook-secrets.ts";
@@ -22,7 +24,9 @@ import { loadExtraCa } from "../tls-trust.ts";
 import type { StandaloneRuntime } from "../runtime.ts";
 import { ProxyState } from "../state.ts";
 import { VERSION } from "../version.ts";
-import { caFromStore } from "../mitm/ca-loader.ts";
+import { caFromStore, writeTrustBundle } from "../mitm/ca-loader.ts";
+import { caEnv } from "../mitm/ca-env.ts";
+import { proxyEnv } from "../env.ts";
 
 /** The `--help` text. */
 export const HELP = `codex-network-proxy ${VERSION}
@@ -32,6 +36,15 @@ datagram by an allowlist, a denylist, local-address protection and a read-only
 "limited" mode.
 
 Usage: codex-network-proxy [--config PATH] [--constraints PATH]
+       codex-network-proxy env [--config PATH]
+
+Commands:
+  env                    print shell export lines that send a process's traffic
+                         through the configured proxy: eval "$(codex-network-proxy env)".
+                         With network.mitm = true they include the CA variables
+                         (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, ...),
+                         pointing at $CODEX_HOME/proxy/ca-bundle.pem: the system roots
+                         plus the proxy's CA, both written if missing
 
 Options:
   -c, --config PATH      read this file instead of $CODEX_HOME/config.toml (it must exist)
@@ -59,12 +72,17 @@ Exit status: 0 after SIGINT/SIGTERM or when disabled, 2 for a usage or
 configuration error, 1 when a listener cannot be bound.
 `;
 
-type Args = { kind: "run"; config?: string; constraints?: string } | { kind: "help" } | { kind: "version" } | { kind: "error"; message: string };
+type Args =
+  | { kind: "run" | "env"; config?: string; constraints?: string }
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "error"; message: string };
 
-/** Parse the command line. */
+/** Parse the command line: options, and the `env` command first when given. */
 export function parseArgs(args: readonly string[]): Args {
   const files: { config?: string; constraints?: string } = {};
-  for (let i = 0; i < args.length; i++) {
+  const command = args[0] === "env" ? "env" : "run";
+  for (let i = command === "env" ? 1 : 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "-h" || a === "--help") return { kind: "help" };
     if (a === "-V" || a === "--version") return { kind: "version" };
@@ -73,9 +91,10 @@ export function parseArgs(args: readonly string[]): Args {
     const key = m[1] as "config" | "constraints";
     const value = m[2] ?? args[++i];
     if (value === undefined || value === "") return { kind: "error", message: `${a} needs a file path` };
+    if (command === "env" && key === "constraints") return { kind: "error", message: "env takes only --config" };
     files[key] = value;
   }
-  return { kind: "run", ...files };
+  return { kind: command, ...files };
 }
 
 /** Find the config path: `--config`, else `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`. */
@@ -109,6 +128,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     return 2;
   }
   const log = createLineLogger((line) => rt.stderr(line + "\n"), rt.env("RUST_LOG"));
+  if (args.kind === "env") return printEnv(rt, args.config, log);
   let path: string;
   let loaded: LoadedConfig;
   let constraints: NetworkConstraints | undefined;
@@ -195,6 +215,49 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   await running.shutdown();
   await audit?.shutdown(); // flush pending audit records
   return 0;
+}
+
+/**
+ * The `env` command: `export` lines for the configured listeners (docs/behaviour.md §9.4) and,
+ * with `mitm = true`, the CA variables, writing the CA and its bundle when missing. 2 for a
+ * configuration that names no fixed listener, 1 when the CA or bundle cannot be written.
+ */
+async function printEnv(rt: StandaloneRuntime, explicit: string | undefined, log: Logger): Promise<number> {
+  let network: NetworkConfig;
+  let plan: ListenPlan;
+  try {
+    const path = await configPath(rt, explicit);
+    network = (await loadConfigFile(rt, path, explicit !== undefined)).network;
+    if (!network.enabled) throw new ConfigError(`${path}: network.enabled is false: there is no proxy to point at`);
+    plan = planListeners(network).plan;
+    for (const [key, addr] of [["proxy_url", plan.http], ["socks_url", plan.socks5]] as const) {
+      if (addr?.port === 0) throw new ConfigError(`${path}: network.${key} has port 0, which is picked when the proxy starts: env needs a fixed port`);
+    }
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    rt.stderr(`error: ${e.message.trimEnd()}\n`);
+    return 2;
+  }
+  const vars = proxyEnv({ http: plan.http, socks5: plan.socks5 });
+  if (network.mitm) {
+    const store = caFromStore(rt, log);
+    try {
+      if (!store) throw new Error("this runtime cannot keep the CA's files");
+      const extraCa = await loadExtraCa((n) => rt.env(n), (p) => rt.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
+      const bundle = await writeTrustBundle(rt, await store(), true, extraCa, log);
+      if (bundle) Object.assign(vars, caEnv(bundle));
+    } catch (e) {
+      rt.stderr(`error: cannot write the CA bundle: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  rt.stdout(Object.entries(vars).map(([name, value]) => `export ${name}=${shellQuote(value)}\n`).join(""));
+  return 0;
+}
+
+/** `value` in single quotes for a POSIX shell. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
 /** How often the config file's modification time is checked for live reload. */

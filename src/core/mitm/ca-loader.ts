@@ -46,9 +46,47 @@ export function caFromStore(rt: Pick<Runtime, "privateFiles" | "env" | "homeDir"
   if (!files) return undefined;
   return once(async () => {
     const { caPaths, loadOrCreateCa } = await import("./ca-store.ts");
-    const home = rt.env?.("CODEX_HOME") || `${(rt.homeDir?.() ?? "").replace(/\/+$/, "")}/.codex`;
+    const home = codexHome(rt);
     const ca = await loadOrCreateCa(files, home);
     log.log("info", TARGET.main, `TLS interception CA ${caPaths(home).cert} (${ca.subject}, valid until ${new Date(ca.notAfter).toISOString().slice(0, 10)})`);
     return ca;
   });
+}
+
+/** `$CODEX_HOME`, else `~/.codex`. */
+export function codexHome(rt: Pick<Runtime, "env" | "homeDir">): string {
+  return rt.env?.("CODEX_HOME") || `${(rt.homeDir?.() ?? "").replace(/\/+$/, "")}/.codex`;
+}
+
+/**
+ * Write the trust bundle for `ca` (docs/behaviour.md §9.4) into `$CODEX_HOME/proxy` and return
+ * its path: `ca-bundle.pem` for the CA kept there (`fromStore`), `ca-bundle-<fingerprint>.pem`
+ * for an app's own CA, so two proxies with different CAs never overwrite each other's.
+ * `undefined`, with a warning, when the runtime cannot write files.
+ */
+export async function writeTrustBundle(
+  rt: Pick<Runtime, "env" | "homeDir" | "privateFiles" | "readTextFile" | "bundledRoots">,
+  ca: LocalCa,
+  fromStore: boolean,
+  extraCa: string | undefined,
+  log: Logger,
+): Promise<string | undefined> {
+  const files = rt.privateFiles;
+  const warn = (m: string) => log.log("warn", TARGET.main, m);
+  if (!files) {
+    warn("this runtime cannot write files: no CA bundle for clients, trust the proxy's CA by hand");
+    return undefined;
+  }
+  const { CA_BUNDLE_FILE, writeCaBundle } = await import("./ca-bundle.ts");
+  const { CA_DIR_NAME } = await import("./ca-store.ts");
+  const name = fromStore ? CA_BUNDLE_FILE : `ca-bundle-${await fingerprint(ca.certPem)}.pem`;
+  const dir = `${codexHome(rt).replace(/\/+$/, "")}/${CA_DIR_NAME}`;
+  const sources = { files, readTextFile: rt.readTextFile && ((p: string) => rt.readTextFile!(p)), bundledRoots: rt.bundledRoots && (() => rt.bundledRoots!()) };
+  return writeCaBundle(sources, dir, name, ca.certPem, extraCa, warn);
+}
+
+/** The first 16 hex digits of the SHA-256 of `text`. */
+async function fingerprint(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -45,6 +45,11 @@ export interface PrivateFiles {
   createExclusive(path: string, text: string, mode: number): Promise<boolean>;
   /** Make directory `path` and missing parents with `mode`; nothing when it exists. */
   mkdirp(path: string, mode: number): Promise<void>;
+  /**
+   * Replace `path` with `text` and `mode` atomically: written to a new file beside it, then
+   * renamed over it (a symbolic link there is replaced, never followed).
+   */
+  replaceText(path: string, text: string, mode: number): Promise<void>;
 }
 
 /** The CA store refused its files: says which path and what is wrong. */
@@ -98,7 +103,7 @@ export async function loadOrCreateCa(files: PrivateFiles, codexHome: string, now
  * The CA's directory, when it exists, must be a real directory nobody else can write to: in a
  * directory others may write, the key could be swapped between its check and its read.
  */
-async function checkDirectory(files: PrivateFiles, dir: string): Promise<void> {
+export async function checkDirectory(files: PrivateFiles, dir: string): Promise<void> {
   const st = await files.lstat(dir);
   if (st === null) return;
   if (st.kind === "symlink") throw new CaStoreError(`${dir} is a symbolic link; the CA directory must be a real directory with mode 0700`);

@@ -53,3 +53,27 @@ export function fromPem(text: string, label: PemLabel): Uint8Array<ArrayBuffer> 
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
+
+/**
+ * Every `label` block in `text` (a bundle), each in one canonical spelling: base64 without
+ * whitespace, re-wrapped at 64 characters, no trailing newline. Text between blocks (comments,
+ * other labels) is left out; a block without its end line ends the list.
+ */
+export function splitPemBlocks(text: string, label: PemLabel): string[] {
+  const begin = `-----BEGIN ${label}-----`;
+  const end = `-----END ${label}-----`;
+  const blocks: string[] = [];
+  let at = 0;
+  for (;;) {
+    const from = text.indexOf(begin, at);
+    const to = from < 0 ? -1 : text.indexOf(end, from + begin.length);
+    if (to < 0) return blocks;
+    const body = text.slice(from + begin.length, to).replace(/\s+/g, "");
+    if (body !== "") {
+      const lines: string[] = [];
+      for (let i = 0; i < body.length; i += PEM_LINE_CHARS) lines.push(body.slice(i, i + PEM_LINE_CHARS));
+      blocks.push(`${begin}\n${lines.join("\n")}\n${end}`);
+    }
+    at = to + end.length;
+  }
+}

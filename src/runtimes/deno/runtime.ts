@@ -62,6 +62,17 @@ export const denoPrivateFiles: PrivateFiles = {
   async mkdirp(path, mode) {
     await Deno.mkdir(path, { recursive: true, mode });
   },
+  async replaceText(path, text, mode) {
+    const temporary = `${path}.${crypto.randomUUID()}.tmp`;
+    try {
+      await Deno.writeTextFile(temporary, text, { createNew: true, mode });
+      await Deno.chmod(temporary, mode);
+      await Deno.rename(temporary, path);
+    } catch (e) {
+      await Deno.remove(temporary).catch(() => {});
+      throw e;
+    }
+  },
 };
 
 /** Everything the core gets from Deno. */

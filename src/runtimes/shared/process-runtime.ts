@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { chmod, lstat, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
+import { rootCertificates } from "node:tls";
 import type { Net } from "../../core/net/contract.ts";
 import type { PrivateFiles } from "../../core/mitm/ca-store.ts";
 import type { PathKind, StandaloneRuntime } from "../../core/runtime.ts";
@@ -67,6 +68,17 @@ export const nodePrivateFiles: PrivateFiles = {
   async mkdirp(path, mode) {
     await mkdir(path, { recursive: true, mode });
   },
+  async replaceText(path, text, mode) {
+    const temporary = `${path}.${crypto.randomUUID()}.tmp`;
+    try {
+      await writeFile(temporary, text, { flag: "wx", mode });
+      await chmod(temporary, mode);
+      await rename(temporary, path);
+    } catch (e) {
+      await rm(temporary, { force: true });
+      throw e;
+    }
+  },
 };
 
 /** Write to a process stream; a closed reader (EPIPE) must not take the proxy down. */
@@ -97,6 +109,7 @@ export function processRuntime(name: string, net: Net): StandaloneRuntime {
     fileMtime,
     privateFiles: nodePrivateFiles,
     homeDir: () => homedir(),
+    bundledRoots: () => rootCertificates,
     stdout: quietWriter(process.stdout),
     stderr: quietWriter(process.stderr),
     onShutdownSignal(handler) {
