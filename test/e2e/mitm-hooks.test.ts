@@ -96,6 +96,8 @@ describe(`request hooks in full mode (${RUNTIME})`, () => {
     ["a path no hook covers", [], "/admin"],
     ["a path the glob does not reach (its * stops at a /)", [], "/public/readme"],
     ["a path walking out of a prefix", ["--path-as-is"], "/api/../admin"],
+    ["a path cut short by a # after ..", ["--request-target", "/api/..#x"], "/api/x"],
+    ["a ..; segment", ["--path-as-is"], "/api/..;/admin"],
   ])("%s is refused with 403 blocked-by-mitm-hook and never reaches the origin", async (_what, args, path) => {
     const before = hooked.seen.length;
     const r = await curlHttp([...via(), "--cacert", proxyCa(), ...args, url(path)]);

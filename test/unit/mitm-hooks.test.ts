@@ -81,6 +81,11 @@ describe("parsing [[network.mitm_hooks]]", () => {
     [`host = "b.example"\nmatch = { methods = ["G ET"], path_prefixes = ["/"] }`, "[1].match.methods[0]", "is not an HTTP method"],
     [`host = "b.example"\nmatch = { methods = ["GET"] }`, "[1].match.path_prefixes", "missing (required)"],
     [`host = "b.example"\nmatch = { methods = ["GET"], path_prefixes = ["v1/"] }`, "[1].match.path_prefixes[0]", `must start with "/"`],
+    [`host = "b.example"\nmatch = { methods = ["GET", "trace"], path_prefixes = ["/"] }`, "[1].match.methods[1]", "TRACE is not accepted (TRACE echoes injected secrets"],
+    [`host = "b.example"\nmatch = { methods = ["CONNECT"], path_prefixes = ["/"] }`, "[1].match.methods[0]", "CONNECT is not accepted"],
+    [`host = "b.example"\n${okMatch}\nactions.inject_request_headers = [{ name = "x-key", secret_env_var = "A" }, { name = "X-Key", secret_env_var = "B" }]`, "[1].actions.inject_request_headers[1].name", `"x-key" is injected twice`],
+    [`host = "b.example"\n${okMatch}\nactions.inject_request_headers = [{ name = "x-key", secret_env_var = "CODEX_NETWORK_PROXY_ADMIN_TOKEN" }]`, "[1].actions.inject_request_headers[0].secret_env_var", "holds the proxy's own admin token"],
+    [`host = "b.example"\n${okMatch}\nactions.strip_request_headers = ["Expect"]`, "[1].actions.strip_request_headers[0]", "set by the proxy itself"],
     [`host = "b.example"\nmatch = { methods = ["GET"], path_prefixes = ["pattern:*/x"] }`, "[1].match.path_prefixes[0]", `must start with "/"`],
     [`host = "b.example"\nmatch = { methods = ["GET"], path_prefixes = ["/a?b"] }`, "[1].match.path_prefixes[0]", "holds a character"],
     [`host = "b.example"\nmatch = { methods = ["GET"], path_prefixes = ["/"], body = {} }`, "[1].match.body", "is reserved"],
@@ -197,6 +202,12 @@ describe("matching a request against a host's hooks", () => {
     ["GET", "/v1/a%5cb?state=open&page=1", version, false], // encoded backslash
     ["GET", "/v1/a\\..\\b?state=open&page=1", version, false], // backslash
     ["GET", "/v1/..foo?state=open&page=1", version, true], // ".." inside a segment is a name
+    ["GET", "/v1/..#x?state=open&page=1", version, false], // "#": URL parsers cut the path there
+    ["GET", "/v1/x#frag?state=open&page=1", version, false],
+    ["GET", "/v1/..;/admin?state=open&page=1", version, false], // servlet containers read "..;" as ".."
+    ["GET", "/v1//admin?state=open&page=1", version, false], // an empty segment, merged by some servers
+    ["GET", "/repos//issues?state=open&page=1", version, false], // a glob's * needs at least one character
+    ["GET", "/v1/models?state=open&page=1", [...version, h("Connection", "X-Api-Version")], false], // a condition on a header that is dropped
   ])("%s %s %j → %s", (method, path, headers, matches) => {
     expect(matchHook(api, { method, path, headers }) !== undefined).toBe(matches);
   });

@@ -76,7 +76,17 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   "te",
   "trailer",
   "upgrade",
+  "expect",
 ]);
+
+/**
+ * Methods a hook may not name: TRACE makes an origin echo the request, injected secrets
+ * included, back to the client (RFC 9110 §9.3.8); CONNECT inside a tunnel is refused anyway.
+ */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["TRACE", "CONNECT"]);
+
+/** Variables that hold the proxy's own secrets: never a hook's to send anywhere. */
+const PROXY_SECRET_VARIABLES: ReadonlySet<string> = new Set(["CODEX_NETWORK_PROXY_ADMIN_TOKEN"]);
 
 /** An HTTP token (RFC 9110 §5.6.2): method and header names. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -144,6 +154,7 @@ function parseMatch(table: Record<string, unknown>, fail: Fail): MitmHookMatch {
   if (Object.hasOwn(table, "body")) throw fail(".match.body", "is reserved for a later version and not accepted yet");
   const methods = nonEmptyStrings(required(table, "methods", ".match", fail), ".match.methods", fail).map((m, j) => {
     if (!TOKEN.test(m)) throw fail(`.match.methods[${j}]`, `${JSON.stringify(m)} is not an HTTP method`);
+    if (FORBIDDEN_METHODS.has(m.toUpperCase())) throw fail(`.match.methods[${j}]`, `${m.toUpperCase()} is not accepted (TRACE echoes injected secrets back to the client; CONNECT is never forwarded inside a tunnel)`);
     return m.toUpperCase();
   });
   const path_prefixes = nonEmptyStrings(required(table, "path_prefixes", ".match", fail), ".match.path_prefixes", fail).map((p, j) => {
@@ -165,6 +176,9 @@ function parseActions(table: Record<string, unknown>, fail: Fail): MitmHookActio
   const injectValue = Object.hasOwn(table, "inject_request_headers") ? table.inject_request_headers : [];
   if (!Array.isArray(injectValue)) throw fail(".actions.inject_request_headers", `expected an array of tables, got ${tomlTypeName(injectValue)}`);
   const inject_request_headers = injectValue.map((entry, j) => parseInjection(entry, `.actions.inject_request_headers[${j}]`, fail));
+  for (const [j, injection] of inject_request_headers.entries()) {
+    if (inject_request_headers.findIndex((other) => other.name === injection.name) !== j) throw fail(`.actions.inject_request_headers[${j}].name`, `${JSON.stringify(injection.name)} is injected twice`);
+  }
   return { strip_request_headers, inject_request_headers };
 }
 
@@ -179,6 +193,7 @@ function parseInjection(value: unknown, path: string, fail: Fail): MitmHeaderInj
   if (env !== undefined) {
     const n = expectString(env, `${path}.secret_env_var`, fail);
     if (!ENV_NAME.test(n)) throw fail(`${path}.secret_env_var`, `${JSON.stringify(n)} is not an environment variable name`);
+    if (PROXY_SECRET_VARIABLES.has(n)) throw fail(`${path}.secret_env_var`, `${n} holds the proxy's own admin token and is never sent to an origin`);
     out.secret_env_var = n;
   } else {
     const p = expectString(file, `${path}.secret_file`, fail);

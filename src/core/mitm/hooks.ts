@@ -5,8 +5,9 @@
  *
  * A request to a hooked host is matched against that host's hooks in order; the first match's
  * actions apply. A path the origin could read differently from the proxy (a `.` or `..`
- * segment, an encoded `.`, `/` or `\`, a backslash) matches no hook: a prefix rule must not be
- * walked around.
+ * segment, also ended by `;`, an empty segment, an encoded `.`, `/` or `\`, a backslash, a `#`)
+ * matches no hook: a prefix rule must not be walked around. Header conditions are checked on
+ * the headers that will be sent (end-to-end ones), not on hop-by-hop ones that are dropped.
  *
  * @module
  */
@@ -74,6 +75,7 @@ export function matchHook(hooks: readonly CompiledHook[], req: HookRequest): Com
   const path = q < 0 ? req.path : req.path.slice(0, q);
   if (isAmbiguousPath(path)) return undefined;
   let params: URLSearchParams | undefined;
+  let sent: HttpHeader[] | undefined;
   for (const hook of hooks) {
     if (!hook.methods.has(req.method)) continue;
     if (!hook.pathPrefixes.some((matches) => matches(path))) continue;
@@ -81,7 +83,10 @@ export function matchHook(hooks: readonly CompiledHook[], req: HookRequest): Com
       params ??= new URLSearchParams(q < 0 ? "" : req.path.slice(q + 1));
       if (!hook.query.every(([name, allowed]) => allowedValues(params!.getAll(name), allowed))) continue;
     }
-    if (!hook.headers.every(([name, allowed]) => allowedValues(headerValues(req.headers, name).map((v) => v.trim()), allowed))) continue;
+    if (hook.headers.length > 0) {
+      sent ??= endToEndHeaders(req.headers);
+      if (!hook.headers.every(([name, allowed]) => allowedValues(headerValues(sent!, name).map((v) => v.trim()), allowed))) continue;
+    }
     return hook;
   }
   return undefined;
@@ -109,8 +114,13 @@ function allowedValues(values: readonly string[], allowed: ReadonlySet<string> |
   return allowed === undefined || values.every((v) => allowed.has(v));
 }
 
-/** A dot segment, an encoded `.`, `/` or `\`, or a backslash: origins may resolve these. */
-const AMBIGUOUS_PATH = /%2e|%2f|%5c|\\|(^|\/)\.\.?(\/|$)/i;
+/**
+ * What origins may resolve otherwise than the proxy reads it: a dot segment (also ended by `;`,
+ * as servlet containers read `..;`), an empty segment (servers that merge slashes), an encoded
+ * `.`, `/` or `\`, a backslash, and a `#` (not allowed in a request target, RFC 9112 §3.2.1;
+ * URL parsers cut the path there).
+ */
+const AMBIGUOUS_PATH = /%2e|%2f|%5c|\\|#|\/\/|(^|\/)\.\.?(\/|;|$)/i;
 
 function isAmbiguousPath(path: string): boolean {
   return AMBIGUOUS_PATH.test(path);
@@ -138,14 +148,14 @@ function valueSets(map: Readonly<Record<string, readonly string[]>> | undefined)
   return Object.entries(map ?? {}).map(([name, values]) => [name, values.length === 0 ? undefined : new Set(values)] as const);
 }
 
-/** A literal prefix, or a `pattern:` glob matched against the path's start, `*` within one segment. */
+/** A literal prefix, or a `pattern:` glob matched against the path's start, `*` one or more characters within a segment. */
 function compilePrefix(prefix: string): (path: string) => boolean {
   if (!prefix.startsWith(PATTERN_MARKER)) return (path) => path.startsWith(prefix);
   const glob = prefix.slice(PATTERN_MARKER.length);
   const source = glob
     .split("*")
     .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-    .join("[^/]*");
+    .join("[^/]+");
   const re = new RegExp(`^${source}`);
   return (path) => re.test(path);
 }
