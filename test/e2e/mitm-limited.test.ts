@@ -13,11 +13,12 @@
  * The origin is an HTTPS server on 127.0.0.1 with a certificate for `localhost` from a test CA
  * of its own (made by the CA code, checked by OpenSSL in test/unit/mitm-ca.test.ts).
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetch, ProxyAgent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { curl, curlHttp, makeTempDir, networkConfig, type ProxyProcess, RUNTIME, runCli, startProxy, startTlsOrigin, type TlsOrigin } from "./helpers/index.ts";
+import { adminJson } from "./helpers/admin.ts";
 import { curlWithEnv } from "./helpers/library.ts";
 import { pythonRequest as python } from "./helpers/python.ts";
 
@@ -33,6 +34,7 @@ beforeAll(async () => {
   mkdirSync(home);
   proxy = await startProxy(networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"] }), {
     env: { CODEX_HOME: home, CODEX_CA_CERTIFICATE: origin.caPath },
+    waitForAdmin: true,
   });
 }, 60_000);
 
@@ -87,8 +89,42 @@ describe(`HTTPS in limited mode with mitm = true (${RUNTIME})`, () => {
     // BAD_PACKET_LENGTH, so there the kind is "other"; the log line still carries its words
     const kinds = RUNTIME === "bun" ? "rejected|closed|other" : "rejected|closed";
     expect(proxy.stderr()).toMatch(new RegExp(`CONNECT localhost:\\d+ for 127\\.0\\.0\\.1:\\d+: TLS handshake with the client failed \\((${kinds})\\): \\S`));
+    // and recorded: /blocked shows which host a client would not trust the interception for
+    const blocked = await adminJson<{ blocked: { host: string; reason: string; method: string; port: number }[] }>(proxy.adminPort!, "/blocked");
+    expect(blocked.blocked).toContainEqual(expect.objectContaining({ host: "localhost", port: origin.port, reason: "mitm_handshake_failed", method: "CONNECT" }));
   });
 });
+
+describe(`CA file safety (${RUNTIME})`, () => {
+  it.each([
+    ["a group-readable key", (key: string) => chmodSync(key, 0o640), "has mode 0640, open to group or others"],
+    ["a symlinked key", (key: string) => (renameSync(key, `${key}.real`), symlinkSync(`${key}.real`, key)), "is a symbolic link"],
+  ])("%s is refused with its path: the CONNECT gets a 502, the log says why", async (_what, spoil, words) => {
+    const unsafeHome = join(tmp.dir, `unsafe-${words.length}`);
+    mkdirSync(unsafeHome);
+    const made = await runCli(["env", "--config", writeEnvConfig(`unsafe-${words.length}.toml`, 3999)], { env: { CODEX_HOME: unsafeHome } });
+    expect(made.code, made.stderr).toBe(0); // made a CA there
+    const key = join(unsafeHome, "proxy", "ca.key");
+    spoil(key);
+    const p = await startProxy(networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"] }), { env: { CODEX_HOME: unsafeHome } });
+    try {
+      const r = await curlHttp(["-x", `http://127.0.0.1:${p.port}`, "-k", url("/x")]);
+      expect(r.stdout.toString("latin1")).toMatch(/^HTTP\/1\.1 502 /);
+      expect(r.stdout.toString("latin1")).not.toContain(key); // the details stay in the log
+      expect(p.stderr()).toContain(key);
+      expect(p.stderr()).toContain(words);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+/** A limited-mode, mitm config file naming a fixed proxy port (what `env` needs), in the temp dir. */
+function writeEnvConfig(name: string, port: number): string {
+  const file = join(tmp.dir, name);
+  writeFileSync(file, networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"], proxy_url: `http://127.0.0.1:${port}` }));
+  return file;
+}
 
 describe(`limited mode with mitm = false (${RUNTIME})`, () => {
   it("refuses CONNECT with 403 blocked-by-mitm-required", async () => {
@@ -120,8 +156,7 @@ describe(`\`codex-network-proxy env\`: clients trust the CA without hand work ($
 
   beforeAll(async () => {
     // the same settings with the proxy's real port (the running one asked for port 0)
-    const config = join(tmp.dir, "env-config.toml");
-    writeFileSync(config, networkConfig({ mode: "limited", mitm: true, allowed_domains: ["localhost"], proxy_url: `http://127.0.0.1:${proxy.port}` }));
+    const config = writeEnvConfig("env-config.toml", proxy.port);
     // no CODEX_CA_CERTIFICATE here: the clients must trust the proxy's CA, not the origin's
     const r = await runCli(["env", "--config", config], { env: { CODEX_HOME: home } });
     expect(r.code, r.stderr).toBe(0);

@@ -182,6 +182,16 @@ function planDial(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, ve
 }
 
 /**
+ * An allowed CONNECT whose interception failed at the client's TLS handshake (the client does
+ * not trust the CA, pins another certificate, or does not speak TLS): recorded as a
+ * `mitm_handshake_failed` block (proxy state), so `/blocked` and the audit stream show it.
+ */
+export function recordInterceptFailure(ctx: SessionContext, req: GateRequest, host: string): void {
+  const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
+  recordStateBlock(ctx, ctx.state.snapshot(), host, facts, "proxy_state", "mitm_handshake_failed");
+}
+
+/**
  * A dial found that a name resolved when dialling (see {@link planDial}) reaches one of the
  * proxy's own listeners: record and log the `proxy_loop` refusal, for the front to answer.
  */

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { recordInterceptFailure } from "../gate/gate.ts";
 import { TARGET } from "../log.ts";
 import type { LocalCa } from "../mitm/ca.ts";
 import { formatAddr, TlsAcceptError, type Conn } from "../net/contract.ts";
@@ -57,8 +58,8 @@ export function interceptedTarget(host: string, port: number): (head: RequestHea
 /**
  * Intercept an allowed CONNECT to `host`:`port`: a leaf from the CA, 200, the client's TLS
  * handshake (with what the client already sent behind its CONNECT), then the requests inside.
- * A CA that cannot be used is a 502 before the 200; a failed handshake is logged with its reason
- * and ends the connection. Resolves when the tunnel is done ("close").
+ * A CA that cannot be used is a 502 before the 200; a failed handshake is logged with its reason,
+ * recorded (`mitm_handshake_failed`) and ends the connection. Resolves when the tunnel is done ("close").
  */
 export async function interceptTunnel(
   reader: BufferedReader,
@@ -97,6 +98,7 @@ export async function interceptTunnel(
   } catch (e) {
     const why = e instanceof TlsAcceptError ? e.message : `TLS handshake with the client failed: ${(e as Error).message}`;
     ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} for ${who}: ${why}`);
+    recordInterceptFailure(ctx, { protocol: "https_connect", host, port, method: "CONNECT", client: who }, host);
     return "close";
   }
   ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} intercepted for ${who}`);

@@ -21,6 +21,8 @@ export type BlockReason =
   | "mitm_required"
   /** A request to a host with `mitm_hooks` that matches none of them (or cannot be inspected). */
   | "mitm_hook_denied"
+  /** An intercepted tunnel whose client failed the TLS handshake with the proxy (recorded, not answered). */
+  | "mitm_handshake_failed"
   | "proxy_disabled"
   | "proxy_loop"
   | "decider_error"
