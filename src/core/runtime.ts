@@ -52,6 +52,8 @@ export interface Runtime {
   readonly privateFiles?: PrivateFiles;
   /** The user's home directory. */
   homeDir?(): string | undefined;
+  /** The working directory (a relative `CODEX_HOME` is taken from it). */
+  cwd?(): string;
   /** The runtime's built-in root certificates, PEM (Node's and Bun's `tls.rootCertificates`). */
   bundledRoots?(): readonly string[];
   /** Command-line arguments after the program name. */

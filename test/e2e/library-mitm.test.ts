@@ -5,7 +5,7 @@
  * that is not one is refused on the first CONNECT (502) and the proxy goes on serving. In-process
  * on Node (the library tests' project).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCa } from "../../src/core/mitm/ca.ts";
@@ -28,9 +28,14 @@ afterAll(async () => {
   tmp?.remove();
 });
 
+/** The embedded proxies' environment: the origin's CA, and a CODEX_HOME of the test's (never the real one). */
+function testEnv(): Record<string, string> {
+  return { CODEX_CA_CERTIFICATE: origin.caPath, CODEX_HOME: join(tmp.dir, "codex-home") };
+}
+
 /** An embedded proxy in limited mode with interception, trusting the origin's CA. */
 async function embedded(ca: { certPem: string; keyPem: string }): Promise<NetworkProxyHandle> {
-  const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? origin.caPath : undefined) };
+  const runtime = { ...nodeRuntime, env: (n: string) => testEnv()[n] };
   const proxy = await NetworkProxy.builder(runtime)
     .config({ mode: "limited", mitm: true, allowed_domains: ["localhost"] })
     .httpAddr("127.0.0.1:0")
@@ -47,7 +52,7 @@ describe("the library with mitmCa(…)", () => {
     const caFile = join(tmp.dir, "attr-ca.pem");
     writeFileSync(caFile, appCa.certPem);
     const seen: { method?: string; command?: string }[] = [];
-    const runtime = { ...nodeRuntime, env: (n: string) => (n === "CODEX_CA_CERTIFICATE" ? origin.caPath : undefined) };
+    const runtime = { ...nodeRuntime, env: (n: string) => testEnv()[n] };
     const proxy = await NetworkProxy.builder(runtime)
       .config({ mode: "limited", mitm: true, allowed_domains: [], allow_local_binding: true })
       .httpAddr("127.0.0.1:0")
@@ -116,6 +121,9 @@ describe("the library with mitmCa(…)", () => {
     expect(text.split("BEGIN CERTIFICATE").length).toBe(system.split("BEGIN CERTIFICATE").length + 2);
     const get = await pythonRequest(env, "GET", `https://localhost:${origin.port}/py-lib`);
     expect(get.stdout.split("\n").slice(0, 3), get.stderr).toEqual(["200", "-", "origin: GET /py-lib"]);
+    // a bundle for an app's own CA goes at shutdown (one per CA would pile up)
+    await h.shutdown();
+    expect(existsSync(bundle)).toBe(false);
   });
 
   it("without interception env() has no CA variable; a reload that turns it on adds them", async () => {
@@ -134,5 +142,12 @@ describe("the library with mitmCa(…)", () => {
     await pollUntil(() => h.env().SSL_CERT_FILE !== undefined, 10_000, "the CA variables after the reload");
     expect(h.env().SSL_CERT_FILE).toBe(join(home, "proxy", "ca-bundle.pem"));
     expect(readFileSync(join(home, "proxy", "ca-bundle.pem"), "utf8")).toContain(readFileSync(join(home, "proxy", "ca.pem"), "utf8").trim());
+    // and a reload that turns interception off takes them away again
+    config.mitm = false;
+    await proxy.state.reload();
+    expect(h.env().SSL_CERT_FILE).toBeUndefined();
+    expect(h.envFor({ command: "x" }).NODE_EXTRA_CA_CERTS).toBeUndefined();
+    await h.shutdown();
+    expect(existsSync(join(home, "proxy", "ca-bundle.pem"))).toBe(true); // the CA kept there keeps its bundle
   });
 });

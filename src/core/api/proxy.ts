@@ -270,13 +270,16 @@ export class NetworkProxy {
     });
     const endpoints = { http: running.addresses.http, socks5: running.addresses.socks5 };
     // With interception on, children get the CA variables too (a bundle of the system roots and the CA).
-    const trust = this.mitmCa && new ClientTrust(this.runtime, this.mitmCa, this.mitmCaFromStore, extraCa, this.logger);
     const intercepting = () => this.state.snapshot().network.mitm;
+    const trust = this.mitmCa && new ClientTrust(this.runtime, this.mitmCa, this.mitmCaFromStore, intercepting, this.logger);
     if (trust && intercepting()) await trust.ensure();
     const unwatch = trust ? this.state.onChange(() => void (intercepting() && trust.ensure())) : undefined;
     return {
       addresses: running.addresses,
-      shutdown: () => (unwatch?.(), running.shutdown()),
+      shutdown: async () => {
+        unwatch?.();
+        await Promise.all([running.shutdown(), trust?.close()]);
+      },
       env: () => ({ ...proxyEnv(endpoints), ...trust?.env() }),
       envFor: (a) => ({ ...proxyEnv(endpoints, attribution.issue({ command: a.command, exec_policy_hint: a.execPolicyHint })), ...trust?.env() }),
     };

@@ -36,7 +36,7 @@ datagram by an allowlist, a denylist, local-address protection and a read-only
 "limited" mode.
 
 Usage: codex-network-proxy [--config PATH] [--constraints PATH]
-       codex-network-proxy env [--config PATH]
+       codex-network-proxy env [--config PATH] [--constraints PATH]
 
 Commands:
   env                    print shell export lines that send a process's traffic
@@ -91,7 +91,6 @@ export function parseArgs(args: readonly string[]): Args {
     const key = m[1] as "config" | "constraints";
     const value = m[2] ?? args[++i];
     if (value === undefined || value === "") return { kind: "error", message: `${a} needs a file path` };
-    if (command === "env" && key === "constraints") return { kind: "error", message: "env takes only --config" };
     files[key] = value;
   }
   return { kind: command, ...files };
@@ -128,7 +127,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     return 2;
   }
   const log = createLineLogger((line) => rt.stderr(line + "\n"), rt.env("RUST_LOG"));
-  if (args.kind === "env") return printEnv(rt, args.config, log);
+  if (args.kind === "env") return printEnv(rt, args, log);
   let path: string;
   let loaded: LoadedConfig;
   let constraints: NetworkConstraints | undefined;
@@ -220,15 +219,19 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
 /**
  * The `env` command: `export` lines for the configured listeners (docs/behaviour.md §9.4) and,
  * with `mitm = true`, the CA variables, writing the CA and its bundle when missing. 2 for a
- * configuration that names no fixed listener, 1 when the CA or bundle cannot be written.
+ * configuration the proxy would not start with or that names no fixed listener, 1 when the CA
+ * or bundle cannot be written.
  */
-async function printEnv(rt: StandaloneRuntime, explicit: string | undefined, log: Logger): Promise<number> {
+async function printEnv(rt: StandaloneRuntime, args: { config?: string; constraints?: string }, log: Logger): Promise<number> {
   let network: NetworkConfig;
   let plan: ListenPlan;
   try {
-    const path = await configPath(rt, explicit);
-    network = (await loadConfigFile(rt, path, explicit !== undefined)).network;
+    const path = await configPath(rt, args.config);
+    network = (await loadConfigFile(rt, path, args.config !== undefined)).network;
     if (!network.enabled) throw new ConfigError(`${path}: network.enabled is false: there is no proxy to point at`);
+    const constraints = args.constraints === undefined ? undefined : await loadConstraintsFile(rt, args.constraints);
+    const violations = constraints ? checkConstraints(network, constraints) : [];
+    if (violations.length > 0) throw new ConfigError(`${path}: managed constraints violated:\n  ${violations.join("\n  ")}`);
     plan = planListeners(network).plan;
     for (const [key, addr] of [["proxy_url", plan.http], ["socks_url", plan.socks5]] as const) {
       if (addr?.port === 0) throw new ConfigError(`${path}: network.${key} has port 0, which is picked when the proxy starts: env needs a fixed port`);
@@ -243,8 +246,7 @@ async function printEnv(rt: StandaloneRuntime, explicit: string | undefined, log
     const store = caFromStore(rt, log);
     try {
       if (!store) throw new Error("this runtime cannot keep the CA's files");
-      const extraCa = await loadExtraCa((n) => rt.env(n), (p) => rt.readTextFile(p), (m) => log.log("warn", TARGET.config, m));
-      const bundle = await writeTrustBundle(rt, await store(), true, extraCa, log);
+      const bundle = await writeTrustBundle(rt, await store(), true, log);
       if (bundle) Object.assign(vars, caEnv(bundle));
     } catch (e) {
       rt.stderr(`error: cannot write the CA bundle: ${(e as Error).message}\n`);

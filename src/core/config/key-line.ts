@@ -23,33 +23,37 @@ const MULTILINE_DELIMITERS = ['"""', "'''"] as const;
  * of `key` (so `findKeyLine(text, "", "network")` finds `[network]`).
  */
 export function findKeyLine(text: string, table: string, key: string): number | undefined {
-  const wantedTable = splitDotted(table);
-  const lines = text.split(/\r?\n/);
+  const wanted = [...splitDotted(table), key];
   let current: string[] = [];
-  let inMultiline: string | undefined;
+  for (const { number, line, header } of tomlLines(text)) {
+    if (header) {
+      current = splitDotted(header[2] ?? "");
+      if (startsWith(current, wanted)) return number;
+      continue;
+    }
+    const path = keyPathOf(line);
+    if (path !== undefined && startsWith([...current, ...path], wanted)) return number;
+  }
+  return undefined;
+}
 
+/**
+ * The lines of `text` outside multi-line strings, 1-based, with the `[table]`/`[[table]]` match
+ * of a header line (a header never opens a multi-line string).
+ */
+function* tomlLines(text: string): Generator<{ number: number; line: string; header: RegExpExecArray | null }> {
+  const lines = text.split(/\r?\n/);
+  let inMultiline: string | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] ?? "";
     if (inMultiline !== undefined) {
       if (line.includes(inMultiline)) inMultiline = undefined;
       continue;
     }
-
     const header = HEADER_RE.exec(line);
-    if (header) {
-      current = splitDotted(header[2] ?? "");
-      if (startsWith(current, [...wantedTable, key])) return i + 1;
-      continue;
-    }
-
-    const path = keyPathOf(line);
-    if (path !== undefined) {
-      const full = [...current, ...path];
-      if (startsWith(full, [...wantedTable, key])) return i + 1;
-    }
-    inMultiline = openedMultiline(line);
+    yield { number: i + 1, line, header };
+    if (!header) inMultiline = openedMultiline(line);
   }
-  return undefined;
 }
 
 /** The dotted key path of a `key = value` line, or `undefined` when the line is not one. */
@@ -120,22 +124,11 @@ function openedMultiline(line: string): string | undefined {
  */
 export function findArrayTableLine(text: string, table: string, index: number): number | undefined {
   const wanted = splitDotted(table);
-  const lines = text.split(/\r?\n/);
   let seen = 0;
-  let inMultiline: string | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] ?? "";
-    if (inMultiline !== undefined) {
-      if (line.includes(inMultiline)) inMultiline = undefined;
-      continue;
-    }
-    const header = HEADER_RE.exec(line);
-    if (header?.[1] === "[[") {
-      const path = splitDotted(header[2] ?? "");
-      if (path.length === wanted.length && startsWith(path, wanted) && seen++ === index) return i + 1;
-      continue;
-    }
-    inMultiline = openedMultiline(line);
+  for (const { number, header } of tomlLines(text)) {
+    if (header?.[1] !== "[[") continue;
+    const path = splitDotted(header[2] ?? "");
+    if (path.length === wanted.length && startsWith(path, wanted) && seen++ === index) return number;
   }
   return undefined;
 }

@@ -6,7 +6,7 @@
 import { headerTokens, headerValues, type HttpHeader } from "./parser.ts";
 
 /** Headers that describe one hop and are never forwarded. Framing headers are re-made. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -98,7 +98,9 @@ export async function interceptTunnel(
   } catch (e) {
     const why = e instanceof TlsAcceptError ? e.message : `TLS handshake with the client failed: ${(e as Error).message}`;
     ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} for ${who}: ${why}`);
-    recordInterceptFailure(ctx, { protocol: "https_connect", host, port, method: "CONNECT", client: who }, host);
+    // a handshake cut short by the proxy itself (its deadline, a shutdown) is not the client's refusal
+    const byProxy = ctx.closing?.aborted === true || (e instanceof TlsAcceptError && e.kind === "aborted");
+    if (!byProxy) recordInterceptFailure(ctx, { protocol: "https_connect", host, port, method: "CONNECT", client: who }, host);
     return "close";
   }
   ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} intercepted for ${who}`);

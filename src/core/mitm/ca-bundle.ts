@@ -74,8 +74,9 @@ export function bundleText(parts: readonly (string | undefined)[]): string {
 
 /**
  * Write the bundle for `caPem` into `dir` (made 0700 when missing; refused when it is a symbolic
- * link or writable by others, like the CA's own) as `name`, atomically, and return its path.
- * `warn` hears when no system roots were found: the bundle then holds only the CAs.
+ * link or writable by others, like the CA's own) as `name`, atomically, and return its path and
+ * whether it holds system roots. `warn` hears when none were found: the bundle then holds only
+ * the CAs, and must not replace a tool's trust store.
  */
 export async function writeCaBundle(
   sources: BundleSources,
@@ -84,12 +85,14 @@ export async function writeCaBundle(
   caPem: string,
   extraCa: string | undefined,
   warn: (message: string) => void,
-): Promise<string> {
+): Promise<{ path: string; complete: boolean }> {
   await checkDirectory(sources.files, dir);
   await sources.files.mkdirp(dir, BUNDLE_DIR_MODE);
   const roots = await systemRootsPem(sources);
-  if (roots === undefined) warn(`no system root certificates found (tried ${SYSTEM_ROOT_FILES.join(", ")}): ${dir}/${name} holds only the proxy's CA`);
+  if (roots === undefined) {
+    warn(`no system root certificates found (tried ${SYSTEM_ROOT_FILES.join(", ")}): ${dir}/${name} holds only the proxy's CA, so only NODE_EXTRA_CA_CERTS and DENO_CERT name it`);
+  }
   const path = `${dir}/${name}`;
   await sources.files.replaceText(path, bundleText([roots, extraCa, caPem]), CA_BUNDLE_MODE);
-  return path;
+  return { path, complete: roots !== undefined };
 }

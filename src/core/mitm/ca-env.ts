@@ -23,7 +23,15 @@ export const CA_BUNDLE_VARIABLES = [
   "CARGO_HTTP_CAINFO",
 ] as const;
 
-/** Each of {@link CA_BUNDLE_VARIABLES} set to `bundlePath`. */
-export function caEnv(bundlePath: string): Record<string, string> {
-  return Object.fromEntries(CA_BUNDLE_VARIABLES.map((name) => [name, bundlePath]));
+/** The variables that add a file's certificates to a tool's own roots instead of replacing them. */
+export const ADDITIVE_CA_VARIABLES = ["NODE_EXTRA_CA_CERTS", "DENO_CERT"] as const;
+
+/**
+ * Each of {@link CA_BUNDLE_VARIABLES} set to `bundle.path`; only the
+ * {@link ADDITIVE_CA_VARIABLES} when the bundle lacks the system roots (it would break every
+ * site that is not intercepted as a replacement trust store).
+ */
+export function caEnv(bundle: { readonly path: string; readonly complete: boolean }): Record<string, string> {
+  const names: readonly string[] = bundle.complete ? CA_BUNDLE_VARIABLES : ADDITIVE_CA_VARIABLES;
+  return Object.fromEntries(names.map((name) => [name, bundle.path]));
 }

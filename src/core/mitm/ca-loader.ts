@@ -8,6 +8,7 @@
  */
 import { TARGET, type Logger } from "../log.ts";
 import type { Runtime } from "../runtime.ts";
+import { EXTRA_CA_VARIABLES, loadExtraCa } from "../tls-trust.ts";
 import type { LocalCa } from "./ca.ts";
 
 /** A CA's certificate and PKCS#8 key, PEM (what `ca.pem` and `ca.key` hold). */
@@ -53,24 +54,43 @@ export function caFromStore(rt: Pick<Runtime, "privateFiles" | "env" | "homeDir"
   });
 }
 
-/** `$CODEX_HOME`, else `~/.codex`. */
-export function codexHome(rt: Pick<Runtime, "env" | "homeDir">): string {
-  return rt.env?.("CODEX_HOME") || `${(rt.homeDir?.() ?? "").replace(/\/+$/, "")}/.codex`;
+/**
+ * `$CODEX_HOME` (made absolute from the working directory when relative: it is handed to other
+ * processes), else `~/.codex`. Throws when neither is known.
+ */
+export function codexHome(rt: Pick<Runtime, "env" | "homeDir" | "cwd">): string {
+  const set = rt.env?.("CODEX_HOME");
+  if (set) return set.startsWith("/") || !rt.cwd ? set : `${rt.cwd().replace(/\/+$/, "")}/${set}`;
+  const home = rt.homeDir?.();
+  if (!home) throw new Error("cannot find the home directory for the CA: set CODEX_HOME");
+  return `${home.replace(/\/+$/, "")}/.codex`;
 }
 
+/** Where a trust bundle was written, and whether it holds the system roots. */
+export interface TrustBundle {
+  readonly path: string;
+  /**
+   * It holds the system roots, so it can replace a tool's trust store (`SSL_CERT_FILE`…);
+   * without them only the variables that add to a tool's roots may name it.
+   */
+  readonly complete: boolean;
+}
+
+/** A runtime that can hold a bundle: files to write, the roots, the extra CA's variables. */
+export type TrustRuntime = Pick<Runtime, "env" | "homeDir" | "cwd" | "privateFiles" | "readTextFile" | "bundledRoots">;
+
+/** The names this code gives bundles: a variable naming one of them is not an extra CA. */
+const OWN_BUNDLE_NAME = /^ca-bundle(?:-[0-9a-f]{16})?\.pem$/;
+
 /**
- * Write the trust bundle for `ca` (docs/behaviour.md §9.4) into `$CODEX_HOME/proxy` and return
- * its path: `ca-bundle.pem` for the CA kept there (`fromStore`), `ca-bundle-<fingerprint>.pem`
- * for an app's own CA, so two proxies with different CAs never overwrite each other's.
+ * Write the trust bundle for `ca` (docs/behaviour.md §9.4) into `$CODEX_HOME/proxy`:
+ * `ca-bundle.pem` for the CA kept there (`fromStore`), `ca-bundle-<fingerprint>.pem` for an
+ * app's own CA, so two proxies with different CAs never overwrite each other's. The extra CA
+ * is the one `CODEX_CA_CERTIFICATE` / `SSL_CERT_FILE` names, unless that is a bundle this code
+ * wrote there (a shell that ran `env`): an old CA or a removed root must not live on in it.
  * `undefined`, with a warning, when the runtime cannot write files.
  */
-export async function writeTrustBundle(
-  rt: Pick<Runtime, "env" | "homeDir" | "privateFiles" | "readTextFile" | "bundledRoots">,
-  ca: LocalCa,
-  fromStore: boolean,
-  extraCa: string | undefined,
-  log: Logger,
-): Promise<string | undefined> {
+export async function writeTrustBundle(rt: TrustRuntime, ca: LocalCa, fromStore: boolean, log: Logger): Promise<TrustBundle | undefined> {
   const files = rt.privateFiles;
   const warn = (m: string) => log.log("warn", TARGET.main, m);
   if (!files) {
@@ -81,7 +101,11 @@ export async function writeTrustBundle(
   const { CA_DIR_NAME } = await import("./ca-store.ts");
   const name = fromStore ? CA_BUNDLE_FILE : `ca-bundle-${await fingerprint(ca.certPem)}.pem`;
   const dir = `${codexHome(rt).replace(/\/+$/, "")}/${CA_DIR_NAME}`;
-  const sources = { files, readTextFile: rt.readTextFile && ((p: string) => rt.readTextFile!(p)), bundledRoots: rt.bundledRoots && (() => rt.bundledRoots!()) };
+  const readTextFile = rt.readTextFile && ((p: string) => rt.readTextFile!(p));
+  const named = EXTRA_CA_VARIABLES.map((v) => rt.env?.(v)).find((p) => p);
+  const own = named !== undefined && named.startsWith(`${dir}/`) && OWN_BUNDLE_NAME.test(named.slice(dir.length + 1));
+  const extraCa = own ? undefined : await loadExtraCa((n) => rt.env?.(n), readTextFile, warn);
+  const sources = { files, readTextFile, bundledRoots: rt.bundledRoots && (() => rt.bundledRoots!()) };
   return writeCaBundle(sources, dir, name, ca.certPem, extraCa, warn);
 }
 

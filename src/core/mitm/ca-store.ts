@@ -50,6 +50,8 @@ export interface PrivateFiles {
    * renamed over it (a symbolic link there is replaced, never followed).
    */
   replaceText(path: string, text: string, mode: number): Promise<void>;
+  /** Remove the file at `path`; nothing when there is none. */
+  remove(path: string): Promise<void>;
 }
 
 /** The CA store refused its files: says which path and what is wrong. */

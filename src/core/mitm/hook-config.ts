@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { HOP_BY_HOP } from "../http/headers.ts";
 import { normalizeHost, splitHostPort } from "../policy/host.ts";
 import { isTomlTable, tomlTypeName } from "../config/toml-value.ts";
 
@@ -62,22 +63,10 @@ export interface MitmHookConfig {
 export const MAX_MITM_HOOKS = 1_000;
 
 /**
- * Headers a hook may neither strip nor inject: the ones that frame the message or route it,
- * which the proxy makes itself (RFC 9110 §7.6.1, RFC 9112 §6).
+ * Headers a hook may neither strip nor inject: the hop-by-hop and framing ones the proxy makes
+ * itself (RFC 9110 §7.6.1, RFC 9112 §6), `host` (routing) and `expect` (the proxy relays it).
  */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "upgrade",
-  "expect",
-]);
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, "host", "expect"]);
 
 /**
  * Methods a hook may not name: TRACE makes an origin echo the request, injected secrets

@@ -46,7 +46,7 @@ export class HookTable {
   private constructor(private readonly byHost: ReadonlyMap<string, readonly CompiledHook[]>) {}
 
   /** No hooks at all. */
-  static readonly EMPTY = new HookTable(new Map());
+  static readonly EMPTY: HookTable = new HookTable(new Map());
 
   /**
    * Compile `hooks` with their `secrets` (from `readHookSecrets`). A secret that was not read is

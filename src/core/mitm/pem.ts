@@ -57,23 +57,41 @@ export function fromPem(text: string, label: PemLabel): Uint8Array<ArrayBuffer> 
 /**
  * Every `label` block in `text` (a bundle), each in one canonical spelling: base64 without
  * whitespace, re-wrapped at 64 characters, no trailing newline. Text between blocks (comments,
- * other labels) is left out; a block without its end line ends the list.
+ * other labels) is left out. A damaged block is left out too, never merged with the next: one
+ * whose `BEGIN` is followed by another `BEGIN` before its `END`, one without an `END`, and one
+ * whose body is not base64 (tools reading the bundle would fail on every site otherwise).
  */
 export function splitPemBlocks(text: string, label: PemLabel): string[] {
   const begin = `-----BEGIN ${label}-----`;
   const end = `-----END ${label}-----`;
   const blocks: string[] = [];
-  let at = 0;
-  for (;;) {
-    const from = text.indexOf(begin, at);
-    const to = from < 0 ? -1 : text.indexOf(end, from + begin.length);
-    if (to < 0) return blocks;
+  let from = text.indexOf(begin);
+  while (from >= 0) {
+    const to = text.indexOf(end, from + begin.length);
+    if (to < 0) break;
+    const next = text.indexOf(begin, from + begin.length);
+    if (next >= 0 && next < to) {
+      from = next; // this block has no END of its own
+      continue;
+    }
     const body = text.slice(from + begin.length, to).replace(/\s+/g, "");
-    if (body !== "") {
+    if (isBase64(body)) {
       const lines: string[] = [];
       for (let i = 0; i < body.length; i += PEM_LINE_CHARS) lines.push(body.slice(i, i + PEM_LINE_CHARS));
       blocks.push(`${begin}\n${lines.join("\n")}\n${end}`);
     }
-    at = to + end.length;
+    from = text.indexOf(begin, to + end.length);
+  }
+  return blocks;
+}
+
+/** Non-empty, padded base64 that decodes. */
+function isBase64(body: string): boolean {
+  if (body === "" || body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return false;
+  try {
+    atob(body);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -73,6 +73,13 @@ export const denoPrivateFiles: PrivateFiles = {
       throw e;
     }
   },
+  async remove(path) {
+    try {
+      await Deno.remove(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  },
 };
 
 /** Everything the core gets from Deno. */
@@ -89,6 +96,7 @@ export const denoRuntime: StandaloneRuntime = {
   fileMtime: async (path) => (await stat(path))?.mtime?.getTime(),
   privateFiles: denoPrivateFiles,
   homeDir: () => Deno.env.get("HOME"),
+  cwd: () => Deno.cwd(),
   stdout: (text) => writeAll(Deno.stdout, text),
   stderr: (text) => writeAll(Deno.stderr, text),
   onShutdownSignal(handler) {

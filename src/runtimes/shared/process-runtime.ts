@@ -79,6 +79,9 @@ export const nodePrivateFiles: PrivateFiles = {
       throw e;
     }
   },
+  async remove(path) {
+    await rm(path, { force: true });
+  },
 };
 
 /** Write to a process stream; a closed reader (EPIPE) must not take the proxy down. */
@@ -109,6 +112,7 @@ export function processRuntime(name: string, net: Net): StandaloneRuntime {
     fileMtime,
     privateFiles: nodePrivateFiles,
     homeDir: () => homedir(),
+    cwd: () => process.cwd(),
     bundledRoots: () => rootCertificates,
     stdout: quietWriter(process.stdout),
     stderr: quietWriter(process.stderr),
