@@ -213,3 +213,37 @@ describe("policy decider", () => {
     expect(log.resolves).toEqual([]);
   });
 });
+
+describe("port-scoped entries in the decision (issue 14 item 1)", () => {
+  it.each<[string, Partial<NetworkConfig>, number, string]>([
+    // the explicit-local-literal rule: allowing localhost:3000 does not allow localhost:22
+    ["localhost", { allowed_domains: ["localhost:3000"] }, 3000, "allow"],
+    ["localhost", { allowed_domains: ["localhost:3000"] }, 22, "not_allowed_local"],
+    ["127.0.0.1", { allowed_domains: ["127.0.0.1:3000"] }, 3000, "allow"],
+    ["127.0.0.1", { allowed_domains: ["127.0.0.1:3000"] }, 3001, "not_allowed_local"],
+    ["2130706433", { allowed_domains: ["127.0.0.1:3000"] }, 3000, "allow"],
+    ["::1", { allowed_domains: ["[::1]:8080"] }, 8080, "allow"],
+    ["::1", { allowed_domains: ["[::1]:8080"] }, 8081, "not_allowed_local"],
+    // names: the allowlist
+    ["exact.example", { allowed_domains: ["exact.example:443"] }, 443, "allow"],
+    ["exact.example", { allowed_domains: ["exact.example:443"] }, 80, "not_allowed"],
+    ["a.allowed.example", { allowed_domains: ["*.allowed.example:22"] }, 22, "allow"],
+    ["a.allowed.example", { allowed_domains: ["*.allowed.example:22"] }, 443, "not_allowed"],
+    // a port-scoped deny refuses that port only; deny still wins over allow
+    ["exact.example", { allowed_domains: ["exact.example"], denied_domains: ["exact.example:25"] }, 25, "denied"],
+    ["exact.example", { allowed_domains: ["exact.example"], denied_domains: ["exact.example:25"] }, 443, "allow"],
+    ["exact.example", { allowed_domains: ["exact.example:25"], denied_domains: ["exact.example:25"] }, 25, "denied"],
+  ])("%s:%i with %j → %s", async (host, config, port, expected) => {
+    const { engine } = engineFor({ denied_domains: [], ...config });
+    const v = await ask(engine, host, { port });
+    expect(v.allowed ? "allow" : v.reason).toBe(expected);
+  });
+
+  it("the decider is asked about the port the allowlist missed", async () => {
+    const asked: number[] = [];
+    const { engine } = engineFor({ allowed_domains: ["exact.example:443"], denied_domains: [] }, (req) => (asked.push(req.port), { decision: "deny" }));
+    expect((await ask(engine, "exact.example", { port: 443 })).allowed).toBe(true);
+    expect(await ask(engine, "exact.example", { port: 22 })).toMatchObject({ allowed: false, source: "decider" });
+    expect(asked).toEqual([22]);
+  });
+});

@@ -71,10 +71,6 @@ describe("compilePatterns: matching table (docs/behaviour.md §2)", () => {
     ["EXAMPLE.COM", "example.com", true],
     ["*.Example.Com.", "WWW.EXAMPLE.COM", true],
     ["example.com.", "example.com", true],
-    // ports ignored
-    ["example.com:443", "example.com", true],
-    ["*.example.com:8443", "a.example.com", true],
-    ["[::1]:80", "::1", true],
     // IP literals in any spelling, canonicalised
     ["127.1", "127.0.0.1", true],
     ["2130706433", "127.0.0.1", true],
@@ -93,13 +89,13 @@ describe("compilePatterns: matching table (docs/behaviour.md §2)", () => {
     ["*.bücher.de", "shop.xn--bcher-kva.de", true],
     ["**.BÜCHER.de", "xn--bcher-kva.de", true],
   ])("%j matches %j: %s", (pattern, host, expected) => {
-    expect(compilePatterns([pattern]).matches(name(host))).toBe(expected);
+    expect(compilePatterns([pattern]).matches(name(host), 443)).toBe(expected);
   });
 
   it("does not let a name wildcard match an IP literal host", () => {
     const p = compilePatterns(["*.0.0.1.example", "**.example.com"]);
-    expect(p.matches("127.0.0.1")).toBe(false);
-    expect(p.matches("::1")).toBe(false);
+    expect(p.matches("127.0.0.1", 443)).toBe(false);
+    expect(p.matches("::1", 443)).toBe(false);
   });
 
   it("combines many patterns of every kind", () => {
@@ -117,13 +113,13 @@ describe("compilePatterns: matching table (docs/behaviour.md §2)", () => {
       ["api.svc", false],
       ["unrelated.org", false],
     ];
-    for (const [host, expected] of table) expect(p.matches(host), host).toBe(expected);
+    for (const [host, expected] of table) expect(p.matches(host, 443), host).toBe(expected);
   });
 
   it("matches nothing when empty", () => {
     const p = compilePatterns([]);
-    expect(p.matches("example.com")).toBe(false);
-    expect(p.hasExact("example.com")).toBe(false);
+    expect(p.matches("example.com", 443)).toBe(false);
+    expect(p.hasExact("example.com", 80)).toBe(false);
     expect(p.source).toEqual([]);
   });
 });
@@ -141,11 +137,11 @@ describe("compilePatterns: hasExact", () => {
     ["corp", false],
     ["127.0.0.2", false],
   ])("%j: %s", (host, expected) => {
-    expect(p.hasExact(host)).toBe(expected);
+    expect(p.hasExact(host, 80)).toBe(expected);
   });
 
   it("does not count `*` as exact", () => {
-    expect(compilePatterns(["*"]).hasExact("127.0.0.1")).toBe(false);
+    expect(compilePatterns(["*"]).hasExact("127.0.0.1", 80)).toBe(false);
   });
 });
 
@@ -253,13 +249,79 @@ describe("compilePatterns: scale", () => {
       ["api.svc4.example.dev", false],
       ["nothing.example.com", false],
     ];
-    for (const [host, expected] of table) expect(p.matches(host), host).toBe(expected);
-    for (let i = 0; i < 50_000; i += 5) expect(p.hasExact(`host${i}.example.com`)).toBe(true);
+    for (const [host, expected] of table) expect(p.matches(host, 443), host).toBe(expected);
+    for (let i = 0; i < 50_000; i += 5) expect(p.hasExact(`host${i}.example.com`, 80)).toBe(true);
   });
 
   it("handles adversarial mid-label globs without blowing up", () => {
     const p = compilePatterns([`${"*a".repeat(30)}*b.example.com`]);
-    expect(p.matches(`${"a".repeat(63)}.example.com`)).toBe(false);
-    expect(p.matches(`${"a".repeat(62)}b.example.com`)).toBe(true);
+    expect(p.matches(`${"a".repeat(63)}.example.com`, 443)).toBe(false);
+    expect(p.matches(`${"a".repeat(62)}b.example.com`, 443)).toBe(true);
+  });
+});
+
+describe("port-scoped patterns (issue 14 item 1)", () => {
+  /** Every pattern form, a host its host part matches, and the port it names. */
+  const FORMS: [string, string, number][] = [
+    ["github.com", "github.com", 443],
+    ["*.example.com", "a.b.example.com", 22],
+    ["**.example.com", "example.com", 8443],
+    ["**.example.com", "x.example.com", 8443],
+    ["region*.v2.example.com", "region7.v2.example.com", 9000],
+    ["api.*.svc", "api.eu.svc", 7000],
+    ["*", "anything.example", 443],
+    ["127.0.0.1", "127.0.0.1", 3000],
+    ["localhost", "localhost", 5173],
+    ["[::1]", "::1", 8080],
+    ["[fe80::1%25lo0]", "fe80::1%lo0", 53],
+  ];
+
+  it.each(FORMS)("%s:PORT matches %s on PORT (%i) only; without a port it matches every port", (form, host, port) => {
+    const scoped = compilePatterns([`${form}:${port}`]);
+    expect(scoped.matches(host, port)).toBe(true);
+    expect(scoped.matches(host, port + 1)).toBe(false);
+    expect(scoped.matches(host, 1)).toBe(false);
+    const unscoped = compilePatterns([form]);
+    expect(unscoped.matches(host, port)).toBe(true);
+    expect(unscoped.matches(host, port + 1)).toBe(true);
+    // exact entries: the explicit-local-literal check is port-scoped the same way
+    const exact = !form.includes("*");
+    expect(scoped.hasExact(host, port)).toBe(exact);
+    expect(scoped.hasExact(host, port + 1)).toBe(false);
+    expect(unscoped.hasExact(host, port + 1)).toBe(exact);
+  });
+
+  it("an entry for every port and one for a port of the same host combine; other hosts are untouched", () => {
+    const p = compilePatterns(["a.example:22", "b.example", "*.c.example:443", "*.c.example:8443"]);
+    expect(p.matches("a.example", 22)).toBe(true);
+    expect(p.matches("a.example", 443)).toBe(false);
+    expect(p.matches("b.example", 22)).toBe(true);
+    expect(p.matches("x.c.example", 443)).toBe(true);
+    expect(p.matches("x.c.example", 8443)).toBe(true);
+    expect(p.matches("x.c.example", 80)).toBe(false);
+    expect(p.matches("b.example.evil", 22)).toBe(false);
+    expect(p.source).toEqual(["a.example:22", "b.example", "*.c.example:443", "*.c.example:8443"]);
+  });
+
+  it("an IPv6 literal with several colons takes no port unless bracketed", () => {
+    for (const v6 of ["::1", "fe80::1", "2001:db8:0:0:0:0:0:1", "::ffff:127.0.0.1", "fe80::1%lo0"]) {
+      expect(compilePatterns([v6]).matches(v6 === "2001:db8:0:0:0:0:0:1" ? "2001:db8::1" : v6 === "::ffff:127.0.0.1" ? "::ffff:7f00:1" : v6, 1)).toBe(true);
+    }
+  });
+
+  it.each([
+    ["2001:db8::1:443", `an IPv6 address with a port must be bracketed, as "[2001:db8::1]:443" (or "[2001:db8::1:443]" for the address alone on every port)`],
+    ["::1:80", `must be bracketed, as "[::1]:80"`],
+    ["example.com:0", `bad port "0" (a number from 1 to 65535)`],
+    ["example.com:65536", `bad port "65536"`],
+    ["example.com:", `bad port ""`],
+    ["example.com:http", `bad port "http"`],
+    ["*.example.com:http", `bad port "http"`],
+    ["[::1]:x", `bad port "x"`],
+    [":443", `no host before ":443"`],
+    ["*.a:b:c", `misplaced ":"`],
+  ])("%j is refused: %s", (pattern, message) => {
+    expect(() => compilePatterns([pattern])).toThrow(PatternError);
+    expect(() => compilePatterns([pattern])).toThrow(message);
   });
 });

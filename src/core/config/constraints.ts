@@ -18,8 +18,8 @@
  * @module
  */
 import { parse, TomlError } from "smol-toml";
-import { compilePatterns, parseWildcard, PatternError, type CompiledPatterns } from "../policy/patterns.ts";
-import { normalizeHost, splitHostPort } from "../policy/host.ts";
+import { compilePatterns, parseWildcard, PatternError, splitPatternPort, type CompiledPatterns } from "../policy/patterns.ts";
+import { normalizeHost } from "../policy/host.ts";
 import { findKeyLine } from "./key-line.ts";
 import { MAX_TOML_DEPTH, parseConfigText } from "./parse.ts";
 import { NETWORK_KEYS, NETWORK_MODES } from "./schema.ts";
@@ -115,29 +115,34 @@ type PatternShape =
    */
   | { readonly kind: "glob"; readonly suffix: string; readonly key: string };
 
+/** A pattern's shape and the port it is scoped to (`undefined`: every port). */
+interface ScopedShape {
+  readonly shape: PatternShape;
+  readonly port: number | undefined;
+}
+
 /**
- * The shape of one pattern, normalised as docs/behaviour.md §2 says. Validation is
- * `compilePatterns`' (so a pattern is accepted here exactly when the policy accepts it).
+ * The shape of one pattern and its port, normalised as docs/behaviour.md §2 says. Validation
+ * is `compilePatterns`' (so a pattern is accepted here exactly when the policy accepts it).
  *
  * @throws PatternError naming the pattern when it is invalid.
  */
-function patternShape(raw: string): PatternShape {
+function patternShape(raw: string): ScopedShape {
   const pattern = raw.trim();
   if (pattern.length === 0) throw new PatternError(pattern, "invalid domain pattern: empty pattern");
   compilePatterns([pattern]);
-  if (!pattern.includes("*")) {
-    const host = normalizeHost(pattern);
+  const { host: hostPart, port } = splitPatternPort(pattern);
+  if (!hostPart.includes("*")) {
+    const host = normalizeHost(hostPart);
     if (!host) throw new PatternError(pattern, `invalid domain pattern "${pattern}": not a valid host name or IP address`);
-    return { kind: "exact", name: host.name };
+    return { shape: { kind: "exact", name: host.name }, port };
   }
-  const parts = splitHostPort(pattern);
-  if (!parts) throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port or misplaced ":"`);
-  const w = parseWildcard(pattern, parts.host);
-  return w.kind === "glob" ? { kind: "glob", suffix: w.suffix, key: w.labels.join(".") } : w;
+  const w = parseWildcard(pattern, hostPart);
+  return { shape: w.kind === "glob" ? { kind: "glob", suffix: w.suffix, key: w.labels.join(".") } : w, port };
 }
 
 /** The shape of `raw`, or the {@link PatternError} explaining why it has none. */
-function tryPatternShape(raw: string): PatternShape | PatternError {
+function tryPatternShape(raw: string): ScopedShape | PatternError {
   try {
     return patternShape(raw);
   } catch (e) {
@@ -158,15 +163,49 @@ interface CoverIndex {
   readonly globKeys: ReadonlySet<string>;
 }
 
-/** Index `patterns`; invalid ones cover nothing. */
+/** A list's cover indexes: its every-port entries, and those of each port named. */
+interface ScopedCoverIndex {
+  readonly everyPort: CoverIndex;
+  readonly byPort: ReadonlyMap<number, CoverIndex>;
+}
+
+/**
+ * Index `patterns` by port; invalid ones cover nothing. An entry for every port covers the same
+ * shape on any one port; a port-scoped entry covers only that port.
+ */
+function buildScopedCoverIndex(patterns: readonly string[]): ScopedCoverIndex {
+  const groups = new Map<number | undefined, string[]>([[undefined, []]]);
+  for (const raw of patterns) {
+    const scoped = tryPatternShape(raw);
+    if (scoped instanceof PatternError) continue;
+    const group = groups.get(scoped.port) ?? [];
+    group.push(raw.trim());
+    groups.set(scoped.port, group);
+  }
+  const everyPort = buildCoverIndex(groups.get(undefined)!);
+  const byPort = new Map<number, CoverIndex>();
+  for (const [port, list] of groups) if (port !== undefined) byPort.set(port, buildCoverIndex(list));
+  return { everyPort, byPort };
+}
+
+/** True when every host and port `scoped` can match is matched by the indexed list. */
+function coversScoped(index: ScopedCoverIndex, scoped: ScopedShape): boolean {
+  if (covers(index.everyPort, scoped.shape)) return true;
+  if (scoped.port === undefined) return false;
+  const onPort = index.byPort.get(scoped.port);
+  return onPort !== undefined && covers(onPort, scoped.shape);
+}
+
+/** Index `patterns` (all scoped alike: the caller grouped them by port); invalid ones cover nothing. */
 function buildCoverIndex(patterns: readonly string[]): CoverIndex {
   let all = false;
   const valid: string[] = [];
   const subdomainBases = new Set<string>();
   const globKeys = new Set<string>();
   for (const raw of patterns) {
-    const shape = tryPatternShape(raw);
-    if (shape instanceof PatternError) continue;
+    const scoped = tryPatternShape(raw);
+    if (scoped instanceof PatternError) continue;
+    const shape = scoped.shape;
     valid.push(raw.trim());
     switch (shape.kind) {
       case "all":
@@ -183,7 +222,8 @@ function buildCoverIndex(patterns: readonly string[]): CoverIndex {
         break;
     }
   }
-  return { all, matcher: compilePatterns(valid), subdomainBases, globKeys };
+  // Compiled without their ports: one index answers for the one port (or every port) it stands for.
+  return { all, matcher: compilePatterns(valid.map((p) => splitPatternPort(p).host)), subdomainBases, globKeys };
 }
 
 /** True when every strict subdomain of `name` is covered by one `*.d` or `**.d` of the index. */
@@ -204,11 +244,11 @@ function covers(index: CoverIndex, shape: PatternShape): boolean {
     case "all":
       return false;
     case "exact":
-      return index.matcher.matches(shape.name);
+      return index.matcher.matches(shape.name, 0);
     case "subdomain":
       return strictSubdomainsCovered(index, shape.base);
     case "apex":
-      return index.matcher.matches(shape.base) && strictSubdomainsCovered(index, shape.base);
+      return index.matcher.matches(shape.base, 0) && strictSubdomainsCovered(index, shape.base);
     case "glob":
       return index.globKeys.has(shape.key) || (shape.suffix.length > 0 && strictSubdomainsCovered(index, shape.suffix));
   }
@@ -229,13 +269,13 @@ function distinctTrimmed(list: readonly string[]): string[] {
 
 /** Violations of the managed allowlist by the configured `allowed_domains`. */
 function checkAllowed(allowed: readonly string[], managed: readonly string[]): string[] {
-  const index = buildCoverIndex(managed);
+  const index = buildScopedCoverIndex(managed);
   const out: string[] = [];
   for (const entry of distinctTrimmed(allowed)) {
     const shape = tryPatternShape(entry);
     if (shape instanceof PatternError) {
       out.push(`network.allowed_domains: ${shape.message}; it cannot be checked against the managed allowlist (allowed: ${listEntries(managed)})`);
-    } else if (!covers(index, shape)) {
+    } else if (!coversScoped(index, shape)) {
       out.push(`network.allowed_domains: ${JSON.stringify(entry)} is outside the managed allowlist (allowed: ${listEntries(managed)})`);
     }
   }
@@ -244,12 +284,12 @@ function checkAllowed(allowed: readonly string[], managed: readonly string[]): s
 
 /** Violations of the managed deny list: every managed entry must stay denied. */
 function checkDenied(denied: readonly string[], managed: readonly string[]): string[] {
-  const index = buildCoverIndex(denied);
+  const index = buildScopedCoverIndex(denied);
   const out: string[] = [];
   for (const entry of distinctTrimmed(managed)) {
     const shape = tryPatternShape(entry);
     // An invalid managed entry is matched only by a configured `*` (validateConstraints reports it).
-    const kept = shape instanceof PatternError ? index.all : covers(index, shape);
+    const kept = shape instanceof PatternError ? index.everyPort.all : coversScoped(index, shape);
     if (!kept) out.push(`network.denied_domains: missing managed entry ${JSON.stringify(entry)}`);
   }
   return out;

@@ -81,20 +81,21 @@ export class PolicyEngine {
     if (!n) return block(req.host, "not_allowed", "baseline_policy");
     const host = n.name;
     // 2. deny list always wins
-    if (this.denied.matches(host) || (n.ip !== undefined && n.ip !== host && this.denied.matches(n.ip))) {
+    const port = req.port;
+    if (this.denied.matches(host, port) || (n.ip !== undefined && n.ip !== host && this.denied.matches(n.ip, port))) {
       return block(host, "denied", "baseline_policy");
     }
     // 3. local literals need an exact allowlist entry
     const localLiteral = host === "localhost" || (n.ip !== undefined && isNonPublicIp(n.ip));
     let explicitLocal = false;
     if (!this.allowLocalBinding && localLiteral) {
-      if (!this.allowed.hasExact(host)) return block(host, "not_allowed_local", "baseline_policy");
+      if (!this.allowed.hasExact(host, port)) return block(host, "not_allowed_local", "baseline_policy");
       explicitLocal = true;
     }
     // 4. allow list, then the decider for misses only
     let source: DecisionSource = "baseline_policy";
     let override = false;
-    if (!explicitLocal && !this.allowed.matches(host)) {
+    if (!explicitLocal && !this.allowed.matches(host, port)) {
       const fromDecider = await this.consultDecider({ ...req, host });
       if (fromDecider) return fromDecider;
       source = "decider";

@@ -13,10 +13,15 @@
  *
  * Wildcards apply to names only: an IP literal host is matched by `*` and by exact entries.
  *
+ * Any pattern may end in `:port` (`github.com:443`, `*.example.com:22`, `[::1]:8080`): it then
+ * matches that port only, and an entry without a port matches every port. Each port named gets
+ * an index of its own, so a lookup probes the every-port index and the request port's, never a
+ * list.
+ *
  * @module
  */
 import { isDottedQuad, stripZone } from "../net/ip.ts";
-import { MAX_HOST_LENGTH, MAX_LABEL_LENGTH, normalizeHost, splitHostPort, stripTrailingDots } from "./host.ts";
+import { MAX_HOST_LENGTH, MAX_LABEL_LENGTH, normalizeHost, stripTrailingDots } from "./host.ts";
 
 /** A domain pattern that cannot be compiled. `pattern` is the offending pattern as written. */
 export class PatternError extends TypeError {
@@ -32,10 +37,18 @@ export class PatternError extends TypeError {
 
 /** A compiled pattern list. */
 export interface CompiledPatterns {
-  /** True when `host` (already normalised `name`) matches any pattern. Must NOT scan the pattern list: uses sets/maps built at compile time (exact set, suffix sets walked over the host's label suffixes, and mid-label globs indexed by their literal suffix so only candidates sharing that suffix are regex-tested). */
-  matches(host: string): boolean;
-  /** True when the exact normalised literal is in the list as an exact (non-wildcard) pattern. */
-  hasExact(host: string): boolean;
+  /**
+   * True when `host` (already normalised `name`) on `port` matches any pattern: one for every
+   * port, or one scoped to `port`. Must NOT scan the pattern list: uses sets/maps built at
+   * compile time (exact set, suffix sets walked over the host's label suffixes, and mid-label
+   * globs indexed by their literal suffix so only candidates sharing that suffix are tested).
+   */
+  matches(host: string, port: number): boolean;
+  /**
+   * True when the exact normalised literal is in the list as an exact (non-wildcard) pattern
+   * for every port or for `port`.
+   */
+  hasExact(host: string, port: number): boolean;
   /** The patterns as written (trimmed), in order, for display. */
   readonly source: readonly string[];
 }
@@ -120,7 +133,8 @@ export type WildcardPattern =
   | { readonly kind: "glob"; readonly labels: readonly string[]; readonly suffix: string; readonly leading: number };
 
 /**
- * Validate and normalise a pattern containing a `*` (already trimmed, port stripped): literal
+ * Validate and normalise a pattern containing a `*` (already trimmed, port split off by
+ * {@link splitPatternPort}): literal
  * labels are canonicalised (IDN → punycode, lower case), wildcard labels checked.
  *
  * @throws PatternError naming the pattern when it is invalid.
@@ -249,47 +263,126 @@ function globMatches(glob: Glob, hostLabels: readonly string[]): boolean {
   return true;
 }
 
-/** Compile one trimmed, non-empty pattern into `index`. */
-function compileOne(pattern: string, index: Index): void {
-  if (UNSUPPORTED_GLOB.test(pattern)) {
-    // A bracketed IPv6 literal (`[::1]`, `[::1]:443`) is the only legitimate use of brackets.
-    const ip = pattern.startsWith("[") ? normalizeHost(pattern) : null;
-    if (!ip || ip.kind !== "ipv6" || /[{}?]/.test(pattern)) {
-      const bad = /[[\]{}?]/.exec(pattern)?.[0] ?? "";
+/** Largest port a pattern may name. */
+const MAX_PORT = 65_535;
+
+/** A pattern taken apart: its host part as written, and the port it is scoped to (none: every port). */
+export interface ScopedPattern {
+  readonly host: string;
+  readonly port?: number;
+}
+
+/**
+ * Split the `:port` off a trimmed pattern: `host:port`, `*.d:port`, `[v6]:port`, or no port.
+ * An unbracketed IPv6 literal has no port, unless its last group could be one (`2001:db8::1:443`
+ * is also `2001:db8::1` on port 443): that is an error asking for brackets either way.
+ *
+ * @throws PatternError for a port that is not a decimal number in 1–65535, or that ambiguity.
+ */
+export function splitPatternPort(pattern: string): ScopedPattern {
+  let host = pattern;
+  let portText: string | undefined;
+  if (pattern.startsWith("[")) {
+    const close = pattern.indexOf("]");
+    if (close < 0) return { host: pattern }; // reported as glob syntax by the host check
+    host = pattern.slice(0, close + 1);
+    const rest = pattern.slice(close + 1);
+    if (rest !== "") {
+      if (!rest.startsWith(":")) return { host: pattern };
+      portText = rest.slice(1);
+    }
+  } else {
+    const first = pattern.indexOf(":");
+    if (first < 0) return { host: pattern };
+    const last = pattern.lastIndexOf(":");
+    if (first === last) {
+      host = pattern.slice(0, first);
+      portText = pattern.slice(first + 1);
+    } else {
+      // Several colons: an IPv6 literal, which takes no port unless bracketed.
+      const head = pattern.slice(0, last);
+      const tail = pattern.slice(last + 1);
+      if (/^[0-9]{1,5}$/.test(tail) && !head.endsWith(":") && normalizeHost(`[${head}]`)?.kind === "ipv6") {
+        throw new PatternError(
+          pattern,
+          `invalid domain pattern "${pattern}": an IPv6 address with a port must be bracketed, as "[${head}]:${tail}" (or "[${pattern}]" for the address alone on every port)`,
+        );
+      }
+      return { host: pattern };
+    }
+  }
+  if (portText === undefined) return { host };
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 1 && port <= MAX_PORT)) {
+    throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port ${JSON.stringify(portText)} (a number from 1 to ${MAX_PORT})`);
+  }
+  if (host === "") throw new PatternError(pattern, `invalid domain pattern "${pattern}": no host before ":${portText}"`);
+  return { host, port };
+}
+
+/** Compile the host part of one trimmed, non-empty pattern (`pattern` as written, for messages) into `index`. */
+function compileHost(pattern: string, hostPart: string, index: Index): void {
+  if (UNSUPPORTED_GLOB.test(hostPart)) {
+    // A bracketed IPv6 literal (`[::1]`) is the only legitimate use of brackets.
+    const ip = hostPart.startsWith("[") ? normalizeHost(hostPart) : null;
+    if (!ip || ip.kind !== "ipv6" || /[{}?]/.test(hostPart)) {
+      const bad = /[[\]{}?]/.exec(hostPart)?.[0] ?? "";
       throw new PatternError(pattern, `invalid domain pattern "${pattern}": glob syntax "${bad}" is not supported`);
     }
     index.exact.add(ip.name);
     return;
   }
-  if (pattern.includes("*")) {
-    const parts = splitHostPort(pattern);
-    if (!parts || parts.host.includes(":")) {
-      throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port or misplaced ":"`);
-    }
-    compileWildcard(pattern, parts.host, index);
+  if (hostPart.includes("*")) {
+    if (hostPart.includes(":")) throw new PatternError(pattern, `invalid domain pattern "${pattern}": misplaced ":"`);
+    compileWildcard(pattern, hostPart, index);
     return;
   }
-  const host = normalizeHost(pattern);
+  const host = normalizeHost(hostPart);
   if (!host) throw new PatternError(pattern, `invalid domain pattern "${pattern}": not a valid host name or IP address`);
   index.exact.add(host.name);
 }
 
+function emptyIndex(): Index {
+  return { matchAll: false, exact: new Set(), subdomainOf: new Set(), apexOrSubdomainOf: new Set(), globs: new Map() };
+}
+
+/** One index's lookups. */
+interface IndexMatcher {
+  matches(host: string): boolean;
+  hasExact(host: string): boolean;
+}
+
 /** Compile a pattern list. Throws {@link PatternError} naming the first bad pattern. */
 export function compilePatterns(patterns: readonly string[]): CompiledPatterns {
-  const index: Index = {
-    matchAll: false,
-    exact: new Set(),
-    subdomainOf: new Set(),
-    apexOrSubdomainOf: new Set(),
-    globs: new Map(),
-  };
+  const everyPort = emptyIndex();
+  const byPort = new Map<number, Index>();
   const source: string[] = [];
   patterns.forEach((raw, i) => {
     const pattern = raw.trim();
     if (pattern.length === 0) throw new PatternError(pattern, `invalid domain pattern at index ${i}: empty pattern`);
-    compileOne(pattern, index);
+    const scoped = splitPatternPort(pattern);
+    let index = everyPort;
+    if (scoped.port !== undefined) {
+      index = byPort.get(scoped.port) ?? emptyIndex();
+      byPort.set(scoped.port, index);
+    }
+    compileHost(pattern, scoped.host, index);
     source.push(pattern);
   });
+  const any = matcherOf(everyPort);
+  const ports = new Map([...byPort].map(([port, index]) => [port, matcherOf(index)]));
+  if (ports.size === 0) {
+    return { source: Object.freeze(source), matches: (host) => any.matches(host), hasExact: (host) => any.hasExact(host) };
+  }
+  return {
+    source: Object.freeze(source),
+    matches: (host, port) => any.matches(host) || (ports.get(port)?.matches(host) ?? false),
+    hasExact: (host, port) => any.hasExact(host) || (ports.get(port)?.hasExact(host) ?? false),
+  };
+}
+
+/** The lookups of one index (every port, or one port). */
+function matcherOf(index: Index): IndexMatcher {
   const { exact, subdomainOf, apexOrSubdomainOf, globs } = index;
   const matchAll = index.matchAll;
   const hasGlobs = globs.size > 0;
@@ -305,7 +398,6 @@ export function compilePatterns(patterns: readonly string[]): CompiledPatterns {
   };
 
   return {
-    source: Object.freeze(source),
     hasExact(host: string): boolean {
       return exact.has(host.toLowerCase());
     },
