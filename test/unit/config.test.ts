@@ -48,6 +48,8 @@ allowed_domains = ["example.com", "*.example.org"]
 denied_domains = ["bad.example.com"]
 allow_local_binding = true
 allow_unix_sockets = ["/tmp/a.sock"]
+dangerously_allow_all_unix_sockets = true
+denied_unix_sockets = ["/tmp/b.sock"]
 request_body_idle_timeout_secs = 15
 admin_token = "s3cret"
 mitm = true
@@ -69,6 +71,8 @@ mitm = true
       denied_domains: ["bad.example.com"],
       allow_local_binding: true,
       allow_unix_sockets: ["/tmp/a.sock"],
+      dangerously_allow_all_unix_sockets: true,
+      denied_unix_sockets: ["/tmp/b.sock"],
       request_body_idle_timeout_secs: 15,
       admin_token: "s3cret",
       mitm: true,

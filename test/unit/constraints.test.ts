@@ -382,7 +382,7 @@ allow_unix_sockets = ["/run/a.sock"]
 
   it("reads every constraint key, dotted keys too", () => {
     const text = CONSTRAINT_KEYS.map((k) =>
-      k === "mode" ? `network.mode = "full"` : k.endsWith("s") && k !== "allow_upstream_proxy" ? `network.${k} = []` : `network.${k} = false`,
+      k === "mode" ? `network.mode = "full"` : ["allowed_domains", "denied_domains", "allow_unix_sockets"].includes(k) ? `network.${k} = []` : `network.${k} = false`,
     ).join("\n");
     const c = parseConstraintsText(text, PATH);
     expect(Object.keys(c).sort()).toEqual([...CONSTRAINT_KEYS].sort());
@@ -411,7 +411,7 @@ allow_unix_sockets = ["/run/a.sock"]
 
   it("lists exactly the documented non-constraint keys", () => {
     expect([...NON_CONSTRAINT_KEYS].sort()).toEqual(
-      ["admin_token", "admin_url", "enable_socks5", "enable_socks5_udp", "mitm_hooks", "proxy_url", "request_body_idle_timeout_secs", "socks_url"].sort(),
+      ["admin_token", "admin_url", "denied_unix_sockets", "enable_socks5", "enable_socks5_udp", "mitm_hooks", "proxy_url", "request_body_idle_timeout_secs", "socks_url"].sort(),
     );
   });
 

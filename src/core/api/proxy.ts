@@ -66,6 +66,8 @@ type AddrInput = string | NetAddr;
 interface BuilderSettings {
   base: Partial<NetworkConfig>;
   file?: string;
+  /** The Codex permission profile `.configFile()` reads. */
+  profile?: string;
   source?: () => Promise<Partial<NetworkConfig>> | Partial<NetworkConfig>;
   http?: AddrInput;
   socks?: AddrInput;
@@ -94,9 +96,13 @@ export class NetworkProxyBuilder {
     return this.set("base", { ...network });
   }
 
-  /** Read `[network]` from a TOML file (also re-read by `state.reload()`). */
-  configFile(path: string): this {
-    return this.set("file", path);
+  /**
+   * Read `[network]` from a TOML file (also re-read by `state.reload()`), or the Codex permission
+   * profile `options.profile` (`[permissions.NAME.network]`; by default the one
+   * `default_permissions` names, when the file has no `[network]`).
+   */
+  configFile(path: string, options: { profile?: string } = {}): this {
+    return this.set("file", path).set("profile", options.profile);
   }
 
   /** Where `state.reload()` gets the configuration from (the embedding app's source). */
@@ -167,7 +173,7 @@ export class NetworkProxyBuilder {
       let network: NetworkConfig;
       if (this.s.file !== undefined) {
         if (!this.runtime.readTextFile) throw new ConfigError("this runtime cannot read config files");
-        network = (await loadConfigFile({ readTextFile: (p) => this.runtime.readTextFile!(p) }, this.s.file, true)).network;
+        network = (await loadConfigFile({ readTextFile: (p) => this.runtime.readTextFile!(p) }, this.s.file, true, { profile: this.s.profile })).network;
       } else {
         network = validateObject(this.s.source ? await this.s.source() : this.s.base, this.s.logger);
       }

@@ -35,8 +35,8 @@ SOCKS5 proxy) that decides every request, CONNECT tunnel and SOCKS5 connection o
 datagram by an allowlist, a denylist, local-address protection and a read-only
 "limited" mode.
 
-Usage: codex-network-proxy [--config PATH] [--constraints PATH]
-       codex-network-proxy env [--config PATH] [--constraints PATH]
+Usage: codex-network-proxy [--config PATH] [--profile NAME] [--constraints PATH]
+       codex-network-proxy env [--config PATH] [--profile NAME] [--constraints PATH]
 
 Commands:
   env                    print shell export lines that send a process's traffic
@@ -48,6 +48,8 @@ Commands:
 
 Options:
   -c, --config PATH      read this file instead of $CODEX_HOME/config.toml (it must exist)
+      --profile NAME     read the Codex permission profile [permissions.NAME.network]
+                         instead of the one default_permissions names (or [network])
       --constraints PATH managed limits (a TOML [network] table) that the config, a
                          reload or POST /mode may never widen
   -h, --help             print this help and exit
@@ -73,24 +75,24 @@ configuration error, 1 when a listener cannot be bound.
 `;
 
 type Args =
-  | { kind: "run" | "env"; config?: string; constraints?: string }
+  | { kind: "run" | "env"; config?: string; constraints?: string; profile?: string }
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "error"; message: string };
 
 /** Parse the command line: options, and the `env` command first when given. */
 export function parseArgs(args: readonly string[]): Args {
-  const files: { config?: string; constraints?: string } = {};
+  const files: { config?: string; constraints?: string; profile?: string } = {};
   const command = args[0] === "env" ? "env" : "run";
   for (let i = command === "env" ? 1 : 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "-h" || a === "--help") return { kind: "help" };
     if (a === "-V" || a === "--version") return { kind: "version" };
-    const m = /^--(config|constraints)(?:=(.*))?$/.exec(a) ?? (a === "-c" ? [a, "config", undefined] : null);
+    const m = /^--(config|constraints|profile)(?:=(.*))?$/.exec(a) ?? (a === "-c" ? [a, "config", undefined] : null);
     if (!m) return { kind: "error", message: `unknown argument ${JSON.stringify(a)}` };
-    const key = m[1] as "config" | "constraints";
+    const key = m[1] as "config" | "constraints" | "profile";
     const value = m[2] ?? args[++i];
-    if (value === undefined || value === "") return { kind: "error", message: `${a} needs a file path` };
+    if (value === undefined || value === "") return { kind: "error", message: `${a} needs ${key === "profile" ? "a profile name" : "a file path"}` };
     files[key] = value;
   }
   return { kind: command, ...files };
@@ -141,7 +143,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     // The watcher's baseline is taken before the first read, so an edit made during startup
     // is never missed.
     initialMtime = await rt.fileMtime?.(path).catch(() => undefined);
-    loaded = await loadConfigFile(rt, path, args.config !== undefined);
+    loaded = await loadConfigFile(rt, path, args.config !== undefined, { profile: args.profile });
     if (args.constraints !== undefined) constraints = await loadConstraintsFile(rt, args.constraints);
     const planned = planListeners(loaded.network);
     plan = planned.plan;
@@ -174,7 +176,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     network,
     { resolve: (h) => rt.net.resolve(h) },
     {
-      source: async () => (await loadConfigFile(rt, configFile, args.config !== undefined)).network,
+      source: async () => (await loadConfigFile(rt, configFile, args.config !== undefined, { profile: args.profile })).network,
       constraints,
       log,
       secrets,
@@ -222,12 +224,12 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
  * configuration the proxy would not start with or that names no fixed listener, 1 when the CA
  * or bundle cannot be written.
  */
-async function printEnv(rt: StandaloneRuntime, args: { config?: string; constraints?: string }, log: Logger): Promise<number> {
+async function printEnv(rt: StandaloneRuntime, args: { config?: string; constraints?: string; profile?: string }, log: Logger): Promise<number> {
   let network: NetworkConfig;
   let plan: ListenPlan;
   try {
     const path = await configPath(rt, args.config);
-    network = (await loadConfigFile(rt, path, args.config !== undefined)).network;
+    network = (await loadConfigFile(rt, path, args.config !== undefined, { profile: args.profile })).network;
     if (!network.enabled) throw new ConfigError(`${path}: network.enabled is false: there is no proxy to point at`);
     const constraints = args.constraints === undefined ? undefined : await loadConstraintsFile(rt, args.constraints);
     const violations = constraints ? checkConstraints(network, constraints) : [];

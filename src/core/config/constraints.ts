@@ -47,8 +47,10 @@ export interface NetworkConstraints {
   allowed_domains?: string[];
   /** Every one of these must stay denied. */
   denied_domains?: string[];
-  /** The allowed unix sockets must be a subset of these. */
+  /** The allowed unix sockets must be a subset of these (and all of them may not be allowed). */
   allow_unix_sockets?: string[];
+  /** `false`: every unix socket may not be allowed. */
+  dangerously_allow_all_unix_sockets?: boolean;
 }
 
 /** A key a constraints file (or object) may hold. */
@@ -65,6 +67,7 @@ const CONSTRAINT_KEY_SET: { readonly [K in ConstraintKey]-?: true } = {
   denied_domains: true,
   allow_local_binding: true,
   allow_unix_sockets: true,
+  dangerously_allow_all_unix_sockets: true,
   mitm: true,
 };
 
@@ -86,6 +89,7 @@ const BOOLEAN_CONSTRAINTS = [
   "dangerously_allow_non_loopback_proxy",
   "dangerously_allow_non_loopback_admin",
   "allow_local_binding",
+  "dangerously_allow_all_unix_sockets",
   "mitm",
 ] as const satisfies readonly ConstraintKey[];
 
@@ -334,6 +338,9 @@ export function checkConstraints(network: NetworkConfig, c: NetworkConstraints):
         break;
       case "allow_unix_sockets":
         out.push(...checkUnixSockets(network.allow_unix_sockets, c.allow_unix_sockets ?? []));
+        if (network.dangerously_allow_all_unix_sockets) {
+          out.push(`network.dangerously_allow_all_unix_sockets: true would allow unix sockets outside the managed list (allowed: ${listEntries(c.allow_unix_sockets ?? [])})`);
+        }
         break;
       default:
         if (c[key] === false && network[key] !== false) {

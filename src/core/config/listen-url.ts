@@ -123,6 +123,7 @@ type ListenSettings = Pick<
   | "socks_url"
   | "enable_socks5"
   | "allow_unix_sockets"
+  | "dangerously_allow_all_unix_sockets"
   | "dangerously_allow_non_loopback_proxy"
   | "dangerously_allow_non_loopback_admin"
 >;
@@ -131,14 +132,15 @@ type ListenSettings = Pick<
  * Decides where each listener binds: parses `proxy_url`, `admin_url` and (when
  * `enable_socks5`) `socks_url`, and clamps any non-loopback host to `127.0.0.1` (same port)
  * unless its `dangerously_allow_non_loopback_*` flag is set. When `allow_unix_sockets` is
- * non-empty, every listener is kept on loopback whatever the flags. Each clamp adds a warning
+ * non-empty or `dangerously_allow_all_unix_sockets` is set, every listener is kept on loopback
+ * whatever the flags. Each clamp adds a warning
  * naming the key and its configured value.
  *
  * @throws ConfigError when a URL does not parse (see {@link parseListenUrl}).
  */
 export function planListeners(network: ListenSettings): { plan: ListenPlan; warnings: string[] } {
   const warnings: string[] = [];
-  const unixSockets = network.allow_unix_sockets.length > 0;
+  const unixSockets = network.allow_unix_sockets.length > 0 || network.dangerously_allow_all_unix_sockets;
 
   const bind = (key: "proxy_url" | "admin_url" | "socks_url", flag: keyof ListenSettings): ListenAddr => {
     const value = network[key];
@@ -149,7 +151,7 @@ export function planListeners(network: ListenSettings): { plan: ListenPlan; warn
     if (unixSockets) {
       warnings.push(
         `network.${key}: non-loopback bind address ${JSON.stringify(value)} forced to ${to} ` +
-          `because network.allow_unix_sockets is non-empty (unix socket proxying is loopback-only)`,
+          `because ${network.dangerously_allow_all_unix_sockets ? "network.dangerously_allow_all_unix_sockets is true" : "network.allow_unix_sockets is non-empty"} (unix socket proxying is loopback-only)`,
       );
       return clamped;
     }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseConfigText } from "./parse.ts";
+import { parseConfigText, type ParseOptions } from "./parse.ts";
 import { parseTelemetryConfig } from "./telemetry.ts";
 import { ConfigError, defaultNetworkConfig, type LoadedConfig } from "./types.ts";
 
@@ -17,9 +17,9 @@ export interface TextFileReader {
 /**
  * Load and validate a config file (domain patterns included, by `parseConfigText`). A missing
  * file yields the defaults, unless it is `required` (named with `--config`: a typo must not
- * pass silently). Throws {@link ConfigError} naming the key and line.
+ * pass silently). `options.profile` reads that Codex permission profile. Throws {@link ConfigError} naming the key and line.
  */
-export async function loadConfigFile(files: TextFileReader, path: string, required = false): Promise<LoadedConfig> {
+export async function loadConfigFile(files: TextFileReader, path: string, required = false, options: ParseOptions = {}): Promise<LoadedConfig> {
   let text: string | null;
   try {
     text = await files.readTextFile(path);
@@ -28,9 +28,10 @@ export async function loadConfigFile(files: TextFileReader, path: string, requir
   }
   if (text === null) {
     if (required) throw new ConfigError(`config file ${path} does not exist`);
+    if (options.profile !== undefined) throw new ConfigError(`profile ${JSON.stringify(options.profile)} (chosen by --profile) does not exist: there is no config file ${path}`);
     return { network: defaultNetworkConfig(), warnings: [] };
   }
-  const loaded = parseConfigText(text, path);
+  const loaded = parseConfigText(text, path, options);
   const t = parseTelemetryConfig(text, path);
   loaded.telemetry = t.telemetry;
   loaded.warnings.push(...t.warnings);

@@ -22,7 +22,6 @@ import { bearerTokenFault } from "./bearer-token.ts";
 import { findArrayTableLine, findKeyLine } from "./key-line.ts";
 import { parseListenUrl } from "./listen-url.ts";
 import {
-  isNetworkKey,
   LISTEN_URL_KEYS,
   NETWORK_KEY_KINDS,
   NETWORK_KEYS,
@@ -44,11 +43,30 @@ export const MAX_TOML_DEPTH = 64;
 
 /** The top-level table this module reads. */
 const NETWORK_TABLE = "network";
+/** The Codex key naming the permission profile in force. */
+const DEFAULT_PERMISSIONS_KEY = "default_permissions";
+/** The Codex table of permission profiles (`[permissions.NAME.network]`). */
+const PERMISSIONS_KEY = "permissions";
+/** `[network]` list keys a profile replaces with its `domains` and `unix_sockets` maps. */
+const PROFILE_LIST_KEYS = ["allowed_domains", "denied_domains", "allow_unix_sockets", "denied_unix_sockets"] as const;
+/** The keys of a profile's network table. */
+const PROFILE_NETWORK_KEYS: readonly string[] = [...NETWORK_KEYS.filter((k) => !(PROFILE_LIST_KEYS as readonly string[]).includes(k)), "domains", "unix_sockets"];
 
-/** Where messages point: the file's path and its text (to find key lines). */
+/** Where messages point: the file's path and its text (to find key lines), and the table read. */
 interface Source {
   readonly path: string;
   readonly text: string;
+  /** The dotted table the settings come from: `network`, or `permissions.NAME.network`. */
+  readonly table: string;
+}
+
+/** How to read a config file. */
+export interface ParseOptions {
+  /**
+   * The Codex permission profile to read (`[permissions.NAME.network]`), instead of the one
+   * `default_permissions` names (`--profile NAME`).
+   */
+  readonly profile?: string;
 }
 
 /**
@@ -60,29 +78,23 @@ interface Source {
  *   socket path, an empty `admin_token` or one that is not a bearer token (RFC 6750 §2.1), or an
  *   unparsable listener URL.
  */
-export function parseConfigText(text: string, path: string): LoadedConfig {
-  const src: Source = { path, text };
-  const root = parseToml(src);
+export function parseConfigText(text: string, path: string, options: ParseOptions = {}): LoadedConfig {
+  const root = parseToml({ path, text, table: NETWORK_TABLE });
   const network = defaultNetworkConfig();
   const warnings: string[] = [];
+  const selected = selectNetworkTable(root, path, text, options.profile);
+  if (selected.warning !== undefined) warnings.push(selected.warning);
+  if (selected.table === undefined) return { network, warnings };
+  const src: Source = { path, text, table: selected.path };
+  const known: readonly string[] = selected.profile ? PROFILE_NETWORK_KEYS : NETWORK_KEYS;
+  const table = selected.profile ? profileToNetworkTable(src, selected.table) : selected.table;
 
-  if (!Object.hasOwn(root, NETWORK_TABLE)) return { network, warnings };
-  const table = root[NETWORK_TABLE];
-  if (!isTomlTable(table)) {
-    const line = findKeyLine(text, "", NETWORK_TABLE);
-    throw new ConfigError(
-      `${prefix(src, line)}${NETWORK_TABLE}: expected table, got ${tomlTypeName(table)}`,
-      NETWORK_TABLE,
-      line,
-    );
-  }
-
-  for (const key of Object.keys(table)) {
-    if (isNetworkKey(key)) continue;
-    const line = findKeyLine(text, NETWORK_TABLE, key);
-    const suggestion = closestMatch(key, NETWORK_KEYS);
+  for (const key of Object.keys(selected.table)) {
+    if (known.includes(key)) continue;
+    const line = findKeyLine(text, src.table, key);
+    const suggestion = closestMatch(key, known);
     const hint = suggestion === undefined ? "" : ` (did you mean "${suggestion}"?)`;
-    warnings.push(`${prefix(src, line)}${NETWORK_TABLE}.${key}: unknown key, ignored${hint}`);
+    warnings.push(`${prefix(src, line)}${src.table}.${key}: unknown key, ignored${hint}`);
   }
 
   for (const key of NETWORK_KEYS) {
@@ -92,9 +104,132 @@ export function parseConfigText(text: string, path: string): LoadedConfig {
     if (Object.hasOwn(table, key)) checkListenUrl(src, key, network[key]);
   }
   if (network.mitm_hooks.length > 0 && !network.mitm) {
-    throw keyError(src, "mitm_hooks", "hooks act on intercepted requests: they need network.mitm = true");
+    throw keyError(src, "mitm_hooks", `hooks act on intercepted requests: they need ${src.table}.mitm = true`);
   }
   return { network, warnings };
+}
+
+/** The table the settings come from, as {@link selectNetworkTable} found it. */
+interface SelectedTable {
+  /** Absent: no table, the defaults apply. */
+  readonly table?: Record<string, unknown>;
+  /** Dotted path of the table, for messages. */
+  readonly path: string;
+  /** It is a Codex permission profile's (the `domains`/`unix_sockets` shape). */
+  readonly profile: boolean;
+  readonly warning?: string;
+}
+
+/**
+ * `[network]`, or the Codex permission profile `[permissions.NAME.network]` that `--profile` or
+ * `default_permissions` names. Both shapes in one file is an error naming both; a profile that
+ * does not exist, one listing the profiles that do.
+ */
+function selectNetworkTable(root: Record<string, unknown>, path: string, text: string, profile: string | undefined): SelectedTable {
+  const src: Source = { path, text, table: "" };
+  const fail = (key: string, detail: string, line = findKeyLine(text, "", key)): ConfigError => new ConfigError(`${prefix(src, line)}${key}: ${detail}`, key, line);
+  let chosen = profile;
+  let chosenBy = "--profile";
+  if (chosen === undefined && Object.hasOwn(root, DEFAULT_PERMISSIONS_KEY)) {
+    const value = root[DEFAULT_PERMISSIONS_KEY];
+    if (typeof value !== "string") throw fail(DEFAULT_PERMISSIONS_KEY, `expected string, got ${tomlTypeName(value)}`);
+    chosen = value;
+    chosenBy = DEFAULT_PERMISSIONS_KEY;
+  }
+  if (chosen === undefined) {
+    if (!Object.hasOwn(root, NETWORK_TABLE)) return { path: NETWORK_TABLE, profile: false };
+    const table = root[NETWORK_TABLE];
+    if (!isTomlTable(table)) throw fail(NETWORK_TABLE, `expected table, got ${tomlTypeName(table)}`);
+    return { table, path: NETWORK_TABLE, profile: false };
+  }
+  const profilePath = `${PERMISSIONS_KEY}.${quoteKey(chosen)}.${NETWORK_TABLE}`;
+  if (Object.hasOwn(root, NETWORK_TABLE)) {
+    throw fail(
+      NETWORK_TABLE,
+      `both [network] and the Codex permission profile [${profilePath}] (chosen by ${chosenBy}) are present: keep one of the two shapes`,
+    );
+  }
+  const permissions = Object.hasOwn(root, PERMISSIONS_KEY) ? root[PERMISSIONS_KEY] : {};
+  if (!isTomlTable(permissions)) throw fail(PERMISSIONS_KEY, `expected table, got ${tomlTypeName(permissions)}`);
+  if (!Object.hasOwn(permissions, chosen)) {
+    const names = Object.keys(permissions).map((n) => JSON.stringify(n));
+    const line = chosenBy === DEFAULT_PERMISSIONS_KEY ? findKeyLine(text, "", DEFAULT_PERMISSIONS_KEY) : undefined;
+    throw fail(
+      chosenBy === DEFAULT_PERMISSIONS_KEY ? DEFAULT_PERMISSIONS_KEY : PERMISSIONS_KEY,
+      `profile ${JSON.stringify(chosen)} (chosen by ${chosenBy}) does not exist; ${names.length > 0 ? `the file defines ${names.join(", ")}` : "the file defines no [permissions.NAME] table"}`,
+      line,
+    );
+  }
+  const entry = permissions[chosen];
+  const entryPath = `${PERMISSIONS_KEY}.${quoteKey(chosen)}`;
+  if (!isTomlTable(entry)) throw fail(entryPath, `expected table, got ${tomlTypeName(entry)}`, findKeyLine(text, PERMISSIONS_KEY, chosen));
+  if (!Object.hasOwn(entry, NETWORK_TABLE)) {
+    const line = findKeyLine(text, PERMISSIONS_KEY, chosen);
+    return { path: profilePath, profile: true, warning: `${prefix(src, line)}${entryPath}: the profile has no network table; the network defaults apply (the proxy is disabled)` };
+  }
+  const table = entry[NETWORK_TABLE];
+  if (!isTomlTable(table)) throw fail(profilePath, `expected table, got ${tomlTypeName(table)}`, findKeyLine(text, entryPath, NETWORK_TABLE));
+  return { table, path: profilePath, profile: true };
+}
+
+/** A TOML key as written in a dotted path: bare when it can be, else quoted. */
+function quoteKey(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
+}
+
+/**
+ * A profile's network table in the `[network]` shape: `domains` (`"pattern" = "allow" | "deny"
+ * | "none"`) becomes `allowed_domains` and `denied_domains`, `unix_sockets` (`"/path" = "allow"
+ * | "deny"`) becomes `allow_unix_sockets` and `denied_unix_sockets`. A profile naming the
+ * list keys themselves is an error (one shape per table).
+ */
+function profileToNetworkTable(src: Source, profile: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(profile)) {
+    if ((PROFILE_LIST_KEYS as readonly string[]).includes(key)) {
+      throw keyError(src, key, `a permission profile names domains in its domains map ("pattern" = "allow" | "deny" | "none") and unix sockets in its unix_sockets map ("/path" = "allow" | "deny")`);
+    }
+    if (key !== "domains" && key !== "unix_sockets") out[key] = value;
+  }
+  if (Object.hasOwn(profile, "domains")) {
+    const domains = profile.domains;
+    if (!isTomlTable(domains)) throw keyError(src, "domains", `expected table of "pattern" = "allow" | "deny" | "none", got ${tomlTypeName(domains)}`);
+    const allowed: string[] = [];
+    const denied: string[] = [];
+    for (const [pattern, verdict] of Object.entries(domains)) {
+      const where = `domains.${JSON.stringify(pattern)}`;
+      if (verdict !== "allow" && verdict !== "deny" && verdict !== "none") {
+        throw keyError(src, "domains", `${where}: expected "allow", "deny" or "none", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
+      }
+      try {
+        compilePatterns([pattern]);
+      } catch (e) {
+        if (!(e instanceof PatternError)) throw e;
+        throw keyError(src, "domains", `${where}: ${e.message}`);
+      }
+      if (verdict === "allow") allowed.push(pattern);
+      else if (verdict === "deny") denied.push(pattern);
+    }
+    out.allowed_domains = allowed;
+    out.denied_domains = denied;
+  }
+  if (Object.hasOwn(profile, "unix_sockets")) {
+    const sockets = profile.unix_sockets;
+    if (!isTomlTable(sockets)) throw keyError(src, "unix_sockets", `expected table of "/path" = "allow" | "deny", got ${tomlTypeName(sockets)}`);
+    const allow: string[] = [];
+    const deny: string[] = [];
+    for (const [socket, verdict] of Object.entries(sockets)) {
+      const where = `unix_sockets.${JSON.stringify(socket)}`;
+      if (verdict !== "allow" && verdict !== "deny") {
+        throw keyError(src, "unix_sockets", `${where}: expected "allow" or "deny", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
+      }
+      if (!socket.startsWith("/")) throw keyError(src, "unix_sockets", `${where}: ${JSON.stringify(socket)} is not an absolute path`);
+      (verdict === "allow" ? allow : deny).push(socket);
+    }
+    out.allow_unix_sockets = allow;
+    out.denied_unix_sockets = deny;
+  }
+  return out;
 }
 
 /** Runs smol-toml, turning its syntax errors into {@link ConfigError}. */
@@ -118,7 +253,7 @@ function parseToml(src: Source): Record<string, unknown> {
 }
 
 /** A line of TOML that assigns the admin token (its value must never be echoed). */
-const SECRET_ASSIGNMENT = /^(\s*(?:\d+:\s*)?(?:network\.)?admin_token\s*=).*$/gm;
+const SECRET_ASSIGNMENT = /^(\s*(?:\d+:\s*)?(?:[\w."-]+\.)?admin_token\s*=).*$/gm;
 
 /**
  * smol-toml quotes the offending line in its errors; a line that sets `admin_token` is shown
@@ -170,7 +305,7 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
           const detail = `expected array of strings, got array containing ${tomlTypeName(item)} at index ${i}`;
           throw keyError(src, key, detail);
         }
-        if (key === "allow_unix_sockets" && !item.startsWith("/")) {
+        if ((key === "allow_unix_sockets" || key === "denied_unix_sockets") && !item.startsWith("/")) {
           throw keyError(src, key, `${JSON.stringify(item)} is not an absolute path`, i);
         }
         if (key === "allowed_domains" || key === "denied_domains") checkPattern(src, key, item, i);
@@ -189,9 +324,9 @@ function hooksOf(src: Source, value: unknown): NetworkConfig["mitm_hooks"] {
   } catch (e) {
     if (!(e instanceof HookConfigError)) throw e;
     const line =
-      (e.index === undefined ? undefined : findArrayTableLine(src.text, `${NETWORK_TABLE}.mitm_hooks`, e.index)) ??
-      findKeyLine(src.text, NETWORK_TABLE, "mitm_hooks");
-    return keyErrorAt(src, line, `${NETWORK_TABLE}.${e.message}`, `${NETWORK_TABLE}.mitm_hooks`, { cause: e });
+      (e.index === undefined ? undefined : findArrayTableLine(src.text, `${src.table}.mitm_hooks`, e.index)) ??
+      findKeyLine(src.text, src.table, "mitm_hooks");
+    return keyErrorAt(src, line, `${src.table}.${e.message}`, `${src.table}.mitm_hooks`, { cause: e });
   }
 }
 
@@ -213,23 +348,19 @@ function isNetworkMode(value: string): value is NetworkMode {
 /** Checks a listener URL parses, re-raising its error with the file location. */
 function checkListenUrl(src: Source, key: (typeof LISTEN_URL_KEYS)[number], value: string): void {
   try {
-    parseListenUrl(value, `${NETWORK_TABLE}.${key}`);
+    parseListenUrl(value, `${src.table}.${key}`);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    const line = findKeyLine(src.text, NETWORK_TABLE, key);
-    throw new ConfigError(`${prefix(src, line)}${e.message}`, `${NETWORK_TABLE}.${key}`, line, { cause: e });
+    const line = findKeyLine(src.text, src.table, key);
+    throw new ConfigError(`${prefix(src, line)}${e.message}`, `${src.table}.${key}`, line, { cause: e });
   }
 }
 
 /** A {@link ConfigError} about `network.KEY` (or `network.KEY[INDEX]`) in the file's format. */
 function keyError(src: Source, key: string, detail: string, index?: number): ConfigError {
-  const line = findKeyLine(src.text, NETWORK_TABLE, key);
+  const line = findKeyLine(src.text, src.table, key);
   const where = index === undefined ? "" : `[${index}]`;
-  return new ConfigError(
-    `${prefix(src, line)}${NETWORK_TABLE}.${key}${where}: ${detail}`,
-    `${NETWORK_TABLE}.${key}`,
-    line,
-  );
+  return new ConfigError(`${prefix(src, line)}${src.table}.${key}${where}: ${detail}`, `${src.table}.${key}`, line);
 }
 
 function keyErrorAt(src: Source, line: number | undefined, text: string, key: string, options: { cause: unknown }): never {

@@ -29,6 +29,8 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   denied_domains: "string[]",
   allow_local_binding: "boolean",
   allow_unix_sockets: "string[]",
+  dangerously_allow_all_unix_sockets: "boolean",
+  denied_unix_sockets: "string[]",
   request_body_idle_timeout_secs: "seconds",
   admin_token: "string",
   mitm: "boolean",

@@ -28,6 +28,14 @@ export interface NetworkConfig {
   allow_local_binding: boolean;
   allow_unix_sockets: string[];
   /**
+   * Every unix socket may be reached with `x-unix-socket` but those in
+   * {@link denied_unix_sockets} (the Codex profile key of the same name). Forces loopback
+   * listeners, like a non-empty `allow_unix_sockets`.
+   */
+  dangerously_allow_all_unix_sockets: boolean;
+  /** Unix sockets never reached, even with `dangerously_allow_all_unix_sockets` (absolute paths). */
+  denied_unix_sockets: string[];
+  /**
    * Longest a request body may make no progress, in seconds: no byte from the client (`408`),
    * or the origin taking none (`502`); the connection is then closed. `0`: no limit. Tunnels
    * have no idle limit.
@@ -71,6 +79,8 @@ export function defaultNetworkConfig(): NetworkConfig {
     denied_domains: [],
     allow_local_binding: false,
     allow_unix_sockets: [],
+    dangerously_allow_all_unix_sockets: false,
+    denied_unix_sockets: [],
     request_body_idle_timeout_secs: DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS,
     mitm: false,
     mitm_hooks: [],

@@ -42,7 +42,7 @@ import { attributed, type RequestFacts, type SessionContext } from "../session-c
 import type { ProxySnapshot } from "../state.ts";
 import { recordStateBlock, recordUnixAllow, recordVerdict } from "./record.ts";
 import type { GateRefusal, GateRequest, GateVerdict } from "./types.ts";
-import { matchAllowedSocket, UNIX_SOCKET_HOST } from "./unix-socket.ts";
+import { socketToDial, UNIX_SOCKET_HOST } from "./unix-socket.ts";
 
 /** Methods limited mode lets through (docs/behaviour.md §3). */
 export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -147,7 +147,9 @@ function refuseByState(
 /** Step 3: an `x-unix-socket` request. */
 async function unixGate(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, facts: RequestFacts): Promise<GateVerdict> {
   const host = UNIX_SOCKET_HOST;
-  const allowed = await matchAllowedSocket(req.unixSocket!, snap.network.allow_unix_sockets, ctx.net);
+  const n = snap.network;
+  const lists = { allowed: n.allow_unix_sockets, denied: n.denied_unix_sockets ?? [], allowAll: n.dangerously_allow_all_unix_sockets === true };
+  const allowed = await socketToDial(req.unixSocket!, lists, ctx.net);
   if (allowed === undefined) return refuseByState(ctx, snap, req, facts, host, "proxy_state", "not_allowed");
   if (snap.mode === "limited" && !LIMITED_MODE_METHODS.has(req.method ?? "")) return refuseByState(ctx, snap, req, facts, host, "mode_guard", "method_not_allowed");
   if (!ctx.net.connectUnix) return refuseByState(ctx, snap, req, facts, host, "proxy_state", "unix_socket_unsupported");
