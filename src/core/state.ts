@@ -13,6 +13,7 @@ import type { NetworkConfig, NetworkMode } from "./config/types.ts";
 import { silentLogger, TARGET, type Logger } from "./log.ts";
 import type { HookSecrets } from "./mitm/hook-secrets.ts";
 import { HookTable } from "./mitm/hooks.ts";
+import { LimitedModeExceptions } from "./policy/limited-allow.ts";
 import { PolicyEngine, type PolicyOptions } from "./policy/decide.ts";
 
 /** What one request is decided against. */
@@ -22,6 +23,8 @@ export interface ProxySnapshot {
   readonly mode: NetworkMode;
   /** `network.mitm_hooks` compiled, with their secrets. */
   readonly hooks: HookTable;
+  /** `network.limited_mode_allow` compiled. */
+  readonly limitedAllow: LimitedModeExceptions;
 }
 
 /** Where a reload reads the configuration from (the config file, or the embedding app). */
@@ -164,11 +167,13 @@ export class ProxyState {
   private compile(network: NetworkConfig, secrets: HookSecrets): ProxySnapshot {
     const copy: NetworkConfig = structuredClone(network);
     copy.mitm_hooks ??= [];
+    copy.limited_mode_allow ??= [];
     const violation = this.options.constraints ? checkConstraints(copy, this.options.constraints)[0] : undefined;
     if (violation) throw new StateChangeError(violation);
     if (copy.mitm_hooks.length > 0 && !copy.mitm) throw new StateChangeError("network.mitm_hooks need network.mitm = true");
     const hooks = HookTable.compile(copy.mitm_hooks, secrets);
-    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode, hooks });
+    const limitedAllow = LimitedModeExceptions.compile(copy.limited_mode_allow);
+    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode, hooks, limitedAllow });
   }
 }
 

@@ -48,6 +48,7 @@ allowed_domains = ["example.com", "*.example.org"]
 denied_domains = ["bad.example.com"]
 allow_local_binding = true
 allow_unix_sockets = ["/tmp/a.sock"]
+limited_mode_allow = [{ host = "github.com", methods = ["post"], path_prefixes = ["pattern:/*/*/git-upload-pack"] }]
 dangerously_allow_all_unix_sockets = true
 denied_unix_sockets = ["/tmp/b.sock"]
 request_body_idle_timeout_secs = 15
@@ -71,6 +72,7 @@ mitm = true
       denied_domains: ["bad.example.com"],
       allow_local_binding: true,
       allow_unix_sockets: ["/tmp/a.sock"],
+      limited_mode_allow: [{ host: "github.com", methods: ["POST"], path_prefixes: ["pattern:/*/*/git-upload-pack"] }],
       dangerously_allow_all_unix_sockets: true,
       denied_unix_sockets: ["/tmp/b.sock"],
       request_body_idle_timeout_secs: 15,

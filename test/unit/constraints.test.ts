@@ -382,7 +382,7 @@ allow_unix_sockets = ["/run/a.sock"]
 
   it("reads every constraint key, dotted keys too", () => {
     const text = CONSTRAINT_KEYS.map((k) =>
-      k === "mode" ? `network.mode = "full"` : ["allowed_domains", "denied_domains", "allow_unix_sockets"].includes(k) ? `network.${k} = []` : `network.${k} = false`,
+      k === "mode" ? `network.mode = "full"` : ["allowed_domains", "denied_domains", "allow_unix_sockets", "limited_mode_allow"].includes(k) ? `network.${k} = []` : `network.${k} = false`,
     ).join("\n");
     const c = parseConstraintsText(text, PATH);
     expect(Object.keys(c).sort()).toEqual([...CONSTRAINT_KEYS].sort());

@@ -20,6 +20,8 @@
 import { parse, TomlError } from "smol-toml";
 import { compilePatterns, parseWildcard, PatternError, splitPatternPort, type CompiledPatterns } from "../policy/patterns.ts";
 import { normalizeHost } from "../policy/host.ts";
+import type { LimitedModeRule } from "../policy/limited-allow.ts";
+import { PATTERN_MARKER } from "../policy/path-prefix.ts";
 import { findKeyLine } from "./key-line.ts";
 import { MAX_TOML_DEPTH, parseConfigText } from "./parse.ts";
 import { NETWORK_KEYS, NETWORK_MODES } from "./schema.ts";
@@ -51,6 +53,11 @@ export interface NetworkConstraints {
   allow_unix_sockets?: string[];
   /** `false`: every unix socket may not be allowed. */
   dangerously_allow_all_unix_sockets?: boolean;
+  /**
+   * The limited-mode exceptions a config may have: each configured rule must fall inside one of
+   * these. Unset while `mode` is constrained to `limited`: the config may have none.
+   */
+  limited_mode_allow?: LimitedModeRule[];
 }
 
 /** A key a constraints file (or object) may hold. */
@@ -63,6 +70,7 @@ const CONSTRAINT_KEY_SET: { readonly [K in ConstraintKey]-?: true } = {
   dangerously_allow_non_loopback_proxy: true,
   dangerously_allow_non_loopback_admin: true,
   mode: true,
+  limited_mode_allow: true,
   allowed_domains: true,
   denied_domains: true,
   allow_local_binding: true,
@@ -299,6 +307,32 @@ function checkDenied(denied: readonly string[], managed: readonly string[]): str
   return out;
 }
 
+/**
+ * Violations of the managed limited-mode exceptions: every configured rule must fall inside a
+ * managed one, i.e. the same host pattern (as written, case aside), methods among the managed
+ * rule's, and each path prefix one of the managed rule's or, both being literal, longer than
+ * one of them.
+ */
+function checkLimitedModeAllow(configured: readonly LimitedModeRule[], managed: readonly LimitedModeRule[]): string[] {
+  const covered = (rule: LimitedModeRule, m: LimitedModeRule): boolean =>
+    rule.host.toLowerCase() === m.host.toLowerCase() &&
+    rule.methods.every((method) => m.methods.includes(method)) &&
+    rule.path_prefixes.every((p) => m.path_prefixes.some((mp) => p === mp || (!isGlobPrefix(p) && !isGlobPrefix(mp) && p.startsWith(mp))));
+  return configured
+    .map((rule, i) => ({ rule, i }))
+    .filter(({ rule }) => !managed.some((m) => covered(rule, m)))
+    .map(({ rule, i }) => `network.limited_mode_allow[${i}]: ${JSON.stringify(describeRule(rule))} is outside the managed limited-mode exceptions (allowed: ${listEntries(managed.map(describeRule))})`);
+}
+
+/** `host METHODS prefix, prefix`: a rule in one line. */
+function describeRule(rule: LimitedModeRule): string {
+  return `${rule.host} ${rule.methods.join("|")} ${rule.path_prefixes.join(", ")}`;
+}
+
+function isGlobPrefix(prefix: string): boolean {
+  return prefix.startsWith(PATTERN_MARKER);
+}
+
 /** Violations of the managed unix socket list: configured paths must be among the managed ones. */
 function checkUnixSockets(sockets: readonly string[], managed: readonly string[]): string[] {
   const allowed = new Set(managed);
@@ -322,6 +356,10 @@ function checkUnixSockets(sockets: readonly string[], managed: readonly string[]
  */
 export function checkConstraints(network: NetworkConfig, c: NetworkConstraints): string[] {
   const out: string[] = [];
+  // A managed read-only mode with no managed exceptions: the config may add none.
+  if (c.mode === NARROW_MODE && c.limited_mode_allow === undefined && (network.limited_mode_allow ?? []).length > 0) {
+    out.push(`network.limited_mode_allow: the managed mode is "limited" and the constraints allow no exception to it (${network.limited_mode_allow.length} configured)`);
+  }
   for (const key of CONSTRAINT_KEYS) {
     if (c[key] === undefined) continue;
     switch (key) {
@@ -332,6 +370,9 @@ export function checkConstraints(network: NetworkConfig, c: NetworkConstraints):
         break;
       case "allowed_domains":
         out.push(...checkAllowed(network.allowed_domains, c.allowed_domains ?? []));
+        break;
+      case "limited_mode_allow":
+        out.push(...checkLimitedModeAllow(network.limited_mode_allow ?? [], c.limited_mode_allow ?? []));
         break;
       case "denied_domains":
         out.push(...checkDenied(network.denied_domains, c.denied_domains ?? []));

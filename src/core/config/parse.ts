@@ -17,6 +17,7 @@
 
 import { parse, TomlError } from "smol-toml";
 import { HookConfigError, parseMitmHooks } from "../mitm/hook-config.ts";
+import { LimitedModeRuleError, parseLimitedModeAllow } from "../policy/limited-allow.ts";
 import { compilePatterns, PatternError } from "../policy/patterns.ts";
 import { bearerTokenFault } from "./bearer-token.ts";
 import { findArrayTableLine, findKeyLine } from "./key-line.ts";
@@ -296,6 +297,17 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
     }
     case "hooks":
       network.mitm_hooks = hooksOf(src, value);
+      return;
+    case "rules":
+      try {
+        network.limited_mode_allow = parseLimitedModeAllow(value);
+      } catch (e) {
+        if (!(e instanceof LimitedModeRuleError)) throw e;
+        const line =
+          (e.index === undefined ? undefined : findArrayTableLine(src.text, `${src.table}.limited_mode_allow`, e.index)) ??
+          findKeyLine(src.text, src.table, "limited_mode_allow");
+        return keyErrorAt(src, line, `${src.table}.${e.message}`, `${src.table}.limited_mode_allow`, { cause: e });
+      }
       return;
     case "string[]": {
       if (!Array.isArray(value)) throw keyError(src, key, `expected array of strings, got ${got}`);

@@ -9,9 +9,10 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
 /**
  * How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES};
  * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`; `hooks` the `[[network.mitm_hooks]]`
- * array of tables (`parseMitmHooks`).
+ * array of tables (`parseMitmHooks`); `rules` the `limited_mode_allow` array of tables
+ * (`parseLimitedModeAllow`).
  */
-export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds" | "hooks";
+export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds" | "hooks" | "rules";
 
 /** The expected type of every `[network]` key, in the order of docs/behaviour.md §1. */
 export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
@@ -25,6 +26,7 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   dangerously_allow_non_loopback_proxy: "boolean",
   dangerously_allow_non_loopback_admin: "boolean",
   mode: "mode",
+  limited_mode_allow: "rules",
   allowed_domains: "string[]",
   denied_domains: "string[]",
   allow_local_binding: "boolean",

@@ -5,6 +5,7 @@
  * @module
  */
 import type { MitmHookConfig } from "../mitm/hook-config.ts";
+import type { LimitedModeRule } from "../policy/limited-allow.ts";
 
 export { ConfigError } from "./error.ts";
 
@@ -55,6 +56,12 @@ export interface NetworkConfig {
    * hook (`mitm_hook_denied`), whose actions strip and inject headers. Needs `mitm = true`.
    */
   mitm_hooks: MitmHookConfig[];
+  /**
+   * Requests limited mode lets through although their method writes (`git-upload-pack`,
+   * GraphQL queries): `{ host, methods, path_prefixes }` rules (docs/behaviour.md §3.5). Never
+   * CONNECT, never an upgrade.
+   */
+  limited_mode_allow: LimitedModeRule[];
 }
 
 /** Default of `request_body_idle_timeout_secs`: a client silent this long inside a body is gone. */
@@ -84,6 +91,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     request_body_idle_timeout_secs: DEFAULT_REQUEST_BODY_IDLE_TIMEOUT_SECS,
     mitm: false,
     mitm_hooks: [],
+    limited_mode_allow: [],
   };
 }
 

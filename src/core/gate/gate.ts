@@ -14,7 +14,8 @@
  *    (`unix_socket_unsupported`); else allowed, dialling the allowlisted entry;
  * 4. the host policy (deny list, local literals, allow list and decider, DNS vetting): its
  *    verdict is recorded, allow included, even when the client left before it was made;
- * 5. limited mode for HTTP: only GET, HEAD and OPTIONS, no upgrade, no CONNECT (mode guard);
+ * 5. limited mode for HTTP: only GET, HEAD and OPTIONS, no upgrade, no CONNECT (mode guard),
+ *    but what a `limited_mode_allow` rule names (recorded as an allow by the mode guard);
  * 5b. a host with `mitm_hooks` (docs/behaviour.md §5.19): its CONNECT is intercepted, in full
  *    mode too; a request must match one of its hooks, and one that injects a secret must go over
  *    TLS; SOCKS5 to it cannot be inspected. Otherwise `mitm_hook_denied` (proxy state);
@@ -37,10 +38,11 @@ import type { LeaveWatch } from "../net/reader.ts";
 import { proxyFor } from "../net/upstream-proxy.ts";
 import { injectsSecret, matchHook, type CompiledHook } from "../mitm/hooks.ts";
 import { displayHost } from "../policy/host.ts";
+import { LIMITED_MODE_EXCEPTION_REASON } from "../policy/limited-allow.ts";
 import type { HostVerdict, ProxyProtocol } from "../policy/types.ts";
 import { attributed, type RequestFacts, type SessionContext } from "../session-context.ts";
 import type { ProxySnapshot } from "../state.ts";
-import { recordStateBlock, recordUnixAllow, recordVerdict } from "./record.ts";
+import { recordModeException, recordStateBlock, recordUnixAllow, recordVerdict } from "./record.ts";
 import type { GateRefusal, GateRequest, GateVerdict } from "./types.ts";
 import { socketToDial, UNIX_SOCKET_HOST } from "./unix-socket.ts";
 
@@ -75,10 +77,15 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
   }
   // 5. limited mode for HTTP: a write method, an upgrade (a write channel) or a tunnel. A tunnel
   //    passes only to be intercepted (`mitm`): its requests are then decided one by one.
+  //    A `limited_mode_allow` rule lets a write method through to the paths it names (never an
+  //    upgrade, never CONNECT), recorded with its own reason.
   if (!socks && snap.mode === "limited") {
     if (req.method === "CONNECT" && !snap.network.mitm) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "mitm_required");
-    if ((req.method !== "CONNECT" && !LIMITED_MODE_METHODS.has(req.method ?? "")) || req.upgrade) {
-      return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+    if (req.upgrade) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+    if (req.method !== "CONNECT" && !LIMITED_MODE_METHODS.has(req.method ?? "")) {
+      const excepted = req.content !== undefined && snap.limitedAllow.allows(verdict.host, req.port, req.method ?? "", req.content.path);
+      if (!excepted) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
+      recordModeException(ctx, snap, verdict.host, facts, LIMITED_MODE_EXCEPTION_REASON);
     }
   }
   // 5b. hooks

@@ -27,6 +27,11 @@ export function recordStateBlock(
   record(ctx, snap, host, facts, scope, "deny", scope, reason, false);
 }
 
+/** Record a request the limited-mode guard let through by a `limited_mode_allow` rule. */
+export function recordModeException(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts, reason: string): void {
+  record(ctx, snap, host, facts, "mode_guard", "allow", "mode_guard", reason, false);
+}
+
 /** Record the allow of an `x-unix-socket` request (domain rule scope, host `unix-socket`). */
 export function recordUnixAllow(ctx: SessionContext, snap: ProxySnapshot, host: string, facts: RequestFacts): void {
   record(ctx, snap, host, facts, "domain_rule", "allow", "baseline_policy", "allowed", false);

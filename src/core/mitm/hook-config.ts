@@ -16,6 +16,7 @@
  * @module
  */
 import { HOP_BY_HOP } from "../http/headers.ts";
+import { pathPrefixFault } from "../policy/path-prefix.ts";
 import { normalizeHost, splitHostPort } from "../policy/host.ts";
 import { isTomlTable, tomlTypeName } from "../config/toml-value.ts";
 
@@ -84,8 +85,6 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Characters a header value part may hold: visible ASCII, space and tab (RFC 9110 §5.5). */
 const FIELD_TEXT = /^[\t\x20-\x7e]*$/;
 
-/** The `pattern:` marker of a glob path prefix. */
-export const PATTERN_MARKER = "pattern:";
 
 /** Keys of each hook table, for unknown-key errors. */
 const HOOK_KEYS = ["host", "match", "actions"];
@@ -147,9 +146,8 @@ function parseMatch(table: Record<string, unknown>, fail: Fail): MitmHookMatch {
     return m.toUpperCase();
   });
   const path_prefixes = nonEmptyStrings(required(table, "path_prefixes", ".match", fail), ".match.path_prefixes", fail).map((p, j) => {
-    const path = p.startsWith(PATTERN_MARKER) ? p.slice(PATTERN_MARKER.length) : p;
-    if (!path.startsWith("/")) throw fail(`.match.path_prefixes[${j}]`, `${JSON.stringify(p)} must start with "/" (after "${PATTERN_MARKER}" for a glob)`);
-    if (!FIELD_TEXT.test(path) || /[\s?#]/.test(path)) throw fail(`.match.path_prefixes[${j}]`, `${JSON.stringify(p)} holds a character a request path cannot (space, control, "?" or "#")`);
+    const fault = pathPrefixFault(p);
+    if (fault !== undefined) throw fail(`.match.path_prefixes[${j}]`, fault);
     return p;
   });
   const match: MitmHookMatch = { methods, path_prefixes };

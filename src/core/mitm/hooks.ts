@@ -14,7 +14,8 @@
 import { ConfigError } from "../config/error.ts";
 import { endToEndHeaders } from "../http/headers.ts";
 import { headerValues, type HttpHeader } from "../http/parser.ts";
-import { PATTERN_MARKER, type MitmHookConfig } from "./hook-config.ts";
+import { compilePathPrefix, isAmbiguousPath } from "../policy/path-prefix.ts";
+import type { MitmHookConfig } from "./hook-config.ts";
 import { secretKey, type HookSecrets } from "./hook-secrets.ts";
 
 /** One hook, ready to match. */
@@ -114,18 +115,6 @@ function allowedValues(values: readonly string[], allowed: ReadonlySet<string> |
   return allowed === undefined || values.every((v) => allowed.has(v));
 }
 
-/**
- * What origins may resolve otherwise than the proxy reads it: a dot segment (also ended by `;`,
- * as servlet containers read `..;`), an empty segment (servers that merge slashes), an encoded
- * `.`, `/` or `\`, a backslash, and a `#` (not allowed in a request target, RFC 9112 §3.2.1;
- * URL parsers cut the path there).
- */
-const AMBIGUOUS_PATH = /%2e|%2f|%5c|\\|#|\/\/|(^|\/)\.\.?(\/|;|$)/i;
-
-function isAmbiguousPath(path: string): boolean {
-  return AMBIGUOUS_PATH.test(path);
-}
-
 function compileHook(hook: MitmHookConfig, index: number, secrets: HookSecrets): CompiledHook {
   const inject = hook.actions.inject_request_headers.map((injection): HttpHeader => {
     const secret = secrets.get(secretKey(injection));
@@ -136,7 +125,7 @@ function compileHook(hook: MitmHookConfig, index: number, secrets: HookSecrets):
   return Object.freeze({
     index,
     methods: new Set(hook.match.methods),
-    pathPrefixes: hook.match.path_prefixes.map(compilePrefix),
+    pathPrefixes: hook.match.path_prefixes.map(compilePathPrefix),
     query: valueSets(hook.match.query),
     headers: valueSets(hook.match.headers),
     remove,
@@ -146,16 +135,4 @@ function compileHook(hook: MitmHookConfig, index: number, secrets: HookSecrets):
 
 function valueSets(map: Readonly<Record<string, readonly string[]>> | undefined): (readonly [string, ReadonlySet<string> | undefined])[] {
   return Object.entries(map ?? {}).map(([name, values]) => [name, values.length === 0 ? undefined : new Set(values)] as const);
-}
-
-/** A literal prefix, or a `pattern:` glob matched against the path's start, `*` one or more characters within a segment. */
-function compilePrefix(prefix: string): (path: string) => boolean {
-  if (!prefix.startsWith(PATTERN_MARKER)) return (path) => path.startsWith(prefix);
-  const glob = prefix.slice(PATTERN_MARKER.length);
-  const source = glob
-    .split("*")
-    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-    .join("[^/]+");
-  const re = new RegExp(`^${source}`);
-  return (path) => re.test(path);
 }
