@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isLoopbackHost } from "./config/listen-url.ts";
 import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
@@ -152,9 +153,20 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     pool.close(); // nothing will run: stop following the state, close what was parked
     throw e;
   }
+  // Unix socket proxying is loopback-only (docs/behaviour.md §1.5): a reload may not turn it on
+  // while a proxy listener is bound elsewhere; only a restart re-plans the listeners.
+  const exposed = [http, socks5].find((a) => a !== undefined && !isLoopbackHost(a.host));
+  const removeCheck = exposed
+    ? opts.state.addCheck((n) =>
+        n.allow_unix_sockets.length > 0 || n.dangerously_allow_all_unix_sockets
+          ? `unix socket proxying needs loopback listeners, and a proxy listener is bound on ${formatAddr(exposed)}: restart the proxy to apply this configuration`
+          : undefined,
+      )
+    : undefined;
   return {
     addresses: { http, ...(socks5 && { socks5 }), ...(admin && { admin }) },
     async shutdown() {
+      removeCheck?.();
       stopping = true;
       shutdownSignal.abort(new Error("proxy shutting down"));
       pool.close();

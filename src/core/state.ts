@@ -58,6 +58,7 @@ export class ProxyState {
   readonly blocked: BlockedLog = new BlockedLog();
   private readonly sinks: DecisionSink[] = [];
   private readonly changeListeners = new Set<() => void>();
+  private readonly checks = new Set<(network: Readonly<NetworkConfig>) => string | undefined>();
   private readonly log: Logger;
   /** The secrets the configuration in force was compiled with. */
   private secrets: HookSecrets;
@@ -147,6 +148,15 @@ export class ProxyState {
     }
   }
 
+  /**
+   * Refuse every later configuration `check` objects to (it answers why, or `undefined`): what
+   * the running proxy cannot take without a restart. Returns the function that removes it.
+   */
+  addCheck(check: (network: Readonly<NetworkConfig>) => string | undefined): () => void {
+    this.checks.add(check);
+    return () => this.checks.delete(check);
+  }
+
   /** Add a receiver of every decision. */
   addSink(sink: DecisionSink): void {
     this.sinks.push(sink);
@@ -171,6 +181,10 @@ export class ProxyState {
     const violation = this.options.constraints ? checkConstraints(copy, this.options.constraints)[0] : undefined;
     if (violation) throw new StateChangeError(violation);
     if (copy.mitm_hooks.length > 0 && !copy.mitm) throw new StateChangeError("network.mitm_hooks need network.mitm = true");
+    for (const check of this.checks) {
+      const refusal = check(copy);
+      if (refusal !== undefined) throw new StateChangeError(refusal);
+    }
     const hooks = HookTable.compile(copy.mitm_hooks, secrets);
     const limitedAllow = LimitedModeExceptions.compile(copy.limited_mode_allow);
     return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode, hooks, limitedAllow });
@@ -180,7 +194,7 @@ export class ProxyState {
 /** One line per list that changed: what was added and removed. */
 export function describeChanges(before: Readonly<NetworkConfig>, after: Readonly<NetworkConfig>): string[] {
   const lines: string[] = [];
-  for (const key of ["allowed_domains", "denied_domains", "allow_unix_sockets"] as const) {
+  for (const key of ["allowed_domains", "denied_domains", "allow_unix_sockets", "denied_unix_sockets"] as const) {
     const was = new Set(before[key]);
     const now = new Set(after[key]);
     const added = [...now].filter((x) => !was.has(x));
@@ -190,6 +204,12 @@ export function describeChanges(before: Readonly<NetworkConfig>, after: Readonly
     }
   }
   if (before.mode !== after.mode) lines.push(`config reloaded: network.mode ${before.mode} -> ${after.mode}`);
+  if (before.dangerously_allow_all_unix_sockets !== after.dangerously_allow_all_unix_sockets) {
+    lines.push(`config reloaded: network.dangerously_allow_all_unix_sockets ${before.dangerously_allow_all_unix_sockets} -> ${after.dangerously_allow_all_unix_sockets}`);
+  }
+  if (JSON.stringify(before.limited_mode_allow ?? []) !== JSON.stringify(after.limited_mode_allow ?? [])) {
+    lines.push(`config reloaded: network.limited_mode_allow now ${(after.limited_mode_allow ?? []).length} rules`);
+  }
   const hosts = (n: Readonly<NetworkConfig>) => [...new Set((n.mitm_hooks ?? []).map((h) => h.host))];
   if (JSON.stringify(before.mitm_hooks ?? []) !== JSON.stringify(after.mitm_hooks ?? [])) {
     lines.push(`config reloaded: network.mitm_hooks now ${after.mitm_hooks.length} hooks for ${JSON.stringify(hosts(after))}`);

@@ -34,6 +34,13 @@ let proxy: ProxyProcess;
 
 beforeAll(async () => {
   [allowed, other, echo, otherEcho, udp, otherUdp] = await Promise.all([startOrigin(), startOrigin(), startEchoServer(), startEchoServer(), startUdpEcho(), startUdpEcho()]);
+  // Patterns do not tell TCP from UDP: the six ports must differ, or "another port" is the same one.
+  while (new Set([allowed, other, echo, otherEcho, udp, otherUdp].map((s) => s.port)).size < 6) {
+    await otherUdp.close();
+    otherUdp = await startUdpEcho();
+    await udp.close();
+    udp = await startUdpEcho();
+  }
   proxy = await startProxy(
     networkConfig({
       enable_socks5: true,

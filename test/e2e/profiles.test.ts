@@ -90,6 +90,17 @@ describe(`Codex permission profiles (${RUNTIME})`, () => {
     expect(JSON.parse(r.text).reason).toBe("not_allowed_local");
   });
 
+  it("a reload keeps reading the --profile one (not default_permissions')", async () => {
+    const file = write("profile-nothing-reload.toml", profileText(origin.port));
+    const p = await start(file, ["--profile", "nothing"]);
+    writeFileSync(file, profileText(origin.port, ", \"127.0.0.3\" = \"none\"")); // a change, so the reload applies something
+    const reload = await adminRequest(p.adminPort!, "POST", "/reload");
+    expect(reload.status, reload.body.toString()).toBe(200);
+    // "dev" allows the origin, "nothing" does not: still refused
+    const r = await curlHttp(["-x", `http://127.0.0.1:${p.port}`, `http://127.0.0.1:${origin.port}/ok`]);
+    expect(r.status).toBe(403);
+  });
+
   it("a reload re-reads the profile", async () => {
     const file = write("profile-reload.toml", profileText(origin.port));
     const p = await start(file);

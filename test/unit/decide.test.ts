@@ -233,7 +233,11 @@ describe("port-scoped entries in the decision (issue 14 item 1)", () => {
     ["exact.example", { allowed_domains: ["exact.example"], denied_domains: ["exact.example:25"] }, 25, "denied"],
     ["exact.example", { allowed_domains: ["exact.example"], denied_domains: ["exact.example:25"] }, 443, "allow"],
     ["exact.example", { allowed_domains: ["exact.example:25"], denied_domains: ["exact.example:25"] }, 25, "denied"],
-  ])("%s:%i with %j → %s", async (host, config, port, expected) => {
+    // an IPv4-mapped IPv6 spelling is denied like the IPv4 address it reaches
+    ["::ffff:127.0.0.1", { allow_local_binding: true, allowed_domains: ["*"], denied_domains: ["127.0.0.1:22"] }, 22, "denied"],
+    ["::ffff:7f00:1", { allow_local_binding: true, allowed_domains: ["*"], denied_domains: ["127.0.0.1"] }, 80, "denied"],
+    ["::ffff:127.0.0.1", { allow_local_binding: true, allowed_domains: ["*"], denied_domains: ["127.0.0.1:22"] }, 80, "allow"],
+  ])("%s on port %s with %j → %s", async (host, config, port, expected) => {
     const { engine } = engineFor({ denied_domains: [], ...config });
     const v = await ask(engine, host, { port });
     expect(v.allowed ? "allow" : v.reason).toBe(expected);

@@ -312,7 +312,11 @@ describe("port-scoped patterns (issue 14 item 1)", () => {
   it.each([
     ["2001:db8::1:443", `an IPv6 address with a port must be bracketed, as "[2001:db8::1]:443" (or "[2001:db8::1:443]" for the address alone on every port)`],
     ["::1:80", `must be bracketed, as "[::1]:80"`],
-    ["example.com:0", `bad port "0" (a number from 1 to 65535)`],
+    ["example.com:0", `bad port "0" (a number from 1 to 65535, no leading zero, right after the ":")`],
+    ["example.com:0443", `bad port "0443"`],
+    ["example.com: 443", `bad port " 443"`],
+    ["example.com :443", `space before ":443"`],
+    ["::ffff:127.0.0.1:22", `must be bracketed, as "[::ffff:127.0.0.1]:22"`],
     ["example.com:65536", `bad port "65536"`],
     ["example.com:", `bad port ""`],
     ["example.com:http", `bad port "http"`],
@@ -323,5 +327,9 @@ describe("port-scoped patterns (issue 14 item 1)", () => {
   ])("%j is refused: %s", (pattern, message) => {
     expect(() => compilePatterns([pattern])).toThrow(PatternError);
     expect(() => compilePatterns([pattern])).toThrow(message);
+  });
+
+  it("offers the bracketed whole only when it is an address", () => {
+    expect(() => compilePatterns(["::ffff:127.0.0.1:22"])).toThrow(/bracketed, as "\[::ffff:127\.0\.0\.1\]:22"$/);
   });
 });

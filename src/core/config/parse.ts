@@ -137,21 +137,21 @@ function selectNetworkTable(root: Record<string, unknown>, path: string, text: s
     chosen = value;
     chosenBy = DEFAULT_PERMISSIONS_KEY;
   }
-  if (chosen === undefined) {
-    if (!Object.hasOwn(root, NETWORK_TABLE)) return { path: NETWORK_TABLE, profile: false };
-    const table = root[NETWORK_TABLE];
-    if (!isTomlTable(table)) throw fail(NETWORK_TABLE, `expected table, got ${tomlTypeName(table)}`);
-    return { table, path: NETWORK_TABLE, profile: false };
-  }
-  const profilePath = `${PERMISSIONS_KEY}.${quoteKey(chosen)}.${NETWORK_TABLE}`;
-  if (Object.hasOwn(root, NETWORK_TABLE)) {
-    throw fail(
-      NETWORK_TABLE,
-      `both [network] and the Codex permission profile [${profilePath}] (chosen by ${chosenBy}) are present: keep one of the two shapes`,
-    );
-  }
   const permissions = Object.hasOwn(root, PERMISSIONS_KEY) ? root[PERMISSIONS_KEY] : {};
   if (!isTomlTable(permissions)) throw fail(PERMISSIONS_KEY, `expected table, got ${tomlTypeName(permissions)}`);
+  const withNetwork = Object.keys(permissions).filter((name) => isTomlTable(permissions[name]) && Object.hasOwn(permissions[name] as object, NETWORK_TABLE));
+  if (chosen === undefined) {
+    // Profiles with network settings that nothing selects: say which table is read.
+    const unselected =
+      withNetwork.length === 0
+        ? undefined
+        : `${prefix(src, findKeyLine(text, "", PERMISSIONS_KEY))}${PERMISSIONS_KEY}: ${withNetwork.map((n) => JSON.stringify(n)).join(", ")} ${withNetwork.length === 1 ? "has" : "have"} network settings, but neither default_permissions nor --profile selects a profile: ${Object.hasOwn(root, NETWORK_TABLE) ? "[network] is read" : "the network defaults apply (the proxy is disabled)"}`;
+    if (!Object.hasOwn(root, NETWORK_TABLE)) return { path: NETWORK_TABLE, profile: false, warning: unselected };
+    const table = root[NETWORK_TABLE];
+    if (!isTomlTable(table)) throw fail(NETWORK_TABLE, `expected table, got ${tomlTypeName(table)}`);
+    return { table, path: NETWORK_TABLE, profile: false, warning: unselected };
+  }
+  const profilePath = `${PERMISSIONS_KEY}.${quoteKey(chosen)}.${NETWORK_TABLE}`;
   if (!Object.hasOwn(permissions, chosen)) {
     const names = Object.keys(permissions).map((n) => JSON.stringify(n));
     const line = chosenBy === DEFAULT_PERMISSIONS_KEY ? findKeyLine(text, "", DEFAULT_PERMISSIONS_KEY) : undefined;
@@ -159,6 +159,12 @@ function selectNetworkTable(root: Record<string, unknown>, path: string, text: s
       chosenBy === DEFAULT_PERMISSIONS_KEY ? DEFAULT_PERMISSIONS_KEY : PERMISSIONS_KEY,
       `profile ${JSON.stringify(chosen)} (chosen by ${chosenBy}) does not exist; ${names.length > 0 ? `the file defines ${names.join(", ")}` : "the file defines no [permissions.NAME] table"}`,
       line,
+    );
+  }
+  if (Object.hasOwn(root, NETWORK_TABLE)) {
+    throw fail(
+      NETWORK_TABLE,
+      `both [network] and the Codex permission profile [${profilePath}] (chosen by ${chosenBy}) are present: keep one of the two shapes`,
     );
   }
   const entry = permissions[chosen];
@@ -171,6 +177,15 @@ function selectNetworkTable(root: Record<string, unknown>, path: string, text: s
   const table = entry[NETWORK_TABLE];
   if (!isTomlTable(table)) throw fail(profilePath, `expected table, got ${tomlTypeName(table)}`, findKeyLine(text, entryPath, NETWORK_TABLE));
   return { table, path: profilePath, profile: true };
+}
+
+/**
+ * A {@link ConfigError} about entry `name` of the map `key` (`domains."a.example"`), on the
+ * entry's own line when it has one (a `[….domains]` table), else the map's.
+ */
+function entryError(src: Source, key: string, name: string, detail: string): ConfigError {
+  const line = findKeyLine(src.text, `${src.table}.${key}`, name) ?? findKeyLine(src.text, src.table, key);
+  return new ConfigError(`${prefix(src, line)}${src.table}.${key}.${JSON.stringify(name)}: ${detail}`, `${src.table}.${key}`, line);
 }
 
 /** A TOML key as written in a dotted path: bare when it can be, else quoted. */
@@ -198,15 +213,14 @@ function profileToNetworkTable(src: Source, profile: Record<string, unknown>): R
     const allowed: string[] = [];
     const denied: string[] = [];
     for (const [pattern, verdict] of Object.entries(domains)) {
-      const where = `domains.${JSON.stringify(pattern)}`;
       if (verdict !== "allow" && verdict !== "deny" && verdict !== "none") {
-        throw keyError(src, "domains", `${where}: expected "allow", "deny" or "none", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
+        throw entryError(src, "domains", pattern, `expected "allow", "deny" or "none", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
       }
       try {
         compilePatterns([pattern]);
       } catch (e) {
         if (!(e instanceof PatternError)) throw e;
-        throw keyError(src, "domains", `${where}: ${e.message}`);
+        throw entryError(src, "domains", pattern, e.message);
       }
       if (verdict === "allow") allowed.push(pattern);
       else if (verdict === "deny") denied.push(pattern);
@@ -220,11 +234,10 @@ function profileToNetworkTable(src: Source, profile: Record<string, unknown>): R
     const allow: string[] = [];
     const deny: string[] = [];
     for (const [socket, verdict] of Object.entries(sockets)) {
-      const where = `unix_sockets.${JSON.stringify(socket)}`;
       if (verdict !== "allow" && verdict !== "deny") {
-        throw keyError(src, "unix_sockets", `${where}: expected "allow" or "deny", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
+        throw entryError(src, "unix_sockets", socket, `expected "allow" or "deny", got ${typeof verdict === "string" ? JSON.stringify(verdict) : tomlTypeName(verdict)}`);
       }
-      if (!socket.startsWith("/")) throw keyError(src, "unix_sockets", `${where}: ${JSON.stringify(socket)} is not an absolute path`);
+      if (!socket.startsWith("/")) throw entryError(src, "unix_sockets", socket, `${JSON.stringify(socket)} is not an absolute path`);
       (verdict === "allow" ? allow : deny).push(socket);
     }
     out.allow_unix_sockets = allow;
@@ -254,7 +267,7 @@ function parseToml(src: Source): Record<string, unknown> {
 }
 
 /** A line of TOML that assigns the admin token (its value must never be echoed). */
-const SECRET_ASSIGNMENT = /^(\s*(?:\d+:\s*)?(?:[\w."-]+\.)?admin_token\s*=).*$/gm;
+const SECRET_ASSIGNMENT = /^(.*\badmin_token["']?\s*=).*$/gm;
 
 /**
  * smol-toml quotes the offending line in its errors; a line that sets `admin_token` is shown

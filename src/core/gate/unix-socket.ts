@@ -9,28 +9,13 @@ import type { Net } from "../net/contract.ts";
 export const UNIX_SOCKET_HOST = "unix-socket";
 
 /**
- * The allowed socket `path` stands for: an entry byte-equal to it, else the entry whose real
- * file is the same as `path`'s (symlinks resolved). Relative paths never match.
- */
-export async function matchAllowedSocket(path: string, allowed: readonly string[], net: Pick<Net, "realPath">): Promise<string | undefined> {
-  if (!path.startsWith("/")) return undefined;
-  if (allowed.includes(path)) return path;
-  const realPath = net.realPath;
-  if (!realPath || allowed.length === 0) return undefined;
-  const target = await realPath(path).catch(() => undefined);
-  if (target === undefined) return undefined;
-  for (const entry of allowed) {
-    if ((await realPath(entry).catch(() => undefined)) === target) return entry;
-  }
-  return undefined;
-}
-
-/**
- * The socket to dial for `path` under the configured lists: an allowlisted entry (as
- * {@link matchAllowedSocket}); else, with `dangerously_allow_all_unix_sockets`, the path itself
- * with symlinks resolved (so a link swapped after the check cannot redirect the dial), unless it
- * is, or resolves to the same file as, an entry of `denied`. A denied entry always wins.
- * `undefined`: refused.
+ * The socket to dial for `path` under the configured lists. `path` is resolved once (symlinks
+ * followed), and that one answer is what is checked and what is dialled, so a link re-pointed
+ * meanwhile changes nothing. Refused (`undefined`): a relative path; `path`, or its resolution,
+ * equal to a denied entry or to its resolution (deny wins over everything); otherwise the
+ * allowlisted entry byte-equal to `path` or resolving to the same file is dialled; with
+ * `dangerously_allow_all_unix_sockets`, the resolved path is. Files are told apart by resolved
+ * path: a hard link to a denied socket is another path (docs/behaviour.md §1.3).
  */
 export async function socketToDial(
   path: string,
@@ -38,9 +23,16 @@ export async function socketToDial(
   net: Pick<Net, "realPath">,
 ): Promise<string | undefined> {
   if (!path.startsWith("/")) return undefined;
-  if (lists.denied.length > 0 && (await matchAllowedSocket(path, lists.denied, net)) !== undefined) return undefined;
-  const listed = await matchAllowedSocket(path, lists.allowed, net);
-  if (listed !== undefined || !lists.allowAll) return listed;
-  if (!net.realPath) return path;
-  return net.realPath(path).catch(() => undefined);
+  const realPath = net.realPath;
+  const resolved = realPath ? await realPath(path).catch(() => undefined) : path;
+  for (const entry of lists.denied) {
+    if (entry === path || entry === resolved) return undefined;
+    if (realPath && resolved !== undefined && (await realPath(entry).catch(() => undefined)) === resolved) return undefined;
+  }
+  const allowed = lists.allowed.filter((entry) => !lists.denied.includes(entry));
+  if (allowed.includes(path)) return path;
+  if (realPath && resolved !== undefined) {
+    for (const entry of allowed) if ((await realPath(entry).catch(() => undefined)) === resolved) return entry;
+  }
+  return lists.allowAll ? resolved : undefined;
 }

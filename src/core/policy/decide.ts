@@ -7,7 +7,7 @@
  * @module
  */
 import type { NetworkConfig } from "../config/types.ts";
-import { stripZone } from "../net/ip.ts";
+import { canonicalIp, stripZone } from "../net/ip.ts";
 import { withTimeout } from "../net/timeout.ts";
 import { isNonPublicIp } from "./address-class.ts";
 import { normalizeHost } from "./host.ts";
@@ -82,7 +82,14 @@ export class PolicyEngine {
     const host = n.name;
     // 2. deny list always wins
     const port = req.port;
-    if (this.denied.matches(host, port) || (n.ip !== undefined && n.ip !== host && this.denied.matches(n.ip, port))) {
+    // An IP is also denied under its other spellings: without its zone, and an IPv4-mapped
+    // IPv6 address (`::ffff:127.0.0.1`) as the IPv4 address it reaches.
+    const mapped = n.ip !== undefined ? canonicalIp(n.ip) : undefined;
+    if (
+      this.denied.matches(host, port) ||
+      (n.ip !== undefined && n.ip !== host && this.denied.matches(n.ip, port)) ||
+      (mapped !== undefined && mapped !== n.ip && this.denied.matches(mapped, port))
+    ) {
       return block(host, "denied", "baseline_policy");
     }
     // 3. local literals need an exact allowlist entry

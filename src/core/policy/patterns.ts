@@ -303,18 +303,18 @@ export function splitPatternPort(pattern: string): ScopedPattern {
       const head = pattern.slice(0, last);
       const tail = pattern.slice(last + 1);
       if (/^[0-9]{1,5}$/.test(tail) && !head.endsWith(":") && normalizeHost(`[${head}]`)?.kind === "ipv6") {
-        throw new PatternError(
-          pattern,
-          `invalid domain pattern "${pattern}": an IPv6 address with a port must be bracketed, as "[${head}]:${tail}" (or "[${pattern}]" for the address alone on every port)`,
-        );
+        const alone = normalizeHost(`[${pattern}]`)?.kind === "ipv6" ? ` (or "[${pattern}]" for the address alone on every port)` : "";
+        throw new PatternError(pattern, `invalid domain pattern "${pattern}": an IPv6 address with a port must be bracketed, as "[${head}]:${tail}"${alone}`);
       }
       return { host: pattern };
     }
   }
   if (portText === undefined) return { host };
-  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
+  // digits only, no leading zero, no space on either side of the colon
+  const port = /^[1-9][0-9]{0,4}$/.test(portText) && !/\s$/.test(host) ? Number(portText) : NaN;
   if (!(port >= 1 && port <= MAX_PORT)) {
-    throw new PatternError(pattern, `invalid domain pattern "${pattern}": bad port ${JSON.stringify(portText)} (a number from 1 to ${MAX_PORT})`);
+    const what = /\s$/.test(host) ? `space before ":${portText}"` : `bad port ${JSON.stringify(portText)}`;
+    throw new PatternError(pattern, `invalid domain pattern "${pattern}": ${what} (a number from 1 to ${MAX_PORT}, no leading zero, right after the ":")`);
   }
   if (host === "") throw new PatternError(pattern, `invalid domain pattern "${pattern}": no host before ":${portText}"`);
   return { host, port };
