@@ -5,6 +5,9 @@
  * @module
  */
 import { isLoopbackHost } from "./config/listen-url.ts";
+import { refuseConnection } from "./gate/gate.ts";
+import type { Refusal } from "./gate/types.ts";
+import { Limits } from "./limits.ts";
 import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
@@ -41,6 +44,25 @@ function logAcceptErrors(log: Logger, what: string, where: () => NetAddr): Liste
     },
   };
 }
+
+/** How a listener serves its connections, and refuses one over `max_connections`. */
+interface Front {
+  readonly protocol: "http" | "socks5_tcp";
+  serve(conn: Conn, ctx: SessionContext): Promise<void>;
+  refuse(conn: Conn, ctx: SessionContext, refusal: Refusal): Promise<void>;
+}
+
+const HTTP_FRONT: Front = {
+  protocol: "http",
+  serve: (conn, ctx) => serveHttpConnection(conn, ctx),
+  refuse: (conn, ctx, refusal) => serveHttpConnection(conn, ctx, refusal),
+};
+
+const SOCKS5_FRONT: Front = {
+  protocol: "socks5_tcp",
+  serve: (conn, ctx) => serveSocks5Connection(conn, ctx),
+  refuse: (conn, ctx) => serveSocks5Connection(conn, ctx, true),
+};
 
 /** What {@link startProxy} needs. */
 export interface ProxyServerOptions {
@@ -90,7 +112,9 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const own: NetAddr[] = [];
   const shutdownSignal = new AbortController();
   const pool = new UpstreamPool(opts.state);
+  const limits = new Limits();
   const ctx: SessionContext = {
+    limits,
     pool,
     closing: shutdownSignal.signal,
     attribution: opts.attribution,
@@ -107,16 +131,26 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       return () => conns.delete(conn);
     },
   };
-  const serve = (session: (conn: Conn, ctx: SessionContext) => Promise<void>) => (conn: Conn) => {
+  /**
+   * Each accepted connection is counted (`max_connections`, across listeners); one over the
+   * limit is recorded and answered by its front (`503`, SOCKS5 `0x01`), then closed. A refused
+   * connection is counted while it is being answered too: a flood of them still holds sockets.
+   */
+  const serve = (front: Front, listener: () => NetAddr) => (conn: Conn) => {
     if (stopping) return conn.close();
-    const s = session(conn, ctx);
+    const counted = limits.openConnection(opts.state.snapshot().network.max_connections);
+    const s = counted ? front.serve(conn, ctx) : front.refuse(conn, ctx, refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote)));
+    if (!counted) limits.openConnection(0);
     sessions.add(s);
-    void s.finally(() => sessions.delete(s));
+    void s.finally(() => {
+      sessions.delete(s);
+      limits.closeConnection();
+    });
   };
-  const bind = async (what: string, addr: NetAddr, session: (conn: Conn, ctx: SessionContext) => Promise<void>): Promise<NetAddr> => {
+  const bind = async (what: string, addr: NetAddr, front: Front): Promise<NetAddr> => {
     let l: Listener;
     try {
-      l = await opts.net.listenTcp(addr, serve(session), logAcceptErrors(opts.log, what, () => l?.addr ?? addr));
+      l = await opts.net.listenTcp(addr, serve(front, () => l?.addr ?? addr), logAcceptErrors(opts.log, what, () => l?.addr ?? addr));
     } catch (e) {
       await Promise.allSettled(listeners.map((x) => x.close()));
       throw new Error(`cannot listen for ${what} on ${formatAddr(addr)}: ${(e as Error).message}`, { cause: e });
@@ -146,8 +180,8 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   let socks5: NetAddr | undefined;
   let admin: NetAddr | undefined;
   try {
-    http = await bind("HTTP proxy", opts.plan.http, serveHttpConnection);
-    socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, serveSocks5Connection) : undefined;
+    http = await bind("HTTP proxy", opts.plan.http, HTTP_FRONT);
+    socks5 = opts.plan.socks5 ? await bind("SOCKS5 proxy", opts.plan.socks5, SOCKS5_FRONT) : undefined;
     admin = opts.admin ? await bindAdmin(opts.admin) : undefined;
   } catch (e) {
     pool.close(); // nothing will run: stop following the state, close what was parked

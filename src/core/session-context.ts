@@ -4,6 +4,7 @@
  * @module
  */
 import type { Attribution, AttributionRegistry } from "./attribution.ts";
+import type { Limits } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import type { LocalCa } from "./mitm/ca.ts";
 import type { Conn, Net, NetAddr } from "./net/contract.ts";
@@ -33,6 +34,8 @@ export interface SessionContext {
   readonly attribution?: AttributionRegistry;
   /** The local CA for TLS interception (`mitm`), loaded or made on first need. */
   readonly mitmCa?: () => Promise<LocalCa>;
+  /** Open connections and tunnels, and the clients' request rates (`max_*` keys). */
+  readonly limits?: Limits;
 }
 
 /** The request facts a decision record carries. */

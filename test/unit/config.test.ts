@@ -52,6 +52,11 @@ limited_mode_allow = [{ host = "github.com", methods = ["post"], path_prefixes =
 dangerously_allow_all_unix_sockets = true
 denied_unix_sockets = ["/tmp/b.sock"]
 request_body_idle_timeout_secs = 15
+max_connections = 100
+max_tunnels = 10
+max_requests_per_second = 50
+max_request_burst = 20
+tunnel_idle_timeout = 600
 admin_token = "s3cret"
 mitm = true
 `;
@@ -76,6 +81,11 @@ mitm = true
       dangerously_allow_all_unix_sockets: true,
       denied_unix_sockets: ["/tmp/b.sock"],
       request_body_idle_timeout_secs: 15,
+      max_connections: 100,
+      max_tunnels: 10,
+      max_requests_per_second: 50,
+      max_request_burst: 20,
+      tunnel_idle_timeout: 600,
       admin_token: "s3cret",
       mitm: true,
       mitm_hooks: [],

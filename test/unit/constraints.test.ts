@@ -411,7 +411,7 @@ allow_unix_sockets = ["/run/a.sock"]
 
   it("lists exactly the documented non-constraint keys", () => {
     expect([...NON_CONSTRAINT_KEYS].sort()).toEqual(
-      ["admin_token", "admin_url", "denied_unix_sockets", "enable_socks5", "enable_socks5_udp", "mitm_hooks", "proxy_url", "request_body_idle_timeout_secs", "socks_url"].sort(),
+      ["admin_token", "admin_url", "denied_unix_sockets", "enable_socks5", "enable_socks5_udp", "max_connections", "max_request_burst", "max_requests_per_second", "max_tunnels", "mitm_hooks", "proxy_url", "request_body_idle_timeout_secs", "socks_url", "tunnel_idle_timeout"].sort(),
     );
   });
 

@@ -480,7 +480,7 @@ export function parseConstraintsText(text: string, path: string): NetworkConstra
     let detail: string;
     if (NON_CONSTRAINT_KEYS.includes(key)) {
       detail =
-        `not a constraint: listener addresses, the SOCKS5 switches, the body idle limit, the admin token and the TLS interception hooks are set by the config, ` +
+        `not a constraint: listener addresses, the SOCKS5 switches, the idle and load limits, the admin token, the TLS interception hooks and the denied unix sockets are set by the config, ` +
         `not limited by constraints (constraint keys: ${CONSTRAINT_KEYS.join(", ")})`;
     } else {
       const suggestion = closestMatch(key, CONSTRAINT_KEYS);

@@ -18,6 +18,7 @@
 import { parse, TomlError } from "smol-toml";
 import { HookConfigError, parseMitmHooks } from "../mitm/hook-config.ts";
 import { LimitedModeRuleError, parseLimitedModeAllow } from "../policy/limited-allow.ts";
+import { MAX_LIMIT } from "../limits.ts";
 import { compilePatterns, PatternError } from "../policy/patterns.ts";
 import { bearerTokenFault } from "./bearer-token.ts";
 import { findArrayTableLine, findKeyLine } from "./key-line.ts";
@@ -301,6 +302,13 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       }
       network.mode = value;
       return;
+    case "count": {
+      const n = typeof value === "bigint" ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isInteger(n)) throw keyError(src, key, `expected a whole number, got ${got}`);
+      if (n < 0 || n > MAX_LIMIT) throw keyError(src, key, `${n} is out of range (0 to ${MAX_LIMIT}; 0 means no limit)`);
+      Object.assign(network, { [key]: n });
+      return;
+    }
     case "seconds": {
       const n = typeof value === "bigint" ? Number(value) : value;
       if (typeof n !== "number" || !Number.isInteger(n)) throw keyError(src, key, `expected a whole number of seconds, got ${got}`);

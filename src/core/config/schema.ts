@@ -8,11 +8,12 @@ import type { NetworkConfig, NetworkMode } from "./types.ts";
 
 /**
  * How a `[network]` key is validated. `mode` is a string restricted to {@link NETWORK_MODES};
- * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`; `hooks` the `[[network.mitm_hooks]]`
+ * `seconds` a whole number from 0 to `MAX_TIMEOUT_SECS`; `count` a whole number from 0 to
+ * `MAX_LIMIT` (0: no limit); `hooks` the `[[network.mitm_hooks]]`
  * array of tables (`parseMitmHooks`); `rules` the `limited_mode_allow` array of tables
  * (`parseLimitedModeAllow`).
  */
-export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds" | "hooks" | "rules";
+export type KeyKind = "boolean" | "string" | "string[]" | "mode" | "seconds" | "count" | "hooks" | "rules";
 
 /** The expected type of every `[network]` key, in the order of docs/behaviour.md §1. */
 export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind } = {
@@ -34,6 +35,11 @@ export const NETWORK_KEY_KINDS: { readonly [K in keyof NetworkConfig]-?: KeyKind
   dangerously_allow_all_unix_sockets: "boolean",
   denied_unix_sockets: "string[]",
   request_body_idle_timeout_secs: "seconds",
+  max_connections: "count",
+  max_tunnels: "count",
+  max_requests_per_second: "count",
+  max_request_burst: "count",
+  tunnel_idle_timeout: "seconds",
   admin_token: "string",
   mitm: "boolean",
   mitm_hooks: "hooks",

@@ -6,6 +6,7 @@
  */
 import type { MitmHookConfig } from "../mitm/hook-config.ts";
 import type { LimitedModeRule } from "../policy/limited-allow.ts";
+import { DEFAULT_MAX_CONNECTIONS } from "../limits.ts";
 
 export { ConfigError } from "./error.ts";
 
@@ -62,6 +63,19 @@ export interface NetworkConfig {
    * CONNECT, never an upgrade.
    */
   limited_mode_allow: LimitedModeRule[];
+  /**
+   * Open client connections across the listeners (0: no limit). Beyond it a new connection gets
+   * `503` with `Retry-After` (SOCKS5: reply `0x01`) and is closed (`too_many_connections`).
+   */
+  max_connections: number;
+  /** Open CONNECT and SOCKS5 tunnels (0: no limit); beyond it `429` (`too_many_tunnels`). */
+  max_tunnels: number;
+  /** Requests per second per client address (0: no limit); beyond it `429` (`rate_limited`). */
+  max_requests_per_second: number;
+  /** Requests a client may make at once before its rate applies (0: the rate itself). */
+  max_request_burst: number;
+  /** Seconds a tunnel may carry no byte either way before it is closed (0: no limit). */
+  tunnel_idle_timeout: number;
 }
 
 /** Default of `request_body_idle_timeout_secs`: a client silent this long inside a body is gone. */
@@ -92,6 +106,11 @@ export function defaultNetworkConfig(): NetworkConfig {
     mitm: false,
     mitm_hooks: [],
     limited_mode_allow: [],
+    max_connections: DEFAULT_MAX_CONNECTIONS,
+    max_tunnels: 0,
+    max_requests_per_second: 0,
+    max_request_burst: 0,
+    tunnel_idle_timeout: 0,
   };
 }
 

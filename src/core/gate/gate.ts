@@ -32,7 +32,9 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
+import { clientAddress } from "../limits.ts";
 import { TARGET } from "../log.ts";
+import type { NetAddr } from "../net/contract.ts";
 import type { DialPlan } from "../net/dial-plan.ts";
 import type { LeaveWatch } from "../net/reader.ts";
 import { proxyFor } from "../net/upstream-proxy.ts";
@@ -112,9 +114,16 @@ export function passStateGate(ctx: SessionContext, req: GateRequest): Extract<Ga
   return stateGuard(ctx, ctx.state.snapshot(), req, facts);
 }
 
-/** Steps 1 and 2: the proxy's state, and limited mode for SOCKS5 (before the host is looked at). */
+/**
+ * Steps 1 and 2: the proxy's state (disabled; a client over `max_requests_per_second`, SOCKS5
+ * datagrams aside), and limited mode for SOCKS5 (before the host is looked at).
+ */
 function stateGuard(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, facts: RequestFacts): Extract<GateVerdict, { kind: "refused" }> | undefined {
   if (!snap.network.enabled) return refuseByState(ctx, snap, req, facts, reportedHost(req), "proxy_state", "proxy_disabled");
+  const rate = snap.network.max_requests_per_second;
+  if (rate > 0 && ctx.limits && req.protocol !== "socks5_udp" && !ctx.limits.takeToken(clientAddress(req.client), rate, snap.network.max_request_burst)) {
+    return refuseByState(ctx, snap, req, facts, reportedHost(req), "proxy_state", "rate_limited");
+  }
   // SOCKS5 carries no method to judge.
   if (isSocks(req.protocol) && snap.mode === "limited") return refuseByState(ctx, snap, req, facts, reportedHost(req), "mode_guard", "method_not_allowed");
   return undefined;
@@ -198,6 +207,26 @@ function planDial(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, ve
 export function recordInterceptFailure(ctx: SessionContext, req: GateRequest, host: string): void {
   const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
   recordStateBlock(ctx, ctx.state.snapshot(), host, facts, "proxy_state", "mitm_handshake_failed");
+}
+
+/**
+ * A connection refused as it was accepted, because `max_connections` client connections are
+ * open: recorded (`too_many_connections`, proxy state) against the listener it came to, and
+ * logged. The session answers it (`503`, or SOCKS5 reply `0x01`).
+ */
+export function refuseConnection(ctx: SessionContext, protocol: "http" | "socks5_tcp", listener: NetAddr, client: string): GateRefusal {
+  const req: GateRequest = { protocol, host: listener.host, port: listener.port, client };
+  const facts: RequestFacts = { protocol, port: listener.port, client };
+  return refuseByState(ctx, ctx.state.snapshot(), req, facts, listener.host, "proxy_state", "too_many_connections").refusal;
+}
+
+/**
+ * A CONNECT or SOCKS5 CONNECT refused because `max_tunnels` tunnels are open, before its host
+ * is decided: recorded (`too_many_tunnels`, proxy state) and logged, for the front to answer.
+ */
+export function refuseTunnel(ctx: SessionContext, req: GateRequest): GateRefusal {
+  const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
+  return refuseByState(ctx, ctx.state.snapshot(), req, facts, reportedHost(req), "proxy_state", "too_many_tunnels").refusal;
 }
 
 /**

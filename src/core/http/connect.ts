@@ -8,7 +8,7 @@
  * @module
  */
 import { basicProxyUser } from "../attribution.ts";
-import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
+import { passGate, refuseLoopAtDial, refuseTunnel } from "../gate/gate.ts";
 import type { GateRequest } from "../gate/types.ts";
 import { TARGET } from "../log.ts";
 import { formatAddr, type Conn } from "../net/contract.ts";
@@ -16,7 +16,7 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
-import { relay } from "../net/relay.ts";
+import { relay, tunnelIdle } from "../net/relay.ts";
 import type { SessionContext } from "../session-context.ts";
 import { checkRequest } from "./checked-request.ts";
 import { carriesBody } from "./framing.ts";
@@ -38,6 +38,23 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const keep = wantsKeepAlive(head.version, head.headers);
   const who = formatAddr(client.remote);
   releaseUpstream(slot, ctx.pool);
+  // A tunnel slot (`max_tunnels`) is held from here until the tunnel ends, intercepted or not.
+  const release = ctx.limits?.openTunnel(ctx.state.snapshot().network.max_tunnels);
+  if (ctx.limits && !release) {
+    const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: who };
+    return answerRefusal(client, refuseTunnel(ctx, ask), "CONNECT", keep);
+  }
+  try {
+    return await openAndRelay(head, target, keep, reader, ctx);
+  } finally {
+    release?.();
+  }
+}
+
+/** Decide, open (or intercept) and relay one CONNECT. */
+async function openAndRelay(head: RequestHead, target: RequestTarget, keep: boolean, reader: BufferedReader, ctx: SessionContext): Promise<RequestOutcome> {
+  const client = reader.conn;
+  const who = formatAddr(client.remote);
   // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
   const opened = await whileWatching(reader, (presence) => decideAndOpen(head, target, keep, ctx, client, presence));
   if (opened instanceof PeerLeftError) {
@@ -53,7 +70,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
     await client.write(CONNECT_ESTABLISHED);
     if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
-    await relay(ctx.net, client, upstream, reader.takeBuffered());
+    await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));
   } finally {
     upstream.close();
     untrack();

@@ -5,7 +5,8 @@
  * @module
  */
 import { utf8 } from "../net/bytes.ts";
-import { blockMessage, proxyErrorHeader } from "../policy/types.ts";
+import { RETRY_AFTER_SECS } from "../limits.ts";
+import { blockMessage, proxyErrorHeader, refusalStatus } from "../policy/types.ts";
 import type { Refusal } from "../gate/types.ts";
 import { UNIX_SOCKET_HOST } from "../gate/unix-socket.ts";
 
@@ -18,9 +19,11 @@ const REASON_PHRASES: Record<number, string> = {
   403: "Forbidden",
   405: "Method Not Allowed",
   408: "Request Timeout",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",
+  503: "Service Unavailable",
   505: "HTTP Version Not Supported",
 };
 
@@ -99,6 +102,15 @@ export function refusalPhrase(r: Refusal, method?: string): string {
       case "mitm_hook_denied":
         why = `the request matches none of ${host}'s mitm_hooks`;
         break;
+      case "too_many_connections":
+        why = "too many open connections, retry later";
+        break;
+      case "too_many_tunnels":
+        why = "too many open tunnels, retry later";
+        break;
+      case "rate_limited":
+        why = "too many requests from this client, retry later";
+        break;
       case "proxy_disabled":
         why = "the proxy is disabled";
         break;
@@ -126,13 +138,22 @@ export function refusalJson(r: Refusal): string {
   });
 }
 
-/** 403 for a blocked plain request: JSON body, `x-proxy-error`, and a reason phrase that says why. */
+/** `Retry-After` for a refusal a client may retry shortly (a limit), none otherwise. */
+function retryHeaders(r: Refusal): ReadonlyArray<readonly [string, string]> {
+  return refusalStatus(r.reason) === 403 ? [] : [["retry-after", String(RETRY_AFTER_SECS)]];
+}
+
+/**
+ * A blocked plain request: 403 (429 or 503 for a limit, with `Retry-After`), JSON body,
+ * `x-proxy-error`, and a reason phrase that says why.
+ */
 export function blockedHttpResponse(r: Refusal, keepAlive: boolean, method?: string): Uint8Array {
   return simpleResponse(
-    403,
+    refusalStatus(r.reason),
     [
       ["content-type", "application/json"],
       ["x-proxy-error", proxyErrorHeader(r.reason)],
+      ...retryHeaders(r),
     ],
     refusalJson(r),
     keepAlive,
@@ -140,13 +161,14 @@ export function blockedHttpResponse(r: Refusal, keepAlive: boolean, method?: str
   );
 }
 
-/** 403 for a blocked CONNECT: the message alone as text, connection kept for another request. */
+/** A blocked CONNECT (status as {@link blockedHttpResponse}): the message alone as text. */
 export function blockedConnectResponse(r: Refusal, keepAlive: boolean): Uint8Array {
   return simpleResponse(
-    403,
+    refusalStatus(r.reason),
     [
       ["content-type", "text/plain"],
       ["x-proxy-error", proxyErrorHeader(r.reason)],
+      ...retryHeaders(r),
     ],
     blockMessage(r.reason),
     keepAlive,

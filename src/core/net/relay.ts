@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TARGET, type Logger } from "../log.ts";
 import type { Conn, Net } from "./contract.ts";
 
 /**
@@ -11,15 +12,48 @@ import type { Conn, Net } from "./contract.ts";
  * promise chain rather than an async loop: an idle tunnel keeps two of these waiting, and a
  * suspended async function holds a frame of its own.
  */
-export function pump(from: Conn, to: Conn): Promise<void> {
+export function pump(from: Conn, to: Conn, onChunk?: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const next = (): void => void from.read().then(forward, reject);
     const forward = (chunk: Uint8Array | null): void => {
+      onChunk?.();
       if (chunk === null) void to.closeWrite().then(resolve, reject);
       else void to.write(chunk).then(next, reject);
     };
     next();
   });
+}
+
+/** What {@link relay} may also watch. */
+export interface RelayOptions {
+  /**
+   * Close both connections once no byte has moved either way for this long (`tunnel_idle_timeout`,
+   * in ms; absent or 0: never). The adapter's native relay is not used then: each chunk is seen.
+   */
+  readonly idleMs?: number;
+  /** Called once when the idle limit closed the relay. */
+  readonly onIdle?: () => void;
+}
+
+/** Both directions through {@link pump}, closing both sides after `idleMs` without a chunk. */
+function watchedRelay(a: Conn, b: Conn, idleMs: number, onIdle: (() => void) | undefined): Promise<void> {
+  let last = Date.now();
+  const touch = (): void => {
+    last = Date.now();
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = (): void => {
+    const idle = Date.now() - last;
+    if (idle < idleMs) {
+      timer = setTimeout(check, idleMs - idle);
+      return;
+    }
+    onIdle?.();
+    a.close();
+    b.close();
+  };
+  timer = setTimeout(check, idleMs);
+  return bothDirections(pump(a, b, touch), pump(b, a, touch)).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -40,10 +74,11 @@ export function bothDirections(one: Promise<void>, other: Promise<void>): Promis
 /**
  * Relay both ways until both directions have ended, then close both connections. Any failure
  * closes both at once. Uses the adapter's native relay when it offers one for these
- * connections. `pending` holds bytes already read from `a` that belong to `b`. Never rejects.
+ * connections (not with an idle limit: see {@link RelayOptions}). `pending` holds bytes already read from `a` that belong to `b`. Never rejects.
  */
-export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array): Promise<void> {
+export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array, options: RelayOptions = {}): Promise<void> {
   const both = (): Promise<void> => {
+    if (options.idleMs !== undefined && options.idleMs > 0) return watchedRelay(a, b, options.idleMs, options.onIdle);
     const native = net.relay?.(a, b);
     if (native) return native;
     // Both directions at once; the first failure ends the relay (both are closed below).
@@ -56,4 +91,18 @@ export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array): Promise
   };
   // A reset or a write after the peer went away ends it too: both sides are closed either way.
   return run.then(closeBoth, closeBoth);
+}
+
+/**
+ * The idle limit of a tunnel under the configuration in force when it opens
+ * (`tunnel_idle_timeout`, seconds), logging `what` at info when it closes one.
+ */
+export function tunnelIdle(
+  ctx: { readonly state: { snapshot(): { readonly network: { readonly tunnel_idle_timeout?: number } } }; readonly log: Logger },
+  what: string,
+  target: string = TARGET.http,
+): RelayOptions {
+  const secs = ctx.state.snapshot().network.tunnel_idle_timeout ?? 0;
+  if (secs <= 0) return {};
+  return { idleMs: secs * 1000, onIdle: () => ctx.log.log("info", target, `${what}: closed after ${secs} s without a byte either way (tunnel_idle_timeout)`) };
 }

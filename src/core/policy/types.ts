@@ -23,6 +23,12 @@ export type BlockReason =
   | "mitm_hook_denied"
   /** An intercepted tunnel whose client failed the TLS handshake with the proxy (recorded, not answered). */
   | "mitm_handshake_failed"
+  /** `max_connections` client connections were open (503). */
+  | "too_many_connections"
+  /** `max_tunnels` tunnels were open (429). */
+  | "too_many_tunnels"
+  /** The client went over `max_requests_per_second` (429). */
+  | "rate_limited"
   | "proxy_disabled"
   | "proxy_loop"
   | "decider_error"
@@ -53,6 +59,15 @@ export type HostVerdict =
       readonly source: DecisionSource;
     };
 
+/**
+ * The status a refusal is answered with: `503` when the proxy has no room for another
+ * connection, `429` for a client over a tunnel or rate limit (RFC 6585 §4), else `403`.
+ */
+export function refusalStatus(reason: BlockReason): 403 | 429 | 503 {
+  if (reason === "too_many_connections") return 503;
+  return reason === "too_many_tunnels" || reason === "rate_limited" ? 429 : 403;
+}
+
 /** `x-proxy-error` header values (docs/behaviour.md §5). */
 export function proxyErrorHeader(reason: BlockReason): string {
   switch (reason) {
@@ -67,6 +82,10 @@ export function proxyErrorHeader(reason: BlockReason): string {
       return "blocked-by-mitm-required";
     case "mitm_hook_denied":
       return "blocked-by-mitm-hook";
+    case "too_many_connections":
+    case "too_many_tunnels":
+    case "rate_limited":
+      return "blocked-by-limit";
     default:
       return "blocked-by-policy";
   }
@@ -87,6 +106,12 @@ export function blockMessage(reason: BlockReason): string {
       return "Limited mode needs TLS interception (network.mitm = true) to open HTTPS tunnels.";
     case "mitm_hook_denied":
       return "Request does not match any of the host's network.mitm_hooks.";
+    case "too_many_connections":
+      return "Too many open connections to the proxy (network.max_connections); retry later.";
+    case "too_many_tunnels":
+      return "Too many open tunnels (network.max_tunnels); retry later.";
+    case "rate_limited":
+      return "Too many requests from this client (network.max_requests_per_second); retry later.";
     default:
       return "Request blocked by network policy.";
   }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { passGate, passStateGate, refuseLoopAtDial } from "../gate/gate.ts";
+import { passGate, passStateGate, refuseLoopAtDial, refuseTunnel } from "../gate/gate.ts";
 import type { GateRequest } from "../gate/types.ts";
 import { writeQuietly } from "../net/write.ts";
 import { TARGET } from "../log.ts";
@@ -15,7 +15,7 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
-import { relay } from "../net/relay.ts";
+import { relay, tunnelIdle } from "../net/relay.ts";
 import type { SessionContext } from "../session-context.ts";
 import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
@@ -25,8 +25,11 @@ import { runUdpAssociation } from "./udp.ts";
 /** How long a client may take for the greeting and the request together. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** Serve one accepted SOCKS5 connection until it closes. Never throws. */
-export async function serveSocks5Connection(client: Conn, ctx: SessionContext): Promise<void> {
+/**
+ * Serve one accepted SOCKS5 connection until it closes. Never throws. `refused`: the connection
+ * came over `max_connections` (already recorded): its request is answered with reply `0x01`.
+ */
+export async function serveSocks5Connection(client: Conn, ctx: SessionContext, refused = false): Promise<void> {
   const untrack = ctx.track(client);
   const reader = new BufferedReader(client);
   const who = formatAddr(client.remote);
@@ -54,6 +57,10 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
     if (request === undefined) return;
     if (request.kind === "error") {
       await writeQuietly(client, encodeReply(request.reply));
+      return;
+    }
+    if (refused) {
+      await writeQuietly(client, encodeReply(Reply.GENERAL_FAILURE));
       return;
     }
     const { command, target } = request.value;
@@ -89,6 +96,21 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext): 
  * Deciding and dialling end as soon as the client leaves.
  */
 async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
+  // A tunnel slot (`max_tunnels`) is held from here until the tunnel ends.
+  const release = ctx.limits?.openTunnel(ctx.state.snapshot().network.max_tunnels);
+  if (ctx.limits && !release) {
+    refuseTunnel(ctx, ask);
+    await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
+    return;
+  }
+  try {
+    await openAndRelay(client, reader, target, ctx, who, ask);
+  } finally {
+    release?.();
+  }
+}
+
+async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
   const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, ask, presence));
   if (opened instanceof PeerLeftError) {
     ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${opened.detail}`);
@@ -101,7 +123,7 @@ async function connect(client: Conn, reader: BufferedReader, target: Socks5Addre
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
     await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
     if (early.length > 0) await client.write(early);
-    await relay(ctx.net, client, upstream, reader.takeBuffered());
+    await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${opened.host}:${target.port} for ${who}`, TARGET.socks5));
   } finally {
     upstream.close();
     untrack();
