@@ -6,6 +6,8 @@
  *
  * @module
  */
+import ipaddr from "ipaddr.js";
+import { canonicalIp } from "./net/ip.ts";
 
 /** Default `max_connections`: generous, far above what one sandbox opens, below descriptor exhaustion. */
 export const DEFAULT_MAX_CONNECTIONS = 16_384;
@@ -92,6 +94,18 @@ export class Limits {
     bucket.tokens -= 1;
     return true;
   }
+}
+
+/**
+ * The client a request rate is kept for, from `ip:port`: every loopback address is one client
+ * (any local process may bind all of 127/8), an IPv6 client is its /64 (one host commonly holds
+ * the whole prefix), an IPv4 client is its address. Text that is not an address stays itself.
+ */
+export function rateClient(client: string): string {
+  const ip = canonicalIp(clientAddress(client));
+  if (ip === "::1" || /^127\./.test(ip)) return "loopback";
+  if (!ip.includes(":") || !ipaddr.IPv6.isValid(ip)) return ip;
+  return `${ipaddr.IPv6.parse(ip).parts.slice(0, 4).map((p) => p.toString(16)).join(":")}::/64`;
 }
 
 /** The address part of `ip:port` or `[v6]:port` (the whole text when it has no port). */

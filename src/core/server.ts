@@ -45,6 +45,11 @@ function logAcceptErrors(log: Logger, what: string, where: () => NetAddr): Liste
   };
 }
 
+/** Connections over `max_connections` answered at once; more are closed unanswered. */
+export const MAX_REFUSING = 64;
+/** At most one `too_many_connections` record (log line, audit event, `/blocked` entry) per this many ms. */
+export const REFUSAL_RECORD_INTERVAL_MS = 1_000;
+
 /** How a listener serves its connections, and refuses one over `max_connections`. */
 interface Front {
   readonly protocol: "http" | "socks5_tcp";
@@ -138,15 +143,25 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
    */
   const serve = (front: Front, listener: () => NetAddr) => (conn: Conn) => {
     if (stopping) return conn.close();
-    const counted = limits.openConnection(opts.state.snapshot().network.max_connections);
-    const s = counted ? front.serve(conn, ctx) : front.refuse(conn, ctx, refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote)));
-    if (!counted) limits.openConnection(0);
+    let s: Promise<void>;
+    if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
+      s = front.serve(conn, ctx).finally(() => limits.closeConnection());
+    } else {
+      // Refused: answered within a short deadline, not counted against the cap; past
+      // MAX_REFUSING at once, closed unanswered. Records are kept to one a second.
+      if (refusing >= MAX_REFUSING) return conn.close();
+      refusing++;
+      const now = Date.now();
+      const record = now - lastRefusalRecord >= REFUSAL_RECORD_INTERVAL_MS;
+      if (record) lastRefusalRecord = now;
+      const refusal = refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote), record);
+      s = front.refuse(conn, ctx, refusal).finally(() => refusing--);
+    }
     sessions.add(s);
-    void s.finally(() => {
-      sessions.delete(s);
-      limits.closeConnection();
-    });
+    void s.finally(() => sessions.delete(s));
   };
+  let refusing = 0;
+  let lastRefusalRecord = -Infinity;
   const bind = async (what: string, addr: NetAddr, front: Front): Promise<NetAddr> => {
     let l: Listener;
     try {

@@ -182,10 +182,10 @@ describe("wildcard patterns: *. excludes the apex, **. includes it", () => {
   });
 });
 
-describe("ports in patterns are ignored", () => {
-  it("a denied pattern with a port denies the host on every port", async () => {
+describe("ports in patterns scope them (docs/behaviour.md §2.2)", () => {
+  it("a denied pattern with a port denies that port only", async () => {
     const proxy = await proxyWith({ allowed_domains: ["127.0.0.1"], denied_domains: ["ported.example:8443"] });
-    expectBlockedJson(await proxyGet(proxy.port, "ported.example"), blockedBody("ported.example", "denied", 80));
+    expectBlockedJson(await proxyGet(proxy.port, "ported.example"), blockedBody("ported.example", "not_allowed", 80));
     expectBlockedJson(await proxyGet(proxy.port, "ported.example:8443"), blockedBody("ported.example", "denied", 8443));
   });
 });

@@ -5,7 +5,7 @@
  * `ip:port`. A fake clock; no socket.
  */
 import { describe, expect, it } from "vitest";
-import { clientAddress, Limits, MAX_RATE_CLIENTS } from "../../src/core/limits.ts";
+import { clientAddress, Limits, MAX_RATE_CLIENTS, rateClient } from "../../src/core/limits.ts";
 import { refusalStatus } from "../../src/core/policy/types.ts";
 
 describe("Limits", () => {
@@ -67,6 +67,19 @@ describe("Limits", () => {
     ["::1", "::1"],
   ])("clientAddress(%j) is %j", (client, address) => {
     expect(clientAddress(client)).toBe(address);
+  });
+
+  it.each([
+    ["127.0.0.1:50000", "loopback"],
+    ["127.0.0.2:1", "loopback"], // any local process can bind all of 127/8: one client
+    ["[::1]:1", "loopback"],
+    ["[::ffff:127.0.0.9]:1", "loopback"],
+    ["[2001:db8:1:2:aaaa::1]:1", "2001:db8:1:2::/64"],
+    ["[2001:db8:1:2:bbbb::9]:1", "2001:db8:1:2::/64"], // one /64, one client
+    ["198.51.100.7:1", "198.51.100.7"],
+    ["unknown", "unknown"],
+  ])("the rate of %j is kept for %j", (client, key) => {
+    expect(rateClient(client)).toBe(key);
   });
 
   it("refusals for a limit are 503 (no room) or 429 (a client over its share)", () => {

@@ -32,7 +32,7 @@
  * @module
  */
 import ipaddr from "ipaddr.js";
-import { clientAddress } from "../limits.ts";
+import { rateClient } from "../limits.ts";
 import { TARGET } from "../log.ts";
 import type { NetAddr } from "../net/contract.ts";
 import type { DialPlan } from "../net/dial-plan.ts";
@@ -81,13 +81,13 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
   //    passes only to be intercepted (`mitm`): its requests are then decided one by one.
   //    A `limited_mode_allow` rule lets a write method through to the paths it names (never an
   //    upgrade, never CONNECT), recorded with its own reason.
+  let excepted = false;
   if (!socks && snap.mode === "limited") {
     if (req.method === "CONNECT" && !snap.network.mitm) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "mitm_required");
     if (req.upgrade) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
     if (req.method !== "CONNECT" && !LIMITED_MODE_METHODS.has(req.method ?? "")) {
-      const excepted = req.content !== undefined && snap.limitedAllow.allows(verdict.host, req.port, req.method ?? "", req.content.path);
+      excepted = req.content !== undefined && snap.limitedAllow.allows(verdict.host, req.port, req.method ?? "", req.content.path);
       if (!excepted) return refuseByState(ctx, snap, req, facts, verdict.host, "mode_guard", "method_not_allowed");
-      recordModeException(ctx, snap, verdict.host, facts, LIMITED_MODE_EXCEPTION_REASON);
     }
   }
   // 5b. hooks
@@ -100,6 +100,8 @@ export async function passGate(ctx: SessionContext, req: GateRequest, presence?:
   // 6. where to dial, never to ourselves
   const plan = planDial(ctx, snap, req, verdict);
   if (plan === "loop") return refuseByState(ctx, snap, req, facts, verdict.host, "proxy_state", "proxy_loop");
+  // recorded only now that the request is allowed: a later step may still have refused it
+  if (excepted) recordModeException(ctx, snap, verdict.host, facts, LIMITED_MODE_EXCEPTION_REASON);
   const intercept = !socks && req.method === "CONNECT" && (snap.mode === "limited" || hooks !== undefined);
   if (intercept) return { kind: "allowed", host: verdict.host, plan, intercept };
   return hook ? { kind: "allowed", host: verdict.host, plan, hook } : { kind: "allowed", host: verdict.host, plan };
@@ -121,7 +123,7 @@ export function passStateGate(ctx: SessionContext, req: GateRequest): Extract<Ga
 function stateGuard(ctx: SessionContext, snap: ProxySnapshot, req: GateRequest, facts: RequestFacts): Extract<GateVerdict, { kind: "refused" }> | undefined {
   if (!snap.network.enabled) return refuseByState(ctx, snap, req, facts, reportedHost(req), "proxy_state", "proxy_disabled");
   const rate = snap.network.max_requests_per_second;
-  if (rate > 0 && ctx.limits && req.protocol !== "socks5_udp" && !ctx.limits.takeToken(clientAddress(req.client), rate, snap.network.max_request_burst)) {
+  if (rate > 0 && ctx.limits && req.protocol !== "socks5_udp" && !ctx.limits.takeToken(rateClient(req.client), rate, snap.network.max_request_burst)) {
     return refuseByState(ctx, snap, req, facts, reportedHost(req), "proxy_state", "rate_limited");
   }
   // SOCKS5 carries no method to judge.
@@ -212,12 +214,15 @@ export function recordInterceptFailure(ctx: SessionContext, req: GateRequest, ho
 /**
  * A connection refused as it was accepted, because `max_connections` client connections are
  * open: recorded (`too_many_connections`, proxy state) against the listener it came to, and
- * logged. The session answers it (`503`, or SOCKS5 reply `0x01`).
+ * logged (`record = false`: neither, for a flood, only a debug line). The session answers it
+ * (`503`, or SOCKS5 reply `0x01`).
  */
-export function refuseConnection(ctx: SessionContext, protocol: "http" | "socks5_tcp", listener: NetAddr, client: string): GateRefusal {
+export function refuseConnection(ctx: SessionContext, protocol: "http" | "socks5_tcp", listener: NetAddr, client: string, record = true): GateRefusal {
   const req: GateRequest = { protocol, host: listener.host, port: listener.port, client };
   const facts: RequestFacts = { protocol, port: listener.port, client };
-  return refuseByState(ctx, ctx.state.snapshot(), req, facts, listener.host, "proxy_state", "too_many_connections").refusal;
+  if (record) return refuseByState(ctx, ctx.state.snapshot(), req, facts, listener.host, "proxy_state", "too_many_connections").refusal;
+  ctx.log.log("debug", TARGET.http, `connection from ${client} refused (too_many_connections), not recorded: one record a second`);
+  return { host: listener.host, port: listener.port, reason: "too_many_connections", decision: "deny", source: "proxy_state", scope: "proxy_state", protocol };
 }
 
 /**

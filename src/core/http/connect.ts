@@ -39,8 +39,10 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
   const who = formatAddr(client.remote);
   releaseUpstream(slot, ctx.pool);
   // A tunnel slot (`max_tunnels`) is held from here until the tunnel ends, intercepted or not.
-  const release = ctx.limits?.openTunnel(ctx.state.snapshot().network.max_tunnels);
-  if (ctx.limits && !release) {
+  // (A disabled proxy refuses it as such, in the gate.)
+  const network = ctx.state.snapshot().network;
+  const release = network.enabled ? ctx.limits?.openTunnel(network.max_tunnels) : undefined;
+  if (network.enabled && ctx.limits && !release) {
     const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: who };
     return answerRefusal(client, refuseTunnel(ctx, ask), "CONNECT", keep);
   }

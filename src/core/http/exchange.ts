@@ -23,7 +23,7 @@ import { latin1Bytes } from "../net/bytes.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
-import { relay } from "../net/relay.ts";
+import { relay, tunnelIdle } from "../net/relay.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
@@ -342,7 +342,7 @@ async function switchProtocols(
     const early = up.reader.takeBuffered(); // frames the origin sent right after its 101
     if (early.length > 0) await client.write(early);
     ctx.log.log("info", TARGET.http, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`);
-    await relay(ctx.net, client, up.conn, reader.takeBuffered());
+    await relay(ctx.net, client, up.conn, reader.takeBuffered(), tunnelIdle(ctx, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`));
   } finally {
     up.close();
   }

@@ -7,7 +7,7 @@
  * @module
  */
 import { basicProxyUser } from "../attribution.ts";
-import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
+import { passGate, refuseLoopAtDial, refuseTunnel } from "../gate/gate.ts";
 import type { GateRequest } from "../gate/types.ts";
 import { dialScope, dialVetted } from "../net/dial.ts";
 import { dialProxy } from "../net/upstream-proxy.ts";
@@ -85,6 +85,33 @@ async function decideAndForward(
   };
   // Read before deciding: a connection opened for this request is pooled only while this policy lasts.
   const generation = ctx.state.snapshot();
+  // An upgrade becomes a two-way channel: it holds a tunnel slot (`max_tunnels`) until it ends.
+  const release = upgrade !== undefined && generation.network.enabled ? ctx.limits?.openTunnel(generation.network.max_tunnels) : undefined;
+  if (upgrade !== undefined && generation.network.enabled && ctx.limits && !release) {
+    return answerRefusal(client, refuseTunnel(ctx, ask), head.method, keepAfterRefusal);
+  }
+  try {
+    return await decideAndExchange(head, target, framing, reader, ctx, slot, presence, ask, keepAlive, keepAfterRefusal, upgrade, generation);
+  } finally {
+    release?.();
+  }
+}
+
+async function decideAndExchange(
+  head: RequestHead,
+  target: RequestTarget,
+  framing: BodyFraming,
+  reader: BufferedReader,
+  ctx: SessionContext,
+  slot: UpstreamSlot,
+  presence: LeaveWatch,
+  ask: GateRequest,
+  keepAlive: boolean,
+  keepAfterRefusal: boolean,
+  upgrade: string | undefined,
+  generation: ReturnType<SessionContext["state"]["snapshot"]>,
+): Promise<RequestOutcome> {
+  const client = reader.conn;
   const verdict = await passGate(ctx, ask, presence);
   if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
   const { host, plan } = verdict;

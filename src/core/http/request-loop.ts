@@ -57,8 +57,8 @@ export const HEADER_TIMEOUT_MS = 30_000;
  * Read and parse the next request head. `end` when the connection should end quietly (clean
  * close between requests, timeout); `answered` after a parse error was answered.
  */
-export async function readRequestHead(reader: BufferedReader, ctx: SessionContext): Promise<RequestHead | "end" | "answered"> {
-  const deadline = Date.now() + HEADER_TIMEOUT_MS;
+export async function readRequestHead(reader: BufferedReader, ctx: SessionContext, timeoutMs: number = HEADER_TIMEOUT_MS): Promise<RequestHead | "end" | "answered"> {
+  const deadline = Date.now() + timeoutMs;
   let scanned = 0;
   for (;;) {
     const buf = reader.buffered;
@@ -86,7 +86,7 @@ export async function readRequestHead(reader: BufferedReader, ctx: SessionContex
       }
     } catch (e) {
       if (e instanceof ReadTimeoutError) {
-        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: no complete request head within ${HEADER_TIMEOUT_MS} ms`);
+        ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)}: no complete request head within ${timeoutMs} ms`);
         return "end";
       }
       throw e;

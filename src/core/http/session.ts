@@ -9,11 +9,35 @@ import { formatAddr, type Conn } from "../net/contract.ts";
 import type { SessionContext } from "../session-context.ts";
 import { handleConnect } from "./connect.ts";
 import { forwardRequest } from "./forward.ts";
-import { serveRequests } from "./request-loop.ts";
+import { readRequestHead, serveRequests } from "./request-loop.ts";
+import { BufferedReader } from "../net/reader.ts";
+import { TARGET } from "../log.ts";
 import { answerRefusal } from "./reply.ts";
 import type { Refusal } from "../gate/types.ts";
 
 export { HEADER_TIMEOUT_MS } from "./request-loop.ts";
+
+/**
+ * A connection over `max_connections`: its first request head, if it comes within
+ * {@link REFUSED_HEAD_TIMEOUT_MS}, is answered `503` with `Retry-After`; then the connection is
+ * closed at once (no draining: a refused client holds nothing longer than that).
+ */
+async function answerRefusedConnection(client: Conn, ctx: SessionContext, refused: Refusal): Promise<void> {
+  const untrack = ctx.track(client);
+  try {
+    const head = await readRequestHead(new BufferedReader(client), ctx, REFUSED_HEAD_TIMEOUT_MS);
+    if (typeof head === "string") return;
+    await answerRefusal(client, { ...refused, protocol: head.method === "CONNECT" ? "https_connect" : "http" }, head.method, false);
+  } catch (e) {
+    ctx.log.log("debug", TARGET.http, `refused client ${formatAddr(client.remote)}: ${(e as Error).message}`);
+  } finally {
+    client.close();
+    untrack();
+  }
+}
+
+/** How long a connection over `max_connections` may take to send the request it is refused. */
+export const REFUSED_HEAD_TIMEOUT_MS = 2_000;
 
 /**
  * Serve one accepted client connection until it closes. Never throws. `refused`: the connection
@@ -21,14 +45,7 @@ export { HEADER_TIMEOUT_MS } from "./request-loop.ts";
  * `Retry-After`, and the connection closed.
  */
 export function serveHttpConnection(client: Conn, ctx: SessionContext, refused?: Refusal): Promise<void> {
-  if (refused) {
-    return serveRequests(
-      client,
-      ctx,
-      (head) => answerRefusal(client, { ...refused, protocol: head.method === "CONNECT" ? "https_connect" : "http" }, head.method, false),
-      `refused client ${formatAddr(client.remote)}`,
-    );
-  }
+  if (refused) return answerRefusedConnection(client, ctx, refused);
   return serveRequests(
     client,
     ctx,

@@ -12,13 +12,15 @@ import type { Conn, Net } from "./contract.ts";
  * promise chain rather than an async loop: an idle tunnel keeps two of these waiting, and a
  * suspended async function holds a frame of its own.
  */
-export function pump(from: Conn, to: Conn, onChunk?: () => void): Promise<void> {
+export function pump(from: Conn, to: Conn, onProgress?: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const next = (): void => void from.read().then(forward, reject);
+    // a write that completes is progress too: a reader slow to take the bytes is not idle
+    const written = onProgress ? (): void => (onProgress(), next()) : next;
     const forward = (chunk: Uint8Array | null): void => {
-      onChunk?.();
+      onProgress?.();
       if (chunk === null) void to.closeWrite().then(resolve, reject);
-      else void to.write(chunk).then(next, reject);
+      else void to.write(chunk).then(written, reject);
     };
     next();
   });
@@ -35,15 +37,18 @@ export interface RelayOptions {
   readonly onIdle?: () => void;
 }
 
-/** Both directions through {@link pump}, closing both sides after `idleMs` without a chunk. */
+/**
+ * Both directions through {@link pump}, closing both sides after `idleMs` in which no chunk was
+ * read or written either way (a monotonic clock: a change of the wall clock closes nothing).
+ */
 function watchedRelay(a: Conn, b: Conn, idleMs: number, onIdle: (() => void) | undefined): Promise<void> {
-  let last = Date.now();
+  let last = performance.now();
   const touch = (): void => {
-    last = Date.now();
+    last = performance.now();
   };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const check = (): void => {
-    const idle = Date.now() - last;
+    const idle = performance.now() - last;
     if (idle < idleMs) {
       timer = setTimeout(check, idleMs - idle);
       return;

@@ -24,6 +24,8 @@ import { runUdpAssociation } from "./udp.ts";
 
 /** How long a client may take for the greeting and the request together. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** The same for a connection over `max_connections`, which is only answered `0x01`. */
+export const REFUSED_HANDSHAKE_TIMEOUT_MS = 2_000;
 
 /**
  * Serve one accepted SOCKS5 connection until it closes. Never throws. `refused`: the connection
@@ -34,7 +36,8 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
   const reader = new BufferedReader(client);
   const who = formatAddr(client.remote);
   try {
-    const deadline = Date.now() + HANDSHAKE_TIMEOUT_MS;
+    // A refused connection gets a short deadline: it holds nothing longer than that.
+    const deadline = Date.now() + (refused ? REFUSED_HANDSHAKE_TIMEOUT_MS : HANDSHAKE_TIMEOUT_MS);
     const greeting = await readMessage(reader, parseGreeting, deadline, ctx, who);
     if (greeting === undefined || greeting.kind === "error") return;
     const methods = greeting.value.methods;
@@ -79,7 +82,8 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
       return;
     }
     if (command === Command.UDP_ASSOCIATE && ctx.state.snapshot().network.enable_socks5_udp && ctx.net.bindUdp) {
-      return await runUdpAssociation(client, reader, target, ctx, credential);
+      // an association relays like a tunnel: it holds a slot too
+      return await holdingTunnel(client, ctx, ask, () => runUdpAssociation(client, reader, target, ctx, credential));
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
     await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
@@ -96,15 +100,23 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
  * Deciding and dialling end as soon as the client leaves.
  */
 async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
-  // A tunnel slot (`max_tunnels`) is held from here until the tunnel ends.
-  const release = ctx.limits?.openTunnel(ctx.state.snapshot().network.max_tunnels);
-  if (ctx.limits && !release) {
+  await holdingTunnel(client, ctx, ask, () => openAndRelay(client, reader, target, ctx, who, ask));
+}
+
+/**
+ * Run `use` holding a tunnel slot (`max_tunnels`) until it ends; without one, refuse
+ * (`too_many_tunnels`, reply `0x02`). A disabled proxy is left to refuse it as such.
+ */
+async function holdingTunnel(client: Conn, ctx: SessionContext, ask: GateRequest, use: () => Promise<void>): Promise<void> {
+  const network = ctx.state.snapshot().network;
+  const release = network.enabled ? ctx.limits?.openTunnel(network.max_tunnels) : undefined;
+  if (network.enabled && ctx.limits && !release) {
     refuseTunnel(ctx, ask);
     await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
     return;
   }
   try {
-    await openAndRelay(client, reader, target, ctx, who, ask);
+    await use();
   } finally {
     release?.();
   }
