@@ -101,3 +101,29 @@ describe("WebSocket through the proxy", () => {
     ws.terminate();
   });
 });
+
+describe("WebSocket and the tunnel limit (docs/behaviour.md §5.20)", () => {
+  it("an upgraded connection holds a max_tunnels slot until it closes", async () => {
+    const capped = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"], max_tunnels: 1 }));
+    try {
+      const first = await open(capped, `ws://127.0.0.1:${wsPort}/first`);
+      const second = await open(capped, `ws://127.0.0.1:${wsPort}/second`).then(
+        (ws) => (ws.terminate(), 101),
+        (e: { status?: number; proxyError?: string }) => (expect(e.proxyError).toBe("blocked-by-limit"), e.status),
+      );
+      expect(second).toBe(429);
+      first.close();
+      await withDeadline(new Promise((r) => first.once("close", r)), 10_000, "close");
+      // the slot comes back once the relay has ended
+      let opened: WebSocket | undefined;
+      for (let i = 0; i < 30 && !opened; i++) {
+        opened = await open(capped, `ws://127.0.0.1:${wsPort}/third`).catch(() => undefined);
+        if (!opened) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(opened).toBeDefined();
+      opened!.close();
+    } finally {
+      await capped.stop();
+    }
+  });
+});

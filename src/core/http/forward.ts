@@ -91,66 +91,48 @@ async function decideAndForward(
     return answerRefusal(client, refuseTunnel(ctx, ask), head.method, keepAfterRefusal);
   }
   try {
-    return await decideAndExchange(head, target, framing, reader, ctx, slot, presence, ask, keepAlive, keepAfterRefusal, upgrade, generation);
+    const verdict = await passGate(ctx, ask, presence);
+    if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
+    const { host, plan } = verdict;
+    ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
+    const request: ExchangeRequest = {
+      // a matching `mitm_hooks` entry strips and injects headers (its secrets never reach a log)
+      head: verdict.hook ? { ...head, headers: applyHook(head.headers, verdict.hook) } : head,
+      target,
+      framing,
+      keepAlive,
+      presence,
+      upgrade,
+      bodyIdleMs: bodyIdleMs(generation.network.request_body_idle_timeout_secs),
+      refuseLoop: () => refuseLoopAtDial(ctx, ask, host),
+      generation,
+    };
+    const dialCtx = () => dialScope(ctx, presence.signal);
+    if (plan.kind === "unix") {
+      const connectUnix = ctx.net.connectUnix!;
+      return await exchange(request, { key: destinationKey.unix(plan.path), host, port: 0, dial: () => connectUnix(plan.path) }, reader, ctx, slot);
+    }
+    if (target.tls) {
+      const connectTls = ctx.net.connectTls;
+      if (!connectTls) return refuseMalformed(ctx, client, 501, "absolute-form https:// is not supported on this runtime; use CONNECT");
+      if (plan.kind === "upstream") return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
+      const tls = { serverName: host, extraCa: ctx.extraCa };
+      const dest: Destination = {
+        key: destinationKey.tls(host, target.port, plan.addresses),
+        host,
+        port: target.port,
+        dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses, (addr, options) => connectTls(addr, tls, options)),
+      };
+      return await exchange(request, dest, reader, ctx, slot);
+    }
+    const destination: Destination =
+      plan.kind === "upstream"
+        ? { key: destinationKey.proxy(plan.proxy.display, plan.addresses), host, port: target.port, dial: () => dialProxy(dialCtx(), plan.proxy, plan.addresses), via: plan.proxy }
+        : { key: destinationKey.direct(host, target.port, plan.addresses), host, port: target.port, dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses) };
+    return await exchange(request, destination, reader, ctx, slot);
   } finally {
     release?.();
   }
-}
-
-async function decideAndExchange(
-  head: RequestHead,
-  target: RequestTarget,
-  framing: BodyFraming,
-  reader: BufferedReader,
-  ctx: SessionContext,
-  slot: UpstreamSlot,
-  presence: LeaveWatch,
-  ask: GateRequest,
-  keepAlive: boolean,
-  keepAfterRefusal: boolean,
-  upgrade: string | undefined,
-  generation: ReturnType<SessionContext["state"]["snapshot"]>,
-): Promise<RequestOutcome> {
-  const client = reader.conn;
-  const verdict = await passGate(ctx, ask, presence);
-  if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
-  const { host, plan } = verdict;
-  ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
-  const request: ExchangeRequest = {
-    // a matching `mitm_hooks` entry strips and injects headers (its secrets never reach a log)
-    head: verdict.hook ? { ...head, headers: applyHook(head.headers, verdict.hook) } : head,
-    target,
-    framing,
-    keepAlive,
-    presence,
-    upgrade,
-    bodyIdleMs: bodyIdleMs(generation.network.request_body_idle_timeout_secs),
-    refuseLoop: () => refuseLoopAtDial(ctx, ask, host),
-    generation,
-  };
-  const dialCtx = () => dialScope(ctx, presence.signal);
-  if (plan.kind === "unix") {
-    const connectUnix = ctx.net.connectUnix!;
-    return exchange(request, { key: destinationKey.unix(plan.path), host, port: 0, dial: () => connectUnix(plan.path) }, reader, ctx, slot);
-  }
-  if (target.tls) {
-    const connectTls = ctx.net.connectTls;
-    if (!connectTls) return refuseMalformed(ctx, client, 501, "absolute-form https:// is not supported on this runtime; use CONNECT");
-    if (plan.kind === "upstream") return refuseMalformed(ctx, client, 501, "absolute-form https:// through an upstream proxy is not supported; use CONNECT");
-    const tls = { serverName: host, extraCa: ctx.extraCa };
-    const dest: Destination = {
-      key: destinationKey.tls(host, target.port, plan.addresses),
-      host,
-      port: target.port,
-      dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses, (addr, options) => connectTls(addr, tls, options)),
-    };
-    return exchange(request, dest, reader, ctx, slot);
-  }
-  const destination: Destination =
-    plan.kind === "upstream"
-      ? { key: destinationKey.proxy(plan.proxy.display, plan.addresses), host, port: target.port, dial: () => dialProxy(dialCtx(), plan.proxy, plan.addresses), via: plan.proxy }
-      : { key: destinationKey.direct(host, target.port, plan.addresses), host, port: target.port, dial: () => dialVetted(dialCtx(), host, target.port, plan.addresses) };
-  return exchange(request, destination, reader, ctx, slot);
 }
 
 /** `request_body_idle_timeout_secs` in ms; 0 means no limit. */
