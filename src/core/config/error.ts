@@ -17,3 +17,20 @@ export class ConfigError extends TypeError {
     this.name = "ConfigError";
   }
 }
+
+/**
+ * A problem in one entry of a `[network]` array of tables (`mitm_hooks`, `limited_mode_allow`):
+ * `index` is the entry (`undefined`: the list itself), `path` the key below it (`.match.methods`).
+ * The message reads `LIST[2].match.methods: …`; the config parser adds the file, line and table.
+ */
+export class TableListError extends Error {
+  override readonly name = "TableListError";
+  constructor(
+    readonly list: string,
+    readonly index: number | undefined,
+    readonly path: string,
+    readonly detail: string,
+  ) {
+    super(`${list}${index === undefined ? "" : `[${index}]`}${path}: ${detail}`);
+  }
+}

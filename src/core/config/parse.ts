@@ -16,11 +16,12 @@
  */
 
 import { parse, TomlError } from "smol-toml";
-import { HookConfigError, parseMitmHooks } from "../mitm/hook-config.ts";
-import { LimitedModeRuleError, parseLimitedModeAllow } from "../policy/limited-allow.ts";
+import { parseMitmHooks } from "../mitm/hook-config.ts";
+import { parseLimitedModeAllow } from "../policy/limited-allow.ts";
 import { MAX_LIMIT } from "../limits.ts";
 import { compilePatterns, PatternError } from "../policy/patterns.ts";
 import { bearerTokenFault } from "./bearer-token.ts";
+import { TableListError } from "./error.ts";
 import { findArrayTableLine, findKeyLine } from "./key-line.ts";
 import { parseListenUrl } from "./listen-url.ts";
 import {
@@ -317,18 +318,10 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
       return;
     }
     case "hooks":
-      network.mitm_hooks = hooksOf(src, value);
+      network.mitm_hooks = tableList(src, "mitm_hooks", value, parseMitmHooks);
       return;
     case "rules":
-      try {
-        network.limited_mode_allow = parseLimitedModeAllow(value);
-      } catch (e) {
-        if (!(e instanceof LimitedModeRuleError)) throw e;
-        const line =
-          (e.index === undefined ? undefined : findArrayTableLine(src.text, `${src.table}.limited_mode_allow`, e.index)) ??
-          findKeyLine(src.text, src.table, "limited_mode_allow");
-        return keyErrorAt(src, line, `${src.table}.${e.message}`, `${src.table}.limited_mode_allow`, { cause: e });
-      }
+      network.limited_mode_allow = tableList(src, "limited_mode_allow", value, parseLimitedModeAllow);
       return;
     case "string[]": {
       if (!Array.isArray(value)) throw keyError(src, key, `expected array of strings, got ${got}`);
@@ -350,16 +343,17 @@ function applyKey(src: Source, network: NetworkConfig, key: keyof NetworkConfig,
   }
 }
 
-/** Checks `network.mitm_hooks`, re-raising a {@link HookConfigError} with the hook's line. */
-function hooksOf(src: Source, value: unknown): NetworkConfig["mitm_hooks"] {
+/**
+ * Checks an array of tables (`mitm_hooks`, `limited_mode_allow`) with `parse`, re-raising its
+ * {@link TableListError} with the file, the line of the entry's `[[…]]` header, and the table.
+ */
+function tableList<T>(src: Source, key: string, value: unknown, parse: (value: unknown) => T): T {
   try {
-    return parseMitmHooks(value);
+    return parse(value);
   } catch (e) {
-    if (!(e instanceof HookConfigError)) throw e;
-    const line =
-      (e.index === undefined ? undefined : findArrayTableLine(src.text, `${src.table}.mitm_hooks`, e.index)) ??
-      findKeyLine(src.text, src.table, "mitm_hooks");
-    return keyErrorAt(src, line, `${src.table}.${e.message}`, `${src.table}.mitm_hooks`, { cause: e });
+    if (!(e instanceof TableListError)) throw e;
+    const line = (e.index === undefined ? undefined : findArrayTableLine(src.text, `${src.table}.${key}`, e.index)) ?? findKeyLine(src.text, src.table, key);
+    return keyErrorAt(src, line, `${src.table}.${e.message}`, `${src.table}.${key}`, { cause: e });
   }
 }
 

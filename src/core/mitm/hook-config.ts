@@ -18,6 +18,7 @@
 import { HOP_BY_HOP } from "../http/headers.ts";
 import { pathPrefixFault } from "../policy/path-prefix.ts";
 import { normalizeHost, splitHostPort } from "../policy/host.ts";
+import { TableListError } from "../config/error.ts";
 import { isTomlTable, tomlTypeName } from "../config/toml-value.ts";
 
 /** What a request must look like for a hook to apply. */
@@ -92,30 +93,20 @@ const MATCH_KEYS = ["methods", "path_prefixes", "query", "headers", "body"];
 const ACTION_KEYS = ["strip_request_headers", "inject_request_headers"];
 const INJECT_KEYS = ["name", "secret_env_var", "secret_file", "prefix"];
 
-/**
- * A problem in the hooks: `index` is the hook's position (`undefined`: the list itself), `path`
- * the key below it (`.match.methods`). The message reads `mitm_hooks[2].match.methods: …`.
- */
-export class HookConfigError extends Error {
-  override readonly name = "HookConfigError";
-  constructor(
-    readonly index: number | undefined,
-    readonly path: string,
-    readonly detail: string,
-  ) {
-    super(`mitm_hooks${index === undefined ? "" : `[${index}]`}${path}: ${detail}`);
-  }
+/** A problem in `mitm_hooks`: hook `index` (`undefined`: the list), key `path` below it. */
+function hookError(index: number | undefined, path: string, detail: string): TableListError {
+  return new TableListError("mitm_hooks", index, path, detail);
 }
 
 /** Check `value`, the parsed `network.mitm_hooks`, and return the hooks it holds. */
 export function parseMitmHooks(value: unknown): MitmHookConfig[] {
-  if (!Array.isArray(value)) throw new HookConfigError(undefined, "", `expected an array of tables ([[network.mitm_hooks]]), got ${tomlTypeName(value)}`);
-  if (value.length > MAX_MITM_HOOKS) throw new HookConfigError(undefined, "", `at most ${MAX_MITM_HOOKS} hooks are accepted, got ${value.length}`);
+  if (!Array.isArray(value)) throw hookError(undefined, "", `expected an array of tables ([[network.mitm_hooks]]), got ${tomlTypeName(value)}`);
+  if (value.length > MAX_MITM_HOOKS) throw hookError(undefined, "", `at most ${MAX_MITM_HOOKS} hooks are accepted, got ${value.length}`);
   return value.map((hook, i) => parseHook(hook, i));
 }
 
 function parseHook(value: unknown, i: number): MitmHookConfig {
-  const fail = (path: string, detail: string): HookConfigError => new HookConfigError(i, path, detail);
+  const fail = (path: string, detail: string): TableListError => hookError(i, path, detail);
   const table = expectTable(value, "", fail);
   checkKeys(table, HOOK_KEYS, "", fail);
   const host = parseHost(table.host, fail);
@@ -124,7 +115,7 @@ function parseHook(value: unknown, i: number): MitmHookConfig {
   return { host, match, actions };
 }
 
-type Fail = (path: string, detail: string) => HookConfigError;
+type Fail = (path: string, detail: string) => TableListError;
 
 function parseHost(value: unknown, fail: Fail): string {
   if (value === undefined) throw fail(".host", "missing (the exact host the hook applies to)");

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { TableListError } from "../config/error.ts";
 import { isTomlTable, tomlTypeName } from "../config/toml-value.ts";
 import { compilePathPrefix, isAmbiguousPath, pathPrefixFault } from "./path-prefix.ts";
 import { compilePatterns, PatternError, type CompiledPatterns } from "./patterns.ts";
@@ -32,27 +33,20 @@ export const LIMITED_MODE_EXCEPTION_REASON = "limited_mode_exception";
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RULE_KEYS = ["host", "methods", "path_prefixes"];
 
-/** A problem in one rule: `index` (`undefined`: the list), `path` the key below it. */
-export class LimitedModeRuleError extends Error {
-  override readonly name = "LimitedModeRuleError";
-  constructor(
-    readonly index: number | undefined,
-    readonly path: string,
-    readonly detail: string,
-  ) {
-    super(`limited_mode_allow${index === undefined ? "" : `[${index}]`}${path}: ${detail}`);
-  }
+/** A problem in `limited_mode_allow`: rule `index` (`undefined`: the list), key `path` below it. */
+function ruleError(index: number | undefined, path: string, detail: string): TableListError {
+  return new TableListError("limited_mode_allow", index, path, detail);
 }
 
 /** Check `value`, the parsed `network.limited_mode_allow`, and return its rules. */
 export function parseLimitedModeAllow(value: unknown): LimitedModeRule[] {
-  if (!Array.isArray(value)) throw new LimitedModeRuleError(undefined, "", `expected an array of tables, got ${tomlTypeName(value)}`);
-  if (value.length > MAX_LIMITED_MODE_RULES) throw new LimitedModeRuleError(undefined, "", `at most ${MAX_LIMITED_MODE_RULES} rules are accepted, got ${value.length}`);
+  if (!Array.isArray(value)) throw ruleError(undefined, "", `expected an array of tables, got ${tomlTypeName(value)}`);
+  if (value.length > MAX_LIMITED_MODE_RULES) throw ruleError(undefined, "", `at most ${MAX_LIMITED_MODE_RULES} rules are accepted, got ${value.length}`);
   return value.map((rule, i) => parseRule(rule, i));
 }
 
 function parseRule(value: unknown, i: number): LimitedModeRule {
-  const fail = (path: string, detail: string) => new LimitedModeRuleError(i, path, detail);
+  const fail = (path: string, detail: string) => ruleError(i, path, detail);
   if (!isTomlTable(value)) throw fail("", `expected table ({ host, methods, path_prefixes }), got ${tomlTypeName(value)}`);
   for (const key of Object.keys(value)) if (!RULE_KEYS.includes(key)) throw fail(`.${key}`, `unknown key (expected ${RULE_KEYS.join(", ")})`);
   const host = value.host;
@@ -76,7 +70,7 @@ function parseRule(value: unknown, i: number): LimitedModeRule {
   return { host: host.trim(), methods, path_prefixes };
 }
 
-function strings(value: unknown, path: string, fail: (path: string, detail: string) => LimitedModeRuleError): string[] {
+function strings(value: unknown, path: string, fail: (path: string, detail: string) => TableListError): string[] {
   if (value === undefined) throw fail(path, "missing (required)");
   if (!Array.isArray(value)) throw fail(path, `expected array of strings, got ${tomlTypeName(value)}`);
   if (value.length === 0) throw fail(path, "must not be empty");
