@@ -53,18 +53,22 @@ export const REFUSAL_RECORD_INTERVAL_MS = 1_000;
 /** How a listener serves its connections, and refuses one over `max_connections`. */
 interface Front {
   readonly protocol: "http" | "socks5_tcp";
+  /** The `protocol` attribute of its byte counts. */
+  readonly metricsProtocol: "http" | "socks5";
   serve(conn: Conn, ctx: SessionContext): Promise<void>;
   refuse(conn: Conn, ctx: SessionContext, refusal: Refusal): Promise<void>;
 }
 
 const HTTP_FRONT: Front = {
   protocol: "http",
+  metricsProtocol: "http",
   serve: (conn, ctx) => serveHttpConnection(conn, ctx),
   refuse: (conn, ctx, refusal) => serveHttpConnection(conn, ctx, refusal),
 };
 
 const SOCKS5_FRONT: Front = {
   protocol: "socks5_tcp",
+  metricsProtocol: "socks5",
   serve: (conn, ctx) => serveSocks5Connection(conn, ctx),
   refuse: (conn, ctx) => serveSocks5Connection(conn, ctx, true),
 };
@@ -118,8 +122,11 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const shutdownSignal = new AbortController();
   const pool = new UpstreamPool(opts.state);
   const limits = new Limits();
+  const metrics = opts.state.metrics;
+  metrics.observeOpen(() => ({ connections: limits.openConnections, tunnels: limits.openTunnels }));
   const ctx: SessionContext = {
     limits,
+    observeConnect: (ms) => metrics.latency("connect", ms),
     pool,
     closing: shutdownSignal.signal,
     attribution: opts.attribution,
@@ -145,7 +152,12 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     if (stopping) return conn.close();
     let s: Promise<void>;
     if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
-      s = front.serve(conn, ctx).finally(() => limits.closeConnection());
+      s = front.serve(conn, ctx).finally(() => {
+        limits.closeConnection();
+        // what the client sent went on towards origins; what it got came from them
+        metrics.bytes(front.metricsProtocol, "to_origin", conn.bytesRead?.() ?? 0);
+        metrics.bytes(front.metricsProtocol, "to_client", conn.bytesWritten?.() ?? 0);
+      });
     } else {
       // Refused: answered within a short deadline, not counted against the cap; past
       // MAX_REFUSING at once, closed unanswered. Records are kept to one a second.
@@ -202,6 +214,8 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     pool.close(); // nothing will run: stop following the state, close what was parked
     throw e;
   }
+  // The metrics SDK loads now that the listeners are up (what happened meanwhile is kept).
+  void metrics.start().catch((e: Error) => opts.log.log("warn", TARGET.main, `metrics unavailable: ${e.message}`));
   // Unix socket proxying is loopback-only (docs/behaviour.md §1.5): a reload may not turn it on
   // while a proxy listener is bound elsewhere; only a restart re-plans the listeners.
   const exposed = [http, socks5].find((a) => a !== undefined && !isLoopbackHost(a.host));

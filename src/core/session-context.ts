@@ -36,6 +36,8 @@ export interface SessionContext {
   readonly mitmCa?: () => Promise<LocalCa>;
   /** Open connections and tunnels, and the clients' request rates (`max_*` keys). */
   readonly limits?: Limits;
+  /** Hears how long each successful upstream connect took, in ms (the metrics). */
+  readonly observeConnect?: (ms: number) => void;
 }
 
 /** The request facts a decision record carries. */

@@ -14,6 +14,7 @@ import { silentLogger, TARGET, type Logger } from "./log.ts";
 import type { HookSecrets } from "./mitm/hook-secrets.ts";
 import { HookTable } from "./mitm/hooks.ts";
 import { LimitedModeExceptions } from "./policy/limited-allow.ts";
+import { ProxyMetrics } from "./metrics/metrics.ts";
 import { PolicyEngine, type PolicyOptions } from "./policy/decide.ts";
 
 /** What one request is decided against. */
@@ -56,6 +57,8 @@ export class ProxyState {
   private current: ProxySnapshot;
   /** Recent refusals (`GET /blocked`). */
   readonly blocked: BlockedLog = new BlockedLog();
+  /** Decisions, open connections, bytes and latencies (`GET /metrics`). */
+  readonly metrics: ProxyMetrics = new ProxyMetrics();
   private readonly sinks: DecisionSink[] = [];
   private readonly changeListeners = new Set<() => void>();
   private readonly checks = new Set<(network: Readonly<NetworkConfig>) => string | undefined>();
@@ -74,6 +77,7 @@ export class ProxyState {
   ) {
     this.log = options.log ?? silentLogger;
     this.secrets = options.secrets ?? new Map();
+    this.addSink((r) => this.metrics.decision(r));
     this.current = this.compile(network, this.secrets);
   }
 
@@ -187,7 +191,8 @@ export class ProxyState {
     }
     const hooks = HookTable.compile(copy.mitm_hooks, secrets);
     const limitedAllow = LimitedModeExceptions.compile(copy.limited_mode_allow);
-    return Object.freeze({ network: Object.freeze(copy), policy: PolicyEngine.compile(copy, this.policyOptions), mode: copy.mode, hooks, limitedAllow });
+    const policy = PolicyEngine.compile(copy, { ...this.policyOptions, observeDns: (ms) => this.metrics.latency("dns", ms) });
+    return Object.freeze({ network: Object.freeze(copy), policy, mode: copy.mode, hooks, limitedAllow });
   }
 }
 

@@ -29,6 +29,9 @@ import { adminBodyLimit, MAX_ADMIN_BODY_BYTES, readBoundedBody, type BodyRefusal
 import { parseModeRequest } from "./mode-request.ts";
 import { redactNetwork, scrubSecrets } from "./redact.ts";
 
+/** Content type of `GET /metrics` (the Prometheus text format). */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
 /**
  * Options of {@link createAdminApp}. `allowedHosts` (from {@link BrowserGuardOptions}): host
  * names or IP literals accepted in `Host` besides `localhost` and loopback literals, which are
@@ -111,6 +114,9 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
   });
 
   app.get("/blocked", (c) => c.json({ blocked: state.blocked.list() }, 200));
+
+  // The Prometheus text exposition format (version 0.0.4), written by the official serializer.
+  app.get("/metrics", async (c) => c.body(await state.metrics.prometheusText(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
   app.post("/mode", adminBodyLimit(bodyRefusals), async (c) => {
     const body = await readBoundedBody(c);

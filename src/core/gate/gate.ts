@@ -56,6 +56,13 @@ export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD",
  * (the promise rejects with its `PeerLeftError`); the decision is still recorded when made.
  */
 export async function passGate(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {
+  const started = performance.now();
+  const verdict = await decide(ctx, req, presence);
+  ctx.state.metrics.latency("decision", performance.now() - started, req.protocol);
+  return verdict;
+}
+
+async function decide(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {
   const snap = ctx.state.snapshot();
   const facts: RequestFacts = { protocol: req.protocol, port: req.port, method: req.method, client: req.client };
   const socks = isSocks(req.protocol);

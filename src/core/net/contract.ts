@@ -50,6 +50,10 @@ export interface Conn {
    * an upstream whose request will never be complete. Idempotent.
    */
   abort(): void;
+  /** Bytes read from the peer so far (absent where the adapter does not count). */
+  bytesRead?(): number;
+  /** Bytes written to the peer so far (accepted by the transport). */
+  bytesWritten?(): number;
 }
 
 /** A bound TCP listener. */

@@ -32,6 +32,8 @@ export interface DialContext {
   readonly closing?: AbortSignal;
   /** Aborted when the request's client left ({@link dialScope}): its dials stop at once. */
   readonly abandoned?: AbortSignal;
+  /** Hears how long each successful upstream connect took, in ms (the metrics). */
+  readonly observeConnect?: (ms: number) => void;
 }
 
 /**
@@ -94,8 +96,11 @@ export async function dialVetted(
     const left = budgetEnd - Date.now();
     if (left <= 0) break;
     const attempt = attemptSignal(ctx, Math.min(CONNECT_TIMEOUT_MS, left));
+    const started = performance.now();
     try {
-      return await connect({ host: ip, port }, { signal: attempt.signal });
+      const conn = await connect({ host: ip, port }, { signal: attempt.signal });
+      ctx.observeConnect?.(performance.now() - started);
+      return conn;
     } catch (e) {
       // A certificate failure is the more telling error: keep it over a later refusal.
       if (!(last instanceof DialError && last.kind === "tls")) last = e;

@@ -71,6 +71,7 @@ export class BunConn implements Conn {
 
   /** @internal `data` handler. */
   onData(view: Uint8Array): void {
+    this.received += view.length;
     // Bun 1.4 hands each `data` event a fresh Buffer, so keeping it is safe. On a Buffer, slice()
     // is a view, not a copy; it copies only a plain Uint8Array.
     this.reads.push(view.slice());
@@ -101,9 +102,22 @@ export class BunConn implements Conn {
     this.reads.cancel(reason);
   }
 
+  /** Bytes the `data` handler got, and bytes `write()` was given (the metrics). */
+  private received = 0;
+  private sent = 0;
+
+  bytesRead(): number {
+    return this.received;
+  }
+
+  bytesWritten(): number {
+    return this.sent;
+  }
+
   write(bytes: Uint8Array): Promise<void> {
     if (this.closed || this.finSent) return Promise.reject(this.failure ?? new Error("write on a closed connection"));
     if (bytes.length === 0) return Promise.resolve();
+    this.sent += bytes.length;
     this.unsent.push(bytes);
     this.flush();
     if (this.unsent.length === 0) return Promise.resolve();

@@ -112,9 +112,22 @@ export class DenoConn implements Conn {
     return this.writing;
   }
 
+  /** Bytes read and written, through the contract or the relay (the metrics). */
+  received = 0;
+  sent = 0;
+
+  bytesRead(): number {
+    return this.received;
+  }
+
+  bytesWritten(): number {
+    return this.sent;
+  }
+
   private readDone(n: number | null): void {
     const buf = this.readBuf!;
     if (n === null) return this.settle({ chunk: null });
+    this.received += n;
     this.nextReadBytes = nextReadSize(buf.length, n);
     this.settle({ chunk: readChunk(buf, n) });
   }
@@ -131,6 +144,7 @@ export class DenoConn implements Conn {
       if (this.closed || this.finSent) throw new Error("write on a closed connection");
       let at = 0;
       while (at < bytes.length) at += await this.conn.write(bytes.subarray(at)); // partial writes
+      this.sent += bytes.length;
     });
     this.writing = next.catch(() => {});
     return next;

@@ -25,6 +25,9 @@ export interface RelayEnd {
   closeWrite(): Promise<void>;
   /** Size of this end's next read buffer. */
   readonly readSize: number;
+  /** Byte counts the relay adds to (the metrics). */
+  received: number;
+  sent: number;
 }
 
 /** Copy `from` → `to` until end of stream, then half-close `to`. Rejects on a failed read or write. */
@@ -46,6 +49,7 @@ export function pumpDeno(from: RelayEnd, to: RelayEnd): Promise<void> {
     const read = (): void => void from.conn.read((buf ??= new Uint8Array(from.readSize))).then(readDone, reject);
     const readDone = (got: number | null): void => {
       if (got === null) return end();
+      from.received += got;
       n = got;
       at = 0;
       heldBack = false;
@@ -54,6 +58,7 @@ export function pumpDeno(from: RelayEnd, to: RelayEnd): Promise<void> {
     const write = (): void => void to.conn.write(buf!.subarray(at, n)).then(wrote, reject);
     const wrote = (w: number): void => {
       at += w;
+      to.sent += w;
       if (at < n) {
         heldBack = true;
         return write(); // a partial write: the rest first

@@ -84,6 +84,14 @@ export class NodeConn implements Conn {
     return new Promise((resolve) => s.end(resolve));
   }
 
+  bytesRead(): number {
+    return this.socket.bytesRead;
+  }
+
+  bytesWritten(): number {
+    return this.socket.bytesWritten;
+  }
+
   close(): void {
     const s = this.socket;
     if (s.destroyed) return;

@@ -1,0 +1,199 @@
+/**
+ * The proxy's metrics (docs/behaviour.md §7.5), kept with the OpenTelemetry metrics SDK:
+ * decisions by protocol, decision and reason; open client connections and tunnels; bytes relayed
+ * each way by protocol; and the latency of a decision, of DNS vetting and of an upstream connect.
+ * Host names are never attributes (their number is unbounded); protocols, decisions and reasons
+ * are (a decider's free-form reason is reported as `decider`).
+ *
+ * The SDK is loaded after the proxy starts listening, not before (it costs tens of
+ * milliseconds): what happens meanwhile is kept, up to {@link MAX_EARLY_EVENTS}, and recorded
+ * once it is there. `GET /metrics` serialises it with the official Prometheus serializer; an
+ * OTLP exporter, when configured, reads the same provider.
+ *
+ * @module
+ */
+import type { Counter, Histogram } from "@opentelemetry/api";
+import type { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import type { DecisionRecord } from "../audit/events.ts";
+
+/** Events kept while the SDK loads; later ones are dropped (and counted in the log). */
+export const MAX_EARLY_EVENTS = 4_096;
+
+/** `service.name` of the metrics' resource. */
+export const SERVICE_NAME = "codex-network-proxy";
+
+/** The instrumentation scope the instruments are made under. */
+export const METER_NAME = "codex_network_proxy";
+
+/** Reasons reported as themselves; any other (a decider's own) is reported as `decider`. */
+const KNOWN_REASONS: ReadonlySet<string> = new Set([
+  "allowed",
+  "not_allowed",
+  "not_allowed_local",
+  "denied",
+  "method_not_allowed",
+  "mitm_required",
+  "mitm_hook_denied",
+  "mitm_handshake_failed",
+  "limited_mode_exception",
+  "proxy_disabled",
+  "proxy_loop",
+  "decider_error",
+  "decider_timeout",
+  "unix_socket_unsupported",
+  "too_many_connections",
+  "too_many_tunnels",
+  "rate_limited",
+]);
+
+/** Bucket bounds of the latency histograms, in seconds: 50 µs to 10 s. */
+export const LATENCY_BUCKETS_S: readonly number[] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Which latency a sample measures. */
+export type LatencyKind = "decision" | "dns" | "connect";
+
+/** What the gauges read when collected. */
+export interface OpenCounts {
+  readonly connections: number;
+  readonly tunnels: number;
+}
+
+type Event =
+  | { readonly kind: "decision"; readonly protocol: string; readonly decision: string; readonly reason: string }
+  | { readonly kind: "latency"; readonly latency: LatencyKind; readonly seconds: number; readonly protocol?: string }
+  | { readonly kind: "bytes"; readonly protocol: string; readonly direction: "to_origin" | "to_client"; readonly bytes: number };
+
+/** The instruments, once the SDK is loaded. */
+interface Instruments {
+  readonly provider: MeterProvider;
+  readonly reader: MetricReader & { collectNow(): ReturnType<MetricReader["collect"]> };
+  readonly decisions: Counter;
+  readonly bytes: Counter;
+  readonly latency: Readonly<Record<LatencyKind, Histogram>>;
+}
+
+/** The metrics of one proxy. */
+export class ProxyMetrics {
+  private instruments: Instruments | undefined;
+  private loading: Promise<Instruments> | undefined;
+  private early: Event[] = [];
+  private dropped = 0;
+  private open: () => OpenCounts = () => ({ connections: 0, tunnels: 0 });
+  private readonly extraReaders: MetricReader[] = [];
+
+  /** Read the open connections and tunnels from `counts` (the running server's). */
+  observeOpen(counts: () => OpenCounts): void {
+    this.open = counts;
+  }
+
+  /** Also export through `reader` (an OTLP periodic reader); call before {@link start}. */
+  addReader(reader: MetricReader): void {
+    this.extraReaders.push(reader);
+  }
+
+  /** One decision record. */
+  decision(r: DecisionRecord): void {
+    this.push({ kind: "decision", protocol: r.protocol, decision: r.decision, reason: KNOWN_REASONS.has(r.reason) ? r.reason : "decider" });
+  }
+
+  /** One latency sample, in milliseconds. */
+  latency(latency: LatencyKind, ms: number, protocol?: string): void {
+    this.push({ kind: "latency", latency, seconds: ms / 1000, protocol });
+  }
+
+  /** Bytes relayed one way for `protocol`. */
+  bytes(protocol: string, direction: "to_origin" | "to_client", bytes: number): void {
+    if (bytes > 0) this.push({ kind: "bytes", protocol, direction, bytes });
+  }
+
+  /** Load the SDK (once) and record what was kept meanwhile. */
+  start(): Promise<void> {
+    this.loading ??= this.load();
+    return this.loading.then(() => undefined);
+  }
+
+  /** `GET /metrics`: the Prometheus text format, from the official serializer. */
+  async prometheusText(): Promise<string> {
+    this.loading ??= this.load();
+    const { reader } = await this.loading;
+    const { resourceMetrics } = await reader.collectNow();
+    const { PrometheusSerializer } = await import("@opentelemetry/exporter-prometheus");
+    return new PrometheusSerializer().serialize(resourceMetrics);
+  }
+
+  /** Flush the extra readers and stop. */
+  async shutdown(): Promise<void> {
+    if (this.loading) await (await this.loading).provider.shutdown().catch(() => undefined);
+  }
+
+  /** Events dropped while the SDK loaded. */
+  get droppedEarly(): number {
+    return this.dropped;
+  }
+
+  private push(e: Event): void {
+    const i = this.instruments;
+    if (i) return record(i, e);
+    if (this.early.length < MAX_EARLY_EVENTS) this.early.push(e);
+    else this.dropped++;
+  }
+
+  private async load(): Promise<Instruments> {
+    const [sdk, { resourceFromAttributes }] = await Promise.all([import("@opentelemetry/sdk-metrics"), import("@opentelemetry/resources")]);
+    /** A reader the proxy collects from itself, for `GET /metrics`. */
+    class PullReader extends sdk.MetricReader {
+      collectNow() {
+        return this.collect();
+      }
+      protected override async onForceFlush(): Promise<void> {}
+      protected override async onShutdown(): Promise<void> {}
+    }
+    const reader = new PullReader();
+    const provider = new sdk.MeterProvider({
+      resource: resourceFromAttributes({ "service.name": SERVICE_NAME }),
+      readers: [reader, ...this.extraReaders],
+      views: [
+        {
+          instrumentType: sdk.InstrumentType.HISTOGRAM,
+          aggregation: { type: sdk.AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries: [...LATENCY_BUCKETS_S] } },
+        },
+      ],
+    });
+    const meter = provider.getMeter(METER_NAME);
+    const histogram = (name: string, description: string) => meter.createHistogram(name, { description, unit: "s" });
+    const instruments: Instruments = {
+      provider,
+      reader,
+      decisions: meter.createCounter("network_proxy.decisions", { description: "Policy decisions, by protocol, decision and reason" }),
+      bytes: meter.createCounter("network_proxy.bytes", { description: "Bytes relayed, by protocol and direction (counted when a client connection ends)", unit: "By" }),
+      latency: {
+        decision: histogram("network_proxy.decision.duration", "Time from a request's arrival at the decision step to its verdict"),
+        dns: histogram("network_proxy.dns.duration", "Time DNS vetting took"),
+        connect: histogram("network_proxy.connect.duration", "Time an upstream connect took"),
+      },
+    };
+    meter
+      .createObservableUpDownCounter("network_proxy.open_connections", { description: "Open client connections, all listeners" })
+      .addCallback((o) => o.observe(this.open().connections));
+    meter
+      .createObservableUpDownCounter("network_proxy.open_tunnels", { description: "Open tunnels (CONNECT, SOCKS5, upgrades)" })
+      .addCallback((o) => o.observe(this.open().tunnels));
+    this.instruments = instruments;
+    for (const e of this.early) record(instruments, e);
+    this.early = [];
+    return instruments;
+  }
+}
+
+function record(i: Instruments, e: Event): void {
+  switch (e.kind) {
+    case "decision":
+      i.decisions.add(1, { protocol: e.protocol, decision: e.decision, reason: e.reason });
+      return;
+    case "latency":
+      i.latency[e.latency].record(e.seconds, e.protocol === undefined ? {} : { protocol: e.protocol });
+      return;
+    case "bytes":
+      i.bytes.add(e.bytes, { protocol: e.protocol, direction: e.direction });
+  }
+}
