@@ -16,6 +16,7 @@ import type { DecisionSink } from "./audit/events.ts";
 import type { PrivateFiles } from "./mitm/ca-store.ts";
 import type { TelemetryConfig } from "./config/telemetry.ts";
 import type { Logger } from "./log.ts";
+import type { ProxyMetrics } from "./metrics/metrics.ts";
 import type { Net } from "./net/contract.ts";
 
 /** What is at a path. */
@@ -66,6 +67,8 @@ export interface Runtime {
   onShutdownSignal?(handler: (signal: string) => void): void;
   /** Start exporting audit events as `[otel]` says (absent: no export). */
   startAuditExport?(telemetry: TelemetryConfig, log: Logger): Promise<AuditExport>;
+  /** Add the OTLP metrics export `[otel] metrics_exporter` asks for to `metrics` (absent: none). */
+  startMetricsExport?(telemetry: TelemetryConfig, metrics: ProxyMetrics, log: Logger): Promise<void>;
 }
 
 /** The parts of a {@link Runtime} the standalone entry cannot run without. */

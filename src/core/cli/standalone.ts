@@ -189,6 +189,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     `codex-network-proxy ${VERSION} on ${rt.name}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
   const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log) : undefined;
+  if (loaded.telemetry && rt.startMetricsExport) await rt.startMetricsExport(loaded.telemetry, state.metrics, log);
   if (audit?.sink) state.addSink(audit.sink);
   const admin = createAdminApp(state, { token: adminToken, log });
   let running;
@@ -206,7 +207,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     running = await startProxy({ net: rt.net, state, log, plan, admin: admin.fetch, upstream, extraCa, mitmCa });
   } catch (e) {
     rt.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
-    await audit?.shutdown();
+    await Promise.all([audit?.shutdown(), state.metrics.shutdown()]);
     return 1;
   }
   const watcher = rt.fileMtime ? watchConfigFile(configFile, rt.fileMtime, state, log, initialMtime) : undefined;
@@ -214,7 +215,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   watcher?.stop();
   await running.shutdown();
-  await audit?.shutdown(); // flush pending audit records
+  await Promise.all([audit?.shutdown(), state.metrics.shutdown()]); // flush pending audit records and metrics
   return 0;
 }
 

@@ -2,8 +2,9 @@
  * The `[otel]` and `[analytics]` tables of the standalone config (docs/behaviour.md §8): OTEL
  * resolution follows Codex core's defaults — `environment = "dev"`, `exporter = "none"`,
  * `trace_exporter = exporter`, `metrics_exporter = "statsig"` — and `[analytics].enabled =
- * false` turns metrics export off. `log_user_prompt` is accepted and ignored. The proxy only
- * emits log records (audit events); trace and metrics settings are validated, then unused.
+ * false` turns metrics export off. `log_user_prompt` is accepted and ignored. The proxy emits
+ * log records (audit events, `exporter`) and metrics (`metrics_exporter`); the trace settings
+ * are validated, then unused.
  *
  * @module
  */

@@ -16,6 +16,9 @@ import type { Counter, Histogram } from "@opentelemetry/api";
 import type { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DecisionRecord } from "../audit/events.ts";
 
+/** Longest a shutdown waits for the last metrics export. */
+export const SHUTDOWN_FLUSH_MS = 3_000;
+
 /** Events kept while the SDK loads; later ones are dropped (and counted in the log). */
 export const MAX_EARLY_EVENTS = 4_096;
 
@@ -121,9 +124,16 @@ export class ProxyMetrics {
     return new PrometheusSerializer().serialize(resourceMetrics);
   }
 
-  /** Flush the extra readers and stop. */
-  async shutdown(): Promise<void> {
-    if (this.loading) await (await this.loading).provider.shutdown().catch(() => undefined);
+  /**
+   * Flush the extra readers (a last OTLP export) and stop, waiting at most `ms`: a dead
+   * collector must not hold the exit.
+   */
+  async shutdown(ms = SHUTDOWN_FLUSH_MS): Promise<void> {
+    if (!this.loading) return;
+    const { provider } = await this.loading;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([provider.shutdown().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   /** Events dropped while the SDK loaded. */

@@ -5,6 +5,7 @@
  */
 import { runStandalone } from "../../core/cli/standalone.ts";
 import { startAuditExport } from "../shared/otel-export.ts";
+import { startMetricsExport } from "../shared/otel-metrics.ts";
 import { bunRuntime } from "./runtime.ts";
 
-process.exit(await runStandalone({ ...bunRuntime, startAuditExport }));
+process.exit(await runStandalone({ ...bunRuntime, startAuditExport, startMetricsExport }));

@@ -6,6 +6,7 @@
  */
 import { runStandalone } from "../../core/cli/standalone.ts";
 import { startAuditExport } from "../shared/otel-export.ts";
+import { startMetricsExport } from "../shared/otel-metrics.ts";
 import { denoRuntime } from "./runtime.ts";
 
-Deno.exit(await runStandalone({ ...denoRuntime, startAuditExport }));
+Deno.exit(await runStandalone({ ...denoRuntime, startAuditExport, startMetricsExport }));

@@ -6,9 +6,10 @@
  */
 import { runStandalone } from "../../core/cli/standalone.ts";
 import { startAuditExport } from "../shared/otel-export.ts";
+import { startMetricsExport } from "../shared/otel-metrics.ts";
 import { nodeRuntime } from "./runtime.ts";
 
-const code = await runStandalone({ ...nodeRuntime, startAuditExport });
+const code = await runStandalone({ ...nodeRuntime, startAuditExport, startMetricsExport });
 process.exitCode = code;
 // Anything still scheduled (a pending DNS lookup, a timer) must not keep a stopped proxy alive.
 setImmediate(() => process.exit(code));

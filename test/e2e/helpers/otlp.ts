@@ -37,7 +37,7 @@ export interface OtlpReceiver {
 }
 
 /**
- * Start the receiver: `POST /v1/logs` answers 200 with the request's content-type, body `{}`
+ * Start the receiver: `POST /v1/logs` (and `POST /v1/metrics`) answers 200 with the request's content-type, body `{}`
  * for JSON and empty for protobuf (an empty `ExportLogsServiceResponse`); anything else 404.
  */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
@@ -57,7 +57,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         }
       }
       posts.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, contentType, body, rawBody });
-      if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== "/v1/logs") {
+      if (req.method !== "POST" || !["/v1/logs", "/v1/metrics"].includes((req.url ?? "").split("?")[0]!)) {
         res.writeHead(404, { "content-type": "text/plain" }).end("not found");
         return;
       }
