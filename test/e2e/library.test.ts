@@ -649,3 +649,19 @@ describe("build() errors", () => {
     await expectRejects(b().config({ enabled: false }).build(), ConfigError, "network.enabled");
   });
 });
+
+describe("metrics in the library (docs/behaviour.md §7.5)", () => {
+  it("an app's metric reader gets the metrics, with a last export at shutdown; state.metrics serves the Prometheus text", async () => {
+    const { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const { proxy, handle } = await start(NetworkProxy.builder(nodeRuntime).config({ allowed_domains: ["127.0.0.1"] }).httpAddr("127.0.0.1:0").metricReader(reader));
+    const r = await curlWithEnv([`${origin.url}/lib-metrics`], handle.env());
+    expect(r.status).toBe(200);
+    expect(await proxy.state.metrics.prometheusText()).toMatch(/^network_proxy_decisions_total\{protocol="http",decision="allow",reason="allowed",[^}]*\} 1$/m);
+    await handle.shutdown();
+    const names = exporter.getMetrics().flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics.map((m) => m.descriptor.name)));
+    expect(names).toContain("network_proxy.decisions");
+    expect(names).toContain("network_proxy.decision.duration");
+  });
+});

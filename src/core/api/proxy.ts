@@ -11,6 +11,7 @@ import type { BrowserGuardOptions } from "../admin/browser-guard.ts";
 import { adminTokenFrom } from "../admin/token.ts";
 import { AttributionRegistry } from "../attribution.ts";
 import type { LoggerProvider } from "@opentelemetry/api-logs";
+import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DecisionSink } from "../audit/events.ts";
 import { createAuditSink, type AuditMetadata, type AuditSinkOptions } from "../audit/otel.ts";
 import { checkConstraints, type NetworkConstraints } from "../config/constraints.ts";
@@ -78,6 +79,7 @@ interface BuilderSettings {
   sinks: readonly DecisionSink[];
   audit: AuditSinkOptions;
   ca?: CaMaterial;
+  metricReaders?: readonly MetricReader[];
 }
 
 /** Builder of a {@link NetworkProxy}. */
@@ -148,6 +150,15 @@ export class NetworkProxyBuilder {
     return this.set("audit", { ...this.s.audit, loggerProvider: provider });
   }
 
+  /**
+   * Also export the metrics (docs/behaviour.md §7.5) through `reader`, e.g. the SDK's
+   * `PeriodicExportingMetricReader` with an OTLP exporter of the app's. `state.metrics` serves
+   * `GET /metrics` either way.
+   */
+  metricReader(reader: MetricReader): this {
+    return this.set("metricReaders", [...(this.s.metricReaders ?? []), reader]);
+  }
+
   /** Metadata added to every audit event (`conversation.id`, `app.version`, …); unset fields are omitted. */
   auditMetadata(metadata: AuditMetadata): this {
     return this.set("audit", { ...this.s.audit, metadata });
@@ -202,6 +213,7 @@ export class NetworkProxyBuilder {
       },
     );
     state.addSink(createAuditSink(this.s.audit));
+    for (const reader of this.s.metricReaders ?? []) state.metrics.addReader(reader);
     for (const sink of this.s.sinks) state.addSink(sink);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));
     const mitmCa = this.s.ca ? caFromPem(this.s.ca) : caFromStore(this.runtime, this.s.logger);
@@ -285,6 +297,7 @@ export class NetworkProxy {
       shutdown: async () => {
         unwatch?.();
         await Promise.all([running.shutdown(), trust?.close()]);
+        await this.state.metrics.shutdown(); // a last export through the app's metric readers
       },
       env: () => ({ ...proxyEnv(endpoints), ...trust?.env() }),
       envFor: (a) => ({ ...proxyEnv(endpoints, attribution.issue({ command: a.command, exec_policy_hint: a.execPolicyHint })), ...trust?.env() }),
