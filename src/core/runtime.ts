@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { ConnectionSink } from "./audit/connection.ts";
 import type { DecisionSink } from "./audit/events.ts";
 import type { PrivateFiles } from "./mitm/ca-store.ts";
 import type { TelemetryConfig } from "./config/telemetry.ts";
@@ -26,6 +27,8 @@ export type PathKind = "file" | "dir" | "missing" | "other";
 export interface AuditExport {
   /** Takes every decision record for export; `undefined` when nothing is exported. */
   readonly sink?: DecisionSink;
+  /** Takes every connection record (`connection_closed`) for export. */
+  readonly connectionSink?: ConnectionSink;
   /** Where the export pipeline runs (the adapters run it in a worker thread when they can). */
   readonly where?: "worker" | "main thread";
   /** Flush pending records and stop. */

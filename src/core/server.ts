@@ -8,6 +8,7 @@ import { isLoopbackHost } from "./config/listen-url.ts";
 import { refuseConnection } from "./gate/gate.ts";
 import type { Refusal } from "./gate/types.ts";
 import { Limits } from "./limits.ts";
+import type { ConnectionEnd } from "./audit/connection.ts";
 import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
@@ -55,8 +56,8 @@ interface Front {
   readonly protocol: "http" | "socks5_tcp";
   /** The `protocol` attribute of its byte counts. */
   readonly metricsProtocol: "http" | "socks5";
-  serve(conn: Conn, ctx: SessionContext): Promise<void>;
-  refuse(conn: Conn, ctx: SessionContext, refusal: Refusal): Promise<void>;
+  serve(conn: Conn, ctx: SessionContext): Promise<ConnectionEnd>;
+  refuse(conn: Conn, ctx: SessionContext, refusal: Refusal): Promise<unknown>;
 }
 
 const HTTP_FRONT: Front = {
@@ -152,11 +153,27 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     if (stopping) return conn.close();
     let s: Promise<void>;
     if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
-      s = front.serve(conn, ctx).finally(() => {
+      const accepted = Date.now();
+      s = front.serve(conn, ctx).then((ended) => {
         limits.closeConnection();
         // what the client sent went on towards origins; what it got came from them
-        metrics.bytes(front.metricsProtocol, "to_origin", conn.bytesRead?.() ?? 0);
-        metrics.bytes(front.metricsProtocol, "to_client", conn.bytesWritten?.() ?? 0);
+        const toOrigin = conn.bytesRead?.() ?? 0;
+        const toClient = conn.bytesWritten?.() ?? 0;
+        metrics.bytes(front.metricsProtocol, "to_origin", toOrigin);
+        metrics.bytes(front.metricsProtocol, "to_client", toClient);
+        const at = listener();
+        opts.state.recordConnection({
+          timestamp: Date.now(),
+          kind: "connection",
+          protocol: front.protocol,
+          host: at.host,
+          port: at.port,
+          client: formatAddr(conn.remote),
+          bytesToOrigin: toOrigin,
+          bytesToClient: toClient,
+          durationMs: Date.now() - accepted,
+          ended: stopping ? "shutdown" : ended,
+        });
       });
     } else {
       // Refused: answered within a short deadline, not counted against the cap; past
@@ -167,7 +184,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       const record = now - lastRefusalRecord >= REFUSAL_RECORD_INTERVAL_MS;
       if (record) lastRefusalRecord = now;
       const refusal = refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote), record);
-      s = front.refuse(conn, ctx, refusal).finally(() => refusing--);
+      s = front.refuse(conn, ctx, refusal).then(() => void refusing--);
     }
     sessions.add(s);
     void s.finally(() => sessions.delete(s));

@@ -7,6 +7,7 @@
  * @module
  */
 import { BlockedLog } from "./audit/blocked.ts";
+import type { ConnectionRecord, ConnectionSink } from "./audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "./audit/events.ts";
 import { checkConstraints, type NetworkConstraints } from "./config/constraints.ts";
 import type { NetworkConfig, NetworkMode } from "./config/types.ts";
@@ -60,6 +61,7 @@ export class ProxyState {
   /** Decisions, open connections, bytes and latencies (`GET /metrics`). */
   readonly metrics: ProxyMetrics = new ProxyMetrics();
   private readonly sinks: DecisionSink[] = [];
+  private readonly connectionSinks: ConnectionSink[] = [];
   private readonly changeListeners = new Set<() => void>();
   private readonly checks = new Set<(network: Readonly<NetworkConfig>) => string | undefined>();
   private readonly log: Logger;
@@ -159,6 +161,22 @@ export class ProxyState {
   addCheck(check: (network: Readonly<NetworkConfig>) => string | undefined): () => void {
     this.checks.add(check);
     return () => this.checks.delete(check);
+  }
+
+  /** Add a receiver of every connection record (a tunnel or client connection that ended). */
+  addConnectionSink(sink: ConnectionSink): void {
+    this.connectionSinks.push(sink);
+  }
+
+  /** Record an ended tunnel or client connection. Sinks that throw are ignored. */
+  recordConnection(r: ConnectionRecord): void {
+    for (const s of this.connectionSinks) {
+      try {
+        s(r);
+      } catch {
+        // A failing sink must never affect proxying.
+      }
+    }
   }
 
   /** Add a receiver of every decision. */

@@ -47,6 +47,11 @@ afterAll(async () => {
   await Promise.allSettled([origin?.close(), ...receivers.map((r) => r.close())]);
 });
 
+/** The decision events (the connection_closed records of §8.6 are ours, checked elsewhere). */
+function decisionRecords(rx: OtlpReceiver): OtlpLogRecord[] {
+  return allRecords(rx).filter((r) => r.attributes["event.name"] !== "codex.network_proxy.connection_closed");
+}
+
 async function receiver(): Promise<OtlpReceiver> {
   const r = await startOtlpReceiver();
   receivers.push(r);
@@ -268,7 +273,7 @@ describe("OTLP/HTTP JSON export", () => {
     const rawPort = raw.attributes.find((a) => a.key === "server.port");
     expect(Object.keys(rawPort!.value)).toEqual(["intValue"]);
 
-    const records = allRecords(rx);
+    const records = decisionRecords(rx);
     expectEvents(records, sent, { from, to }, "e2e-json");
     expect(records.every((r) => r.scope === SCOPE)).toBe(true);
     expectNoPath(rx.posts.map((p) => p.body.toString("utf8")).join("\n"));
@@ -293,7 +298,7 @@ describe("OTLP/HTTP binary protobuf export", () => {
       expect(p.contentType).toBe("application/x-protobuf");
     }
     // Decoded with protobufjs and the opentelemetry-proto definitions (helpers/otlp.ts).
-    const records = allRecords(rx);
+    const records = decisionRecords(rx);
     expectEvents(records, sent, { from, to }, "e2e-binary");
     // Protobuf strings are raw UTF-8 in the body, so the path and query would show up verbatim.
     expectNoPath(Buffer.concat(rx.posts.map((p) => p.body)).toString("latin1"));
@@ -308,7 +313,7 @@ describe("OTLP/HTTP binary protobuf export", () => {
     expect(rx.posts.length).toBeGreaterThan(0);
     expect(rx.posts.every((p) => p.contentType === "application/x-protobuf")).toBe(true);
     expect(rx.posts.map((p) => p.headers["x-e2e-collector-key"])).toEqual(rx.posts.map(() => "k-5150"));
-    const mine = allRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
+    const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
     expect(mine.map((x) => [x.attributes["event.name"], x.attributes["network.policy.reason"], x.resource["deployment.environment"]])).toEqual([[DOMAIN, "not_allowed", "dev"]]);
     expectNoPath(Buffer.concat(rx.posts.map((p) => p.body)).toString("latin1"));
   });

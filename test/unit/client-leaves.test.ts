@@ -20,7 +20,7 @@ import { connPair, tripwireNet } from "../helpers/memory-net.ts";
 const ORIGIN_PORT = 8000;
 
 /** Run a session on an in-memory client connection; `records` collects every decision. */
-function start(net: Net, overrides: Partial<NetworkConfig>, serve: (c: Conn, ctx: SessionContext) => Promise<void> = serveHttpConnection) {
+function start(net: Net, overrides: Partial<NetworkConfig>, serve: (c: Conn, ctx: SessionContext) => Promise<unknown> = serveHttpConnection) {
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
   const records: DecisionRecord[] = [];
   state.addSink((r) => records.push(r));

@@ -14,6 +14,7 @@ import type { LoggerProvider } from "@opentelemetry/api-logs";
 import type { MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DecisionSink } from "../audit/events.ts";
 import { createAuditSink, type AuditMetadata, type AuditSinkOptions } from "../audit/otel.ts";
+import { createConnectionAuditSink, type ConnectionSink } from "../audit/connection.ts";
 import { checkConstraints, type NetworkConstraints } from "../config/constraints.ts";
 import { parseListenUrl, planListeners } from "../config/listen-url.ts";
 import { parseConfigText } from "../config/parse.ts";
@@ -80,6 +81,7 @@ interface BuilderSettings {
   audit: AuditSinkOptions;
   ca?: CaMaterial;
   metricReaders?: readonly MetricReader[];
+  connectionSinks?: readonly ConnectionSink[];
 }
 
 /** Builder of a {@link NetworkProxy}. */
@@ -164,6 +166,11 @@ export class NetworkProxyBuilder {
     return this.set("audit", { ...this.s.audit, metadata });
   }
 
+  /** Receive every connection record: a tunnel or client connection that ended (docs/behaviour.md §8.6). */
+  onConnection(sink: ConnectionSink): this {
+    return this.set("connectionSinks", [...(this.s.connectionSinks ?? []), sink]);
+  }
+
   /** Receive every decision record (audit). */
   onDecision(sink: DecisionSink): this {
     return this.set("sinks", [...this.s.sinks, sink]);
@@ -213,6 +220,8 @@ export class NetworkProxyBuilder {
       },
     );
     state.addSink(createAuditSink(this.s.audit));
+    state.addConnectionSink(createConnectionAuditSink(this.s.audit));
+    for (const sink of this.s.connectionSinks ?? []) state.addConnectionSink(sink);
     for (const reader of this.s.metricReaders ?? []) state.metrics.addReader(reader);
     for (const sink of this.s.sinks) state.addSink(sink);
     const token = adminTokenFrom(network, (n) => this.runtime.env?.(n));

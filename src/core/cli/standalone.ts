@@ -191,6 +191,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log) : undefined;
   if (loaded.telemetry && rt.startMetricsExport) await rt.startMetricsExport(loaded.telemetry, state.metrics, log);
   if (audit?.sink) state.addSink(audit.sink);
+  if (audit?.connectionSink) state.addConnectionSink(audit.connectionSink);
   const admin = createAdminApp(state, { token: adminToken, log });
   let running;
   try {

@@ -16,7 +16,8 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
-import { relay, tunnelIdle } from "../net/relay.ts";
+import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
+import { tunnelEnd, tunnelRecord } from "../audit/connection.ts";
 import type { SessionContext } from "../session-context.ts";
 import { checkRequest } from "./checked-request.ts";
 import { carriesBody } from "./framing.ts";
@@ -68,12 +69,16 @@ async function openAndRelay(head: RequestHead, target: RequestTarget, keep: bool
   const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
   const untrack = ctx.track(upstream);
+  const since = Date.now();
+  let outcome: RelayOutcome = "error";
   try {
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
     await client.write(CONNECT_ESTABLISHED);
     if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
-    await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));
+    outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));
   } finally {
+    const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
+    ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port: target.port, client: who, upstream, opened: since, ended }));
     upstream.close();
     untrack();
   }

@@ -13,6 +13,7 @@
  */
 import { recordInterceptFailure } from "../gate/gate.ts";
 import { TARGET } from "../log.ts";
+import { tunnelRecord, type ConnectionEnd } from "../audit/connection.ts";
 import type { LocalCa } from "../mitm/ca.ts";
 import { formatAddr, TlsAcceptError, type Conn } from "../net/contract.ts";
 import type { BufferedReader } from "../net/reader.ts";
@@ -104,12 +105,17 @@ export async function interceptTunnel(
     return "close";
   }
   ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} intercepted for ${who}`);
-  await serveInnerRequests(inner, ctx, host, port, credential);
+  const opened = Date.now();
+  const innerEnd = await serveInnerRequests(inner, ctx, host, port, credential);
+  // The requests inside go over connections of their own (pooled): the tunnel's bytes are the
+  // client connection's, TLS included.
+  const ended = ctx.closing?.aborted === true ? "shutdown" : innerEnd;
+  ctx.state.recordConnection({ ...tunnelRecord({ protocol: "https_connect", host, port, client: who, upstream: { bytesRead: () => client.bytesWritten?.() ?? 0, bytesWritten: () => client.bytesRead?.() ?? 0 }, opened, ended }) });
   return "close";
 }
 
 /** The HTTP/1.1 requests inside an intercepted tunnel, until the client is done. */
-function serveInnerRequests(inner: Conn, ctx: SessionContext, host: string, port: number, credential: string | undefined): Promise<void> {
+function serveInnerRequests(inner: Conn, ctx: SessionContext, host: string, port: number, credential: string | undefined): Promise<ConnectionEnd> {
   const targetOf = interceptedTarget(host, port);
   return serveRequests(
     inner,

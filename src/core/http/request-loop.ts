@@ -10,6 +10,7 @@ import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { writeQuietly } from "../net/write.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
+import type { ConnectionEnd } from "../audit/connection.ts";
 import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
 import { textResponse } from "./responses.ts";
 import { closeGracefully } from "./linger.ts";
@@ -22,9 +23,12 @@ export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: U
 
 /**
  * Serve the requests on `conn` with `handle` until the connection ends. `what` names it in the
- * debug line of an unexpected failure. Never throws; `conn` is closed at the end.
+ * debug line of an unexpected failure. Never throws; `conn` is closed at the end. Resolves with
+ * how it ended: the client closed it (or went silent), the proxy ended it after a response, or
+ * a failure.
  */
-export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string): Promise<void> {
+export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string): Promise<ConnectionEnd> {
+  let ended: ConnectionEnd = "client_closed";
   const untrack = ctx.track(conn);
   const reader = new BufferedReader(conn);
   const slot: UpstreamSlot = { current: undefined };
@@ -36,18 +40,21 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
       if (head === "end") break;
       if (head === "answered" || (await handle(head, reader, slot)) === "close") {
         answered = true;
+        ended = "proxy_closed";
         break;
       }
     }
     releaseUpstream(slot, ctx.pool); // idle between exchanges: kept for another client
     if (answered) await closeGracefully(reader);
   } catch (e) {
+    ended = "error";
     ctx.log.log("debug", TARGET.http, `${what}: ${(e as Error).message}`);
   } finally {
     slot.current?.close();
     conn.close();
     untrack();
   }
+  return ended;
 }
 
 /** How long a client may take to send a complete request head (also the keep-alive idle limit). */

@@ -14,6 +14,7 @@ import { BufferedReader } from "../net/reader.ts";
 import { TARGET } from "../log.ts";
 import { answerRefusal } from "./reply.ts";
 import type { Refusal } from "../gate/types.ts";
+import type { ConnectionEnd } from "../audit/connection.ts";
 
 export { HEADER_TIMEOUT_MS } from "./request-loop.ts";
 
@@ -44,8 +45,11 @@ export const REFUSED_HEAD_TIMEOUT_MS = 2_000;
  * came over `max_connections` (already recorded): its first request is answered `503` with
  * `Retry-After`, and the connection closed.
  */
-export function serveHttpConnection(client: Conn, ctx: SessionContext, refused?: Refusal): Promise<void> {
-  if (refused) return answerRefusedConnection(client, ctx, refused);
+export async function serveHttpConnection(client: Conn, ctx: SessionContext, refused?: Refusal): Promise<ConnectionEnd> {
+  if (refused) {
+    await answerRefusedConnection(client, ctx, refused);
+    return "proxy_closed";
+  }
   return serveRequests(
     client,
     ctx,

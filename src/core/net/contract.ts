@@ -210,7 +210,7 @@ export interface Net {
    * carrying half-close, until both directions ended. Returns `undefined` when it cannot
    * handle these connections, and the core then relays by itself.
    */
-  relay?(a: Conn, b: Conn): Promise<void> | undefined;
+  relay?(a: Conn, b: Conn): Promise<"a" | "b" | undefined> | undefined;
 }
 
 /** `host:port`, with brackets around IPv6 literals. */

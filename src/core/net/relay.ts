@@ -41,7 +41,7 @@ export interface RelayOptions {
  * Both directions through {@link pump}, closing both sides after `idleMs` in which no chunk was
  * read or written either way (a monotonic clock: a change of the wall clock closes nothing).
  */
-function watchedRelay(a: Conn, b: Conn, idleMs: number, onIdle: (() => void) | undefined): Promise<void> {
+function watchedRelay(a: Conn, b: Conn, idleMs: number, onIdle: (() => void) | undefined): Promise<FirstEnd> {
   let last = performance.now();
   const touch = (): void => {
     last = performance.now();
@@ -61,29 +61,43 @@ function watchedRelay(a: Conn, b: Conn, idleMs: number, onIdle: (() => void) | u
   return bothDirections(pump(a, b, touch), pump(b, a, touch)).finally(() => clearTimeout(timer));
 }
 
+/** Which side of a relay sent its FIN first: `a`, `b`. */
+export type FirstEnd = "a" | "b";
+
 /**
- * Resolves once both directions of a relay have ended; rejects with the first failure (the
- * other direction is then left to the closing of both connections).
+ * Resolves once both directions of a relay have ended, with the side whose direction ended
+ * first (`one` carries `a`'s bytes, `other` `b`'s); rejects with the first failure (the other
+ * direction is then left to the closing of both connections).
  */
-export function bothDirections(one: Promise<void>, other: Promise<void>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let open = 2;
-    const ended = (): void => {
-      if (--open === 0) resolve();
+export function bothDirections(one: Promise<void>, other: Promise<void>): Promise<FirstEnd> {
+  return new Promise<FirstEnd>((resolve, reject) => {
+    let first: FirstEnd | undefined;
+    const ended = (side: FirstEnd) => (): void => {
+      if (first === undefined) first = side;
+      else resolve(first);
     };
-    one.then(ended, reject);
-    other.then(ended, reject);
+    one.then(ended("a"), reject);
+    other.then(ended("b"), reject);
   });
 }
 
+/** How a relay ended: which side closed first, a failure, or the idle limit. */
+export type RelayOutcome = FirstEnd | "error" | "idle";
+
 /**
- * Relay both ways until both directions have ended, then close both connections. Any failure
- * closes both at once. Uses the adapter's native relay when it offers one for these
+ * Relay both ways until both directions have ended, then close both connections, and say how
+ * it ended ({@link RelayOutcome}). Any failure closes both at once. Uses the adapter's native relay when it offers one for these
  * connections (not with an idle limit: see {@link RelayOptions}). `pending` holds bytes already read from `a` that belong to `b`. Never rejects.
  */
-export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array, options: RelayOptions = {}): Promise<void> {
-  const both = (): Promise<void> => {
-    if (options.idleMs !== undefined && options.idleMs > 0) return watchedRelay(a, b, options.idleMs, options.onIdle);
+export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array, options: RelayOptions = {}): Promise<RelayOutcome> {
+  let idled = false;
+  const both = (): Promise<FirstEnd | undefined> => {
+    if (options.idleMs !== undefined && options.idleMs > 0) {
+      return watchedRelay(a, b, options.idleMs, () => {
+        idled = true;
+        options.onIdle?.();
+      });
+    }
     const native = net.relay?.(a, b);
     if (native) return native;
     // Both directions at once; the first failure ends the relay (both are closed below).
@@ -95,7 +109,16 @@ export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array, options:
     b.close();
   };
   // A reset or a write after the peer went away ends it too: both sides are closed either way.
-  return run.then(closeBoth, closeBoth);
+  return run.then(
+    (first): RelayOutcome => {
+      closeBoth();
+      return idled ? "idle" : (first ?? "error");
+    },
+    (): RelayOutcome => {
+      closeBoth();
+      return idled ? "idle" : "error";
+    },
+  );
 }
 
 /**

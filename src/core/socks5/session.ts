@@ -15,12 +15,14 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
-import { relay, tunnelIdle } from "../net/relay.ts";
+import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
+import { tunnelEnd, tunnelRecord } from "../audit/connection.ts";
 import type { SessionContext } from "../session-context.ts";
 import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
 import { reportedHost } from "./report.ts";
 import { runUdpAssociation } from "./udp.ts";
+import type { ConnectionEnd } from "../audit/connection.ts";
 
 /** How long a client may take for the greeting and the request together. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -31,7 +33,9 @@ export const REFUSED_HANDSHAKE_TIMEOUT_MS = 2_000;
  * Serve one accepted SOCKS5 connection until it closes. Never throws. `refused`: the connection
  * came over `max_connections` (already recorded): its request is answered with reply `0x01`.
  */
-export async function serveSocks5Connection(client: Conn, ctx: SessionContext, refused = false): Promise<void> {
+export async function serveSocks5Connection(client: Conn, ctx: SessionContext, refused = false): Promise<ConnectionEnd> {
+  /** How it ended: the client left during the handshake, or the proxy ended it after answering. */
+  let ended: ConnectionEnd = "proxy_closed";
   const untrack = ctx.track(client);
   const reader = new BufferedReader(client);
   const who = formatAddr(client.remote);
@@ -39,14 +43,16 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     // A refused connection gets a short deadline: it holds nothing longer than that.
     const deadline = Date.now() + (refused ? REFUSED_HANDSHAKE_TIMEOUT_MS : HANDSHAKE_TIMEOUT_MS);
     const greeting = await readMessage(reader, parseGreeting, deadline, ctx, who);
-    if (greeting === undefined || greeting.kind === "error") return;
+    if (greeting === undefined) return (ended = "client_closed");
+    if (greeting.kind === "error") return ended;
     const methods = greeting.value.methods;
     let credential: string | undefined;
     if (methods.includes(Method.USER_PASS)) {
       // RFC 1929 only to read an attribution credential: every credential is accepted.
       await client.write(Uint8Array.of(SOCKS_VERSION, Method.USER_PASS));
       const auth = await readMessage(reader, parseUserPass, deadline, ctx, who);
-      if (auth === undefined || auth.kind === "error") return;
+      if (auth === undefined) return (ended = "client_closed");
+      if (auth.kind === "error") return ended;
       credential = auth.value.user;
       await client.write(Uint8Array.of(USER_PASS_VERSION, 0x00));
     } else if (methods.includes(Method.NO_AUTH)) {
@@ -54,17 +60,17 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     } else {
       ctx.log.log("debug", TARGET.socks5, `client ${who} offers no acceptable method (${methods.join(",")})`);
       await writeQuietly(client, Uint8Array.of(SOCKS_VERSION, Method.NO_ACCEPTABLE));
-      return;
+      return ended;
     }
     const request = await readMessage(reader, parseRequest, deadline, ctx, who);
-    if (request === undefined) return;
+    if (request === undefined) return (ended = "client_closed");
     if (request.kind === "error") {
       await writeQuietly(client, encodeReply(request.reply));
-      return;
+      return ended;
     }
     if (refused) {
       await writeQuietly(client, encodeReply(Reply.GENERAL_FAILURE));
-      return;
+      return ended;
     }
     const { command, target } = request.value;
     const ask: GateRequest = {
@@ -76,19 +82,25 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     };
     // CONNECT goes through the whole gate; the other commands name no destination to decide
     // yet, so only the proxy's state and mode are checked for them.
-    if (command === Command.CONNECT) return await connect(client, reader, target, ctx, who, ask);
+    if (command === Command.CONNECT) {
+      await connect(client, reader, target, ctx, who, ask);
+      return ended;
+    }
     if (passStateGate(ctx, ask)) {
       await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-      return;
+      return ended;
     }
     if (command === Command.UDP_ASSOCIATE && ctx.state.snapshot().network.enable_socks5_udp && ctx.net.bindUdp) {
       // an association relays like a tunnel: it holds a slot too
-      return await holdingTunnel(client, ctx, ask, () => runUdpAssociation(client, reader, target, ctx, credential));
+      await holdingTunnel(client, ctx, ask, () => runUdpAssociation(client, reader, target, ctx, credential));
+      return ended;
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
     await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
+    return ended;
   } catch (e) {
     ctx.log.log("debug", TARGET.socks5, `client ${who}: ${(e as Error).message}`);
+    return "error";
   } finally {
     client.close();
     untrack();
@@ -131,12 +143,16 @@ async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5
   if (!opened) return;
   const { conn: upstream, early } = opened.tunnel;
   const untrack = ctx.track(upstream);
+  const started = Date.now();
+  let outcome: RelayOutcome = "error";
   try {
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
     await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
     if (early.length > 0) await client.write(early);
-    await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${opened.host}:${target.port} for ${who}`, TARGET.socks5));
+    outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${opened.host}:${target.port} for ${who}`, TARGET.socks5));
   } finally {
+    const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
+    ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host: opened.host, port: target.port, client: who, upstream, opened: started, ended }));
     upstream.close();
     untrack();
   }

@@ -121,13 +121,17 @@ export class NodeConn implements Conn {
 }
 
 /** Relay two Node connections with `pipe`, half-close carried both ways. */
-export function pipeRelay(a: NodeConn, b: NodeConn): Promise<void> {
+export function pipeRelay(a: NodeConn, b: NodeConn): Promise<"a" | "b" | undefined> {
   return new Promise((resolve) => {
     const sa = a.socket;
     const sb = b.socket;
     let closed = 0;
+    /** The side whose FIN came first; none when a side was torn down instead. */
+    let first: "a" | "b" | undefined;
+    sa.once("end", () => (first ??= "a"));
+    sb.once("end", () => (first ??= "b"));
     const onClose = (): void => {
-      if (++closed === 2) resolve();
+      if (++closed === 2) resolve(first);
     };
     const fail = (): void => {
       sa.destroy();

@@ -20,6 +20,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { createAuditSink } from "../../core/audit/otel.ts";
+import { createConnectionAuditSink, type ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
 import type { TelemetryConfig } from "../../core/config/telemetry.ts";
 import type { AuditExport } from "../../core/runtime.ts";
@@ -124,6 +125,7 @@ async function mainThreadExport(exporter: OtlpExporter, environment: string, log
   const provider = await createAuditProvider(exporter, environment);
   return {
     sink: createAuditSink({ loggerProvider: provider }),
+    connectionSink: createConnectionAuditSink({ loggerProvider: provider }),
     where: "main thread",
     async shutdown() {
       reportFlush(await shutdownWithin(provider), log);
@@ -217,7 +219,9 @@ class WorkerExport implements AuditExport {
    * Set once the worker stopped: the main-thread export being started (`ready`), then its sink,
    * and the records waiting for it meanwhile.
    */
-  private fallback: { sink?: DecisionSink; waiting: DecisionRecord[]; dropped: number; ready?: Promise<AuditExport | undefined> } | undefined;
+  private fallback:
+    | { sink?: DecisionSink; connectionSink?: ConnectionSink; waiting: DecisionRecord[]; dropped: number; ready?: Promise<AuditExport | undefined> }
+    | undefined;
   /** Settles the flush in progress with the worker's answer, or with its end. */
   private flushed: ((outcome: FlushOutcome) => void) | undefined;
   private stopping = false;
@@ -244,6 +248,12 @@ class WorkerExport implements AuditExport {
       this.timer = setTimeout(() => this.post(), AUDIT_BATCH_DELAY_MS);
       this.timer.unref?.();
     }
+  };
+
+  /** Connection records go one message each: one per ended connection, far fewer than decisions. */
+  readonly connectionSink: ConnectionSink = (r) => {
+    if (this.fallback !== undefined) return this.fallback.connectionSink?.(r); // dropped while the move is under way
+    this.send({ connections: [r] });
   };
 
   async shutdown(): Promise<void> {
@@ -301,6 +311,7 @@ class WorkerExport implements AuditExport {
     fallback.ready = mainThreadExport(this.exporter, this.environment, this.log).then(
       (exported) => {
         fallback.sink = exported.sink;
+        fallback.connectionSink = exported.connectionSink;
         for (const r of fallback.waiting.splice(0)) exported.sink?.(r);
         if (fallback.dropped > 0) this.log.log("warn", TARGET.main, `${fallback.dropped} audit records dropped while the export moved to the main thread`);
         return exported;

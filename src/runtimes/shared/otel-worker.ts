@@ -13,6 +13,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createAuditSink } from "../../core/audit/otel.ts";
+import { createConnectionAuditSink, type ConnectionRecord } from "../../core/audit/connection.ts";
 import { readRecords, type Slot } from "./audit-batch.ts";
 import { createAuditProvider, type OtlpExporter, shutdownWithin } from "./otel-provider.ts";
 
@@ -23,7 +24,7 @@ export interface AuditWorkerStart {
 }
 
 /** A message to the worker. */
-export type ToAuditWorker = { readonly records: Slot[] } | { readonly flush: true };
+export type ToAuditWorker = { readonly records: Slot[] } | { readonly connections: ConnectionRecord[] } | { readonly flush: true };
 
 /** A message from the worker. */
 export type FromAuditWorker =
@@ -38,9 +39,12 @@ if (port !== null) {
   try {
     const provider = await createAuditProvider(start.exporter, start.environment);
     const sink = createAuditSink({ loggerProvider: provider });
+    const connectionSink = createConnectionAuditSink({ loggerProvider: provider });
     port.on("message", (m: ToAuditWorker) => {
       if ("records" in m) {
         for (const r of readRecords(m.records)) sink(r);
+      } else if ("connections" in m) {
+        for (const r of m.connections) connectionSink(r);
       } else if ("flush" in m) {
         void shutdownWithin(provider).then((flushed) => say({ flushed }));
       }
