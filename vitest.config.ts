@@ -13,7 +13,7 @@ const SPAWNED = ["test/e2e/**/*.test.ts"];
  * E2E files that run once, in the node project: the in-process library tests, and the
  * packaging and single-file-binary tests (they build artefacts for every runtime themselves).
  */
-const NODE_ONLY = ["test/e2e/library.test.ts", "test/e2e/library-mitm.test.ts", "test/e2e/package.test.ts", "test/e2e/binary.test.ts"];
+const NODE_ONLY = ["test/e2e/admin-page.test.ts", "test/e2e/library.test.ts", "test/e2e/library-mitm.test.ts", "test/e2e/package.test.ts", "test/e2e/binary.test.ts"];
 
 const e2e = (runtime: "node" | "bun" | "deno") => ({
   extends: true as const,

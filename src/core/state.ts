@@ -62,6 +62,7 @@ export class ProxyState {
   readonly metrics: ProxyMetrics = new ProxyMetrics();
   private readonly sinks: DecisionSink[] = [];
   private readonly connectionSinks: ConnectionSink[] = [];
+  private readonly subscribers = new Set<DecisionSink>();
   private readonly changeListeners = new Set<() => void>();
   private readonly checks = new Set<(network: Readonly<NetworkConfig>) => string | undefined>();
   private readonly log: Logger;
@@ -184,6 +185,17 @@ export class ProxyState {
     this.sinks.push(sink);
   }
 
+  /** Receive every decision until the returned function is called (a live feed, `GET /events`). */
+  subscribe(sink: DecisionSink): () => void {
+    this.subscribers.add(sink);
+    return () => this.subscribers.delete(sink);
+  }
+
+  /** Live feeds open now. */
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
   /** Record a decision: blocked ring plus every sink. Sinks that throw are ignored. */
   record(r: DecisionRecord): void {
     this.blocked.record(r);
@@ -192,6 +204,15 @@ export class ProxyState {
         s(r);
       } catch {
         // A failing sink must never affect proxying.
+      }
+    }
+    if (this.subscribers.size > 0) {
+      for (const s of this.subscribers) {
+        try {
+          s(r);
+        } catch {
+          // nor a failing feed
+        }
       }
     }
   }

@@ -394,7 +394,7 @@ describe("POST /reload", () => {
 
 describe("anything else", () => {
   it.each([
-    ["GET", "/"],
+    ["POST", "/"],
     ["GET", "/nope"],
     ["GET", "/health/extra"],
     ["POST", "/health"],
@@ -406,6 +406,28 @@ describe("anything else", () => {
     const res = await app(makeState()).request(path, { method });
     expect(res.status).toBe(404);
     expect(await res.text()).toBe("not found");
+  });
+});
+
+describe("the live page (docs/behaviour.md §7.6)", () => {
+  it.each([
+    ["/", "text/html; charset=utf-8", "<title>codex-network-proxy</title>"],
+    ["/app.js", "text/javascript; charset=utf-8", "sessionStorage"],
+    ["/app.css", "text/css; charset=utf-8", "font"],
+  ])("GET %s is served without a token, with a strict CSP", async (path, type, content) => {
+    const res = await app(makeState(), { token: TOKEN }).request(path);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe(type);
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    const body = await res.text();
+    expect(body).toContain(content);
+    expect(body).not.toContain(TOKEN);
+  });
+
+  it("the page holds no data: the patterns are not in it", async () => {
+    const body = await (await app(makeState()).request("/")).text();
+    expect(body).not.toMatch(/example\.(com|org)/);
   });
 });
 

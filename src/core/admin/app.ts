@@ -25,6 +25,8 @@ import { silentLogger, TARGET, type Logger } from "../log.ts";
 import { StateChangeError, type ProxyState } from "../state.ts";
 import { BEARER_REFUSAL_TEXT, bearerTokenAuth } from "./auth.ts";
 import { browserGuard, type BrowserGuardOptions } from "./browser-guard.ts";
+import { eventsHandler } from "./events.ts";
+import { PAGE_CSP, PAGE_CSS, PAGE_HTML, PAGE_JS } from "./page.ts";
 import { adminBodyLimit, MAX_ADMIN_BODY_BYTES, readBoundedBody, type BodyRefusals } from "./body.ts";
 import { parseModeRequest } from "./mode-request.ts";
 import { redactNetwork, scrubSecrets } from "./redact.ts";
@@ -87,6 +89,11 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
 
   // Registered before the token check: a matched route that answers ends the chain there.
   app.get("/health", (c) => c.text(HEALTH_BODY, 200));
+  // The live page holds no data (it asks for the token and reads the API): no token needed.
+  const pageHeaders = (type: string) => ({ "content-type": type, "content-security-policy": PAGE_CSP, "x-content-type-options": "nosniff", "cache-control": "no-store" });
+  app.get("/", (c) => c.body(PAGE_HTML, 200, pageHeaders("text/html; charset=utf-8")));
+  app.get("/app.js", (c) => c.body(PAGE_JS, 200, pageHeaders("text/javascript; charset=utf-8")));
+  app.get("/app.css", (c) => c.body(PAGE_CSS, 200, pageHeaders("text/css; charset=utf-8")));
 
   if (token !== undefined) {
     app.use(
@@ -116,6 +123,8 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
   app.get("/blocked", (c) => c.json({ blocked: state.blocked.list() }, 200));
 
   // The Prometheus text exposition format (version 0.0.4), written by the official serializer.
+  app.get("/events", eventsHandler(state));
+
   app.get("/metrics", async (c) => c.body(await state.metrics.prometheusText(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
   app.post("/mode", adminBodyLimit(bodyRefusals), async (c) => {
