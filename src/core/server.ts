@@ -9,6 +9,7 @@ import { refuseConnection } from "./gate/gate.ts";
 import type { Refusal } from "./gate/types.ts";
 import { Limits } from "./limits.ts";
 import type { ConnectionEnd } from "./audit/connection.ts";
+import { MAX_EARLY_EVENTS, type ByteCounts } from "./metrics/metrics.ts";
 import type { ListenPlan } from "./config/types.ts";
 import { serveHttpConnection } from "./http/session.ts";
 import { serveSocks5Connection } from "./socks5/session.ts";
@@ -125,6 +126,18 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const limits = new Limits();
   const metrics = opts.state.metrics;
   metrics.observeOpen(() => ({ connections: limits.openConnections, tunnels: limits.openTunnels }));
+  /** The client connections open now, with their listener's protocol: their bytes as they go. */
+  const liveClients = new Map<Conn, string>();
+  metrics.observeLiveBytes(() => {
+    const totals = new Map<string, ByteCounts>();
+    for (const [conn, protocol] of liveClients) {
+      const t = totals.get(protocol) ?? { toOrigin: 0, toClient: 0 };
+      t.toOrigin += conn.bytesRead?.() ?? 0;
+      t.toClient += conn.bytesWritten?.() ?? 0;
+      totals.set(protocol, t);
+    }
+    return totals;
+  });
   const ctx: SessionContext = {
     limits,
     observeConnect: (ms) => metrics.latency("connect", ms),
@@ -154,7 +167,9 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     let s: Promise<void>;
     if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
       const accepted = Date.now();
+      liveClients.set(conn, front.metricsProtocol);
       s = front.serve(conn, ctx).then((ended) => {
+        liveClients.delete(conn);
         limits.closeConnection();
         // what the client sent went on towards origins; what it got came from them
         const toOrigin = conn.bytesRead?.() ?? 0;
@@ -178,7 +193,10 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     } else {
       // Refused: answered within a short deadline, not counted against the cap; past
       // MAX_REFUSING at once, closed unanswered. Records are kept to one a second.
-      if (refusing >= MAX_REFUSING) return conn.close();
+      if (refusing >= MAX_REFUSING) {
+        refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote), false); // counted, not recorded
+        return conn.close();
+      }
       refusing++;
       const now = Date.now();
       const record = now - lastRefusalRecord >= REFUSAL_RECORD_INTERVAL_MS;
@@ -231,6 +249,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     pool.close(); // nothing will run: stop following the state, close what was parked
     throw e;
   }
+  metrics.onDropped = (n) => opts.log.log("warn", TARGET.main, `${n} metric events made while the metrics loaded were dropped (more than ${MAX_EARLY_EVENTS})`);
   // The metrics SDK loads now that the listeners are up (what happened meanwhile is kept).
   void metrics.start().catch((e: Error) => opts.log.log("warn", TARGET.main, `metrics unavailable: ${e.message}`));
   // Unix socket proxying is loopback-only (docs/behaviour.md §1.5): a reload may not turn it on

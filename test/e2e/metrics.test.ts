@@ -62,9 +62,14 @@ describe(`GET /metrics (${RUNTIME})`, () => {
     try {
       await tunnel.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\n`);
       expect((await tunnel.readResponse({ connect: true })).status).toBe(200);
+      // 100 KB up the open tunnel: counted while it is still open, in the client-to-origin direction
+      const upBefore = sample(await metrics(), "network_proxy_bytes_total", { protocol: "http", direction: "to_origin" });
+      await tunnel.write("x".repeat(100_000));
+      await tunnel.readBytes(100_000, 10_000); // echoed back
       const during = await metrics();
       expect(sample(during, "network_proxy_open_tunnels")).toBe(1);
       expect(sample(during, "network_proxy_open_connections")).toBeGreaterThanOrEqual(1);
+      expect(sample(during, "network_proxy_bytes_total", { protocol: "http", direction: "to_origin" }) - upBefore).toBeGreaterThanOrEqual(100_000);
     } finally {
       tunnel.destroy();
     }
@@ -76,10 +81,18 @@ describe(`GET /metrics (${RUNTIME})`, () => {
     expect(sample(after, "network_proxy_decision_duration_count", { protocol: "http" })).toBeGreaterThanOrEqual(4);
     expect(sample(after, "network_proxy_decision_duration_count", { protocol: "https_connect" })).toBe(1);
     expect(sample(after, "network_proxy_connect_duration_count")).toBeGreaterThanOrEqual(1);
-    expect(sample(after, "network_proxy_bytes_total", { protocol: "http", direction: "to_client" })).toBeGreaterThan(sample(before, "network_proxy_bytes_total", { protocol: "http", direction: "to_client" }));
+    // a 200 KB download: counted towards the client, not towards the origin
+    const down = (t: string) => sample(t, "network_proxy_bytes_total", { protocol: "http", direction: "to_client" });
+    const up = (t: string) => sample(t, "network_proxy_bytes_total", { protocol: "http", direction: "to_origin" });
+    const [d0, u0] = [down(after), up(after)];
+    expect((await curlHttp(["-x", `http://127.0.0.1:${proxy.port}`, `${origin.url}/bytes?n=200000`])).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    const later = await metrics();
+    expect(down(later) - d0).toBeGreaterThanOrEqual(200_000);
+    expect(up(later) - u0).toBeLessThan(10_000);
     expect(sample(after, "network_proxy_open_tunnels")).toBe(0);
     expect(after).not.toContain("denied.invalid"); // host names are never labels
-    const checked = await promtool(after);
+    const checked = await promtool(later);
     expect(checked.code, checked.output).toBe(0);
   });
 });

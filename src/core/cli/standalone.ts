@@ -208,7 +208,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     running = await startProxy({ net: rt.net, state, log, plan, admin: admin.fetch, upstream, extraCa, mitmCa });
   } catch (e) {
     rt.stderr(`error: cannot start the proxy: ${(e as Error).message}\n`);
-    await Promise.all([audit?.shutdown(), state.metrics.shutdown()]);
+    await Promise.allSettled([audit?.shutdown(), state.metrics.shutdown()]);
     return 1;
   }
   const watcher = rt.fileMtime ? watchConfigFile(configFile, rt.fileMtime, state, log, initialMtime) : undefined;
@@ -216,7 +216,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
   log.log("info", TARGET.main, `${signal} received; closing listeners and connections`);
   watcher?.stop();
   await running.shutdown();
-  await Promise.all([audit?.shutdown(), state.metrics.shutdown()]); // flush pending audit records and metrics
+  await Promise.allSettled([audit?.shutdown(), state.metrics.shutdown()]); // flush pending audit records and metrics
   return 0;
 }
 

@@ -227,8 +227,12 @@ export function recordInterceptFailure(ctx: SessionContext, req: GateRequest, ho
 export function refuseConnection(ctx: SessionContext, protocol: "http" | "socks5_tcp", listener: NetAddr, client: string, record = true): GateRefusal {
   const req: GateRequest = { protocol, host: listener.host, port: listener.port, client };
   const facts: RequestFacts = { protocol, port: listener.port, client };
-  if (record) return refuseByState(ctx, ctx.state.snapshot(), req, facts, listener.host, "proxy_state", "too_many_connections").refusal;
+  const snap = ctx.state.snapshot();
+  if (record) return refuseByState(ctx, snap, req, facts, listener.host, "proxy_state", "too_many_connections").refusal;
   ctx.log.log("debug", TARGET.http, `connection from ${client} refused (too_many_connections), not recorded: one record a second`);
+  // still counted in the metrics: only the records are kept to one a second
+  const r = { timestamp: Date.now(), scope: "proxy_state", decision: "deny", source: "proxy_state", reason: "too_many_connections", override: false, protocol, host: listener.host, port: listener.port, method: undefined, client, mode: snap.mode } as const;
+  ctx.state.metrics.decision(r);
   return { host: listener.host, port: listener.port, reason: "too_many_connections", decision: "deny", source: "proxy_state", scope: "proxy_state", protocol };
 }
 

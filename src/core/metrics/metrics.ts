@@ -6,8 +6,10 @@
  * are (a decider's free-form reason is reported as `decider`).
  *
  * The SDK is loaded after the proxy starts listening, not before (it costs tens of
- * milliseconds): what happens meanwhile is kept, up to {@link MAX_EARLY_EVENTS}, and recorded
- * once it is there. `GET /metrics` serialises it with the official Prometheus serializer; an
+ * milliseconds), and so are the OTLP exporter's readers: what happens meanwhile is kept, up to
+ * {@link MAX_EARLY_EVENTS}, and recorded once it is there. Bytes are observed when collected:
+ * those of ended connections plus the live counts of open ones, so a long tunnel shows as it
+ * goes. `GET /metrics` serialises it with the official Prometheus serializer; an
  * OTLP exporter, when configured, reads the same provider.
  *
  * @module
@@ -63,15 +65,22 @@ export interface OpenCounts {
 
 type Event =
   | { readonly kind: "decision"; readonly protocol: string; readonly decision: string; readonly reason: string }
-  | { readonly kind: "latency"; readonly latency: LatencyKind; readonly seconds: number; readonly protocol?: string }
-  | { readonly kind: "bytes"; readonly protocol: string; readonly direction: "to_origin" | "to_client"; readonly bytes: number };
+  | { readonly kind: "latency"; readonly latency: LatencyKind; readonly seconds: number; readonly protocol?: string };
+
+/** Bytes each way of one protocol. */
+export interface ByteCounts {
+  toOrigin: number;
+  toClient: number;
+}
+
+/** A reader, or a function that makes one (called when the SDK loads, after the listeners are up). */
+export type ReaderSource = MetricReader | (() => Promise<MetricReader | undefined>);
 
 /** The instruments, once the SDK is loaded. */
 interface Instruments {
   readonly provider: MeterProvider;
   readonly reader: MetricReader & { collectNow(): ReturnType<MetricReader["collect"]> };
   readonly decisions: Counter;
-  readonly bytes: Counter;
   readonly latency: Readonly<Record<LatencyKind, Histogram>>;
 }
 
@@ -81,16 +90,31 @@ export class ProxyMetrics {
   private loading: Promise<Instruments> | undefined;
   private early: Event[] = [];
   private dropped = 0;
+  /** Told how many events were dropped while the SDK loaded (the log). */
+  onDropped?: (count: number) => void;
   private open: () => OpenCounts = () => ({ connections: 0, tunnels: 0 });
-  private readonly extraReaders: MetricReader[] = [];
+  /** Bytes of connections that ended (and of datagrams), by protocol. */
+  private readonly ended = new Map<string, ByteCounts>();
+  /** Bytes of the connections open now, by protocol. */
+  private live: () => ReadonlyMap<string, ByteCounts> = () => new Map();
+  private readonly extraReaders: ReaderSource[] = [];
 
   /** Read the open connections and tunnels from `counts` (the running server's). */
   observeOpen(counts: () => OpenCounts): void {
     this.open = counts;
   }
 
-  /** Also export through `reader` (an OTLP periodic reader); call before {@link start}. */
-  addReader(reader: MetricReader): void {
+  /** Read the bytes of the open client connections from `counts` (so long tunnels show as they go). */
+  observeLiveBytes(counts: () => ReadonlyMap<string, ByteCounts>): void {
+    this.live = counts;
+  }
+
+  /**
+   * Also export through `reader` (an OTLP periodic reader), or the reader `reader()` makes when
+   * the SDK loads (so an exporter costs nothing before the listeners are up). Call before
+   * {@link start}.
+   */
+  addReader(reader: ReaderSource): void {
     this.extraReaders.push(reader);
   }
 
@@ -104,9 +128,13 @@ export class ProxyMetrics {
     this.push({ kind: "latency", latency, seconds: ms / 1000, protocol });
   }
 
-  /** Bytes relayed one way for `protocol`. */
+  /** Bytes relayed one way for `protocol`, by a connection that ended or a datagram. */
   bytes(protocol: string, direction: "to_origin" | "to_client", bytes: number): void {
-    if (bytes > 0) this.push({ kind: "bytes", protocol, direction, bytes });
+    if (bytes <= 0) return;
+    let counts = this.ended.get(protocol);
+    if (!counts) this.ended.set(protocol, (counts = { toOrigin: 0, toClient: 0 }));
+    if (direction === "to_origin") counts.toOrigin += bytes;
+    else counts.toClient += bytes;
   }
 
   /** Load the SDK (once) and record what was kept meanwhile. */
@@ -120,7 +148,8 @@ export class ProxyMetrics {
     this.loading ??= this.load();
     const { reader } = await this.loading;
     const { resourceMetrics } = await reader.collectNow();
-    const { PrometheusSerializer } = await import("@opentelemetry/exporter-prometheus");
+    // the serializer alone: the package's index also loads its HTTP server (node:http)
+    const { PrometheusSerializer } = await import("@opentelemetry/exporter-prometheus/build/src/PrometheusSerializer.js");
     return new PrometheusSerializer().serialize(resourceMetrics);
   }
 
@@ -129,8 +158,9 @@ export class ProxyMetrics {
    * collector must not hold the exit.
    */
   async shutdown(ms = SHUTDOWN_FLUSH_MS): Promise<void> {
-    if (!this.loading) return;
-    const { provider } = await this.loading;
+    const loaded = await this.loading?.catch(() => undefined); // an SDK that failed to load has nothing to flush
+    if (!loaded) return;
+    const { provider } = loaded;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([provider.shutdown().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
     clearTimeout(timer);
@@ -159,9 +189,10 @@ export class ProxyMetrics {
       protected override async onShutdown(): Promise<void> {}
     }
     const reader = new PullReader();
+    const extra = await Promise.all(this.extraReaders.map((r) => (typeof r === "function" ? r() : r)));
     const provider = new sdk.MeterProvider({
       resource: resourceFromAttributes({ "service.name": SERVICE_NAME }),
-      readers: [reader, ...this.extraReaders],
+      readers: [reader, ...extra.filter((r): r is MetricReader => r !== undefined)],
       views: [
         {
           instrumentType: sdk.InstrumentType.HISTOGRAM,
@@ -175,7 +206,6 @@ export class ProxyMetrics {
       provider,
       reader,
       decisions: meter.createCounter("network_proxy.decisions", { description: "Policy decisions, by protocol, decision and reason" }),
-      bytes: meter.createCounter("network_proxy.bytes", { description: "Bytes relayed, by protocol and direction (counted when a client connection ends)", unit: "By" }),
       latency: {
         decision: histogram("network_proxy.decision.duration", "Time from a request's arrival at the decision step to its verdict"),
         dns: histogram("network_proxy.dns.duration", "Time DNS vetting took"),
@@ -188,9 +218,27 @@ export class ProxyMetrics {
     meter
       .createObservableUpDownCounter("network_proxy.open_tunnels", { description: "Open tunnels (CONNECT, SOCKS5, upgrades)" })
       .addCallback((o) => o.observe(this.open().tunnels));
+    meter
+      .createObservableCounter("network_proxy.bytes", { description: "Bytes through client connections, by listener protocol and direction", unit: "By" })
+      .addCallback((o) => {
+        const totals = new Map<string, ByteCounts>();
+        for (const source of [this.ended, this.live()]) {
+          for (const [protocol, c] of source) {
+            const t = totals.get(protocol) ?? { toOrigin: 0, toClient: 0 };
+            t.toOrigin += c.toOrigin;
+            t.toClient += c.toClient;
+            totals.set(protocol, t);
+          }
+        }
+        for (const [protocol, t] of totals) {
+          o.observe(t.toOrigin, { protocol, direction: "to_origin" });
+          o.observe(t.toClient, { protocol, direction: "to_client" });
+        }
+      });
     this.instruments = instruments;
     for (const e of this.early) record(instruments, e);
     this.early = [];
+    if (this.dropped > 0) this.onDropped?.(this.dropped);
     return instruments;
   }
 }
@@ -202,8 +250,5 @@ function record(i: Instruments, e: Event): void {
       return;
     case "latency":
       i.latency[e.latency].record(e.seconds, e.protocol === undefined ? {} : { protocol: e.protocol });
-      return;
-    case "bytes":
-      i.bytes.add(e.bytes, { protocol: e.protocol, direction: e.direction });
   }
 }

@@ -68,6 +68,7 @@ export async function runUdpAssociation(
     const to = { host: ip, port: target.port };
     remember(peers, peerKey(to));
     await socket!.send(data, to);
+    ctx.state.metrics.bytes("socks5", "to_origin", data.length);
   };
 
   const onMessage = (bytes: Uint8Array, from: NetAddr): void => {
@@ -87,6 +88,7 @@ export async function runUdpAssociation(
     out.set(header, 0);
     out.set(bytes, header.length);
     socket?.send(out, { host: client.remote.host, port: clientPort }).catch(() => {});
+    ctx.state.metrics.bytes("socks5", "to_client", bytes.length);
   };
 
   try {

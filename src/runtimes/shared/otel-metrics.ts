@@ -17,7 +17,8 @@ export const METRICS_EXPORT_INTERVAL_MS = 10_000;
 
 /**
  * Export `metrics` as `telemetry.metricsExporter` says. Call before the metrics start (the
- * proxy's listeners). A failure to set it up is one warning; the proxy runs on without it.
+ * proxy's listeners): the exporter itself is loaded with the SDK, once the listeners are up, so
+ * it does not delay them. A failure to set it up is one warning; the proxy runs on without it.
  */
 export async function startMetricsExport(telemetry: TelemetryConfig, metrics: ProxyMetrics, log: Logger): Promise<void> {
   const chosen = telemetry.metricsExporter;
@@ -26,13 +27,16 @@ export async function startMetricsExport(telemetry: TelemetryConfig, metrics: Pr
     log.log("debug", TARGET.main, `otel metrics_exporter "statsig" has no public endpoint outside the reference's vendor; metrics are not exported`);
     return;
   }
-  try {
-    const [exporter, { PeriodicExportingMetricReader }] = await Promise.all([createMetricExporter(chosen), import("@opentelemetry/sdk-metrics")]);
-    metrics.addReader(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: METRICS_EXPORT_INTERVAL_MS }));
-    log.log("info", TARGET.main, `metrics exported with ${exporterLabel(chosen)} every ${METRICS_EXPORT_INTERVAL_MS / 1000} s`);
-  } catch (e) {
-    log.log("warn", TARGET.main, `otel metrics_exporter ${chosen.kind} could not start (${(e as Error).message}); metrics stay at GET /metrics only`);
-  }
+  metrics.addReader(async () => {
+    try {
+      const [exporter, { PeriodicExportingMetricReader }] = await Promise.all([createMetricExporter(chosen), import("@opentelemetry/sdk-metrics")]);
+      log.log("info", TARGET.main, `metrics exported with ${exporterLabel(chosen)} every ${METRICS_EXPORT_INTERVAL_MS / 1000} s`);
+      return new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: METRICS_EXPORT_INTERVAL_MS });
+    } catch (e) {
+      log.log("warn", TARGET.main, `otel metrics_exporter ${chosen.kind} could not start (${(e as Error).message}); metrics stay at GET /metrics only`);
+      return undefined;
+    }
+  });
 }
 
 async function createMetricExporter(e: OtlpExporter): Promise<PushMetricExporter> {
