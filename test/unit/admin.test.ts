@@ -425,6 +425,18 @@ describe("the live page (docs/behaviour.md §7.6)", () => {
     expect(body).not.toContain(TOKEN);
   });
 
+  it.each([
+    ["a page's form post (Origin, form type)", { origin: "http://localhost", "content-type": "application/x-www-form-urlencoded" }, 415],
+    ["a browser's text/plain post (Sec-Fetch-Site)", { "sec-fetch-site": "same-origin", "content-type": "text/plain" }, 415],
+    ["the page's own JSON post", { origin: "http://localhost", "sec-fetch-site": "same-origin", "content-type": "application/json" }, 200],
+    ["curl without a content type (not a browser)", {}, 200],
+  ])("POST /mode: %s → %i", async (_what, headers, status) => {
+    const a = app(makeState());
+    const res = await a.request("/mode", { method: "POST", body: JSON.stringify({ mode: "limited" }), headers });
+    expect(res.status).toBe(status);
+    if (status === 415) expect(await res.json()).toEqual({ status: "error", error: "a state change from a browser must have content-type application/json" });
+  });
+
   it("the page holds no data: the patterns are not in it", async () => {
     const body = await (await app(makeState()).request("/")).text();
     expect(body).not.toMatch(/example\.(com|org)/);

@@ -127,7 +127,19 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
 
   app.get("/metrics", async (c) => c.body(await state.metrics.prometheusText(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
 
-  app.post("/mode", adminBodyLimit(bodyRefusals), async (c) => {
+  // A state change sent by a browser (it says so with `Origin` or `Sec-Fetch-Site`) must be JSON:
+  // a page elsewhere cannot send that without a preflight this API never answers.
+  const jsonFromBrowsers = async (c: Context, next: () => Promise<void>): Promise<Response | void> => {
+    const fromBrowser = c.req.header("origin") !== undefined || c.req.header("sec-fetch-site") !== undefined;
+    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (fromBrowser && type !== "application/json") {
+      log.log("warn", TARGET.admin, `admin ${c.req.method} ${c.req.path} refused: a browser's state change must be application/json`);
+      return c.json({ status: "error", error: "a state change from a browser must have content-type application/json" }, 415);
+    }
+    await next();
+  };
+
+  app.post("/mode", jsonFromBrowsers, adminBodyLimit(bodyRefusals), async (c) => {
     const body = await readBoundedBody(c);
     if (body === undefined) return bodyRefusals.tooLarge(c);
     const req = parseModeRequest(body);
@@ -147,7 +159,7 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
     return c.json({ status: "ok", mode: req.mode }, 200);
   });
 
-  app.post("/reload", async (c) => {
+  app.post("/reload", jsonFromBrowsers, async (c) => {
     try {
       await state.reload();
     } catch (e) {
