@@ -6,19 +6,21 @@
  * URL path or query is in any of them.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { curlHttp, networkConfig, type Origin, RawClient, RUNTIME, startEchoServer, startOrigin, startProxy, type TcpServer } from "./helpers/index.ts";
+import { curlHttp, networkConfig, type Origin, RawClient, RUNTIME, startBannerServer, startEchoServer, startOrigin, startProxy, type TcpServer } from "./helpers/index.ts";
 import { allRecords, type OtlpLogRecord, type OtlpReceiver, startOtlpReceiver } from "./helpers/otlp.ts";
 
 let origin: Origin;
 let echo: TcpServer;
+let banner: TcpServer;
 let receiver: OtlpReceiver;
+const BANNER = "SSH-2.0-origin-speaks-first\r\n";
 
 beforeAll(async () => {
-  [origin, echo, receiver] = await Promise.all([startOrigin(), startEchoServer(), startOtlpReceiver()]);
+  [origin, echo, banner, receiver] = await Promise.all([startOrigin(), startEchoServer(), startBannerServer(BANNER), startOtlpReceiver()]);
 });
 
 afterAll(async () => {
-  await Promise.allSettled([origin?.close(), echo?.close(), receiver?.close()]);
+  await Promise.allSettled([origin?.close(), echo?.close(), banner?.close(), receiver?.close()]);
 });
 
 const closed = (records: OtlpLogRecord[]) => records.filter((r) => r.attributes["event.name"] === "codex.network_proxy.connection_closed");
@@ -39,6 +41,14 @@ describe(`connection_closed records (${RUNTIME})`, () => {
       expect((await c.readBytes(5, 5_000)).toString()).toBe("hello");
       c.socket.end();
       await c.waitClosed(5_000);
+      // a tunnel the origin closes first, after sending more than the client did
+      const b = await RawClient.connect(proxy.port, "127.0.0.1", { allowHalfOpen: true });
+      await b.write(`CONNECT 127.0.0.1:${banner.port} HTTP/1.1\r\nHost: 127.0.0.1:${banner.port}\r\n\r\n`);
+      expect((await b.readResponse({ connect: true })).status).toBe(200);
+      expect((await b.readBytes(BANNER.length, 5_000)).toString()).toBe(BANNER);
+      await b.write("hi");
+      b.socket.end();
+      await b.waitClosed(5_000);
       // a plain request on a connection of its own
       expect((await curlHttp(["-x", `http://127.0.0.1:${proxy.port}`, `${origin.url}/secret-path?token=abc`])).status).toBe(200);
       await new Promise((r) => setTimeout(r, 300));
@@ -57,12 +67,22 @@ describe(`connection_closed records (${RUNTIME})`, () => {
       "network.proxy.close_reason": "client_closed",
     });
     expect(typeof tunnel?.attributes["network.proxy.duration_ms"]).toBe("number");
+    const spoken = records.find((r) => r.attributes["server.port"] === banner.port);
+    expect(spoken?.attributes).toMatchObject({
+      "network.proxy.connection.kind": "tunnel",
+      "network.proxy.bytes.to_client": BANNER.length,
+      "network.proxy.close_reason": "origin_closed",
+    });
+    expect(Number(spoken?.attributes["network.proxy.bytes.to_origin"])).toBeLessThanOrEqual(2);
+    // the tunnel's client connection ends as its tunnel did
+    const carrier = records.find((r) => r.attributes["network.proxy.connection.kind"] === "connection" && r.attributes["client.address"] === tunnelClient);
+    expect(carrier?.attributes["network.proxy.close_reason"]).toBe("client_closed");
     const connections = records.filter((r) => r.attributes["network.proxy.connection.kind"] === "connection");
     expect(connections.length).toBeGreaterThanOrEqual(2); // the tunnel's client connection and curl's
     for (const r of connections) {
       expect(r.attributes).toMatchObject({ "network.transport.protocol": "http", "server.address": "127.0.0.1", "server.port": proxy.port });
       expect(Number(r.attributes["network.proxy.bytes.to_origin"])).toBeGreaterThan(0);
-      expect(["client_closed", "proxy_closed"]).toContain(r.attributes["network.proxy.close_reason"]);
+      expect(["client_closed", "origin_closed", "proxy_closed"]).toContain(r.attributes["network.proxy.close_reason"]);
     }
     expect(JSON.stringify(records)).not.toContain("secret-path");
     expect(JSON.stringify(records)).not.toContain("token=abc");

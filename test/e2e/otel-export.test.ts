@@ -265,7 +265,10 @@ describe("OTLP/HTTP JSON export", () => {
       resourceLogs: { resource: { attributes: { key: string; value: Record<string, unknown> }[] }; scopeLogs: { scope: { name: string }; logRecords: { attributes: { key: string; value: Record<string, unknown> }[] }[] }[] }[];
     };
     expect(Array.isArray(first.resourceLogs)).toBe(true);
-    const raw = first.resourceLogs[0]!.scopeLogs.find((s) => s.scope.name === SCOPE)!.logRecords[0]!;
+    // the first decision event (connection_closed records, ours, travel in the same stream)
+    const raw = first.resourceLogs[0]!.scopeLogs
+      .find((s) => s.scope.name === SCOPE)!
+      .logRecords.find((r) => !r.attributes.some((a) => a.key === "event.name" && a.value.stringValue === "codex.network_proxy.connection_closed"))!;
     const rawOverride = raw.attributes.find((a) => a.key === "network.policy.override");
     expect(rawOverride?.value).toEqual({ boolValue: false });
     const rawName = raw.attributes.find((a) => a.key === "event.name");

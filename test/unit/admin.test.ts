@@ -437,6 +437,16 @@ describe("the live page (docs/behaviour.md §7.6)", () => {
     if (status === 415) expect(await res.json()).toEqual({ status: "error", error: "a state change from a browser must have content-type application/json" });
   });
 
+  it("mounted under a prefix, the page links its own script and style, not the host app's", async () => {
+    const parent = withLocalhost(new Hono());
+    parent.get("/app.js", (c) => c.text("the host app's script"));
+    parent.route("/proxy", createAdminApp(makeState()));
+    const html = await (await parent.request("/proxy")).text();
+    expect(html).toContain('src="/proxy/app.js"');
+    expect(html).toContain('href="/proxy/app.css"');
+    expect(await (await parent.request("/proxy/app.js")).text()).toContain("sessionStorage");
+  });
+
   it("the page holds no data: the patterns are not in it", async () => {
     const body = await (await app(makeState()).request("/")).text();
     expect(body).not.toMatch(/example\.(com|org)/);

@@ -9,7 +9,8 @@
  *   "anything else" of docs/behaviour.md §7 says, not `405`.
  * - A mode the managed constraints forbid is `409 Conflict` with the reason: the request is
  *   well-formed but conflicts with the state.
- * - With a token set, every request but `GET /health` is authenticated before routing, so an
+ * - With a token set, every request but `GET /health` and the live page's three static files
+ *   (`/`, `/app.js`, `/app.css`, which hold no data) is authenticated before routing, so an
  *   unknown path without the token is `401`, not `404` (nothing is revealed to strangers).
  * - `GET /config` never shows the token: `admin_token` is `"<redacted>"` or `null`.
  * - Before anything else, even `/health`, the browser guard (`./browser-guard.ts`) refuses with
@@ -26,7 +27,7 @@ import { StateChangeError, type ProxyState } from "../state.ts";
 import { BEARER_REFUSAL_TEXT, bearerTokenAuth } from "./auth.ts";
 import { browserGuard, type BrowserGuardOptions } from "./browser-guard.ts";
 import { eventsHandler } from "./events.ts";
-import { PAGE_CSP, PAGE_CSS, PAGE_HTML, PAGE_JS } from "./page.ts";
+import { PAGE_CSP, PAGE_CSS, PAGE_JS, pageHtml } from "./page.ts";
 import { adminBodyLimit, MAX_ADMIN_BODY_BYTES, readBoundedBody, type BodyRefusals } from "./body.ts";
 import { parseModeRequest } from "./mode-request.ts";
 import { redactNetwork, scrubSecrets } from "./redact.ts";
@@ -91,7 +92,7 @@ export function createAdminApp(state: ProxyState, options: AdminOptions = {}): H
   app.get("/health", (c) => c.text(HEALTH_BODY, 200));
   // The live page holds no data (it asks for the token and reads the API): no token needed.
   const pageHeaders = (type: string) => ({ "content-type": type, "content-security-policy": PAGE_CSP, "x-content-type-options": "nosniff", "cache-control": "no-store" });
-  app.get("/", (c) => c.body(PAGE_HTML, 200, pageHeaders("text/html; charset=utf-8")));
+  app.get("/", (c) => c.body(pageHtml(c.req.path), 200, pageHeaders("text/html; charset=utf-8")));
   app.get("/app.js", (c) => c.body(PAGE_JS, 200, pageHeaders("text/javascript; charset=utf-8")));
   app.get("/app.css", (c) => c.body(PAGE_CSS, 200, pageHeaders("text/css; charset=utf-8")));
 

@@ -16,8 +16,24 @@ export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'
 
 /** Feed entries kept on the page. */
 export const PAGE_FEED_ENTRIES = 200;
+/** Blocked hosts the page keeps; the least recently seen go first (a flood must not freeze it). */
+export const PAGE_BLOCKED_HOSTS = 500;
+/** Pause before the page reconnects a feed that ended or failed, in ms. */
+export const PAGE_FEED_RETRY_MS = 3_000;
 
-/** The page. Its links are relative, so it works mounted under any prefix. */
+/**
+ * The page, served at `path` (where the admin app answered `/`, mount prefix included): its
+ * script and style are linked from the same directory, so it works mounted under any prefix,
+ * with or without a trailing slash. A path with anything but URL-safe characters links them
+ * relatively instead.
+ */
+export function pageHtml(path: string): string {
+  const dir = path.endsWith("/") ? path : `${path}/`;
+  const safe = /^\/[A-Za-z0-9/_.~%-]*$/.test(dir) ? dir : "";
+  return PAGE_HTML.replace('href="app.css"', `href="${safe}app.css"`).replace('src="app.js"', `src="${safe}app.js"`);
+}
+
+/** The page, with its links relative to where it is served (see {@link pageHtml}). */
 export const PAGE_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -92,9 +108,14 @@ dt { color: #555; }
 export const PAGE_JS = `(() => {
   "use strict";
   const FEED_ENTRIES = ${PAGE_FEED_ENTRIES};
+  const BLOCKED_HOSTS = ${PAGE_BLOCKED_HOSTS};
+  const FEED_RETRY_MS = ${PAGE_FEED_RETRY_MS};
   const base = location.pathname.endsWith("/") ? location.pathname : location.pathname + "/";
   const $ = (id) => document.getElementById(id);
-  let token = sessionStorage.getItem("cnp-admin-token") || "";
+  // one key per admin API on this origin (two mounted proxies keep their own tokens)
+  const TOKEN_KEY = "cnp-admin-token:" + base;
+  let token = sessionStorage.getItem(TOKEN_KEY) || "";
+  let renderQueued = false;
   let feedController;
   const groups = new Map();
 
@@ -161,7 +182,18 @@ export const PAGE_JS = `(() => {
     g.ports.add(entry.port);
     g.reasons.add(entry.reason);
     g.last = Math.max(g.last, when);
+    groups.delete(entry.host); // re-inserted: the map's order is the recency order
     groups.set(entry.host, g);
+    if (groups.size > BLOCKED_HOSTS) groups.delete(groups.keys().next().value);
+  }
+
+  function queueGroups() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      showGroups();
+    });
   }
 
   function showGroups() {
@@ -207,7 +239,7 @@ export const PAGE_JS = `(() => {
     while (feedList.children.length > FEED_ENTRIES) feedList.lastChild.remove();
     if (d.decision !== "allow") {
       remember(d, d.timestamp);
-      showGroups();
+      queueGroups();
     }
   }
 
@@ -215,7 +247,12 @@ export const PAGE_JS = `(() => {
     feedController = new AbortController();
     try {
       const r = await api("events", { signal: feedController.signal });
-      if (!r.ok || !r.body) return text($("status"), "No live feed (" + r.status + ").");
+      if (r.status === 401) return showLogin("That token was refused.");
+      if (!r.ok || !r.body) {
+        text($("status"), "No live feed (" + r.status + "); retrying");
+        setTimeout(feed, FEED_RETRY_MS);
+        return;
+      }
       text($("status"), "live");
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffered = "";
@@ -236,10 +273,12 @@ export const PAGE_JS = `(() => {
           if (event === "decision") showDecision(JSON.parse(data));
         }
       }
-      text($("status"), "feed ended");
+      text($("status"), "feed ended; reconnecting");
     } catch (e) {
-      if (e.name !== "AbortError") text($("status"), "feed failed: " + e.message);
+      if (e.name === "AbortError") return;
+      text($("status"), "feed failed (" + e.message + "); reconnecting");
     }
+    setTimeout(feed, FEED_RETRY_MS);
   }
 
   async function switchMode(mode) {
@@ -254,7 +293,7 @@ export const PAGE_JS = `(() => {
     e.preventDefault();
     token = $("token").value.trim();
     $("token").value = "";
-    sessionStorage.setItem("cnp-admin-token", token);
+    sessionStorage.setItem(TOKEN_KEY, token);
     start();
   });
   $("to-limited").addEventListener("click", () => switchMode("limited"));

@@ -80,14 +80,27 @@ export function createConnectionAuditSink(options: AuditSinkOptions = {}): Conne
     });
 }
 
+/** Something with byte counts: a connection. */
+export interface Counted {
+  bytesRead?(): number;
+  bytesWritten?(): number;
+}
+
+/** A connection's byte counts now, to subtract later: what it carried before a tunnel opened on it. */
+export function countsNow(c: Counted): { readonly read: number; readonly written: number } {
+  return { read: c.bytesRead?.() ?? 0, written: c.bytesWritten?.() ?? 0 };
+}
+
 /** What {@link tunnelRecord} needs to know about a tunnel that ended. */
 export interface EndedTunnel {
   readonly protocol: string;
   readonly host: string;
   readonly port: number;
   readonly client: string;
-  /** The connection to the origin: its byte counts are the tunnel's. */
-  readonly upstream: { bytesRead?(): number; bytesWritten?(): number };
+  /** The connection to the origin: its byte counts since {@link base} are the tunnel's. */
+  readonly upstream: Counted;
+  /** The upstream's counts when the tunnel opened (a reused connection, a proxy's handshake). */
+  readonly base?: { readonly read: number; readonly written: number };
   /** `Date.now()` when it opened. */
   readonly opened: number;
   readonly ended: ConnectionEnd;
@@ -96,6 +109,7 @@ export interface EndedTunnel {
 /** The record of a tunnel that ended. */
 export function tunnelRecord(t: EndedTunnel): ConnectionRecord {
   const now = Date.now();
+  const base = t.base ?? { read: 0, written: 0 };
   return {
     timestamp: now,
     kind: "tunnel",
@@ -103,9 +117,22 @@ export function tunnelRecord(t: EndedTunnel): ConnectionRecord {
     host: t.host,
     port: t.port,
     client: t.client,
-    bytesToOrigin: t.upstream.bytesWritten?.() ?? 0,
-    bytesToClient: t.upstream.bytesRead?.() ?? 0,
+    bytesToOrigin: (t.upstream.bytesWritten?.() ?? 0) - base.written,
+    bytesToClient: (t.upstream.bytesRead?.() ?? 0) - base.read,
     durationMs: now - t.opened,
     ended: t.ended,
   };
+}
+
+/** How the last tunnel on a client connection ended, for that connection's own record. */
+const tunnelEnds = new WeakMap<object, ConnectionEnd>();
+
+/** Note how a tunnel carried by `client` ended (its connection ends the same way). */
+export function noteTunnelEnd(client: object, ended: ConnectionEnd): void {
+  tunnelEnds.set(client, ended);
+}
+
+/** How the tunnel `client` last carried ended, if it carried one. */
+export function tunnelEndOf(client: object): ConnectionEnd | undefined {
+  return tunnelEnds.get(client);
 }

@@ -17,7 +17,7 @@ import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
-import { tunnelEnd, tunnelRecord } from "../audit/connection.ts";
+import { countsNow, noteTunnelEnd, tunnelEnd, tunnelRecord } from "../audit/connection.ts";
 import type { SessionContext } from "../session-context.ts";
 import { checkRequest } from "./checked-request.ts";
 import { carriesBody } from "./framing.ts";
@@ -70,6 +70,7 @@ async function openAndRelay(head: RequestHead, target: RequestTarget, keep: bool
   const { conn: upstream, early } = tunnel;
   const untrack = ctx.track(upstream);
   const since = Date.now();
+  const base = countsNow(upstream); // an upstream proxy's handshake is not the tunnel's
   let outcome: RelayOutcome = "error";
   try {
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
@@ -78,7 +79,8 @@ async function openAndRelay(head: RequestHead, target: RequestTarget, keep: bool
     outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));
   } finally {
     const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-    ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port: target.port, client: who, upstream, opened: since, ended }));
+    noteTunnelEnd(client, ended);
+    ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port: target.port, client: who, upstream, base, opened: since, ended }));
     upstream.close();
     untrack();
   }

@@ -24,7 +24,7 @@ import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
 import { relay, tunnelIdle } from "../net/relay.ts";
-import { tunnelEnd, tunnelRecord } from "../audit/connection.ts";
+import { countsNow, noteTunnelEnd, tunnelEnd, tunnelRecord } from "../audit/connection.ts";
 import type { UpstreamProxy } from "../net/upstream-proxy.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
@@ -344,9 +344,11 @@ async function switchProtocols(
     if (early.length > 0) await client.write(early);
     ctx.log.log("info", TARGET.http, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`);
     const opened = Date.now();
+    const base = countsNow(up.conn); // the upgrade request and the 101 are not the channel's
     const outcome = await relay(ctx.net, client, up.conn, reader.takeBuffered(), tunnelIdle(ctx, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`));
     const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-    ctx.state.recordConnection(tunnelRecord({ protocol: "http", host: dest.host, port: dest.port, client: formatAddr(client.remote), upstream: up.conn, opened, ended }));
+    noteTunnelEnd(client, ended);
+    ctx.state.recordConnection(tunnelRecord({ protocol: "http", host: dest.host, port: dest.port, client: formatAddr(client.remote), upstream: up.conn, base, opened, ended }));
   } finally {
     up.close();
   }

@@ -13,7 +13,7 @@
  */
 import { recordInterceptFailure } from "../gate/gate.ts";
 import { TARGET } from "../log.ts";
-import { tunnelRecord, type ConnectionEnd } from "../audit/connection.ts";
+import { countsNow, noteTunnelEnd, tunnelRecord, type ConnectionEnd } from "../audit/connection.ts";
 import type { LocalCa } from "../mitm/ca.ts";
 import { formatAddr, TlsAcceptError, type Conn } from "../net/contract.ts";
 import type { BufferedReader } from "../net/reader.ts";
@@ -106,11 +106,15 @@ export async function interceptTunnel(
   }
   ctx.log.log("info", TARGET.http, `CONNECT ${formatAddr({ host, port })} intercepted for ${who}`);
   const opened = Date.now();
+  const base = countsNow(client); // what the client connection carried before this tunnel
   const innerEnd = await serveInnerRequests(inner, ctx, host, port, credential);
   // The requests inside go over connections of their own (pooled): the tunnel's bytes are the
   // client connection's, TLS included.
   const ended = ctx.closing?.aborted === true ? "shutdown" : innerEnd;
-  ctx.state.recordConnection({ ...tunnelRecord({ protocol: "https_connect", host, port, client: who, upstream: { bytesRead: () => client.bytesWritten?.() ?? 0, bytesWritten: () => client.bytesRead?.() ?? 0 }, opened, ended }) });
+  noteTunnelEnd(client, ended);
+  // seen from the origin's side: what the client sent went out, what it got came back
+  const upstream = { bytesRead: () => client.bytesWritten?.() ?? 0, bytesWritten: () => client.bytesRead?.() ?? 0 };
+  ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port, client: who, upstream, base: { read: base.written, written: base.read }, opened, ended }));
   return "close";
 }
 

@@ -10,7 +10,7 @@ import { BufferedReader, ReadTimeoutError } from "../net/reader.ts";
 import { writeQuietly } from "../net/write.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
-import type { ConnectionEnd } from "../audit/connection.ts";
+import { tunnelEndOf, type ConnectionEnd } from "../audit/connection.ts";
 import { MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from "./parser.ts";
 import { textResponse } from "./responses.ts";
 import { closeGracefully } from "./linger.ts";
@@ -40,7 +40,8 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
       if (head === "end") break;
       if (head === "answered" || (await handle(head, reader, slot)) === "close") {
         answered = true;
-        ended = "proxy_closed";
+        // a connection that carried a tunnel ends as the tunnel did
+        ended = tunnelEndOf(conn) ?? "proxy_closed";
         break;
       }
     }

@@ -16,7 +16,7 @@ import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
 import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
-import { tunnelEnd, tunnelRecord } from "../audit/connection.ts";
+import { countsNow, noteTunnelEnd, tunnelEnd, tunnelEndOf, tunnelRecord } from "../audit/connection.ts";
 import type { SessionContext } from "../session-context.ts";
 import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
@@ -84,7 +84,7 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     // yet, so only the proxy's state and mode are checked for them.
     if (command === Command.CONNECT) {
       await connect(client, reader, target, ctx, who, ask);
-      return ended;
+      return tunnelEndOf(client) ?? ended;
     }
     if (passStateGate(ctx, ask)) {
       await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
@@ -93,7 +93,7 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     if (command === Command.UDP_ASSOCIATE && ctx.state.snapshot().network.enable_socks5_udp && ctx.net.bindUdp) {
       // an association relays like a tunnel: it holds a slot too
       await holdingTunnel(client, ctx, ask, () => runUdpAssociation(client, reader, target, ctx, credential));
-      return ended;
+      return tunnelEndOf(client) ?? ended;
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
     await writeQuietly(client, encodeReply(Reply.COMMAND_NOT_SUPPORTED));
@@ -144,6 +144,7 @@ async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5
   const { conn: upstream, early } = opened.tunnel;
   const untrack = ctx.track(upstream);
   const started = Date.now();
+  const base = countsNow(upstream);
   let outcome: RelayOutcome = "error";
   try {
     ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
@@ -152,7 +153,8 @@ async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5
     outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${opened.host}:${target.port} for ${who}`, TARGET.socks5));
   } finally {
     const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-    ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host: opened.host, port: target.port, client: who, upstream, opened: started, ended }));
+    noteTunnelEnd(client, ended);
+    ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host: opened.host, port: target.port, client: who, upstream, base, opened: started, ended }));
     upstream.close();
     untrack();
   }

@@ -11,6 +11,7 @@ import { TARGET } from "../log.ts";
 import { formatAddr, type Conn, type DatagramSocket, type NetAddr } from "../net/contract.ts";
 import { isUnspecifiedIp, unmapIpv4 } from "../net/ip.ts";
 import type { BufferedReader } from "../net/reader.ts";
+import { noteTunnelEnd, tunnelRecord, type ConnectionEnd } from "../audit/connection.ts";
 import { writeQuietly } from "../net/write.ts";
 import { passGate, refuseLoopAtDial } from "../gate/gate.ts";
 import { ProxyLoopError, vettedAddresses } from "../net/dial.ts";
@@ -34,6 +35,8 @@ export async function runUdpAssociation(
   credential?: string,
 ): Promise<void> {
   const who = formatAddr(client.remote);
+  /** Datagram payload bytes relayed each way (the association's record). */
+  const datagrams = { read: 0, written: 0 };
   const clientIp = unmapIpv4(client.remote.host);
   // RFC 1928 §7: DST.ADDR/PORT name where the client will send from; zeros mean "not known yet".
   let clientPort = declared.port !== 0 && (isUnspecifiedIp(declared.host) || unmapIpv4(declared.host) === clientIp) ? declared.port : undefined;
@@ -69,6 +72,7 @@ export async function runUdpAssociation(
     remember(peers, peerKey(to));
     await socket!.send(data, to);
     ctx.state.metrics.bytes("socks5", "to_origin", data.length);
+    datagrams.written += data.length;
   };
 
   const onMessage = (bytes: Uint8Array, from: NetAddr): void => {
@@ -89,6 +93,7 @@ export async function runUdpAssociation(
     out.set(bytes, header.length);
     socket?.send(out, { host: client.remote.host, port: clientPort }).catch(() => {});
     ctx.state.metrics.bytes("socks5", "to_client", bytes.length);
+    datagrams.read += bytes.length;
   };
 
   try {
@@ -98,6 +103,8 @@ export async function runUdpAssociation(
     await writeQuietly(client, encodeReply(Reply.GENERAL_FAILURE));
     return;
   }
+  const opened = Date.now();
+  let ended: ConnectionEnd = "client_closed";
   try {
     await client.write(encodeReply(Reply.SUCCEEDED, socket.addr));
     ctx.log.log("info", TARGET.socks5, `udp association for ${who} on ${socket.addr.host}:${socket.addr.port}`);
@@ -107,9 +114,15 @@ export async function runUdpAssociation(
     }
   } catch {
     // A reset control connection ends the association like a close.
+    ended = "error";
   } finally {
     socket.close();
     ctx.log.log("debug", TARGET.socks5, `udp association for ${who} ended`);
+    if (ctx.closing?.aborted === true) ended = "shutdown";
+    noteTunnelEnd(client, ended);
+    // the datagrams' payloads each way (the client's address is the association's)
+    const upstream = { bytesRead: () => datagrams.read, bytesWritten: () => datagrams.written };
+    ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_udp", host: socket.addr.host, port: socket.addr.port, client: who, upstream, opened, ended }));
   }
 }
 
