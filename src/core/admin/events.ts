@@ -1,7 +1,7 @@
 /**
  * `GET /events` (docs/behaviour.md §7.6): every decision as a server-sent event (`event:
- * decision`, `data:` one JSON object with the fields of a `/blocked` entry plus `scope` and
- * `override`), as it is made. Useful on its own (`curl -N`) and the live page's feed. No URL
+ * decision`, `data:` one JSON object with the fields of a `/blocked` entry, its `timestamp` in
+ * milliseconds, plus `scope` and `override`), as it is made. Useful on its own (`curl -N`) and the live page's feed. No URL
  * path or query is ever in it (decision records hold none).
  *
  * A slow reader cannot make the proxy hold memory: past {@link MAX_QUEUED_EVENTS} events not yet
@@ -12,6 +12,7 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { blockedEntry } from "../audit/blocked.ts";
 import type { DecisionRecord } from "../audit/events.ts";
 import type { ProxyState } from "../state.ts";
 
@@ -22,22 +23,9 @@ export const MAX_QUEUED_EVENTS = 1_000;
 /** A comment line this often keeps intermediaries from closing a quiet stream, in ms. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
 
-/** The JSON of one decision event. */
+/** The JSON of one decision event: a `/blocked` entry's fields, the time in ms, scope and override. */
 export function decisionEvent(r: DecisionRecord): string {
-  return JSON.stringify({
-    timestamp: r.timestamp,
-    host: r.host,
-    port: r.port,
-    protocol: r.protocol,
-    method: r.method ?? null,
-    client: r.client ?? null,
-    decision: r.decision,
-    reason: r.reason,
-    source: r.source,
-    scope: r.scope,
-    override: r.override,
-    mode: r.mode,
-  });
+  return JSON.stringify({ ...blockedEntry(r), timestamp: r.timestamp, scope: r.scope, override: r.override });
 }
 
 /** The handler of `GET /events` over `state`. */

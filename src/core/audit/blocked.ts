@@ -23,6 +23,22 @@ export interface BlockedEntry {
   timestamp: number;
 }
 
+/** The `/blocked` fields of a decision (also the base of a `/events` decision). */
+export function blockedEntry(r: DecisionRecord): BlockedEntry {
+  return {
+    host: r.host,
+    reason: r.reason,
+    client: r.client ?? null,
+    method: r.method ?? null,
+    mode: r.mode,
+    protocol: r.protocol,
+    decision: r.decision,
+    source: r.source,
+    port: r.port,
+    timestamp: Math.floor(r.timestamp / 1000),
+  };
+}
+
 /** A fixed-size ring of refusals. */
 export class BlockedLog {
   private readonly entries: BlockedEntry[] = [];
@@ -32,18 +48,7 @@ export class BlockedLog {
   /** Record a decision; allows are ignored. */
   record(r: DecisionRecord): void {
     if (r.decision === "allow") return;
-    this.entries.push({
-      host: r.host,
-      reason: r.reason,
-      client: r.client ?? null,
-      method: r.method ?? null,
-      mode: r.mode,
-      protocol: r.protocol,
-      decision: r.decision,
-      source: r.source,
-      port: r.port,
-      timestamp: Math.floor(r.timestamp / 1000),
-    });
+    this.entries.push(blockedEntry(r));
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
   }
 
