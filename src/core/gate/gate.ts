@@ -55,11 +55,12 @@ export const LIMITED_MODE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD",
  * Decide one request, tunnel or datagram. With `presence`, a client that leaves ends the wait
  * (the promise rejects with its `PeerLeftError`); the decision is still recorded when made.
  */
-export async function passGate(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {
+export function passGate(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {
   const started = performance.now();
-  const verdict = await decide(ctx, req, presence);
-  ctx.state.metrics.latency("decision", performance.now() - started, req.protocol);
-  return verdict;
+  return decide(ctx, req, presence).then((verdict) => {
+    ctx.state.metrics.latency("decision", performance.now() - started, req.protocol);
+    return verdict;
+  });
 }
 
 async function decide(ctx: SessionContext, req: GateRequest, presence?: LeaveWatch): Promise<GateVerdict> {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { Counter, Histogram } from "@opentelemetry/api";
+import type { Histogram } from "@opentelemetry/api";
 import type { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import type { DecisionRecord } from "../audit/events.ts";
 
@@ -63,9 +63,10 @@ export interface OpenCounts {
   readonly tunnels: number;
 }
 
-type Event =
-  | { readonly kind: "decision"; readonly protocol: string; readonly decision: string; readonly reason: string }
-  | { readonly kind: "latency"; readonly latency: LatencyKind; readonly seconds: number; readonly protocol?: string };
+type Event = { readonly kind: "latency"; readonly latency: LatencyKind; readonly seconds: number; readonly protocol?: string };
+
+/** Separates the parts of a decision counter's key (never in a protocol, decision or reason). */
+const KEY_SEPARATOR = "\u0000";
 
 /** Bytes each way of one protocol. */
 export interface ByteCounts {
@@ -80,7 +81,6 @@ export type ReaderSource = MetricReader | (() => Promise<MetricReader | undefine
 interface Instruments {
   readonly provider: MeterProvider;
   readonly reader: MetricReader & { collectNow(): ReturnType<MetricReader["collect"]> };
-  readonly decisions: Counter;
   readonly latency: Readonly<Record<LatencyKind, Histogram>>;
 }
 
@@ -93,6 +93,8 @@ export class ProxyMetrics {
   /** Told how many events were dropped while the SDK loaded (the log). */
   onDropped?: (count: number) => void;
   private open: () => OpenCounts = () => ({ connections: 0, tunnels: 0 });
+  /** Decisions so far, by `protocol`, `decision` and `reason` joined with {@link KEY_SEPARATOR}. */
+  private readonly decisions = new Map<string, number>();
   /** Bytes of connections that ended (and of datagrams), by protocol. */
   private readonly ended = new Map<string, ByteCounts>();
   /** Bytes of the connections open now, by protocol. */
@@ -118,9 +120,14 @@ export class ProxyMetrics {
     this.extraReaders.push(reader);
   }
 
-  /** One decision record. */
+  /**
+   * One decision record: counted in a plain map (a string key and an increment on the request
+   * path) that the SDK's observable counter reads when collected; the SDK's own counter would
+   * hash the three attributes on every request.
+   */
   decision(r: DecisionRecord): void {
-    this.push({ kind: "decision", protocol: r.protocol, decision: r.decision, reason: KNOWN_REASONS.has(r.reason) ? r.reason : "decider" });
+    const key = r.protocol + KEY_SEPARATOR + r.decision + KEY_SEPARATOR + (KNOWN_REASONS.has(r.reason) ? r.reason : "decider");
+    this.decisions.set(key, (this.decisions.get(key) ?? 0) + 1);
   }
 
   /** One latency sample, in milliseconds. */
@@ -205,13 +212,21 @@ export class ProxyMetrics {
     const instruments: Instruments = {
       provider,
       reader,
-      decisions: meter.createCounter("network_proxy.decisions", { description: "Policy decisions, by protocol, decision and reason" }),
+
       latency: {
         decision: histogram("network_proxy.decision.duration", "Time from a request's arrival at the decision step to its verdict"),
         dns: histogram("network_proxy.dns.duration", "Time DNS vetting took"),
         connect: histogram("network_proxy.connect.duration", "Time an upstream connect took"),
       },
     };
+    meter
+      .createObservableCounter("network_proxy.decisions", { description: "Policy decisions, by protocol, decision and reason" })
+      .addCallback((o) => {
+        for (const [key, count] of this.decisions) {
+          const [protocol, decision, reason] = key.split(KEY_SEPARATOR);
+          o.observe(count, { protocol, decision, reason });
+        }
+      });
     meter
       .createObservableUpDownCounter("network_proxy.open_connections", { description: "Open client connections, all listeners" })
       .addCallback((o) => o.observe(this.open().connections));
@@ -244,11 +259,14 @@ export class ProxyMetrics {
 }
 
 function record(i: Instruments, e: Event): void {
-  switch (e.kind) {
-    case "decision":
-      i.decisions.add(1, { protocol: e.protocol, decision: e.decision, reason: e.reason });
-      return;
-    case "latency":
-      i.latency[e.latency].record(e.seconds, e.protocol === undefined ? {} : { protocol: e.protocol });
-  }
+  i.latency[e.latency].record(e.seconds, e.protocol === undefined ? NO_ATTRIBUTES : protocolAttributes(e.protocol));
+}
+
+const NO_ATTRIBUTES = Object.freeze({});
+/** One attributes object per protocol, made once. */
+const PROTOCOL_ATTRIBUTES = new Map<string, Readonly<{ protocol: string }>>();
+function protocolAttributes(protocol: string): Readonly<{ protocol: string }> {
+  let a = PROTOCOL_ATTRIBUTES.get(protocol);
+  if (!a) PROTOCOL_ATTRIBUTES.set(protocol, (a = Object.freeze({ protocol })));
+  return a;
 }
