@@ -284,6 +284,24 @@ describe("names left to dial time (allow_local_binding = true)", () => {
     expect(origin.seen).toHaveLength(2);
   });
 
+  it("a kept-alive connection keeps one timer per connection for its deadlines, and leaves none when it ends", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const origin = recordingOrigin(headDone);
+    const { net } = tripwireNet({ hosts: { "dev.example": ["127.0.0.1"] }, origins: { [ORIGIN_PORT]: origin.handler } });
+    const { client, done } = session(net, { allowed_domains: ["dev.example"], allow_local_binding: true });
+    const get = (path: string) => latin1Bytes(`GET http://dev.example:${ORIGIN_PORT}${path} HTTP/1.1\r\nHost: dev.example:${ORIGIN_PORT}\r\n\r\n`);
+    for (const path of ["/one", "/two", "/three"]) {
+      await client.write(get(path));
+      expect(await readUntil(client, (s) => s.endsWith("ok"))).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      // the client's next-head deadline and the upstream's response-head deadline: one timer each
+      expect(vi.getTimerCount()).toBe(2);
+    }
+    await client.closeWrite();
+    await done;
+    expect(origin.seen).toHaveLength(3);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("a name that resolves to the proxy's own listener is refused with proxy_loop when dialled, recorded by the gate", async () => {
     const { net, log } = tripwireNet({ hosts: { "self.example": ["127.0.0.1"] } });
     const { client, done, state } = session(net, { allowed_domains: ["self.example"], allow_local_binding: true });

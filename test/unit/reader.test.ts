@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { BufferedReader, LeaveWatch, PeerLeftError, readWithin, ReadTimeoutError, WATCH_READ_AHEAD_BYTES } from "../../src/core/net/reader.ts";
 import { connPair } from "../helpers/memory-net.ts";
 
@@ -76,6 +76,99 @@ describe("reads with a deadline, or withdrawn", () => {
     b.cancelRead(new Error("nobody"));
     await a.write(enc("x"));
     expect(dec(await readWithin(b, Date.now() + 1000))).toBe("x");
+  });
+});
+
+describe("a keepTimer reader: one timer for all its timed reads", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A reader over one end of a pair, the other end to write into, and a count of its withdrawn reads. */
+  function setUp() {
+    const [a, b] = connPair();
+    const withdrawn: Error[] = [];
+    const cancel = b.cancelRead.bind(b);
+    b.cancelRead = (reason: Error) => {
+      withdrawn.push(reason);
+      cancel(reason);
+    };
+    return { a, r: new BufferedReader(b, { keepTimer: true }), withdrawn };
+  }
+
+  it("withdraws a read at its deadline, not before and not after, and loses no byte", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { a, r } = setUp();
+    const read = r.fill(Date.now() + 30_000);
+    const failed = expect(read).rejects.toSatisfy((e) => e instanceof ReadTimeoutError && e.message === "no data within 30000 ms");
+    await vi.advanceTimersByTimeAsync(29_999);
+    let settled = false;
+    void read.catch(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
+    await a.write(enc("late"));
+    expect(await r.fill(Date.now() + 1000)).toBe(true);
+    expect(dec(r.buffered)).toBe("late");
+    r.release();
+  });
+
+  it("keeps one timer across reads with later deadlines, and re-arms it for the read in progress", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { a, r, withdrawn } = setUp();
+    for (let i = 0; i < 5; i++) {
+      const read = r.fill(Date.now() + 30_000);
+      await a.write(enc("x"));
+      expect(await read).toBe(true);
+      expect(vi.getTimerCount()).toBe(1); // the first read's timer, still armed
+      await vi.advanceTimersByTimeAsync(10_000);
+    }
+    // The first timer fired at 30 s with no read in progress: it lapsed, withdrawing nothing.
+    expect(withdrawn).toEqual([]);
+    // A read started now gets its own full 30 s, although a timer from an earlier read was armed.
+    const started = Date.now();
+    const read = r.fill(started + 30_000);
+    const failed = expect(read).rejects.toBeInstanceOf(ReadTimeoutError);
+    await vi.advanceTimersByTimeAsync(29_999);
+    expect(withdrawn).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
+    expect(Date.now() - started).toBe(30_000);
+    expect(withdrawn).toHaveLength(1);
+    r.release();
+  });
+
+  it("a read with a nearer deadline than the armed timer fires at its own deadline", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { a, r } = setUp();
+    const first = r.fill(Date.now() + 300_000);
+    await a.write(enc("x"));
+    await first;
+    const started = Date.now();
+    const read = r.fill(started + 5_000);
+    const failed = expect(read).rejects.toBeInstanceOf(ReadTimeoutError);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await failed;
+    expect(Date.now() - started).toBe(5_000);
+    r.release();
+  });
+
+  it("release clears the timer; reads without a deadline arm none", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { a, r, withdrawn } = setUp();
+    const read = r.fill(Date.now() + 30_000);
+    await a.write(enc("x"));
+    await read;
+    expect(vi.getTimerCount()).toBe(1);
+    r.release();
+    expect(vi.getTimerCount()).toBe(0);
+    r.consume(1);
+    const untimed = r.readUpTo(10);
+    await a.write(enc("y"));
+    expect(dec(await untimed)).toBe("y");
+    expect(vi.getTimerCount()).toBe(0);
+    expect(withdrawn).toEqual([]);
   });
 });
 

@@ -335,6 +335,7 @@ async function switchProtocols(
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   slot.current = undefined;
+  up.reader.release(); // the relay reads without deadlines
   try {
     const headers = endToEndHeaders(response.headers);
     const to = requestedUpgrade(response.headers) ?? headerValues(response.headers, "upgrade").join(", ");

@@ -30,7 +30,8 @@ export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: U
 export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string): Promise<ConnectionEnd> {
   let ended: ConnectionEnd = "client_closed";
   const untrack = ctx.track(conn);
-  const reader = new BufferedReader(conn);
+  // one timer for the connection's per-request head deadlines, cleared when it ends
+  const reader = new BufferedReader(conn, { keepTimer: true });
   const slot: UpstreamSlot = { current: undefined };
   /** Set once a response was written and the connection is to end: close it gracefully. */
   let answered = false;
@@ -52,6 +53,7 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
     ctx.log.log("debug", TARGET.http, `${what}: ${(e as Error).message}`);
   } finally {
     slot.current?.close();
+    reader.release();
     conn.close();
     untrack();
   }

@@ -29,7 +29,8 @@ export class Upstream {
     private readonly untrack: () => void,
     readonly generation?: object,
   ) {
-    this.reader = new BufferedReader(conn);
+    // one timer for the response-head deadlines of all its requests, cleared when it ends
+    this.reader = new BufferedReader(conn, { keepTimer: true });
   }
 
   /** True once closed or aborted. */
@@ -51,6 +52,7 @@ export class Upstream {
   private done(): void {
     if (this.ended) return;
     this.ended = true;
+    this.reader.release();
     this.untrack();
   }
 }

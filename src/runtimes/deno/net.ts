@@ -42,11 +42,11 @@ import { PendingRead } from "../shared/pending-read.ts";
 import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
 import { pumpDeno } from "./relay.ts";
 import { acceptTlsOver } from "../shared/tls-accept.ts";
-import { bufferBytes } from "../shared/buffer-bytes.ts";
+import { encodeIntoBytes } from "../shared/buffer-bytes.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
 
-// Pooled Buffer allocation and native latin1 for the heads and joins made per request.
-installFastBytes(bufferBytes);
+// Pooled Buffer allocation and native (encodeInto) latin1 for the heads and joins made per request.
+installFastBytes(encodeIntoBytes);
 
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {
