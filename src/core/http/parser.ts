@@ -63,7 +63,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
   const { lines, size } = split;
   const start = parseRequestLine(lines[0]!);
   if (isHeadError(start)) return start;
-  const headers = parseHeaderLines(lines);
+  const headers = split.checked ? checkedHeaderLines(lines, split.colons) : parseHeaderLines(lines);
   if (isHeadError(headers)) return headers;
   return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers }, size };
 }
@@ -75,7 +75,7 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
   const { lines, size } = split;
   const status = parseStatusLine(lines[0]!);
   if (!status) return headError(400, `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}`);
-  const headers = parseHeaderLines(lines);
+  const headers = split.checked ? checkedHeaderLines(lines, split.colons) : parseHeaderLines(lines);
   if (isHeadError(headers)) return headers;
   return { kind: "ok", head: { version: status.version, status: status.status, reason: status.reason, headers }, size };
 }
@@ -103,7 +103,13 @@ function parseStatusLine(line: string): { version: string; status: number; reaso
   return { version: minor === 0x30 ? "1.0" : "1.1", status, reason: line.slice(13) };
 }
 
-type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number } | HeadError;
+/**
+ * A head cut into lines. `colons[n]` is where header line `n` (1-based, as in `lines`) has its
+ * first `:`, when the byte scan found every header line plainly valid (`checked`): a name of
+ * token characters, then a value without controls. Otherwise `checked` is false and the lines
+ * are checked again, as strings, by the rules that name the problem.
+ */
+type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number; colons: number[]; checked: boolean } | HeadError;
 
 /** Decodes an all-ASCII head, where UTF-8 and latin1 agree, natively and in one call. */
 const asciiDecoder = new TextDecoder();
@@ -118,14 +124,32 @@ function splitHead(bytes: Uint8Array): Split {
   while (begin + 1 < bytes.length && bytes[begin] === 13 && bytes[begin + 1] === 10) begin += 2;
   /** Where each line ends (its CR), relative to `begin`. */
   const ends: number[] = [];
+  /** Where each header line has its first `:`, relative to the line's start (index 0: the start line). */
+  const colons: number[] = [0];
   let lineStart = begin;
   let high = 0;
+  /** The `:` of the current header line, relative to `begin` (-1: still in the name). */
+  let colon = -1;
+  /** Every header line so far is plainly valid (see {@link Split}). */
+  let checked = true;
   const limit = Math.min(bytes.length, MAX_HEAD_BYTES);
   for (let i = begin; i < limit; i++) {
     const b = bytes[i]!;
     high |= b;
     if (b === 10) return headError(400, "bare LF in head");
-    if (b !== 13) continue;
+    if (b !== 13) {
+      // Header lines only (the start line has its own rules): a token name up to the first
+      // `:`, then no control but HTAB. A blank first byte is obs-fold, not a token character.
+      if (ends.length > 0 && checked) {
+        if (colon < 0) {
+          if (b === 0x3a && i > lineStart) colon = i - begin;
+          else if (TOKEN_BYTES[b] === 0) checked = false;
+        } else if ((b < 0x20 && b !== 9) || b === 0x7f) {
+          checked = false;
+        }
+      }
+      continue;
+    }
     if (i + 1 >= bytes.length) return { kind: "incomplete" };
     if (bytes[i + 1] !== 10) return headError(400, "bare CR in head");
     if (i === lineStart) {
@@ -137,7 +161,11 @@ function splitHead(bytes: Uint8Array): Split {
         lines[n] = text.slice(from, ends[n]);
         from = ends[n]! + 2;
       }
-      return { kind: "ok", lines, size: i + 2 };
+      return { kind: "ok", lines, size: i + 2, colons, checked };
+    }
+    if (ends.length > 0) {
+      if (colon < 0) checked = false; // no `:` in a header line
+      colons.push(colon - (lineStart - begin));
     }
     ends.push(i - begin);
     if (ends.length > MAX_HEADER_COUNT + 1) {
@@ -145,6 +173,7 @@ function splitHead(bytes: Uint8Array): Split {
     }
     i++;
     lineStart = i + 1;
+    colon = -1;
   }
   if (bytes.length >= MAX_HEAD_BYTES) {
     return headError(431, `header section larger than ${MAX_HEAD_BYTES} bytes`);
@@ -156,6 +185,13 @@ function splitHead(bytes: Uint8Array): Split {
 const TOKEN_CHARS: Uint8Array = (() => {
   const table = new Uint8Array(128);
   for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") table[c.charCodeAt(0)] = 1;
+  return table;
+})();
+
+/** {@link TOKEN_CHARS} over every byte value: 1 for a token character, 0 for any other byte. */
+const TOKEN_BYTES: Uint8Array = (() => {
+  const table = new Uint8Array(256);
+  table.set(TOKEN_CHARS);
   return table;
 })();
 
@@ -223,6 +259,25 @@ function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
     }
     if (control) return headError(400, `control character in header ${name}`);
     headers.push({ name, value: line.slice(from, to), lower: name.toLowerCase() });
+  }
+  return headers;
+}
+
+/**
+ * The header fields of lines the byte scan in {@link splitHead} already found valid, cut at the
+ * `:` it found: the same fields {@link parseHeaderLines} gives for them, without checking again.
+ */
+function checkedHeaderLines(lines: readonly string[], colons: readonly number[]): HttpHeader[] {
+  const headers: HttpHeader[] = new Array<HttpHeader>(lines.length - 1);
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = colons[i]!;
+    const name = line.slice(0, colon);
+    let from = colon + 1;
+    let to = line.length;
+    while (from < to && isBlank(line.charCodeAt(from))) from++;
+    while (to > from && isBlank(line.charCodeAt(to - 1))) to--;
+    headers[i - 1] = { name, value: line.slice(from, to), lower: name.toLowerCase() };
   }
   return headers;
 }
