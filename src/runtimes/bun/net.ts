@@ -62,7 +62,20 @@ export class BunConn implements Conn {
   constructor(readonly socket: BunSocket<BunConn>) {
     this.remote = { host: unmapIpv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.local = { host: unmapIpv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
-    this.reads = new ReadQueue({ pause: () => socket.pause?.(), resume: () => socket.resume?.() });
+    // The queue asks to resume on every read; only a socket it paused is resumed (a native call).
+    let paused = false;
+    this.reads = new ReadQueue({
+      pause: () => {
+        if (paused) return;
+        paused = true;
+        socket.pause?.();
+      },
+      resume: () => {
+        if (!paused) return;
+        paused = false;
+        socket.resume?.();
+      },
+    });
   }
 
   private get failure(): Error | null {
