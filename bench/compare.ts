@@ -25,7 +25,7 @@
  * Env (all optional): BENCH_DURATION_S (5: seconds per wrk run), BENCH_BULK_MB (256: MiB per
  * download / upload), BENCH_IDLE_TUNNELS (10000: most tunnels opened; the 10,000 figure is
  * extrapolated when fewer), BENCH_LATENCY_S (5), BENCH_STARTS (5), BENCH_DECISIONS (1000000),
- * BENCH_AUDIT_ROUNDS (2), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
+ * BENCH_AUDIT_ROUNDS (2), BENCH_WRK_ROUNDS (3: interleaved rounds of figures 1 and 2), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
  * BENCH_COMPARE_ORIGIN ("nginx" or "node"; default nginx when installed).
  *
  * Run alone: `npm run bench -- compare` or `npx tsx bench/compare.ts`.
@@ -98,6 +98,13 @@ const STARTS = Math.round(envNum("BENCH_STARTS", 5));
 const DECISIONS = Math.round(envNum("BENCH_DECISIONS", 1_000_000));
 /** Alternating off/on rounds of the audit-export comparison (best of each side). */
 const AUDIT_ROUNDS = Math.round(envNum("BENCH_AUDIT_ROUNDS", 2));
+/**
+ * Rounds of figures 1 and 2. Each round runs wrk through every system in turn, all of them
+ * started and warmed up beforehand, and each cell is the median of its rounds: a machine whose
+ * speed drifts by 10-15 % over minutes (these shared 2-core machines do) then shifts every
+ * system alike instead of whichever happened to run during a slow minute.
+ */
+const WRK_ROUNDS = Math.round(envNum("BENCH_WRK_ROUNDS", 3));
 
 /** wrk threads and connections (figures 1, 2 and 10). */
 const WRK_THREADS = 1;
@@ -628,8 +635,8 @@ interface FigureSpec {
 }
 
 const FIGURES: Record<Figure, FigureSpec> = {
-  keepalive: { label: `1. keep-alive GET 1 KiB, req/s (wrk -t${WRK_THREADS} -c${WRK_CONNS}; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
-  close: { label: "2. new connection per request (Connection: close), req/s (higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
+  keepalive: { label: `1. keep-alive GET 1 KiB, req/s (wrk -t${WRK_THREADS} -c${WRK_CONNS}, median of ${WRK_ROUNDS} interleaved rounds; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
+  close: { label: `2. new connection per request (Connection: close), req/s (median of ${WRK_ROUNDS} interleaved rounds; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
   connect: { label: "3. CONNECT tunnel download, MB/s (10^6 B; direct: plain GET; higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
   socks: { label: "4. SOCKS5 tunnel download, MB/s (direct: plain GET; higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: false },
   upload: { label: "5. plain POST upload, MB/s (higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
@@ -694,6 +701,68 @@ const wrkNote = (w: WrkResult) => {
   return parts.length ? `[${parts.join("; ")}]` : undefined;
 };
 
+/**
+ * Figures 1 (keep-alive) and 2 (`Connection: close`): start every system, warm each up, then
+ * {@link WRK_ROUNDS} rounds, each running wrk through every system in turn; a cell is the median
+ * of its rounds, and its note lists them all (and any wrk errors).
+ */
+async function interleavedWrk(wrk: string, systems: readonly System[], originPort: number, results: Results, running: Set<Started>): Promise<void> {
+  log(`--- figures 1 and 2: ${WRK_ROUNDS} rounds through ${systems.join(", ")} in turn`);
+  const targets: { s: System; port: number; proxied: boolean; proxy?: Started }[] = [];
+  try {
+    for (const s of systems) {
+      if (s === "direct") {
+        targets.push({ s, port: originPort, proxied: false });
+        continue;
+      }
+      try {
+        const proxy = await startSystem(s);
+        running.add(proxy);
+        targets.push({ s, port: proxy.port, proxied: true, proxy });
+      } catch (e) {
+        log(`${s}: did not start: ${(e as Error).message}`);
+        for (const f of ["keepalive", "close"] as const) results.set(f, s, { na: `failed to start: ${errText(e)}` });
+      }
+    }
+    for (const t of targets) await runWrk(wrk, t.port, originPort, t.proxied, false, WARMUP_S).catch((e) => log(`${t.s}: warm-up failed: ${errText(e)}`));
+    for (const [figure, close, what] of [
+      ["keepalive", false, "keep-alive req/s"],
+      ["close", true, "Connection: close req/s"],
+    ] as const) {
+      const runs = new Map<System, WrkResult[]>();
+      const failed = new Map<System, unknown>();
+      for (let round = 0; round < WRK_ROUNDS; round++) {
+        for (const t of targets) {
+          if (failed.has(t.s)) continue;
+          try {
+            const w = await runWrk(wrk, t.port, originPort, t.proxied, close, DURATION_S);
+            runs.set(t.s, [...(runs.get(t.s) ?? []), w]);
+          } catch (e) {
+            failed.set(t.s, e);
+          }
+        }
+        log(`${what}, round ${round + 1}: ${targets.map((t) => `${t.s} ${runs.get(t.s)?.[round]?.rps.toFixed(0) ?? "failed"}`).join(", ")}`);
+      }
+      for (const t of targets) {
+        await measure(results, figure, t.s, `${what} (median of ${WRK_ROUNDS} rounds)`, async () => {
+          if (failed.has(t.s)) throw failed.get(t.s);
+          const ws = runs.get(t.s)!;
+          const notes = ws.map(wrkNote).filter((n) => n !== undefined);
+          return { v: median(ws.map((w) => w.rps)), note: `[rounds: ${ws.map((w) => w.rps.toFixed(0)).join(", ")}]${notes.length ? ` ${notes.join(" ")}` : ""}` };
+        });
+      }
+    }
+  } finally {
+    for (const t of targets) {
+      if (!t.proxy) continue;
+      const gone = t.proxy.child.exitedWith();
+      if (gone) log(`${t.s}: the proxy EXITED during the run (${gone})`);
+      await t.proxy.stop();
+      running.delete(t.proxy);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The section.
 
@@ -744,7 +813,7 @@ export async function runCompareBench(): Promise<void> {
     log(`origin: ${origin.kind} on ${LOOPBACK}:${origin.port}`);
     if (!(await httpGet(origin.port, "/small", { tries: 20 }))) throw new Error("origin does not answer /small");
 
-    // Figures 1-6, 8a and 10: one system at a time, alone on the machine (besides the origin).
+    // Figures 3-6, 8a and 10: one system at a time, alone on the machine (besides the origin).
     for (const s of systems) {
       log(`--- ${s}`);
       let proxy: Started | undefined;
@@ -771,16 +840,7 @@ export async function runCompareBench(): Promise<void> {
         log(`${s}: RSS idle after the warm-up: ${(kib / 1024).toFixed(1)} MiB`);
       } else results.set("rssIdle", s, { na: "no proxy" });
 
-      if (wrk) {
-        await measure(results, "keepalive", s, "keep-alive req/s", async () => {
-          const w = await runWrk(wrk, port, origin.port, proxied, false, DURATION_S);
-          return { v: w.rps, note: wrkNote(w) };
-        });
-        await measure(results, "close", s, "Connection: close req/s", async () => {
-          const w = await runWrk(wrk, port, origin.port, proxied, true, DURATION_S);
-          return { v: w.rps, note: wrkNote(w) };
-        });
-      } else for (const f of ["keepalive", "close", "audit", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
+      if (!wrk) for (const f of ["keepalive", "close", "audit", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
 
       if (curl) {
         await measure(results, "connect", s, "CONNECT download MB/s", async () => ({ v: await curlDownload(curl, origin.port, proxied ? { http: port } : {}) }));
@@ -861,6 +921,9 @@ export async function runCompareBench(): Promise<void> {
         running.delete(proxy);
       }
     }
+
+    // Figures 1 and 2: every system started at once, then rounds that visit each in turn.
+    if (wrk) await interleavedWrk(wrk, systems, origin.port, results, running);
 
     // Figure 7: start-to-listening, fresh processes.
     results.set("startLog", "direct", { na: "no proxy" });
@@ -949,7 +1012,7 @@ export async function runCompareBench(): Promise<void> {
   console.log(`- ${treeInfo()}${systems.includes("node") && distStale() ? `; ${NODE_DIST_MAIN} is older than some file under src/ (the node column measures the last build)` : ""}`);
   console.log(`- origin: ${origin.kind}`);
   console.log(
-    `- settings: wrk -t${WRK_THREADS} -c${WRK_CONNS} -d${DURATION_S}s; ${BULK_BYTES / 1048576} MiB per download/upload; latency ${LATENCY_RATE} req/s over ${LATENCY_CONNS} connections for ${LATENCY_S} s after ${LATENCY_WARMUP_S} s warm-up; ` +
+    `- settings: wrk -t${WRK_THREADS} -c${WRK_CONNS} -d${DURATION_S}s (figures 1 and 2: median of ${WRK_ROUNDS} interleaved rounds); ${BULK_BYTES / 1048576} MiB per download/upload; latency ${LATENCY_RATE} req/s over ${LATENCY_CONNS} connections for ${LATENCY_S} s after ${LATENCY_WARMUP_S} s warm-up; ` +
       `${STARTS} starts; up to ${IDLE_TUNNELS} tunnels (${WARMUP_TUNNELS} warm-up, ${SETTLE_MS / 1000} s settle); ${DECISIONS} decisions; ${AUDIT_ROUNDS} audit rounds`,
   );
   console.log(`- node runs ${NODE_DIST_MAIN} (built JavaScript); bun and deno run src/runtimes/*/main.ts; RUST_LOG=${PROXY_RUST_LOG}`);
