@@ -154,6 +154,18 @@ describe("a keepTimer reader: one timer for all its timed reads", () => {
     r.release();
   });
 
+  it("a wall clock stepped back while a read waits does not extend its deadline", async () => {
+    vi.useFakeTimers({ now: 10_000_000 });
+    const { r } = setUp();
+    const read = r.fill(Date.now() + 30_000);
+    const failed = expect(read).rejects.toBeInstanceOf(ReadTimeoutError);
+    await vi.advanceTimersByTimeAsync(10_000);
+    vi.setSystemTime(Date.now() - 3_600_000); // an NTP step back of an hour; the monotonic clock runs on
+    await vi.advanceTimersByTimeAsync(20_000);
+    await failed;
+    r.release();
+  });
+
   it("release clears the timer; reads without a deadline arm none", async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     const { a, r, withdrawn } = setUp();

@@ -205,22 +205,28 @@ export async function readWithin(conn: Conn, deadline: number | undefined): Prom
  * with {@link ReadTimeoutError} exactly as with {@link readWithin}; no deadline fires late.
  */
 class ReadDeadlines {
-  /** The deadline of the timed read in progress, and how long it was given; none between reads. */
+  /**
+   * The deadline of the timed read in progress, on the monotonic clock (`performance.now()`), so
+   * a wall clock stepped back while it waits cannot extend it; none between reads.
+   */
   private deadline: number | undefined;
+  /** How long the read in progress was given, ms. */
   private givenMs = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
-  /** When the armed timer fires (a `Date.now()` instant). */
+  /** When the armed timer fires, on the monotonic clock. */
   private timerAt = 0;
   private readonly fire = (): void => this.onTimer();
 
   constructor(private readonly conn: Conn) {}
 
+  /** `conn.read()` within `deadline` (a `Date.now()` instant). */
   async read(deadline: number): Promise<Uint8Array | null> {
-    const now = Date.now();
-    this.deadline = deadline;
-    this.givenMs = Math.max(0, deadline - now);
+    const now = performance.now();
+    this.givenMs = Math.max(0, deadline - Date.now());
+    const at = now + this.givenMs;
+    this.deadline = at;
     // An armed timer that fires no later than this deadline serves it (re-arming when early).
-    if (this.timer === undefined || this.timerAt > deadline) this.arm(deadline, now);
+    if (this.timer === undefined || this.timerAt > at) this.arm(at, now);
     try {
       return await this.conn.read();
     } finally {
@@ -236,15 +242,16 @@ class ReadDeadlines {
   private arm(at: number, now: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(this.fire, Math.max(0, at - now));
+    this.timer = setTimeout(this.fire, Math.max(0, Math.ceil(at - now)));
   }
 
   private onTimer(): void {
     this.timer = undefined;
     const deadline = this.deadline;
     if (deadline === undefined) return; // no timed read in progress: lapse until the next one
-    const now = Date.now();
-    if (now < deadline) this.arm(deadline, now);
+    const now = performance.now();
+    // Timers may fire a fraction of a millisecond early on some runtimes: that counts as due.
+    if (deadline - now >= 1) this.arm(deadline, now);
     else this.conn.cancelRead(new ReadTimeoutError(this.givenMs));
   }
 }
