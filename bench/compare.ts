@@ -747,8 +747,10 @@ async function interleavedWrk(wrk: string, systems: readonly System[], originPor
         await measure(results, figure, t.s, `${what} (median of ${WRK_ROUNDS} rounds)`, async () => {
           if (failed.has(t.s)) throw failed.get(t.s);
           const ws = runs.get(t.s)!;
-          const notes = ws.map(wrkNote).filter((n) => n !== undefined);
-          return { v: median(ws.map((w) => w.rps)), note: `[rounds: ${ws.map((w) => w.rps.toFixed(0)).join(", ")}]${notes.length ? ` ${notes.join(" ")}` : ""}` };
+          // wrk's errors summed over the rounds
+          const sum = (k: "requests" | "connect" | "read" | "write" | "timeout" | "non2xx") => ws.reduce((a, w) => a + w[k], 0);
+          const errors = wrkNote({ ...ws[0]!, requests: sum("requests"), connect: sum("connect"), read: sum("read"), write: sum("write"), timeout: sum("timeout"), non2xx: sum("non2xx") });
+          return { v: median(ws.map((w) => w.rps)), note: `[rounds: ${ws.map((w) => w.rps.toFixed(0)).join(", ")}]${errors ? ` ${errors}` : ""}` };
         });
       }
     }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DenoConn, denoNet } from "../../src/runtimes/deno/net.ts";
-import { READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES, RELAY_BUFFER_MAX_BYTES } from "../../src/runtimes/deno/read-size.ts";
+import { READ_BUFFER_FIT_LIMIT_BYTES, READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES, RELAY_BUFFER_MAX_BYTES } from "../../src/runtimes/deno/read-size.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
@@ -132,10 +132,21 @@ describe("DenoConn read buffers adapt to the traffic", () => {
     expect(fake.sizes.at(-1)).toBe(64 * 1024);
   });
 
-  it("drops back to the small buffer after a short read, so a connection waiting for data holds little", async () => {
-    const { fake, c } = sized([undefined, undefined, undefined, 100, undefined]);
-    for (let i = 0; i < 5; i++) await c.read();
-    expect(fake.sizes).toEqual([...growing(4), READ_BUFFER_MIN_BYTES]);
+  it("drops back to the small buffer after a bulk transfer, so a connection waiting for data holds little", async () => {
+    const { fake, c } = sized([undefined, undefined, undefined, undefined, 100, undefined]);
+    for (let i = 0; i < 6; i++) await c.read();
+    expect(fake.sizes).toEqual([...growing(5), READ_BUFFER_MIN_BYTES]);
+  });
+
+  it("fits the next read to a small message that just ended, so the next one like it takes one read", async () => {
+    // A 1,300-byte response: 1 KiB (full), then 276 bytes; the next read holds 2 KiB.
+    // Then a 100-byte one (back to 1 KiB), a 5,000-byte one in three reads (1 + 2 KiB full, then
+    // 1,928 bytes: the next read holds 8 KiB), and the next 5,000 bytes in one read.
+    const { fake, c } = sized([undefined, 276, 1300, 1300, 100, undefined, undefined, 1928, 5000, undefined]);
+    for (let i = 0; i < 10; i++) await c.read();
+    expect(fake.sizes).toEqual([1024, 2048, 2048, 2048, 2048, 1024, 2048, 4096, 8192, 8192]);
+    expect(READ_BUFFER_FIT_LIMIT_BYTES).toBe(8 * 1024);
+    expect(fake.sizes.every((n) => n <= READ_BUFFER_FIT_LIMIT_BYTES)).toBe(true);
   });
 
   it("a small chunk from a large buffer is copied out, not a view pinning the buffer", async () => {

@@ -4,7 +4,7 @@
  * buffers. (How DenoConn applies it is in deno-adapter.test.ts.)
  */
 import { describe, expect, it } from "vitest";
-import { nextReadSize, READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES, readChunk } from "../../src/runtimes/deno/read-size.ts";
+import { fittedReadSize, nextReadSize, READ_BUFFER_FIT_LIMIT_BYTES, READ_BUFFER_MAX_BYTES, READ_BUFFER_MIN_BYTES, readChunk } from "../../src/runtimes/deno/read-size.ts";
 
 describe("nextReadSize", () => {
   it("the minimum is a few KiB, the maximum 64 KiB", () => {
@@ -22,6 +22,22 @@ describe("nextReadSize", () => {
     expect(nextReadSize(READ_BUFFER_MAX_BYTES, READ_BUFFER_MAX_BYTES - 1)).toBe(READ_BUFFER_MIN_BYTES);
     expect(nextReadSize(8 * 1024, 1)).toBe(READ_BUFFER_MIN_BYTES);
     expect(nextReadSize(READ_BUFFER_MIN_BYTES, 10)).toBe(READ_BUFFER_MIN_BYTES);
+  });
+});
+
+describe("fittedReadSize", () => {
+  it.each([
+    [0, 1024],
+    [100, 1024],
+    [1023, 1024],
+    [1024, 2048], // an exact fit would fill the buffer and look like more waiting
+    [1300, 2048],
+    [4096, 8192],
+    [8191, 8192],
+    [READ_BUFFER_FIT_LIMIT_BYTES, READ_BUFFER_MIN_BYTES], // a bulk transfer: back to the minimum
+    [1_000_000, READ_BUFFER_MIN_BYTES],
+  ])("a message of %i bytes → the next read holds %i", (total, size) => {
+    expect(fittedReadSize(total)).toBe(size);
   });
 });
 

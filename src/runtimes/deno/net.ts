@@ -39,7 +39,7 @@ import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { PendingRead } from "../shared/pending-read.ts";
-import { nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
+import { fittedReadSize, nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
 import { pumpDeno } from "./relay.ts";
 import { acceptTlsOver } from "../shared/tls-accept.ts";
 import { encodeIntoBytes } from "../shared/buffer-bytes.ts";
@@ -62,8 +62,10 @@ export class DenoConn implements Conn {
   private stash: { readonly chunk: Uint8Array | null } | { readonly error: Error } | undefined;
   /** Writes are serialised: a partial write must finish before the next one starts. */
   private writing: Promise<void> = Promise.resolve();
-  /** Size of the next read buffer (see {@link nextReadSize}). */
+  /** Size of the next read buffer (see {@link nextReadSize} and {@link fittedReadSize}). */
   private nextReadBytes = READ_BUFFER_MIN_BYTES;
+  /** Bytes of the reads that filled their buffer since the last short read (a message so far). */
+  private burst = 0;
   /** The socket read's handlers, made once: a read allocates its buffer and a promise, no closures. */
   private readonly onRead = (n: number | null): void => this.readDone(n);
   private readonly onReadError = (e: unknown): void => this.settle({ error: e instanceof Error ? e : new Error(String(e)) });
@@ -128,7 +130,13 @@ export class DenoConn implements Conn {
     const buf = this.readBuf!;
     if (n === null) return this.settle({ chunk: null });
     this.received += n;
-    this.nextReadBytes = nextReadSize(buf.length, n);
+    if (n >= buf.length) {
+      this.burst += n;
+      this.nextReadBytes = nextReadSize(buf.length, n);
+    } else {
+      this.nextReadBytes = fittedReadSize(this.burst + n);
+      this.burst = 0;
+    }
     this.settle({ chunk: readChunk(buf, n) });
   }
 

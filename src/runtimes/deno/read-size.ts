@@ -4,8 +4,11 @@
  * a fixed 64 KiB, every idle tunnel (two connections, each with a read waiting) held 128 KiB.
  * So the size adapts to the traffic: a read that fills its buffer doubles the next one (more
  * is waiting: bulk transfer), up to {@link READ_BUFFER_MAX_BYTES}; a read that does not fill it
- * means the socket was drained, so the next read will likely wait, and it gets
- * {@link READ_BUFFER_MIN_BYTES}.
+ * means the socket was drained, so the next read will likely wait. A connection's next read
+ * then fits the message that just ended (the bytes of the reads since the last short one), when
+ * that was small ({@link fittedReadSize}): a kept-alive upstream answering 1.3 KB responses
+ * needed two reads per response at a fixed 1 KiB, a third of Deno's cost per request. After a
+ * bulk transfer it gets {@link READ_BUFFER_MIN_BYTES}.
  *
  * @module
  */
@@ -27,8 +30,28 @@ export const READ_BUFFER_MAX_BYTES = 64 * 1024;
 export const RELAY_BUFFER_MAX_BYTES = 256 * 1024;
 
 /**
+ * A message (the bytes a connection received since its last short read) smaller than this sets
+ * the size of the next read to fit it; a larger one is a bulk transfer, after which the next read
+ * is the minimum. So a connection waiting for data holds at most this much.
+ */
+export const READ_BUFFER_FIT_LIMIT_BYTES = 8 * 1024;
+
+/**
+ * Size of a connection's next read after a message of `total` bytes ended (a short read): the
+ * smallest power of two from {@link READ_BUFFER_MIN_BYTES} that holds `total` with room to spare
+ * (a message that exactly filled the buffer would look like more waiting), or the minimum after
+ * a message of {@link READ_BUFFER_FIT_LIMIT_BYTES} or more.
+ */
+export function fittedReadSize(total: number): number {
+  if (total >= READ_BUFFER_FIT_LIMIT_BYTES) return READ_BUFFER_MIN_BYTES;
+  let size = READ_BUFFER_MIN_BYTES;
+  while (size <= total) size *= 2;
+  return size;
+}
+
+/**
  * Size of the next read buffer after a read into `size` bytes returned `n` bytes, growing up to
- * `max`.
+ * `max` (a tunnel direction's policy: after a short read, the minimum).
  */
 export function nextReadSize(size: number, n: number, max: number = READ_BUFFER_MAX_BYTES): number {
   return n >= size ? Math.min(size * 2, max) : READ_BUFFER_MIN_BYTES;
