@@ -7,7 +7,8 @@
  * @module
  */
 import { logs, SeverityNumber, type LogAttributes } from "@opentelemetry/api-logs";
-import { AUDIT_LOGGER_NAME, type AuditSinkOptions } from "./otel.ts";
+import { isoTimestamp } from "./iso-time.ts";
+import { AUDIT_LOGGER_NAME, attributeObject, type AttributeList, type AuditSinkOptions } from "./otel.ts";
 
 /** The event name of a connection record. */
 export const CONNECTION_CLOSED_EVENT = "codex.network_proxy.connection_closed";
@@ -49,21 +50,37 @@ export interface ConnectionRecord {
 /** Receives every connection record. Must not throw and must not block. */
 export type ConnectionSink = (record: ConnectionRecord) => void;
 
+/** The attributes of one connection record, as a flat list (see {@link AttributeList}). */
+export function connectionAttributeList(r: ConnectionRecord): AttributeList {
+  return [
+    "event.name",
+    CONNECTION_CLOSED_EVENT,
+    "event.timestamp",
+    isoTimestamp(r.timestamp),
+    "network.proxy.connection.kind",
+    r.kind,
+    "network.transport.protocol",
+    r.protocol,
+    "server.address",
+    r.host,
+    "server.port",
+    r.port,
+    "client.address",
+    r.client,
+    "network.proxy.bytes.to_origin",
+    r.bytesToOrigin,
+    "network.proxy.bytes.to_client",
+    r.bytesToClient,
+    "network.proxy.duration_ms",
+    Math.round(r.durationMs),
+    "network.proxy.close_reason",
+    r.ended,
+  ];
+}
+
 /** The attributes of one connection record. */
 export function connectionAttributes(r: ConnectionRecord): LogAttributes {
-  return {
-    "event.name": CONNECTION_CLOSED_EVENT,
-    "event.timestamp": new Date(r.timestamp).toISOString(),
-    "network.proxy.connection.kind": r.kind,
-    "network.transport.protocol": r.protocol,
-    "server.address": r.host,
-    "server.port": r.port,
-    "client.address": r.client,
-    "network.proxy.bytes.to_origin": r.bytesToOrigin,
-    "network.proxy.bytes.to_client": r.bytesToClient,
-    "network.proxy.duration_ms": Math.round(r.durationMs),
-    "network.proxy.close_reason": r.ended,
-  };
+  return attributeObject(connectionAttributeList(r));
 }
 
 /** A sink that emits each connection record through the audit logger of `options`. */

@@ -19,14 +19,13 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { createAuditSink } from "../../core/audit/otel.ts";
-import { createConnectionAuditSink, type ConnectionSink } from "../../core/audit/connection.ts";
+import type { ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
 import type { TelemetryConfig } from "../../core/config/telemetry.ts";
 import type { AuditExport } from "../../core/runtime.ts";
 import { TARGET, type Logger } from "../../core/log.ts";
 import { appendRecord, readRecords, RECORD_SLOTS, type Slot } from "./audit-batch.ts";
-import { createAuditProvider, exporterLabel, FLUSH_TIMEOUT_MS, type OtlpExporter, shutdownWithin } from "./otel-provider.ts";
+import { createAuditPipeline, exporterLabel, FLUSH_TIMEOUT_MS, type OtlpExporter, shutdownWithin } from "./otel-provider.ts";
 import type { AuditWorkerStart, FromAuditWorker, ToAuditWorker } from "./otel-worker.ts";
 
 export { FLUSH_TIMEOUT_MS } from "./otel-provider.ts";
@@ -122,13 +121,13 @@ export async function startAuditExport(telemetry: TelemetryConfig, log: Logger, 
 
 /** The pipeline in the main thread. Throws when the exporter cannot start. */
 async function mainThreadExport(exporter: OtlpExporter, environment: string, log: Logger): Promise<AuditExport> {
-  const provider = await createAuditProvider(exporter, environment);
+  const pipeline = await createAuditPipeline(exporter, environment, (message) => log.log("warn", TARGET.main, message));
   return {
-    sink: createAuditSink({ loggerProvider: provider }),
-    connectionSink: createConnectionAuditSink({ loggerProvider: provider }),
+    sink: pipeline.sink,
+    connectionSink: pipeline.connectionSink,
     where: "main thread",
     async shutdown() {
-      reportFlush(await shutdownWithin(provider), log);
+      reportFlush(await shutdownWithin(pipeline), log);
     },
   };
 }
@@ -235,6 +234,7 @@ class WorkerExport implements AuditExport {
     worker.unref(); // the export never keeps the process alive on its own
     worker.on("message", (m: FromAuditWorker) => {
       if ("flushed" in m) this.flushed?.(m.flushed);
+      else if ("warn" in m) log.log("warn", TARGET.main, m.warn);
     });
     worker.on("error", (e) => this.stopped(e.message));
     worker.on("exit", (code) => this.stopped(`exit code ${code}`));

@@ -1,15 +1,25 @@
 /**
- * The audit export pipeline itself: a `LoggerProvider` with the SDK's batch processor and the
- * official OTLP log exporter chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or
- * otlp-grpc). Built in the export worker (`otel-worker.ts`), or in the main thread when no worker
- * can run (`otel-export.ts`). The SDK and the exporters are loaded only here, so a proxy that
- * exports nothing never loads them.
+ * The audit export pipeline itself: the queue of `audit-batcher.ts`, the OTLP request written
+ * straight from the records (`core/audit/otlp/logs-request.ts`: the bytes the SDK's log records
+ * and the official serialiser would give, at a fraction of the cost), and the official OTLP
+ * transport chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc): the
+ * export delegate of `@opentelemetry/otlp-exporter-base` (or `otlp-grpc-exporter-base`), which
+ * the official log exporters are thin wrappers of, with its retries, timeouts and headers. Built
+ * in the export worker (`otel-worker.ts`), or in the main thread when no worker can run
+ * (`otel-export.ts`). The transports are loaded only here, so a proxy that exports nothing never
+ * loads them.
  *
  * @module
  */
-import type { LoggerProvider, LogRecordExporter } from "@opentelemetry/sdk-logs";
+import type { IExporterMetricsHelper, IExportLogsServiceResponse, ISerializer } from "@opentelemetry/otlp-transformer";
+import type { IOtlpExportDelegate } from "@opentelemetry/otlp-exporter-base";
+import { auditAttributeList, auditEventName, AUDIT_LOGGER_NAME } from "../../core/audit/otel.ts";
+import { connectionAttributeList, CONNECTION_CLOSED_EVENT, type ConnectionRecord, type ConnectionSink } from "../../core/audit/connection.ts";
+import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
+import { logsRequestJson, logsRequestProtobuf, type LogsSource, type OtlpLog } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
 import { VERSION } from "../../core/version.ts";
+import { AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
 
 /** An exporter that sends somewhere (not `none`, not `statsig`). */
 export type OtlpExporter = Exclude<OtelExporter, { kind: "none" } | { kind: "statsig" }>;
@@ -22,21 +32,70 @@ export function exporterLabel(e: OtlpExporter): string {
   return e.kind === "otlp-http" ? `${e.kind} (${e.protocol})` : e.kind;
 }
 
-/** The provider for `exporter`. Throws when the exporter cannot start (e.g. a bad endpoint). */
-export async function createAuditProvider(exporter: OtlpExporter, environment: string): Promise<LoggerProvider> {
-  const [made, { resourceFromAttributes }, { BatchLogRecordProcessor, LoggerProvider }] = await Promise.all([
-    createExporter(exporter),
-    import("@opentelemetry/resources"),
-    import("@opentelemetry/sdk-logs"),
-  ]);
-  return new LoggerProvider({
-    resource: resourceFromAttributes({
-      "service.name": "codex-network-proxy",
-      "service.version": VERSION,
-      "deployment.environment": environment,
-    }),
-    processors: [new BatchLogRecordProcessor({ exporter: made })],
-  });
+/** A record the pipeline exports: a decision or an ended connection. */
+export type AuditItem = DecisionRecord | ConnectionRecord;
+
+/** The running pipeline. */
+export interface AuditPipeline {
+  readonly sink: DecisionSink;
+  readonly connectionSink: ConnectionSink;
+  /** What became of the records so far. */
+  stats(): BatcherCounts;
+  /** Send what waits, then stop the transport (and say what was lost, if anything was). */
+  shutdown(): Promise<void>;
+}
+
+/** `ExportResultCode.SUCCESS` of `@opentelemetry/core`: the delegate's result for a batch that arrived. */
+const EXPORT_SUCCESS = 0;
+
+/** The pipeline for `exporter`. Throws when the exporter cannot start (e.g. a bad endpoint). */
+export async function createAuditPipeline(exporter: OtlpExporter, environment: string, warn: (message: string) => void): Promise<AuditPipeline> {
+  const source: LogsSource = {
+    resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": environment },
+    scope: AUDIT_LOGGER_NAME,
+  };
+  const delegate = await createDelegate(exporter, source);
+  const batcher = new AuditBatcher<AuditItem>(
+    (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
+    (counts) => warn(lossText(counts)),
+  );
+  return {
+    sink: (r) => batcher.push(r),
+    connectionSink: (r) => batcher.push(r),
+    stats: () => batcher.stats(),
+    async shutdown() {
+      await batcher.flush();
+      await delegate.shutdown();
+      const counts = batcher.stats();
+      if (counts.dropped + counts.failed > 0) warn(lossText(counts));
+    },
+  };
+}
+
+/** What a report of lost records says. */
+export function lossText(counts: BatcherCounts): string {
+  return (
+    `audit records lost so far: ${counts.dropped} dropped (more than ${AUDIT_QUEUE_MAX_RECORDS} waiting: the collector is slower than the decisions), ` +
+    `${counts.failed} in batches the collector did not take; ${counts.sent} delivered`
+  );
+}
+
+/** The log record of one item. */
+export function auditLog(item: AuditItem): OtlpLog {
+  if ("scope" in item) return { timeMs: item.timestamp, eventName: auditEventName(item), attributes: auditAttributeList(item) };
+  return { timeMs: item.timestamp, eventName: CONNECTION_CLOSED_EVENT, attributes: connectionAttributeList(item) };
+}
+
+/** The serialiser the official transport calls with each batch; responses are read by the official one. */
+function serializer(
+  encode: (source: LogsSource, logs: readonly OtlpLog[]) => Uint8Array,
+  source: LogsSource,
+  official: ISerializer<never, IExportLogsServiceResponse>,
+): ISerializer<AuditItem[], IExportLogsServiceResponse> {
+  return {
+    serializeRequest: (items) => encode(source, items.map(auditLog)),
+    deserializeResponse: (data) => official.deserializeResponse(data),
+  };
 }
 
 /**
@@ -44,7 +103,7 @@ export async function createAuditProvider(exporter: OtlpExporter, environment: s
  * the exit for the exporter's whole retry budget: resolves `"flushed"`, `"timeout"` after
  * {@link FLUSH_TIMEOUT_MS}, or the failure's message.
  */
-export async function shutdownWithin(provider: LoggerProvider, ms = FLUSH_TIMEOUT_MS): Promise<"flushed" | "timeout" | { failed: string }> {
+export async function shutdownWithin(provider: { shutdown(): Promise<void> }, ms = FLUSH_TIMEOUT_MS): Promise<"flushed" | "timeout" | { failed: string }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<"timeout">((r) => {
     timer = setTimeout(() => r("timeout"), ms);
@@ -62,18 +121,34 @@ export async function shutdownWithin(provider: LoggerProvider, ms = FLUSH_TIMEOU
   }
 }
 
-async function createExporter(e: OtlpExporter): Promise<LogRecordExporter> {
-  const options = { url: e.endpoint, headers: { ...e.headers } };
+/** How the transport's own metrics (off: no meter provider is given) count a batch: a log record per item. */
+const COUNT_LOGS: IExporterMetricsHelper<AuditItem[]> = { name: "log", countItems: (items) => items.length };
+
+async function createDelegate(e: OtlpExporter, source: LogsSource): Promise<IOtlpExportDelegate<AuditItem[]>> {
+  const { JsonLogsSerializer, ProtobufLogsSerializer } = await import("@opentelemetry/otlp-transformer");
+  const binary = serializer(logsRequestProtobuf, source, ProtobufLogsSerializer);
   if (e.kind === "otlp-grpc") {
-    const [{ OTLPLogExporter }, { Metadata }] = await Promise.all([import("@opentelemetry/exporter-logs-otlp-grpc"), import("@grpc/grpc-js")]);
+    const [{ convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate }, { Metadata }] = await Promise.all([
+      import("@opentelemetry/otlp-grpc-exporter-base"),
+      import("@grpc/grpc-js"),
+    ]);
     const metadata = new Metadata();
     for (const [name, value] of Object.entries(e.headers)) metadata.set(name, value); // gRPC carries headers as metadata
-    return new OTLPLogExporter({ url: e.endpoint, metadata });
+    return createOtlpGrpcExportDelegate(
+      convertLegacyOtlpGrpcOptions({ url: e.endpoint, metadata }, "LOGS"),
+      binary,
+      "otlp_grpc_log_exporter",
+      COUNT_LOGS,
+      undefined,
+      "LogsExportService",
+      "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    );
   }
-  if (e.protocol === "json") {
-    const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-http");
-    return new OTLPLogExporter(options);
-  }
-  const { OTLPLogExporter } = await import("@opentelemetry/exporter-logs-otlp-proto");
-  return new OTLPLogExporter(options);
+  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import("@opentelemetry/otlp-exporter-base/node-http");
+  const json = e.protocol === "json";
+  const options = convertLegacyHttpOptions({ url: e.endpoint, headers: { ...e.headers } }, "LOGS", "v1/logs", {
+    "Content-Type": json ? "application/json" : "application/x-protobuf",
+  });
+  const chosen = json ? serializer(logsRequestJson, source, JsonLogsSerializer) : binary;
+  return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
 }

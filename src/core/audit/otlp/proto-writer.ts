@@ -1,0 +1,218 @@
+/**
+ * A minimal protocol-buffers writer (the wire format of https://protobuf.dev/programming-guides/encoding/)
+ * for the OTLP log encoder (`logs-request.ts`): varints, fixed64, length-delimited strings and
+ * nested messages, into one growing buffer reused from batch to batch. Every length is written
+ * as the shortest varint, as protobuf's own writers do, so the bytes equal theirs.
+ *
+ * A nested message reserves room for its length, is written, and then gets its length; when the
+ * length's varint needs another size than was reserved, the message moves by the difference.
+ *
+ * @module
+ */
+
+/** First size of the writer's buffer. */
+export const PROTO_WRITER_INITIAL_BYTES = 64 * 1024;
+
+/** Wire types (the low three bits of a tag). */
+export const WIRE = { varint: 0, fixed64: 1, bytes: 2 } as const;
+
+/** The tag of field `field` with wire type `wire`, as one byte (fields 1 to 15). */
+export function tag(field: number, wire: number): number {
+  if (!Number.isInteger(field) || field < 1 || field > 15) throw new RangeError(`a one-byte protobuf tag holds fields 1 to 15; got ${field}`);
+  return (field << 3) | wire;
+}
+
+/** Bytes the shortest varint of `n` (a whole number, 0 ≤ n < 2^53) takes. */
+export function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+const utf8 = new TextEncoder();
+
+/** Bytes into one growing buffer, reused from batch to batch: the base of the protobuf writer, and the JSON writer itself. */
+export class ByteWriter {
+  protected buf = new Uint8Array(PROTO_WRITER_INITIAL_BYTES);
+  protected pos = 0;
+
+  /** Start again, keeping the buffer. */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+
+  /** A copy of what was written from `start` on. */
+  copyFrom(start: number): Uint8Array {
+    return this.buf.slice(start, this.pos);
+  }
+
+  /** Room for `n` more bytes. */
+  protected ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buf.subarray(0, this.pos));
+    this.buf = grown;
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** Bytes already encoded (a constant part of every message). */
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** `s` as UTF-8, with no length before it (lone surrogates become U+FFFD). */
+  utf8(s: string): void {
+    const n = s.length;
+    this.ensure(n);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128) {
+        // the rest is not all ASCII: the platform's encoder takes it from here
+        this.pos = p;
+        const rest = s.length - i;
+        this.ensure(rest * 3);
+        this.pos += utf8.encodeInto(s.slice(i), this.buf.subarray(this.pos, this.pos + rest * 3)).written;
+        return;
+      }
+      buf[p++] = c;
+    }
+    this.pos = p;
+  }
+}
+
+/** The protobuf writer. */
+export class ProtoWriter extends ByteWriter {
+  /** A varint of a whole number 0 ≤ n < 2^53. */
+  varint(n: number): void {
+    this.ensure(10);
+    const buf = this.buf;
+    while (n >= 128) {
+      buf[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    buf[this.pos++] = n;
+  }
+
+  /** A varint of a negative 64-bit integer, in two's complement (always ten bytes). */
+  negativeVarint(n: number): void {
+    let v = BigInt.asUintN(64, BigInt(n));
+    this.ensure(10);
+    while (v >= 128n) {
+      this.buf[this.pos++] = Number(v & 127n) | 128;
+      v >>= 7n;
+    }
+    this.buf[this.pos++] = Number(v);
+  }
+
+  /** A little-endian fixed64 of `hi · 2^32 + lo`. */
+  fixed64(hi: number, lo: number): void {
+    this.ensure(8);
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = lo & 255;
+    buf[p++] = (lo >>> 8) & 255;
+    buf[p++] = (lo >>> 16) & 255;
+    buf[p++] = lo >>> 24;
+    buf[p++] = hi & 255;
+    buf[p++] = (hi >>> 8) & 255;
+    buf[p++] = (hi >>> 16) & 255;
+    buf[p++] = hi >>> 24;
+    this.pos = p;
+  }
+
+  /** A little-endian IEEE 754 double. */
+  double(v: number): void {
+    this.ensure(8);
+    new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).setFloat64(0, v, true);
+    this.pos += 8;
+  }
+
+  /** A length-delimited UTF-8 string (lone surrogates become U+FFFD, as with every UTF-8 encoder). */
+  string(s: string): void {
+    const n = s.length;
+    if (n < 128) {
+      // short ASCII, the usual case: byte by byte, with no view of the buffer to make
+      this.ensure(1 + n);
+      const buf = this.buf;
+      let p = this.pos + 1;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 128) return this.utf8String(s);
+        buf[p++] = c;
+      }
+      buf[this.pos] = n;
+      this.pos = p;
+      return;
+    }
+    this.utf8String(s);
+  }
+
+  /** {@link string} for any string. */
+  private utf8String(s: string): void {
+    const reserved = varintSize(s.length * 3);
+    this.ensure(reserved + s.length * 3);
+    const start = this.pos + reserved;
+    const { written } = utf8.encodeInto(s, this.buf.subarray(start, start + s.length * 3));
+    this.pos = start + written;
+    this.fitLength(start - reserved, reserved);
+  }
+
+  /** Start a nested message: reserves `reserve` bytes for its length; pass the result to {@link end}. */
+  begin(reserve: number): number {
+    this.ensure(reserve);
+    const at = this.pos;
+    this.pos += reserve;
+    return at * 8 + reserve; // where the length goes and how much room it has, in one number
+  }
+
+  /** End the nested message {@link begin} started: its length goes before it. */
+  end(begun: number): void {
+    const reserved = begun % 8;
+    this.fitLength((begun - reserved) / 8, reserved);
+  }
+
+  /**
+   * Write the length of what follows `at + reserved` (up to the end) at `at`, moving it when the
+   * length's varint is not `reserved` bytes long.
+   */
+  private fitLength(at: number, reserved: number): void {
+    const from = at + reserved;
+    const len = this.pos - from;
+    const size = varintSize(len);
+    if (size !== reserved) {
+      this.ensure(size - reserved);
+      this.buf.copyWithin(at + size, from, this.pos);
+      this.pos += size - reserved;
+    }
+    let p = at;
+    let n = len;
+    while (n >= 128) {
+      this.buf[p++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    this.buf[p] = n;
+  }
+}

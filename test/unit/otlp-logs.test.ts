@@ -1,0 +1,510 @@
+/**
+ * The audit export's own OTLP encoding and queue (src/core/audit/otlp/, src/runtimes/shared/
+ * audit-batcher.ts, otel-provider.ts):
+ *
+ * - on random records, the protobuf request equals, byte for byte, and the JSON request,
+ *   character for character, what the official serialisers of `@opentelemetry/otlp-transformer`
+ *   make of the log records the OpenTelemetry SDK builds for the same records;
+ * - the writer's varints, fixed64 nanoseconds and moved lengths against BigInt arithmetic;
+ * - the pipeline over each official transport (OTLP/HTTP JSON and protobuf, OTLP/gRPC) to a
+ *   loopback collector: what arrives equals the official serialisation, split into batches of
+ *   512, with the configured headers; a collector that refuses the batches is reported;
+ * - the queue: full batches are sent on the next timer turn, others after the delay, past 2,048
+ *   waiting records are dropped and counted, failures are counted, reports are rate-limited and
+ *   a flush sends everything.
+ */
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { JsonLogsSerializer, ProtobufLogsSerializer } from "@opentelemetry/otlp-transformer";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { connectionAttributeList, connectionAttributes, CONNECTION_CLOSED_EVENT, type ConnectionRecord } from "../../src/core/audit/connection.ts";
+import type { DecisionRecord } from "../../src/core/audit/events.ts";
+import { AUDIT_LOGGER_NAME, attributeObject, auditAttributeList, auditAttributes, auditEventName } from "../../src/core/audit/otel.ts";
+import { logsRequestJson, logsRequestProtobuf, type LogsSource, type OtlpLog } from "../../src/core/audit/otlp/logs-request.ts";
+import { ProtoWriter, varintSize } from "../../src/core/audit/otlp/proto-writer.ts";
+import {
+  AUDIT_EXPORT_BATCH_RECORDS,
+  AUDIT_EXPORT_DELAY_MS,
+  AUDIT_EXPORTS_IN_FLIGHT,
+  AUDIT_LOSS_REPORT_INTERVAL_MS,
+  AUDIT_QUEUE_MAX_RECORDS,
+  AuditBatcher,
+  type BatcherCounts,
+} from "../../src/runtimes/shared/audit-batcher.ts";
+import { auditLog, type AuditItem, createAuditPipeline, type OtlpExporter } from "../../src/runtimes/shared/otel-provider.ts";
+import { VERSION } from "../../src/core/version.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Random records (a fixed-seed generator, so a failure repeats).
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  const next = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const int = (n: number): number => Math.floor(next() * n);
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  return { next, int, pick };
+}
+
+/** Strings that stress both encodings: escapes, control characters, non-ASCII, lone surrogates, lengths around 127 and 16 KiB. */
+function text(r: ReturnType<typeof rng>): string {
+  const pieces = ["a", "example", "127.0.0.1", '"', "\\", "\n", "\u0001", "\u007f", "é", "ü", "€", "😀", "\ud800", "\udc00", "</script>", " ", "\u2028"];
+  const len = r.pick([0, 1, 5, 30, 126, 127, 128, 200, 5000, 17000]);
+  let s = "";
+  while (s.length < len) s += r.next() < 0.8 ? "abcdefghijklmnopqrstuvwxyz0123456789.-"[r.int(38)] : r.pick(pieces);
+  return s;
+}
+
+/**
+ * Record times from now on: the SDK reads a number below `performance.timeOrigin` (when this
+ * process started) as a `performance.now()` offset, not as epoch milliseconds. The proxy's
+ * records carry `Date.now()`, which is never that low.
+ */
+const NOW = Math.ceil(performance.timeOrigin) + 1;
+function time(r: ReturnType<typeof rng>): number {
+  return r.pick([NOW, NOW + 999, 2 ** 42 - 1, NOW + r.int(2 ** 42 - NOW)]);
+}
+
+function randomDecision(r: ReturnType<typeof rng>): DecisionRecord {
+  return {
+    timestamp: time(r),
+    scope: r.pick(["domain_rule", "mode_guard", "proxy_state"] as const),
+    decision: r.pick(["allow", "deny", "ask"] as const),
+    source: r.pick(["baseline_policy", "decider", "mode_guard", "proxy_state"] as const),
+    reason: r.next() < 0.7 ? r.pick(["allowed", "not_allowed", "denied", "method_not_allowed"]) : text(r),
+    override: r.next() < 0.5,
+    protocol: r.pick(["http", "https_connect", "socks5_tcp", "socks5_udp"] as const),
+    host: r.next() < 0.5 ? "127.0.0.1" : text(r),
+    port: r.int(65536),
+    method: r.next() < 0.2 ? undefined : r.pick(["GET", "POST", "CONNECT"]),
+    client: r.next() < 0.2 ? undefined : `127.0.0.1:${r.int(65536)}`,
+    mode: r.pick(["full", "limited"] as const),
+  } as DecisionRecord;
+}
+
+function randomConnection(r: ReturnType<typeof rng>): ConnectionRecord {
+  return {
+    timestamp: time(r),
+    kind: r.pick(["tunnel", "connection"] as const),
+    protocol: r.pick(["https_connect", "socks5_tcp", "http"]),
+    host: text(r),
+    port: r.int(65536),
+    client: `127.0.0.1:${r.int(65536)}`,
+    bytesToOrigin: r.pick([0, 1, 127, 128, 16383, 16384, 2 ** 32, 2 ** 53 - 1, r.int(2 ** 40)]),
+    bytesToClient: r.int(2 ** 50),
+    durationMs: r.next() * 1e7,
+    ended: r.pick(["client_closed", "origin_closed", "error", "shutdown", "idle_timeout", "proxy_closed"] as const),
+  };
+}
+
+const SOURCE: LogsSource = {
+  resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": "test" },
+  scope: AUDIT_LOGGER_NAME,
+};
+
+/**
+ * The log records the SDK builds for `logs` (observed time = record time, as the pipeline
+ * writes), through the same logger and resource as the pipeline names.
+ */
+async function sdkRecords(logs: readonly OtlpLog[], source = SOURCE) {
+  const exporter = new InMemoryLogRecordExporter();
+  const provider = new LoggerProvider({ resource: resourceFromAttributes(source.resource), processors: [new SimpleLogRecordProcessor({ exporter })] });
+  const logger = provider.getLogger(source.scope);
+  for (const l of logs) {
+    logger.emit({
+      timestamp: l.timeMs,
+      observedTimestamp: l.timeMs,
+      severityNumber: 9,
+      severityText: "INFO",
+      eventName: l.eventName,
+      body: l.eventName,
+      attributes: attributeObject([...l.attributes]),
+    });
+  }
+  await provider.forceFlush();
+  return exporter.getFinishedLogRecords();
+}
+
+/** What the official serialisers make of `logs`. */
+async function official(logs: readonly OtlpLog[]) {
+  const records = await sdkRecords(logs);
+  return {
+    protobuf: Buffer.from(ProtobufLogsSerializer.serializeRequest(records)!),
+    json: new TextDecoder().decode(JsonLogsSerializer.serializeRequest(records)),
+  };
+}
+
+/** "" when `got` equals `want`; otherwise where they first differ, with a little context (a whole batch would flood the report). */
+function difference(got: Uint8Array | string, want: Uint8Array | string): string {
+  const a = typeof got === "string" ? Buffer.from(got) : Buffer.from(got);
+  const b = typeof want === "string" ? Buffer.from(want) : Buffer.from(want);
+  if (a.equals(b)) return "";
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const around = (x: Buffer) => `${x.subarray(Math.max(0, i - 24), i + 24).toString("hex")} ${JSON.stringify(x.subarray(Math.max(0, i - 40), i + 40).toString("latin1"))}`;
+  return `lengths ${a.length} vs ${b.length}, first difference at byte ${i}:\n got  ${around(a)}\n want ${around(b)}`;
+}
+
+describe("the OTLP logs request, against the official serialisers", () => {
+  it("random decision and connection records: the same protobuf bytes and the same JSON text", async () => {
+    const r = rng(12345);
+    for (let round = 0; round < 30; round++) {
+      const items: AuditItem[] = [];
+      const n = r.pick([1, 2, 7, 40]);
+      for (let i = 0; i < n; i++) items.push(r.next() < 0.75 ? randomDecision(r) : randomConnection(r));
+      const logs = items.map(auditLog);
+      const want = await official(logs);
+      expect(difference(logsRequestProtobuf(SOURCE, logs), want.protobuf), `protobuf, round ${round}`).toBe("");
+      expect(difference(logsRequestJson(SOURCE, logs), want.json), `JSON, round ${round}`).toBe("");
+    }
+  });
+
+  it("a record over 16 KiB and a batch of 600: lengths that outgrow the room reserved for them", async () => {
+    const big: DecisionRecord = { ...randomDecision(rng(1)), host: "h".repeat(20_000), reason: "r".repeat(300) };
+    const many = Array.from({ length: 600 }, (_, i) => ({ ...randomDecision(rng(i)), host: `host-${i}` }) as DecisionRecord);
+    for (const items of [[big], many, [big, ...many]]) {
+      const logs = items.map(auditLog);
+      const want = await official(logs);
+      expect(difference(logsRequestProtobuf(SOURCE, logs), want.protobuf)).toBe("");
+      expect(difference(logsRequestJson(SOURCE, logs), want.json)).toBe("");
+    }
+  });
+
+  it("attribute values beyond the audit's own: negative and large integers, doubles, infinities, NaN", async () => {
+    const values = [-1, -128, -(2 ** 40), 2 ** 53 - 1, 2 ** 60, 2 ** 63, -(2 ** 63), 2 ** 64, 0.5, -0.25, 1e300, Infinity, -Infinity, NaN, 0, -0, true, false, ""];
+    const logs: OtlpLog[] = values.map((v, i) => ({ timeMs: NOW + i, eventName: "e", attributes: ["v", v, "k\u00e9y", "x"] }));
+    const want = await official(logs);
+    expect(difference(logsRequestProtobuf(SOURCE, logs), want.protobuf)).toBe("");
+    expect(difference(logsRequestJson(SOURCE, logs), want.json)).toBe("");
+  });
+
+  it("the same values again hit the per-attribute cache and still encode the same", async () => {
+    const r = rng(99);
+    const items = Array.from({ length: 300 }, () => randomDecision(r));
+    const logs = items.map(auditLog);
+    const first = logsRequestProtobuf(SOURCE, logs);
+    const again = logsRequestProtobuf(SOURCE, logs);
+    expect(difference(again, first)).toBe("");
+    expect(difference(first, (await official(logs)).protobuf)).toBe("");
+  });
+
+  it("the last-value cache tells apart a changed key, a value of another type, and another event at the same position", async () => {
+    const logs: OtlpLog[] = [
+      { timeMs: NOW, eventName: "a", attributes: ["k", "1", "x", true] },
+      { timeMs: NOW, eventName: "a", attributes: ["k", 1, "x", true] },
+      { timeMs: NOW, eventName: "a", attributes: ["j", 1, "x", 1] },
+      { timeMs: NOW, eventName: "b", attributes: ["j", 1, "x", 1] },
+      { timeMs: NOW, eventName: "a", attributes: ["x", 1] },
+      { timeMs: NOW, eventName: "a", attributes: ["x", 1, "k", "1", "extra", false] },
+    ];
+    const want = await official(logs);
+    expect(difference(logsRequestProtobuf(SOURCE, logs), want.protobuf)).toBe("");
+    expect(difference(logsRequestJson(SOURCE, logs), want.json)).toBe("");
+  });
+
+  it("a value that is neither string, number nor boolean is refused, naming the attribute", () => {
+    const bad = [{ timeMs: 1, eventName: "e", attributes: ["some.key", [1] as unknown as string] }];
+    expect(() => logsRequestProtobuf(SOURCE, bad)).toThrow(/"some\.key" is a object/);
+    expect(() => logsRequestJson(SOURCE, bad)).toThrow(/"some\.key" is a object/);
+  });
+});
+
+describe("the protobuf writer", () => {
+  /** The shortest varint of `n` (as a BigInt), the reference the writer is checked against. */
+  function bigVarint(n: bigint): number[] {
+    const out: number[] = [];
+    let v = BigInt.asUintN(64, n);
+    while (v >= 128n) {
+      out.push(Number(v & 127n) | 128);
+      v >>= 7n;
+    }
+    out.push(Number(v));
+    return out;
+  }
+
+  it("varints of whole numbers up to 2^53 and of negative numbers, and their sizes", () => {
+    const r = rng(7);
+    const values = [0, 1, 127, 128, 16383, 16384, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, ...Array.from({ length: 200 }, () => Math.floor(r.next() * 2 ** 53))];
+    for (const v of values) {
+      const w = new ProtoWriter();
+      w.varint(v);
+      expect([...w.finish()], String(v)).toEqual(bigVarint(BigInt(v)));
+      expect(varintSize(v)).toBe(bigVarint(BigInt(v)).length);
+    }
+    for (const v of [-1, -2, -(2 ** 31), -(2 ** 53 - 1)]) {
+      const w = new ProtoWriter();
+      w.negativeVarint(v);
+      expect([...w.finish()], String(v)).toEqual(bigVarint(BigInt(v)));
+    }
+  });
+
+  it("a nested message whose length needs more or fewer bytes than reserved moves by the difference", () => {
+    for (const [reserve, len] of [
+      [1, 127],
+      [1, 128],
+      [1, 20_000],
+      [2, 0],
+      [2, 5],
+      [4, 300],
+    ] as const) {
+      const w = new ProtoWriter();
+      w.byte(0xaa);
+      const begun = w.begin(reserve);
+      for (let i = 0; i < len; i++) w.byte(i & 0x7f);
+      w.end(begun);
+      w.byte(0xbb);
+      const out = w.finish();
+      const prefix = bigVarint(BigInt(len));
+      expect(out[0]).toBe(0xaa);
+      expect([...out.subarray(1, 1 + prefix.length)]).toEqual(prefix);
+      expect(out.length).toBe(1 + prefix.length + len + 1);
+      if (len > 0) expect(out[prefix.length + len]).toBe((len - 1) & 0x7f);
+      expect(out[out.length - 1]).toBe(0xbb);
+    }
+  });
+
+  it("the buffer grows past its first size and keeps what was written", () => {
+    const w = new ProtoWriter();
+    const s = "x".repeat(100) + "é";
+    for (let i = 0; i < 2000; i++) w.string(s);
+    const out = w.finish();
+    expect(out.length).toBe(2000 * (1 + 102)); // 102 UTF-8 bytes each, a 1-byte length
+    expect(new TextDecoder().decode(out.subarray(out.length - 102))).toBe(s);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline over the official transports.
+
+interface Received {
+  readonly body: Buffer;
+  readonly headers: IncomingHttpHeaders | Record<string, string>;
+}
+
+async function httpCollector(status = 200) {
+  const got: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      got.push({ body: Buffer.concat(chunks), headers: req.headers });
+      res.writeHead(status, { "content-type": String(req.headers["content-type"]) });
+      res.end(req.headers["content-type"] === "application/json" ? "{}" : "");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { got, endpoint: `http://127.0.0.1:${port}/v1/logs`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+async function grpcCollector() {
+  const got: Received[] = [];
+  const server = new grpc.Server();
+  const raw = (b: Buffer) => b;
+  server.addService(
+    {
+      Export: {
+        path: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: raw,
+        requestDeserialize: raw,
+        responseSerialize: raw,
+        responseDeserialize: raw,
+      },
+    } as grpc.ServiceDefinition,
+    {
+      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+        got.push({ body: call.request, headers: call.metadata.getMap() as Record<string, string> });
+        done(null, Buffer.alloc(0)); // an empty ExportLogsServiceResponse
+      },
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { got, endpoint: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+describe("the pipeline over the official transports", () => {
+  const items: AuditItem[] = (() => {
+    const r = rng(2024);
+    const out: AuditItem[] = [];
+    for (let i = 0; i < 600; i++) out.push(i % 50 === 7 ? randomConnection(r) : { ...randomDecision(r), host: `host-${i}` });
+    return out;
+  })();
+
+  /** Push every item, shut down, and check what arrived against the official serialisation, batch by batch. */
+  async function roundTrip(exporter: OtlpExporter, got: Received[], kind: "json" | "protobuf") {
+    const warnings: string[] = [];
+    const pipeline = await createAuditPipeline(exporter, "test", (m) => warnings.push(m));
+    for (const item of items) ("scope" in item ? pipeline.sink : pipeline.connectionSink)(item as never);
+    await pipeline.shutdown();
+    expect(warnings).toEqual([]);
+    expect(pipeline.stats()).toEqual({ sent: items.length, dropped: 0, failed: 0 });
+    expect(got).toHaveLength(2);
+    // the two batches go out together, so they may arrive in either order
+    const batches = [items.slice(0, AUDIT_EXPORT_BATCH_RECORDS), items.slice(AUDIT_EXPORT_BATCH_RECORDS)];
+    const wants = await Promise.all(batches.map(async (batch) => {
+      const want = await official(batch.map(auditLog));
+      return kind === "protobuf" ? want.protobuf : Buffer.from(want.json);
+    }));
+    const [first, second] = got[0]!.body.length === wants[0]!.length ? [got[0]!, got[1]!] : [got[1]!, got[0]!];
+    expect(difference(first.body, wants[0]!), "the batch of 512").toBe("");
+    expect(difference(second.body, wants[1]!), "the batch of 88").toBe("");
+  }
+
+  it("OTLP/HTTP JSON: two batches (512 + 88), application/json, the configured headers", async () => {
+    const c = await httpCollector();
+    try {
+      await roundTrip({ kind: "otlp-http", endpoint: c.endpoint, protocol: "json", headers: { "x-tenant": "t1" } }, c.got, "json");
+      expect(c.got[0]!.headers["content-type"]).toBe("application/json");
+      expect(c.got[0]!.headers["x-tenant"]).toBe("t1");
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("OTLP/HTTP protobuf: application/x-protobuf, the same records", async () => {
+    const c = await httpCollector();
+    try {
+      await roundTrip({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, c.got, "protobuf");
+      expect(c.got[0]!.headers["content-type"]).toBe("application/x-protobuf");
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("OTLP/gRPC: the LogsService Export call, the headers as metadata", async () => {
+    const c = await grpcCollector();
+    try {
+      await roundTrip({ kind: "otlp-grpc", endpoint: c.endpoint, headers: { "x-tenant": "t2" } }, c.got, "protobuf");
+      expect(c.got[0]!.headers["x-tenant"]).toBe("t2");
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a collector that refuses every batch: the records are counted as failed and shutdown says so", async () => {
+    const c = await httpCollector(400);
+    try {
+      const warnings: string[] = [];
+      const pipeline = await createAuditPipeline({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, "test", (m) => warnings.push(m));
+      for (const item of items.slice(0, 10)) pipeline.sink(item as DecisionRecord);
+      await pipeline.shutdown();
+      expect(pipeline.stats()).toEqual({ sent: 0, dropped: 0, failed: 10 });
+      expect(warnings.length).toBeGreaterThanOrEqual(1);
+      expect(warnings.at(-1)).toMatch(/0 dropped .*, 10 in batches the collector did not take; 0 delivered/);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The queue.
+
+describe("the audit queue", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function setup() {
+    vi.useFakeTimers();
+    const sends: { batch: number[]; done: (ok: boolean) => void }[] = [];
+    const losses: BatcherCounts[] = [];
+    const b = new AuditBatcher<number>(
+      (batch, done) => sends.push({ batch, done }),
+      (c) => losses.push(c),
+    );
+    return { b, sends, losses };
+  }
+
+  it("a full batch goes on the next timer turn, never inside the push that filled it", () => {
+    const { b, sends } = setup();
+    for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS; i++) b.push(i);
+    expect(sends).toHaveLength(0);
+    vi.advanceTimersByTime(0);
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.batch).toEqual(Array.from({ length: AUDIT_EXPORT_BATCH_RECORDS }, (_, i) => i));
+  });
+
+  it("a batch that is not full goes after the delay, not before", () => {
+    const { b, sends } = setup();
+    b.push(1);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS - 1);
+    b.push(2); // a later record does not push the send back
+    expect(sends).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(sends.map((s) => s.batch)).toEqual([[1, 2]]);
+  });
+
+  it(`at most ${AUDIT_EXPORTS_IN_FLIGHT} batches out at once; past ${AUDIT_QUEUE_MAX_RECORDS} waiting, records are dropped, counted and reported once per interval`, () => {
+    const { b, sends, losses } = setup();
+    const total = AUDIT_EXPORTS_IN_FLIGHT * AUDIT_EXPORT_BATCH_RECORDS;
+    for (let i = 0; i < total; i++) {
+      b.push(i);
+      vi.advanceTimersByTime(0);
+    }
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT);
+    for (let i = 0; i < AUDIT_QUEUE_MAX_RECORDS + 5; i++) b.push(i);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS * 2);
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT); // none settled: nothing more goes out
+    expect(b.stats()).toEqual({ sent: 0, dropped: 5, failed: 0 });
+    expect(losses).toEqual([{ sent: 0, dropped: 1, failed: 0 }]);
+    // one settles: the queue moves on
+    sends[0]!.done(true);
+    vi.advanceTimersByTime(0);
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT + 1);
+    expect(b.stats().sent).toBe(AUDIT_EXPORT_BATCH_RECORDS);
+    // after the interval, the next loss is reported again
+    vi.advanceTimersByTime(AUDIT_LOSS_REPORT_INTERVAL_MS);
+    sends[1]!.done(false);
+    expect(losses).toHaveLength(2);
+    expect(losses[1]).toMatchObject({ dropped: 5, failed: AUDIT_EXPORT_BATCH_RECORDS });
+  });
+
+  it("a send that throws or answers twice is counted once, as failed; the queue goes on", () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const b = new AuditBatcher<number>((batch, done) => {
+      calls++;
+      if (calls === 1) throw new Error("boom");
+      done(true);
+      done(false);
+    });
+    b.push(1);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
+    b.push(2);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
+    expect(b.stats()).toEqual({ sent: 1, dropped: 0, failed: 1 });
+  });
+
+  it("flush sends everything waiting, in batches, and resolves once every send settled", async () => {
+    vi.useRealTimers();
+    const sent: number[][] = [];
+    const b = new AuditBatcher<number>((batch, done) => {
+      sent.push(batch);
+      setTimeout(() => done(true), 5);
+    });
+    for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS * 2 + 3; i++) b.push(i);
+    await b.flush();
+    expect(sent.map((s) => s.length)).toEqual([AUDIT_EXPORT_BATCH_RECORDS, AUDIT_EXPORT_BATCH_RECORDS, 3]);
+    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3, dropped: 0, failed: 0 });
+    expect(sent.flat()).toEqual(Array.from({ length: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3 }, (_, i) => i));
+  });
+});
+
+it("each record's log: its event name, and the attribute list whose object is the one the SDK path emits", () => {
+  const c = randomConnection(rng(3));
+  expect(auditLog(c)).toEqual({ timeMs: c.timestamp, eventName: CONNECTION_CLOSED_EVENT, attributes: connectionAttributeList(c) });
+  expect(attributeObject(connectionAttributeList(c))).toEqual(connectionAttributes(c));
+  const d = randomDecision(rng(4));
+  expect(auditLog(d)).toEqual({ timeMs: d.timestamp, eventName: auditEventName(d), attributes: auditAttributeList(d) });
+  expect(attributeObject(auditAttributeList(d))).toEqual(auditAttributes(d));
+});
