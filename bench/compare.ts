@@ -15,7 +15,7 @@
  * latency added at a constant 1,000 req/s; 7. start-to-listening time; 8. RSS idle and with
  * 10,000 idle CONNECT tunnels (bench/idle.ts's tunnel opener); 9. policy decisions per second
  * against 10,000 patterns (bench/decide-micro.ts under each runtime); 10. keep-alive req/s with
- * OTLP audit export on ÷ off.
+ * OTLP audit export on ÷ off (protobuf, the default; JSON; protobuf from a worker thread).
  *
  * It asserts nothing: it prints progress lines, then the machine, tool versions, what was skipped
  * and why, and a markdown table (one row per figure, one column per system). Every address is
@@ -25,7 +25,7 @@
  * Env (all optional): BENCH_DURATION_S (5: seconds per wrk run), BENCH_BULK_MB (256: MiB per
  * download / upload), BENCH_IDLE_TUNNELS (10000: most tunnels opened; the 10,000 figure is
  * extrapolated when fewer), BENCH_LATENCY_S (5), BENCH_STARTS (5), BENCH_DECISIONS (1000000),
- * BENCH_AUDIT_ROUNDS (2), BENCH_WRK_ROUNDS (3: interleaved rounds of figures 1 and 2), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
+ * BENCH_AUDIT_ROUNDS (3), BENCH_WRK_ROUNDS (3: interleaved rounds of figures 1 and 2), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
  * BENCH_COMPARE_ORIGIN ("nginx" or "node"; default nginx when installed).
  *
  * Run alone: `npm run bench -- compare` or `npx tsx bench/compare.ts`.
@@ -97,7 +97,7 @@ const STARTS = Math.round(envNum("BENCH_STARTS", 5));
 /** Policy decisions timed per runtime. */
 const DECISIONS = Math.round(envNum("BENCH_DECISIONS", 1_000_000));
 /** Alternating off/on rounds of the audit-export comparison (best of each side). */
-const AUDIT_ROUNDS = Math.round(envNum("BENCH_AUDIT_ROUNDS", 2));
+const AUDIT_ROUNDS = Math.round(envNum("BENCH_AUDIT_ROUNDS", 3));
 /**
  * Rounds of figures 1 and 2. Each round runs wrk through every system in turn, all of them
  * started and warmed up beforehand, and each cell is the median of its rounds: a machine whose
@@ -283,7 +283,13 @@ interface Started {
   stop(): Promise<void>;
 }
 
-function ourConfig(port: number, socksPort: number, otlpPort?: number): string {
+/** Where and how the audit export under test sends (figure 10). */
+interface OtlpTarget {
+  readonly port: number;
+  readonly protocol: "binary" | "json";
+}
+
+function ourConfig(port: number, socksPort: number, otlp?: OtlpTarget): string {
   return `[network]
 enabled = true
 proxy_url = "http://${LOOPBACK}:${port}"
@@ -291,7 +297,7 @@ admin_url = "${LOOPBACK}:0"
 enable_socks5 = true
 socks_url = "${LOOPBACK}:${socksPort}"
 allowed_domains = ["${LOOPBACK}"]
-${otlpPort === undefined ? "" : `\n[otel]\nexporter = { otlp-http = { endpoint = "http://${LOOPBACK}:${otlpPort}/v1/logs", protocol = "json" } }\n`}`;
+${otlp === undefined ? "" : `\n[otel]\nexporter = { otlp-http = { endpoint = "http://${LOOPBACK}:${otlp.port}/v1/logs", protocol = "${otlp.protocol}" } }\n`}`;
 }
 
 function squidConfig(dir: string, port: number): string {
@@ -356,7 +362,7 @@ function mainThreadCpuUs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000; // utime, stime: the 14th and 15th
 }
 
-async function startSystem(system: ProxySystem, opts: { otlpPort?: number; env?: Record<string, string> } = {}): Promise<Started> {
+async function startSystem(system: ProxySystem, opts: { otlp?: OtlpTarget; env?: Record<string, string> } = {}): Promise<Started> {
   const dir = makeTempDir(`cnp-compare-${system}-`);
   const port = await pickPort();
   let socksPort: number | undefined;
@@ -364,7 +370,7 @@ async function startSystem(system: ProxySystem, opts: { otlpPort?: number; env?:
   const file = join(dir, "config");
   if (isOurs(system)) {
     socksPort = await pickPort();
-    writeFileSync(file, ourConfig(port, socksPort, opts.otlpPort));
+    writeFileSync(file, ourConfig(port, socksPort, opts.otlp));
     cmd = proxyCommand(system, file, { built: system === "node" });
   } else if (system === "squid") {
     // Started as root, squid drops to its own user (proxy): it must reach its dir.
@@ -624,6 +630,7 @@ type Figure =
   | "rssTunnels"
   | "decide"
   | "audit"
+  | "auditJson"
   | "auditWorker";
 
 interface FigureSpec {
@@ -648,12 +655,13 @@ const FIGURES: Record<Figure, FigureSpec> = {
   rssTunnels: { label: `8b. RSS with ${TARGET_TUNNELS.toLocaleString("en-US")} idle CONNECT tunnels, MiB (lower is better, ratio = ÷ squid's)`, fmt: (v) => v.toFixed(0), vsDirect: false, vsSquid: true },
   decide: { label: "9. policy decisions/s, 10,000-pattern allowlist, DNS excluded (higher is better)", fmt: (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : `${(v / 1e3).toFixed(0)} k`), vsDirect: false, vsSquid: false },
   audit: {
-    label: `10. keep-alive req/s with OTLP/HTTP JSON audit export ÷ without (1.00 = no cost; export thread as chosen on ${availableParallelism()} CPUs)`,
+    label: `10. keep-alive req/s with OTLP/HTTP audit export (protobuf, the default) ÷ without (1.00 = no cost; export thread as chosen on ${availableParallelism()} CPUs)`,
     fmt: (v) => v.toFixed(2),
     vsDirect: false,
     vsSquid: false,
   },
-  auditWorker: { label: `10b. the same with the export in a worker thread (${AUDIT_THREAD_ENV}=worker)`, fmt: (v) => v.toFixed(2), vsDirect: false, vsSquid: false },
+  auditJson: { label: `10b. the same with protocol = "json"`, fmt: (v) => v.toFixed(2), vsDirect: false, vsSquid: false },
+  auditWorker: { label: `10c. protobuf with the export in a worker thread (${AUDIT_THREAD_ENV}=worker)`, fmt: (v) => v.toFixed(2), vsDirect: false, vsSquid: false },
 };
 
 class Results {
@@ -842,7 +850,7 @@ export async function runCompareBench(): Promise<void> {
         log(`${s}: RSS idle after the warm-up: ${(kib / 1024).toFixed(1)} MiB`);
       } else results.set("rssIdle", s, { na: "no proxy" });
 
-      if (!wrk) for (const f of ["keepalive", "close", "audit", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
+      if (!wrk) for (const f of ["keepalive", "close", "audit", "auditJson", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
 
       if (curl) {
         await measure(results, "connect", s, "CONNECT download MB/s", async () => ({ v: await curlDownload(curl, origin.port, proxied ? { http: port } : {}) }));
@@ -872,16 +880,17 @@ export async function runCompareBench(): Promise<void> {
       });
       if (!results.get("p99", s)) results.set("p99", s, results.get("p50", s)!);
 
-      for (const [figure, thread] of [
-        ["audit", undefined],
-        ["auditWorker", "worker"],
+      for (const [figure, thread, protocol] of [
+        ["audit", undefined, "binary"],
+        ["auditJson", undefined, "json"],
+        ["auditWorker", "worker", "binary"],
       ] as const) {
         if (!(isOurs(s) && wrk && receiver && proxy)) {
           results.set(figure, s, { na: isOurs(s) ? "wrk missing" : "no OTLP export" });
           continue;
         }
-        await measure(results, figure, s, `audit export${thread ? ` (${thread} thread)` : ""} on ÷ off`, async () => {
-          const audited = await startSystem(s, { otlpPort: receiver.port, env: thread ? { [AUDIT_THREAD_ENV]: thread } : {} });
+        await measure(results, figure, s, `audit export (${protocol}${thread ? `, ${thread} thread` : ""}) on ÷ off`, async () => {
+          const audited = await startSystem(s, { otlp: { port: receiver.port, protocol }, env: thread ? { [AUDIT_THREAD_ENV]: thread } : {} });
           running.add(audited);
           try {
             await runWrk(wrk, audited.port, origin.port, true, false, WARMUP_S);
