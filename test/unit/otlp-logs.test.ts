@@ -201,6 +201,12 @@ describe("the OTLP logs request, against the official serialisers", () => {
       { timeMs: NOW, eventName: "b", attributes: ["j", 1, "x", 1] },
       { timeMs: NOW, eventName: "a", attributes: ["x", 1] },
       { timeMs: NOW, eventName: "a", attributes: ["x", 1, "k", "1", "extra", false] },
+      // kept after two in a row, then the same value under another key, then of another type
+      { timeMs: NOW, eventName: "c", attributes: ["k", 7, "y", "s"] },
+      { timeMs: NOW, eventName: "c", attributes: ["k", 7, "y", "s"] },
+      { timeMs: NOW, eventName: "c", attributes: ["j", 7, "y", "s"] },
+      { timeMs: NOW, eventName: "c", attributes: ["j", "7", "y", "s"] },
+      { timeMs: NOW, eventName: "c", attributes: ["j", "7", "z", "s"] },
     ];
     const want = await official(logs);
     expect(difference(logsRequestProtobuf(SOURCE, logs), want.protobuf)).toBe("");

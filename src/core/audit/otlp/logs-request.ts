@@ -129,15 +129,15 @@ export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]
     for (let i = 0; i < list.length; i += 2) {
       const key = list[i] as string;
       const value = list[i + 1]!;
-      const slot = slots[i >> 1];
-      if (slot !== undefined && slot.key === key && slot.value === value) {
-        w.raw(slot.encoded);
+      const encoded = kept(slots, i >> 1, key, value);
+      if (encoded !== undefined) {
+        w.raw(encoded);
         continue;
       }
       const start = w.length;
       w.byte(LOG_ATTRIBUTES);
       keyValue(w, key, value);
-      remember(slots, i >> 1, key, value, w.copyFrom(start));
+      wrote(slots, i >> 1, key, value, w, start);
     }
     w.byte(LOG_DROPPED);
     w.byte(0);
@@ -154,14 +154,19 @@ export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]
 
 /**
  * Most attributes repeat from one record to the next (the event name, the decision, the host,
- * the time within a millisecond), so for each event name and attribute position the last key,
- * value and encoding are kept, and a record that repeats them copies the encoding. A value that
- * changes every record (the client's port) costs one copy of its encoding.
+ * the time within a millisecond), so for each event name and attribute position the last
+ * repeated key, value and encoding are kept, and a record that repeats them copies the encoding.
+ * A value is kept once it comes twice in a row at its position; one that changes every record
+ * (the client's port) is written each time and never copied out.
  */
 interface Slot {
+  /** The kept key, value and encoding. */
   key: string;
   value: OtlpAttributeValue;
-  encoded: Uint8Array;
+  encoded: Uint8Array | undefined;
+  /** The last key and value written at this position. */
+  lastKey: string;
+  lastValue: OtlpAttributeValue;
 }
 
 /** Event names whose slots are kept; past that, all start again empty. */
@@ -181,16 +186,28 @@ class LastValues {
   }
 }
 
-/** Keep `encoded` as the encoding of `key` = `value` at `position`. */
-function remember(slots: Slot[], position: number, key: string, value: OtlpAttributeValue, encoded: Uint8Array): void {
+/** The kept encoding of `key` = `value` at `position`, if there is one. */
+function kept(slots: Slot[], position: number, key: string, value: OtlpAttributeValue): Uint8Array | undefined {
+  const slot = slots[position];
+  return slot !== undefined && slot.key === key && slot.value === value ? slot.encoded : undefined;
+}
+
+/**
+ * `key` = `value` was just written at `position`, from `start` to the end of `w`: keep its
+ * encoding if it is the second time in a row.
+ */
+function wrote(slots: Slot[], position: number, key: string, value: OtlpAttributeValue, w: ByteWriter, start: number): void {
   const slot = slots[position];
   if (slot === undefined) {
-    slots[position] = { key, value, encoded };
-    return;
+    slots[position] = { key, value, encoded: undefined, lastKey: key, lastValue: value };
+  } else if (slot.lastKey === key && slot.lastValue === value) {
+    slot.key = key;
+    slot.value = value;
+    slot.encoded = w.copyFrom(start);
+  } else {
+    slot.lastKey = key;
+    slot.lastValue = value;
   }
-  slot.key = key;
-  slot.value = value;
-  slot.encoded = encoded;
 }
 
 const protobufAttributes = new LastValues();
@@ -276,14 +293,14 @@ export function logsRequestJson(source: LogsSource, logs: readonly OtlpLog[]): U
       if (i > 0) w.byte(COMMA);
       const key = list[i] as string;
       const value = list[i + 1]!;
-      const slot = slots[i >> 1];
-      if (slot !== undefined && slot.key === key && slot.value === value) {
-        w.raw(slot.encoded);
+      const encoded = kept(slots, i >> 1, key, value);
+      if (encoded !== undefined) {
+        w.raw(encoded);
         continue;
       }
       const start = w.length;
       w.utf8(jsonKeyValue(key, value));
-      remember(slots, i >> 1, key, value, w.copyFrom(start));
+      wrote(slots, i >> 1, key, value, w, start);
     }
     w.raw(JSON_PIECES.recordEnd);
   }
