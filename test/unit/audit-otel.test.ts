@@ -6,6 +6,8 @@
  */
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
 import { describe, expect, it } from "vitest";
+import type { LoggerProvider as LoggerProviderApi } from "@opentelemetry/api-logs";
+import { createConnectionAuditSink } from "../../src/core/audit/connection.ts";
 import { AUDIT_LOGGER_NAME, auditAttributes, createAuditSink, type AuditMetadata } from "../../src/core/audit/otel.ts";
 import { defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/types.ts";
 import { serveHttpConnection } from "../../src/core/http/session.ts";
@@ -209,5 +211,26 @@ describe("library wiring", () => {
     } finally {
       logs.disable();
     }
+  });
+
+  it("a logger that is not enabled (the API's no-op one, or one that says no) gets no record; one without enabled() gets every record", () => {
+    const record = { timestamp: 1_800_000_000_000, scope: "domain_rule", decision: "allow", source: "baseline_policy", reason: "allowed", override: false, protocol: "http", host: "a.example", port: 80, method: "GET", client: "127.0.0.1:1", mode: "full" } as const;
+    const connection = { timestamp: 1_800_000_000_000, kind: "tunnel", protocol: "https_connect", host: "a.example", port: 443, client: "127.0.0.1:1", bytesToOrigin: 1, bytesToClient: 2, durationMs: 3, ended: "client_closed" } as const;
+    const asked: unknown[] = [];
+    let emitted = 0;
+    const saysNo = { getLogger: () => ({ enabled: (o: unknown) => (asked.push(o), false), emit: () => void emitted++ }) } as unknown as LoggerProviderApi;
+    createAuditSink({ loggerProvider: saysNo })(record);
+    createConnectionAuditSink({ loggerProvider: saysNo })(connection);
+    expect(emitted).toBe(0);
+    expect(asked).toEqual([
+      { severityNumber: 9, eventName: "codex.network_proxy.domain_policy_decision" },
+      { severityNumber: 9, eventName: "codex.network_proxy.connection_closed" },
+    ]);
+    const older = { getLogger: () => ({ emit: () => void emitted++ }) } as unknown as LoggerProviderApi;
+    createAuditSink({ loggerProvider: older })(record);
+    createConnectionAuditSink({ loggerProvider: older })(connection);
+    expect(emitted).toBe(2);
+    // the global provider before the host installs one: a no-op, asked and skipped
+    expect(() => createAuditSink()(record)).not.toThrow();
   });
 });

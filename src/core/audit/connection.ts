@@ -8,7 +8,7 @@
  */
 import { logs, SeverityNumber, type LogAttributes } from "@opentelemetry/api-logs";
 import { isoTimestamp } from "./iso-time.ts";
-import { AUDIT_LOGGER_NAME, attributeObject, type AttributeList, type AuditSinkOptions } from "./otel.ts";
+import { AUDIT_LOGGER_NAME, attributeObject, type AttributeList, type AuditSinkOptions, enabled } from "./otel.ts";
 
 /** The event name of a connection record. */
 export const CONNECTION_CLOSED_EVENT = "codex.network_proxy.connection_closed";
@@ -86,7 +86,9 @@ export function connectionAttributes(r: ConnectionRecord): LogAttributes {
 /** A sink that emits each connection record through the audit logger of `options`. */
 export function createConnectionAuditSink(options: AuditSinkOptions = {}): ConnectionSink {
   const logger = (options.loggerProvider ?? logs.getLoggerProvider()).getLogger(AUDIT_LOGGER_NAME);
-  return (r) =>
+  const ask = { severityNumber: SeverityNumber.INFO, eventName: CONNECTION_CLOSED_EVENT };
+  return (r) => {
+    if (!enabled(logger, ask)) return;
     logger.emit({
       timestamp: r.timestamp,
       severityNumber: SeverityNumber.INFO,
@@ -95,6 +97,7 @@ export function createConnectionAuditSink(options: AuditSinkOptions = {}): Conne
       body: CONNECTION_CLOSED_EVENT,
       attributes: connectionAttributes(r),
     });
+  };
 }
 
 /** Something with byte counts: a connection. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { logs, SeverityNumber, type LogAttributes, type LoggerProvider } from "@opentelemetry/api-logs";
+import { logs, SeverityNumber, type LogAttributes, type Logger, type LoggerProvider } from "@opentelemetry/api-logs";
 import type { DecisionRecord, DecisionSink } from "./events.ts";
 import { isoTimestamp } from "./iso-time.ts";
 
@@ -110,12 +110,25 @@ export interface AuditSinkOptions {
   metadata?: AuditMetadata;
 }
 
+/**
+ * Whether `logger` would take a record like `ask` (the Logs API's `Enabled`). A logger of an
+ * older API without `enabled` is asked nothing and takes every record.
+ */
+export function enabled(logger: Logger, ask: { severityNumber: SeverityNumber; eventName: string }): boolean {
+  return typeof logger.enabled !== "function" || logger.enabled(ask);
+}
+
 /** A decision sink that emits every record as an OpenTelemetry log record. */
 export function createAuditSink(options: AuditSinkOptions = {}): DecisionSink {
   const provider = options.loggerProvider ?? logs.getLoggerProvider();
   const logger = provider.getLogger(AUDIT_LOGGER_NAME);
   const metadata = { ...options.metadata };
+  const domainAsk = { severityNumber: SeverityNumber.INFO, eventName: DOMAIN_POLICY_EVENT };
+  const blockAsk = { severityNumber: SeverityNumber.INFO, eventName: BLOCK_DECISION_EVENT };
   return (r) => {
+    // a logger that would drop the record (the API's no-op one until the app installs a
+    // provider) is not handed one: the attributes are not built
+    if (!enabled(logger, r.scope === "domain_rule" ? domainAsk : blockAsk)) return;
     const attributes = auditAttributes(r, metadata);
     logger.emit({
       timestamp: r.timestamp,
