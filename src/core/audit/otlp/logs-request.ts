@@ -124,21 +124,7 @@ export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]
     w.byte(ANY_STRING);
     w.string(log.eventName);
     w.end(body);
-    const list = log.attributes;
-    const slots = protobufAttributes.slots(log.eventName);
-    for (let i = 0; i < list.length; i += 2) {
-      const key = list[i] as string;
-      const value = list[i + 1]!;
-      const encoded = kept(slots, i >> 1, key, value);
-      if (encoded !== undefined) {
-        w.raw(encoded);
-        continue;
-      }
-      const start = w.length;
-      w.byte(LOG_ATTRIBUTES);
-      keyValue(w, key, value);
-      wrote(slots, i >> 1, key, value, w, start);
-    }
+    writeAttributes(w, protobufAttributes, log, 0, protobufAttribute);
     w.byte(LOG_DROPPED);
     w.byte(0);
     w.byte(LOG_OBSERVED_TIME);
@@ -212,6 +198,45 @@ function wrote(slots: Slot[], position: number, key: string, value: OtlpAttribut
 
 const protobufAttributes = new LastValues();
 const jsonAttributes = new LastValues();
+
+/**
+ * Write `log`'s attributes, each from `cache` when it repeats, else with `encode`; `separator`
+ * (a byte, or 0 for none) goes between two.
+ */
+function writeAttributes<W extends ByteWriter>(
+  w: W,
+  cache: LastValues,
+  log: OtlpLog,
+  separator: number,
+  encode: (w: W, key: string, value: OtlpAttributeValue) => void,
+): void {
+  const list = log.attributes;
+  const slots = cache.slots(log.eventName);
+  for (let i = 0; i < list.length; i += 2) {
+    if (separator !== 0 && i > 0) w.byte(separator);
+    const key = list[i] as string;
+    const value = list[i + 1]!;
+    const encoded = kept(slots, i >> 1, key, value);
+    if (encoded !== undefined) {
+      w.raw(encoded);
+      continue;
+    }
+    const start = w.length;
+    encode(w, key, value);
+    wrote(slots, i >> 1, key, value, w, start);
+  }
+}
+
+/** A log record's attribute as protobuf: the `attributes` tag and a `KeyValue`. */
+function protobufAttribute(w: ProtoWriter, key: string, value: OtlpAttributeValue): void {
+  w.byte(LOG_ATTRIBUTES);
+  keyValue(w, key, value);
+}
+
+/** A log record's attribute as OTLP/JSON. */
+function jsonAttribute(w: ByteWriter, key: string, value: OtlpAttributeValue): void {
+  w.utf8(jsonKeyValue(key, value));
+}
 
 /** One `KeyValue` message (its tag already written). */
 function keyValue(w: ProtoWriter, key: string, value: OtlpAttributeValue): void {
@@ -287,21 +312,7 @@ export function logsRequestJson(source: LogsSource, logs: readonly OtlpLog[]): U
     w.raw(JSON_PIECES.eventName);
     w.raw(event);
     w.raw(JSON_PIECES.attributes);
-    const list = log.attributes;
-    const slots = jsonAttributes.slots(log.eventName);
-    for (let i = 0; i < list.length; i += 2) {
-      if (i > 0) w.byte(COMMA);
-      const key = list[i] as string;
-      const value = list[i + 1]!;
-      const encoded = kept(slots, i >> 1, key, value);
-      if (encoded !== undefined) {
-        w.raw(encoded);
-        continue;
-      }
-      const start = w.length;
-      w.utf8(jsonKeyValue(key, value));
-      wrote(slots, i >> 1, key, value, w, start);
-    }
+    writeAttributes(w, jsonAttributes, log, COMMA, jsonAttribute);
     w.raw(JSON_PIECES.recordEnd);
   }
   w.raw(JSON_PIECES.batchEnd);
