@@ -28,6 +28,7 @@ import { ProtoWriter, varintSize } from "../../src/core/audit/otlp/proto-writer.
 import {
   AUDIT_EXPORT_BATCH_RECORDS,
   AUDIT_EXPORT_DELAY_MS,
+  AUDIT_EXPORT_TIMEOUT_MS,
   AUDIT_EXPORTS_IN_FLIGHT,
   AUDIT_LOSS_REPORT_INTERVAL_MS,
   AUDIT_QUEUE_MAX_RECORDS,
@@ -352,7 +353,7 @@ describe("the pipeline over the official transports", () => {
     for (const item of items) ("scope" in item ? pipeline.sink : pipeline.connectionSink)(item as never);
     await pipeline.shutdown();
     expect(warnings).toEqual([]);
-    expect(pipeline.stats()).toEqual({ sent: items.length, dropped: 0, failed: 0 });
+    expect(pipeline.stats()).toEqual({ sent: items.length, dropped: 0, failed: 0, pending: 0 });
     expect(got).toHaveLength(2);
     // the two batches go out together, so they may arrive in either order
     const batches = [items.slice(0, AUDIT_EXPORT_BATCH_RECORDS), items.slice(AUDIT_EXPORT_BATCH_RECORDS)];
@@ -396,6 +397,23 @@ describe("the pipeline over the official transports", () => {
     }
   });
 
+  it("a record with a value no encoder takes is left out of its batch, with a warning naming it; the rest arrive", async () => {
+    const c = await httpCollector();
+    try {
+      const warnings: string[] = [];
+      const pipeline = await createAuditPipeline({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, "test", (m) => warnings.push(m));
+      const good = items.slice(0, 5) as DecisionRecord[];
+      for (const r of good) pipeline.sink(r);
+      pipeline.sink({ ...good[0]!, port: undefined as unknown as number });
+      await pipeline.shutdown();
+      expect(warnings).toEqual([`1 audit record(s) left out of an export: codex.network_proxy.${good[0]!.scope === "domain_rule" ? "domain_policy" : "block"}_decision: attribute "server.port" is undefined`]);
+      expect(c.got).toHaveLength(1);
+      expect(difference(c.got[0]!.body, (await official(good.map(auditLog))).protobuf)).toBe("");
+    } finally {
+      await c.close();
+    }
+  });
+
   it("a collector that refuses every batch: the records are counted as failed and shutdown says so", async () => {
     const c = await httpCollector(400);
     try {
@@ -403,9 +421,9 @@ describe("the pipeline over the official transports", () => {
       const pipeline = await createAuditPipeline({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, "test", (m) => warnings.push(m));
       for (const item of items.slice(0, 10)) pipeline.sink(item as DecisionRecord);
       await pipeline.shutdown();
-      expect(pipeline.stats()).toEqual({ sent: 0, dropped: 0, failed: 10 });
+      expect(pipeline.stats()).toEqual({ sent: 0, dropped: 0, failed: 10, pending: 0 });
       expect(warnings.length).toBeGreaterThanOrEqual(1);
-      expect(warnings.at(-1)).toMatch(/0 dropped .*, 10 in batches the collector did not take; 0 delivered/);
+      expect(warnings.at(-1)).toMatch(/0 dropped .*, 10 in batches the collector did not take or did not answer within 30 s; 0 delivered/);
     } finally {
       await c.close();
     }
@@ -420,8 +438,13 @@ describe("the audit queue", () => {
     vi.useRealTimers();
   });
 
+  /** Fake timers, the monotonic clock included (the loss reports go by it). */
+  function fakeTime(): void {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "setImmediate", "clearImmediate", "Date", "performance"] });
+  }
+
   function setup() {
-    vi.useFakeTimers();
+    fakeTime();
     const sends: { batch: number[]; done: (ok: boolean) => void }[] = [];
     const losses: BatcherCounts[] = [];
     const b = new AuditBatcher<number>(
@@ -450,8 +473,8 @@ describe("the audit queue", () => {
     expect(sends.map((s) => s.batch)).toEqual([[1, 2]]);
   });
 
-  it(`at most ${AUDIT_EXPORTS_IN_FLIGHT} batches out at once; past ${AUDIT_QUEUE_MAX_RECORDS} waiting, records are dropped, counted and reported once per interval`, () => {
-    const { b, sends, losses } = setup();
+  it(`at most ${AUDIT_EXPORTS_IN_FLIGHT} batches out at once; past ${AUDIT_QUEUE_MAX_RECORDS} waiting, records are dropped and counted`, () => {
+    const { b, sends } = setup();
     const total = AUDIT_EXPORTS_IN_FLIGHT * AUDIT_EXPORT_BATCH_RECORDS;
     for (let i = 0; i < total; i++) {
       b.push(i);
@@ -461,22 +484,67 @@ describe("the audit queue", () => {
     for (let i = 0; i < AUDIT_QUEUE_MAX_RECORDS + 5; i++) b.push(i);
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS * 2);
     expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT); // none settled: nothing more goes out
-    expect(b.stats()).toEqual({ sent: 0, dropped: 5, failed: 0 });
-    expect(losses).toEqual([{ sent: 0, dropped: 1, failed: 0 }]);
+    expect(b.stats()).toEqual({ sent: 0, dropped: 5, failed: 0, pending: total + AUDIT_QUEUE_MAX_RECORDS });
     // one settles: the queue moves on
     sends[0]!.done(true);
     vi.advanceTimersByTime(0);
     expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT + 1);
-    expect(b.stats().sent).toBe(AUDIT_EXPORT_BATCH_RECORDS);
-    // after the interval, the next loss is reported again
-    vi.advanceTimersByTime(AUDIT_LOSS_REPORT_INTERVAL_MS);
-    sends[1]!.done(false);
+    expect(b.stats()).toMatchObject({ sent: AUDIT_EXPORT_BATCH_RECORDS, pending: total + AUDIT_QUEUE_MAX_RECORDS - AUDIT_EXPORT_BATCH_RECORDS });
+  });
+
+  it("losses: the first reported at once, a burst after it once the interval is up with its whole count, by the monotonic clock", () => {
+    const { b, sends, losses } = setup();
+    for (let i = 0; i < AUDIT_EXPORTS_IN_FLIGHT * AUDIT_EXPORT_BATCH_RECORDS + AUDIT_QUEUE_MAX_RECORDS; i++) {
+      b.push(i);
+      vi.advanceTimersByTime(0);
+    }
+    for (let i = 0; i < 10_000; i++) b.push(i); // a burst of drops
+    expect(losses).toEqual([{ sent: 0, dropped: 1, failed: 0, pending: expect.any(Number) }]);
+    // every batch out and waiting arrives
+    for (let settled = 0; settled < sends.length; settled++) {
+      sends[settled]!.done(true);
+      vi.advanceTimersByTime(1);
+    }
+    expect(b.stats()).toMatchObject({ failed: 0, pending: 0 });
+    vi.advanceTimersByTime(AUDIT_LOSS_REPORT_INTERVAL_MS - 1 - sends.length);
+    expect(losses).toHaveLength(1);
+    vi.advanceTimersByTime(1);
     expect(losses).toHaveLength(2);
-    expect(losses[1]).toMatchObject({ dropped: 5, failed: AUDIT_EXPORT_BATCH_RECORDS });
+    expect(losses[1]).toMatchObject({ dropped: 10_000, failed: 0 });
+    // no new loss: no report
+    vi.advanceTimersByTime(AUDIT_LOSS_REPORT_INTERVAL_MS * 3);
+    expect(losses).toHaveLength(2);
+    // a wall clock stepped back an hour does not hold the next report
+    vi.setSystemTime(Date.now() - 3_600_000);
+    b.push(1);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
+    sends.at(-1)!.done(false);
+    expect(losses).toHaveLength(3);
+    expect(losses[2]).toMatchObject({ dropped: 10_000, failed: 1 });
+    b.close();
+  });
+
+  it(`an export that does not settle within ${AUDIT_EXPORT_TIMEOUT_MS / 1000} s counts as failed and frees its slot; its late answer is ignored`, () => {
+    const { b, sends, losses } = setup();
+    for (let i = 0; i < (AUDIT_EXPORTS_IN_FLIGHT + 1) * AUDIT_EXPORT_BATCH_RECORDS; i++) {
+      b.push(i);
+      vi.advanceTimersByTime(0);
+    }
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT);
+    vi.advanceTimersByTime(AUDIT_EXPORT_TIMEOUT_MS - 1);
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT);
+    vi.advanceTimersByTime(1); // the export limit
+    vi.advanceTimersByTime(1); // the next turn
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT + 1); // the waiting batch went out
+    expect(b.stats()).toMatchObject({ sent: 0, failed: AUDIT_EXPORTS_IN_FLIGHT * AUDIT_EXPORT_BATCH_RECORDS });
+    expect(losses[0]).toMatchObject({ failed: AUDIT_EXPORT_BATCH_RECORDS });
+    sends[0]!.done(true); // too late
+    expect(b.stats()).toMatchObject({ sent: 0, failed: AUDIT_EXPORTS_IN_FLIGHT * AUDIT_EXPORT_BATCH_RECORDS });
+    b.close();
   });
 
   it("a send that throws or answers twice is counted once, as failed; the queue goes on", () => {
-    vi.useFakeTimers();
+    fakeTime();
     let calls = 0;
     const b = new AuditBatcher<number>((batch, done) => {
       calls++;
@@ -488,7 +556,7 @@ describe("the audit queue", () => {
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
     b.push(2);
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
-    expect(b.stats()).toEqual({ sent: 1, dropped: 0, failed: 1 });
+    expect(b.stats()).toEqual({ sent: 1, dropped: 0, failed: 1, pending: 0 });
   });
 
   it("flush sends everything waiting, in batches, and resolves once every send settled", async () => {
@@ -501,7 +569,7 @@ describe("the audit queue", () => {
     for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS * 2 + 3; i++) b.push(i);
     await b.flush();
     expect(sent.map((s) => s.length)).toEqual([AUDIT_EXPORT_BATCH_RECORDS, AUDIT_EXPORT_BATCH_RECORDS, 3]);
-    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3, dropped: 0, failed: 0 });
+    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3, dropped: 0, failed: 0, pending: 0 });
     expect(sent.flat()).toEqual(Array.from({ length: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3 }, (_, i) => i));
   });
 });

@@ -1,14 +1,16 @@
 /**
- * The audit export's queue: records wait here and go to the exporter in batches, as the
- * OpenTelemetry SDK's batch processor would send them (the same defaults: batches of
- * {@link AUDIT_EXPORT_BATCH_RECORDS}, sent when full or after {@link AUDIT_EXPORT_DELAY_MS}, at
- * most {@link AUDIT_QUEUE_MAX_RECORDS} waiting). Taking a record costs an array push; the
- * records are turned into OTLP only when their batch is sent.
+ * The audit export's queue: records wait here and go to the exporter in batches of the sizes the
+ * OpenTelemetry SDK's batch processor uses (batches of {@link AUDIT_EXPORT_BATCH_RECORDS}, sent
+ * when full or after {@link AUDIT_EXPORT_DELAY_MS}, at most {@link AUDIT_QUEUE_MAX_RECORDS}
+ * waiting, each export given up after {@link AUDIT_EXPORT_TIMEOUT_MS}). Unlike the SDK's, up to
+ * {@link AUDIT_EXPORTS_IN_FLIGHT} batches are out at once, so they may reach the collector out of
+ * order. Taking a record costs an array push; the records are turned into OTLP only when their
+ * batch is sent.
  *
  * A full batch is sent on the next timer turn, never inside the call that filled it, so the
  * request whose decision filled it is answered first. When the queue is full (a collector slower
  * than the records come), new records are dropped and counted; so are the records of a batch
- * the exporter reports failed (after its own retries).
+ * the exporter reports failed (after its own retries) or that did not settle in time.
  *
  * @module
  */
@@ -25,7 +27,16 @@ export const AUDIT_QUEUE_MAX_RECORDS = 2_048;
 /** Most batches being sent at once; while that many are out, full batches wait in the queue. */
 export const AUDIT_EXPORTS_IN_FLIGHT = 4;
 
-/** Shortest time between two reports of lost records. */
+/**
+ * Longest an export may take before its batch counts as failed and its slot is free again (the
+ * SDK's `exportTimeoutMillis`): a collector that trickles its answer cannot hold the queue.
+ */
+export const AUDIT_EXPORT_TIMEOUT_MS = 30_000;
+
+/**
+ * Shortest time between two reports of lost records. The first loss is reported at once; losses
+ * after a report are reported when the interval is up.
+ */
 export const AUDIT_LOSS_REPORT_INTERVAL_MS = 60_000;
 
 /** Sends one batch and says, once, whether it arrived. */
@@ -37,38 +48,38 @@ export interface BatcherCounts {
   readonly sent: number;
   /** Records dropped because the queue was full. */
   readonly dropped: number;
-  /** Records in batches the exporter reported failed. */
+  /** Records in batches the exporter reported failed, or that did not settle in time. */
   readonly failed: number;
+  /** Records waiting or being sent now. */
+  readonly pending: number;
 }
 
 /** The queue. */
 export class AuditBatcher<T> {
   private queue: T[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the armed timer is the next turn's (`schedule(0)`), not the delay's. */
+  private timerIsNextTurn = false;
+  /** Batches out now, and the records in them. */
   private inFlight = 0;
+  private inFlightRecords = 0;
   /** Called each time a batch's send settles (flushes wait on it). */
   private settled: Array<() => void> = [];
   private counts = { sent: 0, dropped: 0, failed: 0 };
+  /** When losses were last reported (monotonic clock), what they were then, and the follow-up report's timer. */
+  private lastLossReport = -Infinity;
+  private lossesReported = 0;
+  private lossTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param send sends one batch.
-   * @param onLoss called with the counts when records are lost (dropped or failed), at most once
-   *   per {@link AUDIT_LOSS_REPORT_INTERVAL_MS}.
+   * @param onLoss called with the counts when records are lost (dropped or failed): at once for
+   *   the first loss, then at most once per {@link AUDIT_LOSS_REPORT_INTERVAL_MS} while losses go on.
    */
   constructor(
     private readonly send: SendBatch<T>,
     private readonly onLoss?: (counts: BatcherCounts) => void,
   ) {}
-
-  private lastLossReport = -Infinity;
-
-  /** Tell {@link onLoss}, unless it heard within the interval. */
-  private lost(): void {
-    const now = Date.now();
-    if (this.onLoss === undefined || now - this.lastLossReport < AUDIT_LOSS_REPORT_INTERVAL_MS) return;
-    this.lastLossReport = now;
-    this.onLoss(this.stats());
-  }
 
   /** Take one record. */
   push(record: T): void {
@@ -84,10 +95,10 @@ export class AuditBatcher<T> {
 
   /** What became of the records so far. */
   stats(): BatcherCounts {
-    return { ...this.counts };
+    return { ...this.counts, pending: this.queue.length + this.inFlightRecords };
   }
 
-  /** Send everything waiting and resolve once every batch out has settled. */
+  /** Send everything waiting and resolve once every batch out has settled (or timed out). */
   async flush(): Promise<void> {
     this.cancelTimer();
     for (;;) {
@@ -97,8 +108,33 @@ export class AuditBatcher<T> {
     }
   }
 
-  /** Whether the armed timer is the next turn's (`schedule(0)`), not the delay's. */
-  private timerIsNextTurn = false;
+  /** Stop the timers (the follow-up loss report included); records waiting stay for a flush. */
+  close(): void {
+    this.cancelTimer();
+    if (this.lossTimer !== undefined) clearTimeout(this.lossTimer);
+    this.lossTimer = undefined;
+  }
+
+  /** Records were just lost: tell {@link onLoss} now, or when the interval since the last report is up. */
+  private lost(): void {
+    if (this.onLoss === undefined || this.lossTimer !== undefined) return;
+    const wait = this.lastLossReport + AUDIT_LOSS_REPORT_INTERVAL_MS - performance.now();
+    if (wait <= 0) return this.reportLosses();
+    this.lossTimer = unrefd(
+      setTimeout(() => {
+        this.lossTimer = undefined;
+        this.reportLosses();
+      }, wait),
+    );
+  }
+
+  private reportLosses(): void {
+    const lost = this.counts.dropped + this.counts.failed;
+    if (lost === this.lossesReported) return;
+    this.lossesReported = lost;
+    this.lastLossReport = performance.now();
+    this.onLoss?.(this.stats());
+  }
 
   /** Arm the timer to send within `ms`, keeping one armed for as soon or sooner. */
   private schedule(ms: number): void {
@@ -107,11 +143,12 @@ export class AuditBatcher<T> {
       clearTimeout(this.timer);
     }
     this.timerIsNextTurn = ms === 0;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.sendDue();
-    }, ms);
-    (this.timer as { unref?: () => void }).unref?.();
+    this.timer = unrefd(
+      setTimeout(() => {
+        this.timer = undefined;
+        this.sendDue();
+      }, ms),
+    );
   }
 
   private cancelTimer(): void {
@@ -131,11 +168,14 @@ export class AuditBatcher<T> {
     const batch = this.queue.length <= AUDIT_EXPORT_BATCH_RECORDS ? this.queue : this.queue.slice(0, AUDIT_EXPORT_BATCH_RECORDS);
     this.queue = batch === this.queue ? [] : this.queue.slice(AUDIT_EXPORT_BATCH_RECORDS);
     this.inFlight++;
+    this.inFlightRecords += batch.length;
     let once = false;
     const done = (ok: boolean): void => {
       if (once) return;
       once = true;
+      clearTimeout(giveUp);
       this.inFlight--;
+      this.inFlightRecords -= batch.length;
       if (ok) this.counts.sent += batch.length;
       else {
         this.counts.failed += batch.length;
@@ -146,10 +186,17 @@ export class AuditBatcher<T> {
       else if (this.queue.length > 0 && this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);
       for (const resolve of this.settled.splice(0)) resolve();
     };
+    const giveUp = unrefd(setTimeout(() => done(false), AUDIT_EXPORT_TIMEOUT_MS));
     try {
       this.send(batch, done);
     } catch {
       done(false);
     }
   }
+}
+
+/** `timer`, no longer keeping the process alive on its own (where the runtime can). */
+function unrefd(timer: ReturnType<typeof setTimeout>): ReturnType<typeof setTimeout> {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
 }

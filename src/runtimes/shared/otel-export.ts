@@ -1,13 +1,13 @@
 /**
  * Standalone audit export, chosen by `[otel].exporter`: every decision record goes to the OTLP
- * pipeline of `otel-provider.ts` (the SDK's batch processor and the official exporter), never to
- * the global provider.
+ * pipeline of `otel-provider.ts` (the queue of `audit-batcher.ts`, the OTLP request written
+ * straight from the records, the official transport), never to the global provider.
  *
  * On a machine with cores to spare ({@link workerByDefault}) the pipeline runs in a worker thread
  * (`otel-worker.ts`): the proxy's thread only appends each record's fields to a batch
  * (`audit-batch.ts`) and posts the batch every {@link AUDIT_BATCH_RECORDS} records or
- * {@link AUDIT_BATCH_DELAY_MS}. In the main thread the SDK's log records and the OTLP
- * serialisation cost the proxy's thread about 8 µs per request (BENCHMARKS.md). When no worker
+ * {@link AUDIT_BATCH_DELAY_MS}. In the main thread, encoding and sending cost the proxy's thread
+ * about 1–3 µs per request (BENCHMARKS.md, figure 10). When no worker
  * can start (a runtime or a single-file binary that cannot load the worker's module), the same
  * pipeline runs in the main thread; if the worker stops later, the export moves to the main
  * thread with one warning.
@@ -50,22 +50,22 @@ export const AUDIT_BATCH_RECORDS = 256;
 /** Longest a record waits in a batch before the batch is posted anyway. */
 export const AUDIT_BATCH_DELAY_MS = 50;
 
-/** How long the worker may take to load the SDK and start the exporter. */
+/** How long the worker may take to load the transport and start the exporter. */
 export const AUDIT_WORKER_START_TIMEOUT_MS = 10_000;
 
 /**
- * Records kept while the export moves to the main thread after the worker stopped (the SDK's
- * own queue bound); more are dropped and counted.
+ * Records kept while the export moves to the main thread after the worker stopped (the queue's
+ * own bound, `AUDIT_QUEUE_MAX_RECORDS`); more are dropped and counted.
  */
 export const AUDIT_HANDOVER_MAX_RECORDS = 2_048;
 
 /**
  * Fewest CPUs (`availableParallelism()`) with which the export runs in a worker by default. The
- * worker takes the export's cost off the proxy's thread (0.5 instead of about 8 µs per request
- * on Node), but it takes about as much CPU in all, and on a machine whose every core is busy
- * (the two-core benchmark machine, with the load generator and the origin on it) the extra
- * thread's scheduling cost about a tenth of the throughput that in-thread export kept
- * (BENCHMARKS.md). With more cores, the worker's CPU is otherwise idle.
+ * worker takes the export's cost off the proxy's thread (it then spends about what it spends
+ * without export), but it takes about as much CPU in all, and on a machine whose every core is
+ * busy (the two-core benchmark machine, with the load generator and the origin on it) the extra
+ * thread cost 5–10 % of the throughput that in-thread export kept (BENCHMARKS.md, figure 10c).
+ * With more cores, the worker's CPU is otherwise idle.
  */
 export const AUDIT_WORKER_MIN_CPUS = 3;
 
@@ -127,7 +127,7 @@ async function mainThreadExport(exporter: OtlpExporter, environment: string, log
     connectionSink: pipeline.connectionSink,
     where: "main thread",
     async shutdown() {
-      reportFlush(await shutdownWithin(pipeline), log);
+      reportFlush(await shutdownWithin(pipeline), log, pipeline.stats().pending);
     },
   };
 }
@@ -141,11 +141,12 @@ type FlushOutcome = Awaited<ReturnType<typeof shutdownWithin>> | "no answer" | {
  */
 export const AUDIT_WORKER_ANSWER_MARGIN_MS = 1_000;
 
-/** Log what a flush came to (nothing when it worked). */
-function reportFlush(outcome: FlushOutcome, log: Logger): void {
+/** Log what a flush came to (nothing when it worked); `pending`: records still waiting or being sent, when known. */
+function reportFlush(outcome: FlushOutcome, log: Logger, pending?: number): void {
   if (outcome === "flushed") return;
   if (outcome === "timeout" || outcome === "no answer") {
-    log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); some may be lost`);
+    const lost = pending === undefined ? "some may be lost" : `${pending} still waiting or being sent are lost`;
+    log.log("warn", TARGET.main, `audit events not flushed within ${FLUSH_TIMEOUT_MS} ms (collector unreachable?); ${lost}`);
   } else if ("workerStopped" in outcome) {
     log.log("warn", TARGET.main, `audit export worker stopped while flushing (${outcome.workerStopped}); the records it held are lost`);
   } else {
@@ -221,8 +222,8 @@ class WorkerExport implements AuditExport {
   private fallback:
     | { sink?: DecisionSink; connectionSink?: ConnectionSink; waiting: DecisionRecord[]; dropped: number; ready?: Promise<AuditExport | undefined> }
     | undefined;
-  /** Settles the flush in progress with the worker's answer, or with its end. */
-  private flushed: ((outcome: FlushOutcome) => void) | undefined;
+  /** Settles the flush in progress with the worker's answer (and the records it still held), or with its end. */
+  private flushed: ((outcome: FlushOutcome, pending?: number) => void) | undefined;
   private stopping = false;
 
   constructor(
@@ -233,7 +234,7 @@ class WorkerExport implements AuditExport {
   ) {
     worker.unref(); // the export never keeps the process alive on its own
     worker.on("message", (m: FromAuditWorker) => {
-      if ("flushed" in m) this.flushed?.(m.flushed);
+      if ("flushed" in m) this.flushed?.(m.flushed, m.pending);
       else if ("warn" in m) log.log("warn", TARGET.main, m.warn);
     });
     worker.on("error", (e) => this.stopped(e.message));
@@ -265,15 +266,15 @@ class WorkerExport implements AuditExport {
     }
     this.post();
     this.worker.ref(); // keep the process alive until the worker answers
-    const outcome = await new Promise<FlushOutcome>((resolve) => {
-      const timer = setTimeout(() => resolve("no answer"), FLUSH_TIMEOUT_MS + AUDIT_WORKER_ANSWER_MARGIN_MS);
-      this.flushed = (o) => {
+    const [outcome, pending] = await new Promise<[FlushOutcome, number | undefined]>((resolve) => {
+      const timer = setTimeout(() => resolve(["no answer", undefined]), FLUSH_TIMEOUT_MS + AUDIT_WORKER_ANSWER_MARGIN_MS);
+      this.flushed = (o, p) => {
         clearTimeout(timer);
-        resolve(o);
+        resolve([o, p]);
       };
       this.send({ flush: true });
     });
-    reportFlush(outcome, this.log);
+    reportFlush(outcome, this.log, pending);
     await this.worker.terminate();
   }
 

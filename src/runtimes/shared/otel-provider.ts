@@ -19,7 +19,7 @@ import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
 import { logsRequestJson, logsRequestProtobuf, type LogsSource, type OtlpLog } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
 import { VERSION } from "../../core/version.ts";
-import { AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
+import { AUDIT_EXPORT_TIMEOUT_MS, AUDIT_LOSS_REPORT_INTERVAL_MS, AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
 
 /** An exporter that sends somewhere (not `none`, not `statsig`). */
 export type OtlpExporter = Exclude<OtelExporter, { kind: "none" } | { kind: "statsig" }>;
@@ -54,7 +54,15 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
     resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": environment },
     scope: AUDIT_LOGGER_NAME,
   };
-  const delegate = await createDelegate(exporter, source);
+  // a record with a value no encoder takes (not a string, number or boolean) is left out of its
+  // batch rather than failing the batch, and reported (at most once per loss interval)
+  let lastSkipReport = -Infinity;
+  const skipped = (count: number, example: string): void => {
+    if (performance.now() - lastSkipReport < AUDIT_LOSS_REPORT_INTERVAL_MS) return;
+    lastSkipReport = performance.now();
+    warn(`${count} audit record(s) left out of an export: ${example}`);
+  };
+  const delegate = await createDelegate(exporter, source, skipped);
   const batcher = new AuditBatcher<AuditItem>(
     (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
     (counts) => warn(lossText(counts)),
@@ -65,6 +73,7 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
     stats: () => batcher.stats(),
     async shutdown() {
       await batcher.flush();
+      batcher.close();
       await delegate.shutdown();
       const counts = batcher.stats();
       if (counts.dropped + counts.failed > 0) warn(lossText(counts));
@@ -76,7 +85,7 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
 export function lossText(counts: BatcherCounts): string {
   return (
     `audit records lost so far: ${counts.dropped} dropped (more than ${AUDIT_QUEUE_MAX_RECORDS} waiting: the collector is slower than the decisions), ` +
-    `${counts.failed} in batches the collector did not take; ${counts.sent} delivered`
+    `${counts.failed} in batches the collector did not take or did not answer within ${AUDIT_EXPORT_TIMEOUT_MS / 1000} s; ${counts.sent} delivered`
   );
 }
 
@@ -86,14 +95,40 @@ export function auditLog(item: AuditItem): OtlpLog {
   return { timeMs: item.timestamp, eventName: CONNECTION_CLOSED_EVENT, attributes: connectionAttributeList(item) };
 }
 
+/** Why `log` cannot be encoded (an attribute value that is not a string, number or boolean), or `undefined`. */
+export function unencodable(log: OtlpLog): string | undefined {
+  const list = log.attributes;
+  for (let i = 1; i < list.length; i += 2) {
+    const t = typeof list[i];
+    if (t !== "string" && t !== "number" && t !== "boolean") return `${log.eventName}: attribute ${JSON.stringify(list[i - 1])} is ${list[i] === null ? "null" : t}`;
+  }
+  return undefined;
+}
+
+/** Called with how many records of a batch were left out, and why the first was. */
+export type SkippedRecords = (count: number, example: string) => void;
+
 /** The serialiser the official transport calls with each batch; responses are read by the official one. */
 function serializer(
   encode: (source: LogsSource, logs: readonly OtlpLog[]) => Uint8Array,
   source: LogsSource,
   official: ISerializer<never, IExportLogsServiceResponse>,
+  skipped: SkippedRecords,
 ): ISerializer<AuditItem[], IExportLogsServiceResponse> {
   return {
-    serializeRequest: (items) => encode(source, items.map(auditLog)),
+    serializeRequest(items) {
+      const logs = items.map(auditLog);
+      let left = 0;
+      let example = "";
+      for (const log of logs) {
+        const why = unencodable(log);
+        if (why === undefined) continue;
+        if (left++ === 0) example = why;
+      }
+      if (left === 0) return encode(source, logs);
+      skipped(left, example);
+      return encode(source, logs.filter((log) => unencodable(log) === undefined));
+    },
     deserializeResponse: (data) => official.deserializeResponse(data),
   };
 }
@@ -124,9 +159,9 @@ export async function shutdownWithin(provider: { shutdown(): Promise<void> }, ms
 /** How the transport's own metrics (off: no meter provider is given) count a batch: a log record per item. */
 const COUNT_LOGS: IExporterMetricsHelper<AuditItem[]> = { name: "log", countItems: (items) => items.length };
 
-async function createDelegate(e: OtlpExporter, source: LogsSource): Promise<IOtlpExportDelegate<AuditItem[]>> {
+async function createDelegate(e: OtlpExporter, source: LogsSource, skipped: SkippedRecords): Promise<IOtlpExportDelegate<AuditItem[]>> {
   const { JsonLogsSerializer, ProtobufLogsSerializer } = await import("@opentelemetry/otlp-transformer");
-  const binary = serializer(logsRequestProtobuf, source, ProtobufLogsSerializer);
+  const binary = serializer(logsRequestProtobuf, source, ProtobufLogsSerializer, skipped);
   if (e.kind === "otlp-grpc") {
     const [{ convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate }, { Metadata }] = await Promise.all([
       import("@opentelemetry/otlp-grpc-exporter-base"),
@@ -149,6 +184,6 @@ async function createDelegate(e: OtlpExporter, source: LogsSource): Promise<IOtl
   const options = convertLegacyHttpOptions({ url: e.endpoint, headers: { ...e.headers } }, "LOGS", "v1/logs", {
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
-  const chosen = json ? serializer(logsRequestJson, source, JsonLogsSerializer) : binary;
+  const chosen = json ? serializer(logsRequestJson, source, JsonLogsSerializer, skipped) : binary;
   return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
 }

@@ -30,7 +30,7 @@ export type FromAuditWorker =
   | { readonly ready: true }
   | { readonly failed: string }
   | { readonly warn: string }
-  | { readonly flushed: Awaited<ReturnType<typeof shutdownWithin>> };
+  | { readonly flushed: Awaited<ReturnType<typeof shutdownWithin>>; readonly pending: number };
 
 const port = parentPort;
 if (port !== null) {
@@ -45,7 +45,7 @@ if (port !== null) {
       } else if ("connections" in m) {
         for (const r of m.connections) connectionSink(r);
       } else if ("flush" in m) {
-        void shutdownWithin(pipeline).then((flushed) => say({ flushed }));
+        void shutdownWithin(pipeline).then((flushed) => say({ flushed, pending: pipeline.stats().pending }));
       }
     });
     say({ ready: true });

@@ -175,7 +175,12 @@ class LastValues {
 /** The kept encoding of `key` = `value` at `position`, if there is one. */
 function kept(slots: Slot[], position: number, key: string, value: OtlpAttributeValue): Uint8Array | undefined {
   const slot = slots[position];
-  return slot !== undefined && slot.key === key && slot.value === value ? slot.encoded : undefined;
+  if (slot === undefined || slot.key !== key || slot.value !== value) return undefined;
+  // the last value written here is the kept one again: a value alternating with it does not
+  // count as twice in a row
+  slot.lastKey = key;
+  slot.lastValue = value;
+  return slot.encoded;
 }
 
 /**

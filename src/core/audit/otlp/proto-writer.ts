@@ -13,6 +13,12 @@
 /** First size of the writer's buffer. */
 export const PROTO_WRITER_INITIAL_BYTES = 64 * 1024;
 
+/**
+ * Largest buffer a writer keeps from one batch to the next (a batch of 512 ordinary records
+ * takes about 300 KB); one grown past it by an unusual batch is let go at the next start.
+ */
+export const PROTO_WRITER_KEEP_BYTES = 1024 * 1024;
+
 /** Wire types (the low three bits of a tag). */
 export const WIRE = { varint: 0, fixed64: 1, bytes: 2 } as const;
 
@@ -39,9 +45,10 @@ export class ByteWriter {
   protected buf = new Uint8Array(PROTO_WRITER_INITIAL_BYTES);
   protected pos = 0;
 
-  /** Start again, keeping the buffer. */
+  /** Start again, keeping the buffer unless a large batch grew it past {@link PROTO_WRITER_KEEP_BYTES}. */
   reset(): void {
     this.pos = 0;
+    if (this.buf.length > PROTO_WRITER_KEEP_BYTES) this.buf = new Uint8Array(PROTO_WRITER_INITIAL_BYTES);
   }
 
   /** Bytes written so far. */
