@@ -202,6 +202,19 @@ describe("HTTP session", () => {
     expect(upstreamSaw).toBe("early+late");
   });
 
+  it("a CONNECT tunnel keeps no deadline timer while it is open (an idle tunnel costs no timer)", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    let upstreamConn: import("../../src/core/net/contract.ts").Conn | undefined;
+    const { net } = tripwireNet({ origins: { [ORIGIN_PORT]: (conn) => void (upstreamConn = conn) } });
+    const { client, done } = session(net, { allowed_domains: ["127.0.0.1"] });
+    await client.write(latin1Bytes(`CONNECT 127.0.0.1:${ORIGIN_PORT} HTTP/1.1\r\nHost: 127.0.0.1:${ORIGIN_PORT}\r\n\r\n`));
+    expect(await readUntil(client, headDone)).toBe("HTTP/1.1 200 OK\r\n\r\n");
+    expect(vi.getTimerCount()).toBe(0);
+    await client.closeWrite();
+    upstreamConn!.close();
+    await done;
+  });
+
   it("limited mode refuses POST after the host check and lets GET through", async () => {
     const origin = recordingOrigin(headDone);
     const { net } = tripwireNet({ origins: { [ORIGIN_PORT]: origin.handler } });

@@ -74,6 +74,8 @@ async function openAndRelay(head: RequestHead, target: RequestTarget, keep: bool
   let outcome: RelayOutcome = "error";
   try {
     ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
+    // the tunnel reads without deadlines: the head deadline's timer goes now, not when it lapses
+    reader.release();
     await client.write(CONNECT_ESTABLISHED);
     if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
     outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));

@@ -335,7 +335,9 @@ async function switchProtocols(
 ): Promise<RequestOutcome> {
   const client = reader.conn;
   slot.current = undefined;
-  up.reader.release(); // the relay reads without deadlines
+  // the relay reads without deadlines: neither side's deadline timer is kept
+  up.reader.release();
+  reader.release();
   try {
     const headers = endToEndHeaders(response.headers);
     const to = requestedUpgrade(response.headers) ?? headerValues(response.headers, "upgrade").join(", ");
