@@ -97,6 +97,8 @@ describe("the live page in headless Chromium", () => {
       await page.fill("#token", token);
       await page.click("#token-form button");
       await page.waitForFunction(() => document.getElementById("mode")?.textContent === "full", undefined, { timeout: 10_000 });
+      // the patterns are fetched after the config that sets the mode
+      await page.waitForFunction(() => document.getElementById("allowed")?.textContent?.includes("docs.example"), undefined, { timeout: 10_000 });
       expect(await page.textContent("#allowed")).toContain("docs.example");
       expect(urls.some((u) => u.includes(token))).toBe(false);
     } finally {
