@@ -8,6 +8,7 @@
  */
 import { logs, SeverityNumber, type LogAttributes } from "@opentelemetry/api-logs";
 import { isoTimestamp } from "./iso-time.ts";
+import type { AttributeField } from "./otlp/logs-request.ts";
 import { AUDIT_LOGGER_NAME, attributeObject, type AttributeList, type AuditSinkOptions, enabled } from "./otel.ts";
 
 /** The event name of a connection record. */
@@ -50,32 +51,26 @@ export interface ConnectionRecord {
 /** Receives every connection record. Must not throw and must not block. */
 export type ConnectionSink = (record: ConnectionRecord) => void;
 
+/** The attributes of a connection record, in order: what the OTLP encoder reads. */
+export const CONNECTION_FIELDS: readonly AttributeField<ConnectionRecord>[] = [
+  ["event.name", () => CONNECTION_CLOSED_EVENT],
+  ["event.timestamp", (r) => isoTimestamp(r.timestamp)],
+  ["network.proxy.connection.kind", (r) => r.kind],
+  ["network.transport.protocol", (r) => r.protocol],
+  ["server.address", (r) => r.host],
+  ["server.port", (r) => r.port],
+  ["client.address", (r) => r.client],
+  ["network.proxy.bytes.to_origin", (r) => r.bytesToOrigin],
+  ["network.proxy.bytes.to_client", (r) => r.bytesToClient],
+  ["network.proxy.duration_ms", (r) => Math.round(r.durationMs)],
+  ["network.proxy.close_reason", (r) => r.ended],
+];
+
 /** The attributes of one connection record, as a flat list (see {@link AttributeList}). */
 export function connectionAttributeList(r: ConnectionRecord): AttributeList {
-  return [
-    "event.name",
-    CONNECTION_CLOSED_EVENT,
-    "event.timestamp",
-    isoTimestamp(r.timestamp),
-    "network.proxy.connection.kind",
-    r.kind,
-    "network.transport.protocol",
-    r.protocol,
-    "server.address",
-    r.host,
-    "server.port",
-    r.port,
-    "client.address",
-    r.client,
-    "network.proxy.bytes.to_origin",
-    r.bytesToOrigin,
-    "network.proxy.bytes.to_client",
-    r.bytesToClient,
-    "network.proxy.duration_ms",
-    Math.round(r.durationMs),
-    "network.proxy.close_reason",
-    r.ended,
-  ];
+  const list: AttributeList = [];
+  for (const [key, value] of CONNECTION_FIELDS) list.push(key, value(r));
+  return list;
 }
 
 /** The attributes of one connection record. */

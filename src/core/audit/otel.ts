@@ -11,6 +11,7 @@
 import { logs, SeverityNumber, type LogAttributes, type Logger, type LoggerProvider } from "@opentelemetry/api-logs";
 import type { DecisionRecord, DecisionSink } from "./events.ts";
 import { isoTimestamp } from "./iso-time.ts";
+import type { AttributeField } from "./otlp/logs-request.ts";
 
 /** The logger (instrumentation scope) audit events are emitted through. */
 export const AUDIT_LOGGER_NAME = "codex_otel.network_proxy";
@@ -51,8 +52,7 @@ export function auditEventName(r: DecisionRecord): string {
 }
 
 /**
- * Attributes as a flat list, `[key0, value0, key1, value1, …]`, in order: what the OTLP encoder
- * reads (`otlp/logs-request.ts`), cheaper to make and to walk than an object. {@link attributeObject}
+ * Attributes as a flat list, `[key0, value0, key1, value1, …]`, in order. {@link attributeObject}
  * turns one into the object the OpenTelemetry API takes.
  */
 export type AttributeList = (string | number | boolean)[];
@@ -64,37 +64,40 @@ export function attributeObject(list: AttributeList): LogAttributes {
   return attributes;
 }
 
+/** The attributes every decision begins with (the embedding app's metadata goes after them). */
+const DECISION_HEAD: readonly AttributeField<DecisionRecord>[] = [
+  ["event.name", auditEventName],
+  // RFC 3339, UTC, milliseconds
+  ["event.timestamp", (r) => isoTimestamp(r.timestamp)],
+];
+
+/** The attributes of a decision after the metadata. */
+const DECISION_BODY: readonly AttributeField<DecisionRecord>[] = [
+  ["network.policy.scope", (r) => r.scope],
+  ["network.policy.decision", (r) => r.decision],
+  ["network.policy.source", (r) => r.source],
+  ["network.policy.reason", (r) => r.reason],
+  ["network.transport.protocol", (r) => r.protocol],
+  ["server.address", (r) => r.host],
+  ["server.port", (r) => r.port],
+  ["http.request.method", (r) => r.method ?? "none"],
+  ["client.address", (r) => r.client ?? "unknown"],
+  // Only a decider overriding an allowlist miss sets this; state refusals never do.
+  ["network.policy.override", (r) => r.scope === "domain_rule" && r.override],
+];
+
+/** The reference's attributes of a decision without metadata, in order: what the OTLP encoder reads. */
+export const DECISION_FIELDS: readonly AttributeField<DecisionRecord>[] = [...DECISION_HEAD, ...DECISION_BODY];
+
 /** The exact attribute set of the reference for one decision, as a flat list. */
 export function auditAttributeList(r: DecisionRecord, metadata: AuditMetadata = {}): AttributeList {
-  // RFC 3339, UTC, milliseconds
-  const list: AttributeList = ["event.name", auditEventName(r), "event.timestamp", isoTimestamp(r.timestamp)];
+  const list: AttributeList = [];
+  for (const [key, value] of DECISION_HEAD) list.push(key, value(r));
   for (const [field, name] of METADATA_ATTRIBUTES) {
     const value = metadata[field];
     if (value !== undefined && value !== "") list.push(name, value);
   }
-  list.push(
-    "network.policy.scope",
-    r.scope,
-    "network.policy.decision",
-    r.decision,
-    "network.policy.source",
-    r.source,
-    "network.policy.reason",
-    r.reason,
-    "network.transport.protocol",
-    r.protocol,
-    "server.address",
-    r.host,
-    "server.port",
-    r.port,
-    "http.request.method",
-    r.method ?? "none",
-    "client.address",
-    r.client ?? "unknown",
-    // Only a decider overriding an allowlist miss sets this; state refusals never do.
-    "network.policy.override",
-    r.scope === "domain_rule" && r.override,
-  );
+  for (const [key, value] of DECISION_BODY) list.push(key, value(r));
   return list;
 }
 

@@ -13,10 +13,10 @@
  */
 import type { IExporterMetricsHelper, IExportLogsServiceResponse, ISerializer } from "@opentelemetry/otlp-transformer";
 import type { IOtlpExportDelegate } from "@opentelemetry/otlp-exporter-base";
-import { auditAttributeList, auditEventName, AUDIT_LOGGER_NAME } from "../../core/audit/otel.ts";
-import { connectionAttributeList, CONNECTION_CLOSED_EVENT, type ConnectionRecord, type ConnectionSink } from "../../core/audit/connection.ts";
+import { auditEventName, AUDIT_LOGGER_NAME, DECISION_FIELDS } from "../../core/audit/otel.ts";
+import { CONNECTION_CLOSED_EVENT, CONNECTION_FIELDS, type ConnectionRecord, type ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
-import { logsRequestJson, logsRequestProtobuf, type LogsSource, type OtlpLog } from "../../core/audit/otlp/logs-request.ts";
+import { type AttributeField, logsRequestJson, logsRequestProtobuf, type LogShape, type LogsSource } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
 import { VERSION } from "../../core/version.ts";
 import { AUDIT_EXPORT_TIMEOUT_MS, AUDIT_LOSS_REPORT_INTERVAL_MS, AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
@@ -89,18 +89,19 @@ export function lossText(counts: BatcherCounts): string {
   );
 }
 
-/** The log record of one item. */
-export function auditLog(item: AuditItem): OtlpLog {
-  if ("scope" in item) return { timeMs: item.timestamp, eventName: auditEventName(item), attributes: auditAttributeList(item) };
-  return { timeMs: item.timestamp, eventName: CONNECTION_CLOSED_EVENT, attributes: connectionAttributeList(item) };
-}
+/** How the encoder reads an item: a decision or a connection record. */
+export const AUDIT_SHAPE: LogShape<AuditItem> = {
+  timeMs: (item) => item.timestamp,
+  eventName: (item) => ("scope" in item ? auditEventName(item) : CONNECTION_CLOSED_EVENT),
+  fields: (item) => ("scope" in item ? DECISION_FIELDS : CONNECTION_FIELDS) as readonly AttributeField<AuditItem>[],
+};
 
-/** Why `log` cannot be encoded (an attribute value that is not a string, number or boolean), or `undefined`. */
-export function unencodable(log: OtlpLog): string | undefined {
-  const list = log.attributes;
-  for (let i = 1; i < list.length; i += 2) {
-    const t = typeof list[i];
-    if (t !== "string" && t !== "number" && t !== "boolean") return `${log.eventName}: attribute ${JSON.stringify(list[i - 1])} is ${list[i] === null ? "null" : t}`;
+/** Why `item` cannot be encoded (an attribute value that is not a string, number or boolean), or `undefined`. */
+export function unencodable(item: AuditItem): string | undefined {
+  for (const [key, read] of AUDIT_SHAPE.fields(item)) {
+    const value = read(item) as unknown;
+    const t = typeof value;
+    if (t !== "string" && t !== "number" && t !== "boolean") return `${AUDIT_SHAPE.eventName(item)}: attribute ${JSON.stringify(key)} is ${value === null ? "null" : t}`;
   }
   return undefined;
 }
@@ -108,26 +109,32 @@ export function unencodable(log: OtlpLog): string | undefined {
 /** Called with how many records of a batch were left out, and why the first was. */
 export type SkippedRecords = (count: number, example: string) => void;
 
-/** The serialiser the official transport calls with each batch; responses are read by the official one. */
+/**
+ * The serialiser the official transport calls with each batch; responses are read by the
+ * official one. A batch with a record no encoder takes (the encoder throws a `TypeError` naming
+ * the attribute) is encoded again without such records.
+ */
 function serializer(
-  encode: (source: LogsSource, logs: readonly OtlpLog[]) => Uint8Array,
+  encode: <R>(source: LogsSource, records: readonly R[], shape: LogShape<R>) => Uint8Array,
   source: LogsSource,
   official: ISerializer<never, IExportLogsServiceResponse>,
   skipped: SkippedRecords,
 ): ISerializer<AuditItem[], IExportLogsServiceResponse> {
   return {
     serializeRequest(items) {
-      const logs = items.map(auditLog);
-      let left = 0;
-      let example = "";
-      for (const log of logs) {
-        const why = unencodable(log);
-        if (why === undefined) continue;
-        if (left++ === 0) example = why;
+      try {
+        return encode(source, items, AUDIT_SHAPE);
+      } catch (e) {
+        if (!(e instanceof TypeError)) throw e;
       }
-      if (left === 0) return encode(source, logs);
-      skipped(left, example);
-      return encode(source, logs.filter((log) => unencodable(log) === undefined));
+      const reasons = items.map(unencodable);
+      const left = reasons.filter((why) => why !== undefined);
+      if (left.length > 0) skipped(left.length, left[0]!);
+      return encode(
+        source,
+        items.filter((_, i) => reasons[i] === undefined),
+        AUDIT_SHAPE,
+      );
     },
     deserializeResponse: (data) => official.deserializeResponse(data),
   };

@@ -22,13 +22,18 @@ import { ByteWriter, ProtoWriter, tag, WIRE } from "./proto-writer.ts";
 /** An attribute value the encoder writes. */
 export type OtlpAttributeValue = string | number | boolean;
 
-/** One log record to encode. */
-export interface OtlpLog {
-  /** Milliseconds since the Unix epoch (whole; a fraction is dropped). */
-  readonly timeMs: number;
-  readonly eventName: string;
-  /** `[key0, value0, key1, value1, …]`, in order (`AttributeList` of `core/audit/otel.ts`). */
-  readonly attributes: readonly OtlpAttributeValue[];
+/** One attribute of a kind of record: its key, and how to read its value from a record. */
+export type AttributeField<R> = readonly [key: string, value: (record: R) => OtlpAttributeValue];
+
+/**
+ * How the encoder reads a kind of record: its time (milliseconds since the Unix epoch, whole; a
+ * fraction is dropped), its event name, and its attributes in order. The encoder reads each
+ * value where it is, so a batch makes no attribute list or log object per record.
+ */
+export interface LogShape<R> {
+  timeMs(record: R): number;
+  eventName(record: R): string;
+  fields(record: R): readonly AttributeField<R>[];
 }
 
 /** Who sent a batch: the resource's attributes and the instrumentation scope's name. */
@@ -81,8 +86,8 @@ const RESERVE_BATCH = 4;
 /** A writer per thread, its buffer reused from batch to batch. */
 const shared = new ProtoWriter();
 
-/** The request for `logs` from `source`, as binary protobuf. */
-export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]): Uint8Array {
+/** The request for `records` (read as `shape` says) from `source`, as binary protobuf. */
+export function logsRequestProtobuf<R>(source: LogsSource, records: readonly R[], shape: LogShape<R>): Uint8Array {
   const w = shared;
   w.reset();
   w.byte(REQUEST_RESOURCE_LOGS);
@@ -103,10 +108,11 @@ export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]
   w.byte(SCOPE_NAME);
   w.string(source.scope);
   w.end(scope);
-  for (const log of logs) {
+  for (const r of records) {
+    const eventName = shape.eventName(r);
     w.byte(SCOPE_LOGS_LOG_RECORDS);
     const record = w.begin(RESERVE_RECORD);
-    const ms = wholeMs(log.timeMs);
+    const ms = wholeMs(shape.timeMs(r));
     const hi = Math.floor(ms / TWO_32);
     const lo = ms - hi * TWO_32;
     // nanoseconds = ms · 10^6, split in 32-bit halves without losing a digit (lo · 10^6 < 2^53)
@@ -122,15 +128,15 @@ export function logsRequestProtobuf(source: LogsSource, logs: readonly OtlpLog[]
     w.byte(LOG_BODY);
     const body = w.begin(RESERVE_SMALL);
     w.byte(ANY_STRING);
-    w.string(log.eventName);
+    w.string(eventName);
     w.end(body);
-    writeAttributes(w, protobufAttributes, log, 0, protobufAttribute);
+    writeAttributes(w, protobufAttributes, r, eventName, shape.fields(r), 0, protobufAttribute);
     w.byte(LOG_DROPPED);
     w.byte(0);
     w.byte(LOG_OBSERVED_TIME);
     w.fixed64(nsHi, nsLo);
     w.byte(LOG_EVENT_NAME);
-    w.string(log.eventName);
+    w.string(eventName);
     w.end(record);
   }
   w.end(scopeLogs);
@@ -205,30 +211,32 @@ const protobufAttributes = new LastValues();
 const jsonAttributes = new LastValues();
 
 /**
- * Write `log`'s attributes, each from `cache` when it repeats, else with `encode`; `separator`
- * (a byte, or 0 for none) goes between two.
+ * Write the attributes `fields` read from `record`, each from `cache` when it repeats, else with
+ * `encode`; `separator` (a byte, or 0 for none) goes between two.
  */
-function writeAttributes<W extends ByteWriter>(
+function writeAttributes<W extends ByteWriter, R>(
   w: W,
   cache: LastValues,
-  log: OtlpLog,
+  record: R,
+  eventName: string,
+  fields: readonly AttributeField<R>[],
   separator: number,
   encode: (w: W, key: string, value: OtlpAttributeValue) => void,
 ): void {
-  const list = log.attributes;
-  const slots = cache.slots(log.eventName);
-  for (let i = 0; i < list.length; i += 2) {
+  const slots = cache.slots(eventName);
+  for (let i = 0; i < fields.length; i++) {
     if (separator !== 0 && i > 0) w.byte(separator);
-    const key = list[i] as string;
-    const value = list[i + 1]!;
-    const encoded = kept(slots, i >> 1, key, value);
+    const field = fields[i]!;
+    const key = field[0];
+    const value = field[1](record);
+    const encoded = kept(slots, i, key, value);
     if (encoded !== undefined) {
       w.raw(encoded);
       continue;
     }
     const start = w.length;
     encode(w, key, value);
-    wrote(slots, i >> 1, key, value, w, start);
+    wrote(slots, i, key, value, w, start);
   }
 }
 
@@ -292,8 +300,8 @@ const JSON_PIECES = (() => {
 
 const jsonWriter = new ByteWriter();
 
-/** The request for `logs` from `source`, as OTLP/JSON (UTF-8). */
-export function logsRequestJson(source: LogsSource, logs: readonly OtlpLog[]): Uint8Array {
+/** The request for `records` (read as `shape` says) from `source`, as OTLP/JSON (UTF-8). */
+export function logsRequestJson<R>(source: LogsSource, records: readonly R[], shape: LogShape<R>): Uint8Array {
   const w = jsonWriter;
   w.reset();
   let resource = "";
@@ -303,11 +311,12 @@ export function logsRequestJson(source: LogsSource, logs: readonly OtlpLog[]): U
   }
   w.utf8(`{"resourceLogs":[{"resource":{"attributes":[${resource}],"droppedAttributesCount":0},"scopeLogs":[{"scope":{"name":${JSON.stringify(source.scope)}},"logRecords":[`);
   let first = true;
-  for (const log of logs) {
+  for (const r of records) {
     if (!first) w.byte(COMMA);
     first = false;
-    const ns = nanosText(log.timeMs);
-    const event = jsonEventName(log.eventName);
+    const eventName = shape.eventName(r);
+    const ns = nanosText(shape.timeMs(r));
+    const event = jsonEventName(eventName);
     w.raw(JSON_PIECES.recordStart);
     w.utf8(ns);
     w.raw(JSON_PIECES.observed);
@@ -317,7 +326,7 @@ export function logsRequestJson(source: LogsSource, logs: readonly OtlpLog[]): U
     w.raw(JSON_PIECES.eventName);
     w.raw(event);
     w.raw(JSON_PIECES.attributes);
-    writeAttributes(w, jsonAttributes, log, COMMA, jsonAttribute);
+    writeAttributes(w, jsonAttributes, r, eventName, shape.fields(r), COMMA, jsonAttribute);
     w.raw(JSON_PIECES.recordEnd);
   }
   w.raw(JSON_PIECES.batchEnd);
