@@ -233,4 +233,19 @@ describe("library wiring", () => {
     // the global provider before the host installs one: a no-op, asked and skipped
     expect(() => createAuditSink()(record)).not.toThrow();
   });
+
+  it("a sink made before the app installs a global provider whose loggers have no enabled() still gives it every record", async () => {
+    const { logs } = await import("@opentelemetry/api-logs");
+    const sink = createAuditSink();
+    const connectionSink = createConnectionAuditSink();
+    const emitted: unknown[] = [];
+    logs.setGlobalLoggerProvider({ getLogger: () => ({ emit: (r: unknown) => void emitted.push(r) }) } as unknown as LoggerProviderApi);
+    try {
+      sink({ timestamp: 1_800_000_000_000, scope: "domain_rule", decision: "allow", source: "baseline_policy", reason: "allowed", override: false, protocol: "http", host: "a.example", port: 80, method: "GET", client: "127.0.0.1:1", mode: "full" });
+      connectionSink({ timestamp: 1_800_000_000_000, kind: "tunnel", protocol: "https_connect", host: "a.example", port: 443, client: "127.0.0.1:1", bytesToOrigin: 1, bytesToClient: 2, durationMs: 3, ended: "client_closed" });
+      expect(emitted).toHaveLength(2);
+    } finally {
+      logs.disable();
+    }
+  });
 });

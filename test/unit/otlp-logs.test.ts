@@ -375,7 +375,7 @@ describe("the pipeline over the official transports", () => {
     for (const item of items) ("scope" in item ? pipeline.sink : pipeline.connectionSink)(item as never);
     await pipeline.shutdown();
     expect(warnings).toEqual([]);
-    expect(pipeline.stats()).toEqual({ sent: items.length, dropped: 0, failed: 0, pending: 0 });
+    expect(pipeline.stats()).toEqual({ sent: items.length, dropped: 0, failed: 0, skipped: 0, pending: 0 });
     expect(got).toHaveLength(2);
     // the two batches go out together, so they may arrive in either order
     const batches = [items.slice(0, AUDIT_EXPORT_BATCH_RECORDS), items.slice(AUDIT_EXPORT_BATCH_RECORDS)];
@@ -419,19 +419,28 @@ describe("the pipeline over the official transports", () => {
     }
   });
 
-  it("a record with a value no encoder takes is left out of its batch, with a warning naming it; the rest arrive", async () => {
+  it("a record with a value no encoder takes is left out of its batch and counted; a batch of only such records sends nothing", async () => {
     const c = await httpCollector();
     try {
+      vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
       const warnings: string[] = [];
       const pipeline = await createAuditPipeline({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, "test", (m) => warnings.push(m));
       const good = items.slice(0, 5) as DecisionRecord[];
       for (const r of good) pipeline.sink(r);
       pipeline.sink({ ...good[0]!, port: undefined as unknown as number });
+      vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS); // the first batch goes
+      vi.useRealTimers();
+      await vi.waitFor(() => expect(pipeline.stats().pending).toBe(0));
+      pipeline.sink({ ...good[1]!, host: null as unknown as string }); // a second batch, of only a bad record
       await pipeline.shutdown();
-      expect(warnings).toEqual([`1 audit record(s) left out of an export: codex.network_proxy.${good[0]!.scope === "domain_rule" ? "domain_policy" : "block"}_decision: attribute "server.port" is undefined`]);
-      expect(c.got).toHaveLength(1);
+      const event = (r: DecisionRecord) => `codex.network_proxy.${r.scope === "domain_rule" ? "domain_policy" : "block"}_decision`;
+      expect(warnings[0]).toBe(`1 audit record(s) left out of an export: ${event(good[0]!)}: attribute "server.port" is undefined`);
+      expect(warnings.at(-1)).toMatch(/, 2 left out \(a value no encoder takes\); 5 delivered$/);
+      expect(pipeline.stats()).toEqual({ sent: 5, dropped: 0, failed: 0, skipped: 2, pending: 0 });
+      expect(c.got).toHaveLength(1); // nothing sent for the batch that had nothing left
       expect(difference(c.got[0]!.body, (await official(good.map(auditLog))).protobuf)).toBe("");
     } finally {
+      vi.useRealTimers();
       await c.close();
     }
   });
@@ -443,9 +452,9 @@ describe("the pipeline over the official transports", () => {
       const pipeline = await createAuditPipeline({ kind: "otlp-http", endpoint: c.endpoint, protocol: "binary", headers: {} }, "test", (m) => warnings.push(m));
       for (const item of items.slice(0, 10)) pipeline.sink(item as DecisionRecord);
       await pipeline.shutdown();
-      expect(pipeline.stats()).toEqual({ sent: 0, dropped: 0, failed: 10, pending: 0 });
+      expect(pipeline.stats()).toEqual({ sent: 0, dropped: 0, failed: 10, skipped: 0, pending: 0 });
       expect(warnings.length).toBeGreaterThanOrEqual(1);
-      expect(warnings.at(-1)).toMatch(/0 dropped .*, 10 in batches the collector did not take or did not answer within 30 s; 0 delivered/);
+      expect(warnings.at(-1)).toMatch(/0 dropped .*, 10 in batches the collector did not take or did not answer within 30 s, 0 left out .*; 0 delivered/);
     } finally {
       await c.close();
     }
@@ -506,7 +515,7 @@ describe("the audit queue", () => {
     for (let i = 0; i < AUDIT_QUEUE_MAX_RECORDS + 5; i++) b.push(i);
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS * 2);
     expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT); // none settled: nothing more goes out
-    expect(b.stats()).toEqual({ sent: 0, dropped: 5, failed: 0, pending: total + AUDIT_QUEUE_MAX_RECORDS });
+    expect(b.stats()).toEqual({ sent: 0, dropped: 5, failed: 0, skipped: 0, pending: total + AUDIT_QUEUE_MAX_RECORDS });
     // one settles: the queue moves on
     sends[0]!.done(true);
     vi.advanceTimersByTime(0);
@@ -521,7 +530,7 @@ describe("the audit queue", () => {
       vi.advanceTimersByTime(0);
     }
     for (let i = 0; i < 10_000; i++) b.push(i); // a burst of drops
-    expect(losses).toEqual([{ sent: 0, dropped: 1, failed: 0, pending: expect.any(Number) }]);
+    expect(losses).toEqual([{ sent: 0, dropped: 1, failed: 0, skipped: 0, pending: expect.any(Number) }]);
     // every batch out and waiting arrives
     for (let settled = 0; settled < sends.length; settled++) {
       sends[settled]!.done(true);
@@ -578,7 +587,7 @@ describe("the audit queue", () => {
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
     b.push(2);
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
-    expect(b.stats()).toEqual({ sent: 1, dropped: 0, failed: 1, pending: 0 });
+    expect(b.stats()).toEqual({ sent: 1, dropped: 0, failed: 1, skipped: 0, pending: 0 });
   });
 
   it("flush sends everything waiting, in batches, and resolves once every send settled", async () => {
@@ -591,7 +600,7 @@ describe("the audit queue", () => {
     for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS * 2 + 3; i++) b.push(i);
     await b.flush();
     expect(sent.map((s) => s.length)).toEqual([AUDIT_EXPORT_BATCH_RECORDS, AUDIT_EXPORT_BATCH_RECORDS, 3]);
-    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3, dropped: 0, failed: 0, pending: 0 });
+    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3, dropped: 0, failed: 0, skipped: 0, pending: 0 });
     expect(sent.flat()).toEqual(Array.from({ length: AUDIT_EXPORT_BATCH_RECORDS * 2 + 3 }, (_, i) => i));
   });
 });

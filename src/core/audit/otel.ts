@@ -115,10 +115,17 @@ export interface AuditSinkOptions {
 
 /**
  * Whether `logger` would take a record like `ask` (the Logs API's `Enabled`). A logger of an
- * older API without `enabled` is asked nothing and takes every record.
+ * older API without `enabled` (or whose `enabled` throws) takes every record.
  */
 export function enabled(logger: Logger, ask: { severityNumber: SeverityNumber; eventName: string }): boolean {
-  return typeof logger.enabled !== "function" || logger.enabled(ask);
+  if (typeof logger.enabled !== "function") return true;
+  try {
+    return logger.enabled(ask);
+  } catch {
+    // the API's proxy logger forwards to the provider installed later, whose loggers may have no
+    // `enabled` of their own: then it takes every record, as before
+    return true;
+  }
 }
 
 /** A decision sink that emits every record as an OpenTelemetry log record. */

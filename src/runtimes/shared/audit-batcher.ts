@@ -10,7 +10,8 @@
  * A full batch is sent on the next timer turn, never inside the call that filled it, so the
  * request whose decision filled it is answered first. When the queue is full (a collector slower
  * than the records come), new records are dropped and counted; so are the records of a batch
- * the exporter reports failed (after its own retries) or that did not settle in time.
+ * the exporter reports failed (after its own retries) or that did not settle in time, and
+ * records the encoder left out of their batch.
  *
  * @module
  */
@@ -39,8 +40,11 @@ export const AUDIT_EXPORT_TIMEOUT_MS = 30_000;
  */
 export const AUDIT_LOSS_REPORT_INTERVAL_MS = 60_000;
 
-/** Sends one batch and says, once, whether it arrived. */
-export type SendBatch<T> = (batch: T[], done: (ok: boolean) => void) => void;
+/**
+ * Sends one batch and says, once, whether it arrived, and how many of its records were left out
+ * of it (records no encoder takes).
+ */
+export type SendBatch<T> = (batch: T[], done: (ok: boolean, skipped?: number) => void) => void;
 
 /** What became of the records the batcher took, so far. */
 export interface BatcherCounts {
@@ -50,6 +54,8 @@ export interface BatcherCounts {
   readonly dropped: number;
   /** Records in batches the exporter reported failed, or that did not settle in time. */
   readonly failed: number;
+  /** Records left out of their batch because no encoder takes them. */
+  readonly skipped: number;
   /** Records waiting or being sent now. */
   readonly pending: number;
 }
@@ -65,7 +71,7 @@ export class AuditBatcher<T> {
   private inFlightRecords = 0;
   /** Called each time a batch's send settles (flushes wait on it). */
   private settled: Array<() => void> = [];
-  private counts = { sent: 0, dropped: 0, failed: 0 };
+  private counts = { sent: 0, dropped: 0, failed: 0, skipped: 0 };
   /** When losses were last reported (monotonic clock), what they were then, and the follow-up report's timer. */
   private lastLossReport = -Infinity;
   private lossesReported = 0;
@@ -73,7 +79,7 @@ export class AuditBatcher<T> {
 
   /**
    * @param send sends one batch.
-   * @param onLoss called with the counts when records are lost (dropped or failed): at once for
+   * @param onLoss called with the counts when records are lost (dropped, failed or skipped): at once for
    *   the first loss, then at most once per {@link AUDIT_LOSS_REPORT_INTERVAL_MS} while losses go on.
    */
   constructor(
@@ -129,7 +135,7 @@ export class AuditBatcher<T> {
   }
 
   private reportLosses(): void {
-    const lost = this.counts.dropped + this.counts.failed;
+    const lost = this.counts.dropped + this.counts.failed + this.counts.skipped;
     if (lost === this.lossesReported) return;
     this.lossesReported = lost;
     this.lastLossReport = performance.now();
@@ -170,17 +176,17 @@ export class AuditBatcher<T> {
     this.inFlight++;
     this.inFlightRecords += batch.length;
     let once = false;
-    const done = (ok: boolean): void => {
+    const done = (ok: boolean, skipped = 0): void => {
       if (once) return;
       once = true;
       clearTimeout(giveUp);
       this.inFlight--;
       this.inFlightRecords -= batch.length;
-      if (ok) this.counts.sent += batch.length;
-      else {
-        this.counts.failed += batch.length;
-        this.lost();
-      }
+      const left = Math.min(Math.max(0, skipped), batch.length);
+      this.counts.skipped += left;
+      if (ok) this.counts.sent += batch.length - left;
+      else this.counts.failed += batch.length - left;
+      if (!ok || left > 0) this.lost();
       // what waited while the sends were out goes now (full) or after the delay
       if (this.queue.length >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
       else if (this.queue.length > 0 && this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);

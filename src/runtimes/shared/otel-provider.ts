@@ -55,16 +55,19 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
     scope: AUDIT_LOGGER_NAME,
   };
   // a record with a value no encoder takes (not a string, number or boolean) is left out of its
-  // batch rather than failing the batch, and reported (at most once per loss interval)
+  // batch rather than failing the batch: counted with the batch, and named in a warning at most
+  // once per loss interval
   let lastSkipReport = -Infinity;
-  const skipped = (count: number, example: string): void => {
+  const skippedIn = new WeakMap<AuditItem[], number>();
+  const skipped = (batch: AuditItem[], count: number, example: string): void => {
+    skippedIn.set(batch, count);
     if (performance.now() - lastSkipReport < AUDIT_LOSS_REPORT_INTERVAL_MS) return;
     lastSkipReport = performance.now();
     warn(`${count} audit record(s) left out of an export: ${example}`);
   };
   const delegate = await createDelegate(exporter, source, skipped);
   const batcher = new AuditBatcher<AuditItem>(
-    (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
+    (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS, skippedIn.get(batch))),
     (counts) => warn(lossText(counts)),
   );
   return {
@@ -76,7 +79,7 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
       batcher.close();
       await delegate.shutdown();
       const counts = batcher.stats();
-      if (counts.dropped + counts.failed > 0) warn(lossText(counts));
+      if (counts.dropped + counts.failed + counts.skipped > 0) warn(lossText(counts));
     },
   };
 }
@@ -85,7 +88,8 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
 export function lossText(counts: BatcherCounts): string {
   return (
     `audit records lost so far: ${counts.dropped} dropped (more than ${AUDIT_QUEUE_MAX_RECORDS} waiting: the collector is slower than the decisions), ` +
-    `${counts.failed} in batches the collector did not take or did not answer within ${AUDIT_EXPORT_TIMEOUT_MS / 1000} s; ${counts.sent} delivered`
+    `${counts.failed} in batches the collector did not take or did not answer within ${AUDIT_EXPORT_TIMEOUT_MS / 1000} s, ` +
+    `${counts.skipped} left out (a value no encoder takes); ${counts.sent} delivered`
   );
 }
 
@@ -106,8 +110,8 @@ export function unencodable(item: AuditItem): string | undefined {
   return undefined;
 }
 
-/** Called with how many records of a batch were left out, and why the first was. */
-export type SkippedRecords = (count: number, example: string) => void;
+/** Called with a batch, how many of its records were left out, and why the first was. */
+export type SkippedRecords = (batch: AuditItem[], count: number, example: string) => void;
 
 /**
  * The serialiser the official transport calls with each batch; responses are read by the
@@ -121,7 +125,7 @@ function serializer(
   skipped: SkippedRecords,
 ): ISerializer<AuditItem[], IExportLogsServiceResponse> {
   return {
-    serializeRequest(items) {
+    serializeRequest(items): Uint8Array | undefined {
       try {
         return encode(source, items, AUDIT_SHAPE);
       } catch (e) {
@@ -129,12 +133,10 @@ function serializer(
       }
       const reasons = items.map(unencodable);
       const left = reasons.filter((why) => why !== undefined);
-      if (left.length > 0) skipped(left.length, left[0]!);
-      return encode(
-        source,
-        items.filter((_, i) => reasons[i] === undefined),
-        AUDIT_SHAPE,
-      );
+      if (left.length > 0) skipped(items, left.length, left[0]!);
+      const kept = items.filter((_, i) => reasons[i] === undefined);
+      // nothing left: no request (the transport counts it as not sent; the batcher, as left out)
+      return kept.length === 0 ? undefined : encode(source, kept, AUDIT_SHAPE);
     },
     deserializeResponse: (data) => official.deserializeResponse(data),
   };
