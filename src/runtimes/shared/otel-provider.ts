@@ -143,18 +143,18 @@ function serializer(
 }
 
 /**
- * Flush what `provider`'s batch processor holds and stop it, but never let a dead collector hold
- * the exit for the exporter's whole retry budget: resolves `"flushed"`, `"timeout"` after
+ * Flush what `pipeline` holds and stop it, but never let a dead collector hold the exit for the
+ * transport's whole retry budget: resolves `"flushed"`, `"timeout"` after
  * {@link FLUSH_TIMEOUT_MS}, or the failure's message.
  */
-export async function shutdownWithin(provider: { shutdown(): Promise<void> }, ms = FLUSH_TIMEOUT_MS): Promise<"flushed" | "timeout" | { failed: string }> {
+export async function shutdownWithin(pipeline: { shutdown(): Promise<void> }, ms = FLUSH_TIMEOUT_MS): Promise<"flushed" | "timeout" | { failed: string }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<"timeout">((r) => {
     timer = setTimeout(() => r("timeout"), ms);
   });
   try {
     return await Promise.race([
-      provider.shutdown().then(
+      pipeline.shutdown().then(
         () => "flushed" as const,
         (e: Error) => ({ failed: e.message }),
       ),
