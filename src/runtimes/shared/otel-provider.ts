@@ -16,7 +16,7 @@ import type { IOtlpExportDelegate } from "@opentelemetry/otlp-exporter-base";
 import { auditEventName, AUDIT_LOGGER_NAME, DECISION_FIELDS } from "../../core/audit/otel.ts";
 import { CONNECTION_CLOSED_EVENT, CONNECTION_FIELDS, type ConnectionRecord, type ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
-import { type AttributeField, logsRequestJson, logsRequestProtobuf, type LogShape, type LogsSource } from "../../core/audit/otlp/logs-request.ts";
+import { type AttributeField, isAttributeValue, logsRequestJson, logsRequestProtobuf, type LogShape, type LogsSource } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
 import { VERSION } from "../../core/version.ts";
 import { AUDIT_EXPORT_TIMEOUT_MS, AUDIT_LOSS_REPORT_INTERVAL_MS, AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
@@ -104,8 +104,7 @@ export const AUDIT_SHAPE: LogShape<AuditItem> = {
 export function unencodable(item: AuditItem): string | undefined {
   for (const [key, read] of AUDIT_SHAPE.fields(item)) {
     const value = read(item) as unknown;
-    const t = typeof value;
-    if (t !== "string" && t !== "number" && t !== "boolean") return `${AUDIT_SHAPE.eventName(item)}: attribute ${JSON.stringify(key)} is ${value === null ? "null" : t}`;
+    if (!isAttributeValue(value)) return `${AUDIT_SHAPE.eventName(item)}: attribute ${JSON.stringify(key)} is ${value === null ? "null" : typeof value}`;
   }
   return undefined;
 }

@@ -22,6 +22,12 @@ import { ByteWriter, ProtoWriter, tag, WIRE } from "./proto-writer.ts";
 /** An attribute value the encoder writes. */
 export type OtlpAttributeValue = string | number | boolean;
 
+/** Whether the encoder writes `value` (anything else makes it throw a `TypeError` naming the attribute). */
+export function isAttributeValue(value: unknown): value is OtlpAttributeValue {
+  const t = typeof value;
+  return t === "string" || t === "number" || t === "boolean";
+}
+
 /** One attribute of a kind of record: its key, and how to read its value from a record. */
 export type AttributeField<R> = readonly [key: string, value: (record: R) => OtlpAttributeValue];
 

@@ -115,12 +115,18 @@ export class ProtoWriter extends ByteWriter {
   /** A varint of a whole number 0 ≤ n < 2^53. */
   varint(n: number): void {
     this.ensure(10);
+    this.pos = this.varintAt(this.pos, n);
+  }
+
+  /** Write the varint of `n` (0 ≤ n < 2^53) at `p`, in room already there; returns where it ends. */
+  private varintAt(p: number, n: number): number {
     const buf = this.buf;
     while (n >= 128) {
-      buf[this.pos++] = (n % 128) | 128;
+      buf[p++] = (n % 128) | 128;
       n = Math.floor(n / 128);
     }
-    buf[this.pos++] = n;
+    buf[p++] = n;
+    return p;
   }
 
   /** A varint of a negative 64-bit integer, in two's complement (always ten bytes). */
@@ -157,34 +163,15 @@ export class ProtoWriter extends ByteWriter {
     this.pos += 8;
   }
 
-  /** A length-delimited UTF-8 string (lone surrogates become U+FFFD, as with every UTF-8 encoder). */
+  /**
+   * A length-delimited UTF-8 string (lone surrogates become U+FFFD, as with every UTF-8 encoder):
+   * {@link utf8} after room for its length, one byte for a string under 128 characters (the
+   * usual, ASCII case), room for three bytes a character otherwise.
+   */
   string(s: string): void {
-    const n = s.length;
-    if (n < 128) {
-      // short ASCII, the usual case: byte by byte, with no view of the buffer to make
-      this.ensure(1 + n);
-      const buf = this.buf;
-      let p = this.pos + 1;
-      for (let i = 0; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 128) return this.utf8String(s);
-        buf[p++] = c;
-      }
-      buf[this.pos] = n;
-      this.pos = p;
-      return;
-    }
-    this.utf8String(s);
-  }
-
-  /** {@link string} for any string. */
-  private utf8String(s: string): void {
-    const reserved = varintSize(s.length * 3);
-    this.ensure(reserved + s.length * 3);
-    const start = this.pos + reserved;
-    const { written } = utf8.encodeInto(s, this.buf.subarray(start, start + s.length * 3));
-    this.pos = start + written;
-    this.fitLength(start - reserved, reserved);
+    const length = this.begin(s.length < 128 ? 1 : varintSize(s.length * 3));
+    this.utf8(s);
+    this.end(length);
   }
 
   /** Start a nested message: reserves `reserve` bytes for its length; pass the result to {@link end}. */
@@ -214,12 +201,6 @@ export class ProtoWriter extends ByteWriter {
       this.buf.copyWithin(at + size, from, this.pos);
       this.pos += size - reserved;
     }
-    let p = at;
-    let n = len;
-    while (n >= 128) {
-      this.buf[p++] = (n % 128) | 128;
-      n = Math.floor(n / 128);
-    }
-    this.buf[p] = n;
+    this.varintAt(at, len);
   }
 }
