@@ -54,7 +54,7 @@ const net: Net = {
 };
 
 const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, allowed_domains: ["127.0.0.1"] }, { resolve: (h) => net.resolve(h) });
-const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false, pool: new UpstreamPool(state) };
+const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false, pool: new UpstreamPool(state) };
 
 /** One keep-alive client sending `n` requests one after another; resolves when all answered. */
 async function client(n: number): Promise<void> {

@@ -154,7 +154,9 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
     track(conn) {
       if (stopping) conn.close();
       conns.add(conn);
-      return () => conns.delete(conn);
+    },
+    untrack(conn) {
+      conns.delete(conn);
     },
   };
   /**
@@ -169,6 +171,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       const accepted = Date.now();
       liveClients.set(conn, front.metricsProtocol);
       s = front.serve(conn, ctx).then((ended) => {
+        sessions.delete(s); // here rather than in a `finally()`: a connection keeps one handler
         liveClients.delete(conn);
         limits.closeConnection();
         // what the client sent went on towards origins; what it got came from them
@@ -202,10 +205,12 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       const record = now - lastRefusalRecord >= REFUSAL_RECORD_INTERVAL_MS;
       if (record) lastRefusalRecord = now;
       const refusal = refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote), record);
-      s = front.refuse(conn, ctx, refusal).then(() => void refusing--);
+      s = front.refuse(conn, ctx, refusal).then(() => {
+        sessions.delete(s);
+        refusing--;
+      });
     }
     sessions.add(s);
-    void s.finally(() => sessions.delete(s));
   };
   let refusing = 0;
   let lastRefusalRecord = -Infinity;

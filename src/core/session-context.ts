@@ -18,8 +18,13 @@ export interface SessionContext {
   readonly net: Net;
   readonly state: ProxyState;
   readonly log: Logger;
-  /** Register a connection so shutdown can close it; call the returned function when done. */
-  track(conn: Conn): () => void;
+  /**
+   * Register a connection so shutdown can close it; {@link untrack} it when done. (Two methods
+   * rather than a returned closure: an idle tunnel keeps two tracked connections.)
+   */
+  track(conn: Conn): void;
+  /** Forget a connection registered by {@link track} (nothing for one that is not). */
+  untrack(conn: Conn): void;
   /** True when `addr` is one of this proxy's own listeners (never a forwarding target). */
   isOwnListener(addr: NetAddr): boolean;
   /** Aborted when the proxy shuts down. */

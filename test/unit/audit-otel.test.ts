@@ -37,7 +37,7 @@ function setup(overrides: Partial<NetworkConfig>, metadata?: AuditMetadata, deci
   const { net } = tripwireNet({ origins: { [ORIGIN]: origin } });
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h), decider });
   state.addSink(createAuditSink({ loggerProvider: provider, metadata }));
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
   /** Send one request on a fresh connection and wait for the answer's first bytes. */
   const request = async (text: string): Promise<string> => {
     const [client, server] = connPair(CLIENT);

@@ -24,7 +24,7 @@ function start(net: Net, overrides: Partial<NetworkConfig>, serve: (c: Conn, ctx
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
   const records: DecisionRecord[] = [];
   state.addSink((r) => records.push(r));
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
   const [client, server] = connPair();
   return { client, server, done: serve(server, ctx), records };
 }

@@ -211,10 +211,20 @@ describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => 
     expect(fb.calls).toEqual(["closeWrite after 24 bytes"]);
     fb.feed(" and more");
     fb.feed(null);
-    await done;
+    expect(await done).toBe("a"); // the side whose direction ended first
     expect(fb.out).toBe("client says hello, twice");
     expect(fa.out).toBe("origin answers and more");
     expect(fa.calls).toEqual(["closeWrite after 23 bytes"]);
+  });
+
+  it("resolves with the side whose direction ended first: b's FIN before a's gives b", async () => {
+    const { fa, fb, a, b } = pair();
+    const done = denoNet.relay!(a, b)!;
+    fb.feed(null);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fa.calls).toEqual(["closeWrite after 0 bytes"]);
+    fa.feed(null);
+    expect(await done).toBe("b");
   });
 
   it("what a connection already read, or was reading, for its user goes first, in order", async () => {

@@ -81,7 +81,7 @@ async function through(front: Front, c: Case): Promise<{ allowed: boolean; recor
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, enable_socks5_udp: true, ...c.config }, { resolve: (h) => net.resolve(h), decider: c.decider });
   const records: DecisionRecord[] = [];
   state.addSink((r) => records.push(r));
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === PROXY_PORT };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: (a) => a.port === PROXY_PORT };
   const [client, server] = connPair({ host: "127.0.0.1", port: 50001 }, { host: "127.0.0.1", port: PROXY_PORT });
   const port = c.port ?? ORIGIN_PORT;
   const authority = `${c.host}:${port}`;

@@ -18,7 +18,7 @@ const PROXY_PORT = 3128;
 
 function session(net: Net, overrides: Partial<NetworkConfig>) {
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === PROXY_PORT };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: (a) => a.port === PROXY_PORT };
   const [client, server] = connPair();
   const done = serveHttpConnection(server, ctx);
   return { client, done, state };

@@ -56,7 +56,7 @@ describe("the gate marks only limited-mode CONNECTs for interception", () => {
   function context(config: Partial<ReturnType<typeof defaultNetworkConfig>>, decider?: ConstructorParameters<typeof ProxyState>[1]["decider"]) {
     const { net } = tripwireNet({ hosts: { "decided.example": ["127.0.0.1"] } });
     const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, allowed_domains: ["127.0.0.1"], ...config }, { resolve: (h) => net.resolve(h), decider });
-    const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+    const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
     return { ctx, state };
   }
   const connect = { protocol: "https_connect", host: "127.0.0.1", port: 8443, method: "CONNECT", client: "127.0.0.1:50000" } as const;

@@ -82,7 +82,7 @@ describe("the mode guard with limited_mode_allow", () => {
     const state = new ProxyState(network, { resolve: (h) => net.resolve(h) });
     const records: DecisionRecord[] = [];
     state.addSink((r) => records.push(r));
-    const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+    const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
     return { ctx, state, records };
   }
   const post = (path: string, more: Partial<GateRequest> = {}): GateRequest => ({

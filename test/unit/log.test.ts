@@ -44,7 +44,7 @@ describe("what the HTTP session logs", () => {
     const lines: string[] = [];
     const { net } = tripwireNet({});
     const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, allowed_domains: ["allowed.example"] }, { resolve: (h) => net.resolve(h) });
-    const ctx: SessionContext = { net, state, log: createLineLogger((l) => lines.push(l), spec), track: () => () => {}, isOwnListener: () => false };
+    const ctx: SessionContext = { net, state, log: createLineLogger((l) => lines.push(l), spec), track: () => {}, untrack: () => {}, isOwnListener: () => false };
     const [client, server] = connPair();
     const done = serveHttpConnection(server, ctx);
     await client.write(latin1Bytes(requests));

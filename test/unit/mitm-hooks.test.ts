@@ -251,7 +251,7 @@ describe("the gate with hooks (step 5b)", () => {
     const state = new ProxyState(network, { resolve: (x) => net.resolve(x) }, { secrets: new Map([["env:API_TOKEN", SECRET]]) });
     const records: DecisionRecord[] = [];
     state.addSink((r) => records.push(r));
-    const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+    const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
     return { ctx, state, records };
   }
   const base = { host: "127.0.0.1", port: 8443, client: "127.0.0.1:50000" } as const;

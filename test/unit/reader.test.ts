@@ -182,6 +182,34 @@ describe("a keepTimer reader: one timer for all its timed reads", () => {
     expect(vi.getTimerCount()).toBe(0);
     expect(withdrawn).toEqual([]);
   });
+
+  it("a timed read after release gets a shared timer again, and times out at its deadline", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { a, r, withdrawn } = setUp();
+    const first = r.fill(Date.now() + 30_000);
+    await a.write(enc("x"));
+    await first;
+    r.release();
+    expect(vi.getTimerCount()).toBe(0);
+    const started = Date.now();
+    const read = r.fill(started + 5_000);
+    expect(vi.getTimerCount()).toBe(1);
+    const failed = expect(read).rejects.toBeInstanceOf(ReadTimeoutError);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await failed;
+    expect(Date.now() - started).toBe(5_000);
+    expect(withdrawn).toHaveLength(1);
+    // and it is shared again: later reads re-use it rather than arming one each
+    const next = r.fill(Date.now() + 30_000);
+    await a.write(enc("y"));
+    await next;
+    const again = r.fill(Date.now() + 30_000);
+    await a.write(enc("z"));
+    await again;
+    expect(vi.getTimerCount()).toBe(1);
+    r.release();
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
 
 describe("LeaveWatch", () => {

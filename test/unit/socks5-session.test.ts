@@ -23,7 +23,7 @@ function run(net: Net, overrides: Partial<NetworkConfig>) {
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
   const records: DecisionRecord[] = [];
   state.addSink((r) => records.push(r));
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: () => false };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: () => false };
   const [client, server] = connPair({ host: "127.0.0.1", port: 50001 }, { host: "127.0.0.1", port: 1080 });
   const done = serveSocks5Connection(server, ctx);
   return { client, done, state, records };

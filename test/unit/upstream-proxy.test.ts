@@ -576,7 +576,7 @@ describe("openPlannedTunnel", () => {
 describe("the gate's dial plan for a tunnel", () => {
   function gateCtx(net: Net, chaining: boolean, upstream: UpstreamProxies | undefined): SessionContext {
     const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, allowed_domains: ["127.0.0.1"], allow_upstream_proxy: chaining }, { resolve: (h) => net.resolve(h) });
-    return { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === OWN_PORT, upstream };
+    return { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: (a) => a.port === OWN_PORT, upstream };
   }
   const ask = { protocol: "https_connect" as const, host: "127.0.0.1", port: TARGET_PORT, method: "CONNECT", client: "127.0.0.1:50000" };
 
@@ -613,7 +613,7 @@ describe("the gate's dial plan for a tunnel", () => {
 
 function session(net: Net, overrides: Partial<NetworkConfig>, upstream: UpstreamProxies | undefined) {
   const state = new ProxyState({ ...defaultNetworkConfig(), enabled: true, ...overrides }, { resolve: (h) => net.resolve(h) });
-  const ctx: SessionContext = { net, state, log: silentLogger, track: () => () => {}, isOwnListener: (a) => a.port === OWN_PORT, upstream };
+  const ctx: SessionContext = { net, state, log: silentLogger, track: () => {}, untrack: () => {}, isOwnListener: (a) => a.port === OWN_PORT, upstream };
   const [client, server] = connPair();
   const done = serveHttpConnection(server, ctx);
   return { client, done };

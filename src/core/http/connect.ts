@@ -47,46 +47,77 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: who };
     return answerRefusal(client, refuseTunnel(ctx, ask), "CONNECT", keep);
   }
+  // Not awaited here: an open tunnel then holds one suspended frame (openAndRelay's), not two.
+  return openAndRelay(head, target, keep, reader, ctx, release);
+}
+
+/**
+ * Decide, open (or intercept) and relay one CONNECT; then `release` its tunnel slot (held since
+ * {@link handleConnect}, also through an intercepted tunnel).
+ */
+async function openAndRelay(
+  head: RequestHead,
+  target: RequestTarget,
+  keep: boolean,
+  reader: BufferedReader,
+  ctx: SessionContext,
+  release: (() => void) | undefined,
+): Promise<RequestOutcome> {
+  let handedOver = false;
   try {
-    return await openAndRelay(head, target, keep, reader, ctx);
+    const client = reader.conn;
+    const who = formatAddr(client.remote);
+    // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
+    const opened = await whileWatching(reader, (presence) => decideAndOpen(head, target, keep, ctx, client, presence));
+    if (opened instanceof PeerLeftError) {
+      ctx.log.log("debug", TARGET.http, `client ${who} left before its CONNECT ${target.host}:${target.port} was answered: ${opened.detail}`);
+      return "close";
+    }
+    if (typeof opened === "string") return opened;
+    if ("intercept" in opened) return await interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential);
+    handedOver = true;
+    // Not awaited: an open tunnel holds relayOpened's frame only, not this one with the request.
+    return relayOpened(reader, ctx, opened.tunnel, opened.host, target.port, who, release);
   } finally {
-    release?.();
+    if (!handedOver) release?.();
   }
 }
 
-/** Decide, open (or intercept) and relay one CONNECT. */
-async function openAndRelay(head: RequestHead, target: RequestTarget, keep: boolean, reader: BufferedReader, ctx: SessionContext): Promise<RequestOutcome> {
+/** Answer 200 for an opened tunnel, relay until it ends, record it, then `release` its slot. */
+async function relayOpened(
+  reader: BufferedReader,
+  ctx: SessionContext,
+  tunnel: Tunnel,
+  host: string,
+  port: number,
+  who: string,
+  release: (() => void) | undefined,
+): Promise<RequestOutcome> {
   const client = reader.conn;
-  const who = formatAddr(client.remote);
-  // Deciding and dialling end as soon as the client leaves; the watch is over before the relay.
-  const opened = await whileWatching(reader, (presence) => decideAndOpen(head, target, keep, ctx, client, presence));
-  if (opened instanceof PeerLeftError) {
-    ctx.log.log("debug", TARGET.http, `client ${who} left before its CONNECT ${target.host}:${target.port} was answered: ${opened.detail}`);
-    return "close";
-  }
-  if (typeof opened === "string") return opened;
-  if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential);
-  const { tunnel, host } = opened;
   const { conn: upstream, early } = tunnel;
-  const untrack = ctx.track(upstream);
-  const since = Date.now();
-  const base = countsNow(upstream); // an upstream proxy's handshake is not the tunnel's
-  let outcome: RelayOutcome = "error";
   try {
-    ctx.log.log("info", TARGET.http, `CONNECT ${host}:${target.port} allowed for ${who}`);
-    // the tunnel reads without deadlines: the head deadline's timer goes now, not when it lapses
-    reader.release();
-    await client.write(CONNECT_ESTABLISHED);
-    if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
-    outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${target.port} for ${who}`));
+    ctx.track(upstream);
+    const since = Date.now();
+    const base = countsNow(upstream); // an upstream proxy's handshake is not the tunnel's
+    let outcome: RelayOutcome = "error";
+    try {
+      ctx.log.log("info", TARGET.http, `CONNECT ${host}:${port} allowed for ${who}`);
+      // the tunnel reads without deadlines: the head deadline's timer goes now, not when it lapses
+      reader.release();
+      await client.write(CONNECT_ESTABLISHED);
+      if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
+      outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${port} for ${who}`));
+    } finally {
+      const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
+      noteTunnelEnd(client, ended);
+      ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port, client: who, upstream, base, opened: since, ended }));
+    }
+    return "close";
   } finally {
-    const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-    noteTunnelEnd(client, ended);
-    ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port: target.port, client: who, upstream, base, opened: since, ended }));
     upstream.close();
-    untrack();
+    ctx.untrack(upstream);
+    release?.();
   }
-  return "close";
 }
 
 /** Decide through the gate, then open the tunnel; a refusal or failure is answered here. */

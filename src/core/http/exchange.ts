@@ -228,7 +228,9 @@ class Exchange {
     }
     if (this.request.presence.reason) conn.close();
     this.throwIfLeft();
-    this.slot.current = new Upstream(this.dest.key, conn, this.ctx.track(conn), this.request.generation);
+    const ctx = this.ctx;
+    ctx.track(conn);
+    this.slot.current = new Upstream(this.dest.key, conn, () => ctx.untrack(conn), this.request.generation);
     return this.slot.current;
   }
 

@@ -18,18 +18,21 @@ import type { RequestOutcome } from "./reply.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 import { releaseUpstream } from "./upstream-pool.ts";
 
-/** What a connection does with each request head: answer it, and say whether to go on. */
-export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: UpstreamSlot) => Promise<RequestOutcome>;
+/**
+ * What a connection does with each request head: answer it, and say whether to go on. It gets
+ * the loop's `ctx` too, so a handler needs no closure of its own per connection.
+ */
+export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: UpstreamSlot, ctx: SessionContext) => Promise<RequestOutcome>;
 
 /**
  * Serve the requests on `conn` with `handle` until the connection ends. `what` names it in the
- * debug line of an unexpected failure. Never throws; `conn` is closed at the end. Resolves with
+ * debug line of an unexpected failure (a function: made only then). Never throws; `conn` is closed at the end. Resolves with
  * how it ended: the client closed it (or went silent), the proxy ended it after a response, or
  * a failure.
  */
-export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string): Promise<ConnectionEnd> {
+export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string | ((conn: Conn) => string)): Promise<ConnectionEnd> {
   let ended: ConnectionEnd = "client_closed";
-  const untrack = ctx.track(conn);
+  ctx.track(conn);
   // one timer for the connection's per-request head deadlines, cleared when it ends
   const reader = new BufferedReader(conn, { keepTimer: true });
   const slot: UpstreamSlot = { current: undefined };
@@ -39,7 +42,7 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
     for (;;) {
       const head = await readRequestHead(reader, ctx);
       if (head === "end") break;
-      if (head === "answered" || (await handle(head, reader, slot)) === "close") {
+      if (head === "answered" || (await handle(head, reader, slot, ctx)) === "close") {
         answered = true;
         // a connection that carried a tunnel ends as the tunnel did
         ended = tunnelEndOf(conn) ?? "proxy_closed";
@@ -50,12 +53,12 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
     if (answered) await closeGracefully(reader);
   } catch (e) {
     ended = "error";
-    ctx.log.log("debug", TARGET.http, `${what}: ${(e as Error).message}`);
+    ctx.log.log("debug", TARGET.http, `${typeof what === "string" ? what : what(conn)}: ${(e as Error).message}`);
   } finally {
     slot.current?.close();
     reader.release();
     conn.close();
-    untrack();
+    ctx.untrack(conn);
   }
   return ended;
 }

@@ -9,7 +9,7 @@ import { formatAddr, type Conn } from "../net/contract.ts";
 import type { SessionContext } from "../session-context.ts";
 import { handleConnect } from "./connect.ts";
 import { forwardRequest } from "./forward.ts";
-import { readRequestHead, serveRequests } from "./request-loop.ts";
+import { readRequestHead, serveRequests, type RequestHandler } from "./request-loop.ts";
 import { BufferedReader } from "../net/reader.ts";
 import { TARGET } from "../log.ts";
 import { answerRefusal } from "./reply.ts";
@@ -24,7 +24,7 @@ export { HEADER_TIMEOUT_MS } from "./request-loop.ts";
  * closed at once (no draining: a refused client holds nothing longer than that).
  */
 async function answerRefusedConnection(client: Conn, ctx: SessionContext, refused: Refusal): Promise<void> {
-  const untrack = ctx.track(client);
+  ctx.track(client);
   try {
     const head = await readRequestHead(new BufferedReader(client), ctx, REFUSED_HEAD_TIMEOUT_MS);
     if (typeof head === "string") return;
@@ -33,7 +33,7 @@ async function answerRefusedConnection(client: Conn, ctx: SessionContext, refuse
     ctx.log.log("debug", TARGET.http, `refused client ${formatAddr(client.remote)}: ${(e as Error).message}`);
   } finally {
     client.close();
-    untrack();
+    ctx.untrack(client);
   }
 }
 
@@ -50,10 +50,12 @@ export async function serveHttpConnection(client: Conn, ctx: SessionContext, ref
     await answerRefusedConnection(client, ctx, refused);
     return "proxy_closed";
   }
-  return serveRequests(
-    client,
-    ctx,
-    (head, reader, slot) => (head.method === "CONNECT" ? handleConnect(head, reader, ctx, slot) : forwardRequest(head, reader, ctx, slot)),
-    `client ${formatAddr(client.remote)}`,
-  );
+  return serveRequests(client, ctx, serveProxyRequest, clientLabel);
 }
+
+/** One request to the proxy listener: a CONNECT tunnel, or a request forwarded. */
+const serveProxyRequest: RequestHandler = (head, reader, slot, ctx) =>
+  head.method === "CONNECT" ? handleConnect(head, reader, ctx, slot) : forwardRequest(head, reader, ctx, slot);
+
+/** How the proxy listener's connections are named in a debug line. */
+const clientLabel = (client: Conn): string => `client ${formatAddr(client.remote)}`;

@@ -42,8 +42,10 @@ export class BufferedReader {
   /** Whether `store` is our own allocation (else an adopted chunk, never written to). */
   private owned = false;
   private eof = false;
-  /** The deadlines of timed reads: one timer per reader, or per read (see the constructor). */
-  private readonly deadlines: ReadDeadlines | undefined;
+  /** Timed reads share one timer (see the constructor). */
+  private readonly keepTimer: boolean;
+  /** That timer's deadlines, made at the first timed read and dropped by {@link release}. */
+  private deadlines: ReadDeadlines | undefined;
 
   /**
    * With `keepTimer`, timed reads share one timer that outlives each read (see
@@ -55,17 +57,22 @@ export class BufferedReader {
     readonly conn: Conn,
     options?: { readonly keepTimer?: boolean },
   ) {
-    this.deadlines = options?.keepTimer ? new ReadDeadlines(conn) : undefined;
+    this.keepTimer = options?.keepTimer === true;
   }
 
-  /** Clear the shared timer of a `keepTimer` reader (nothing otherwise). Reading later re-arms it. */
+  /**
+   * Clear the shared timer of a `keepTimer` reader and let go of it (nothing otherwise): an open
+   * tunnel holds no timer state. A timed read later makes a new one.
+   */
   release(): void {
     this.deadlines?.release();
+    this.deadlines = undefined;
   }
 
   /** `conn.read()` within `deadline`, on the shared timer when there is one. */
   private readWithin(deadline: number | undefined): Promise<Uint8Array | null> {
-    return this.deadlines && deadline !== undefined ? this.deadlines.read(deadline) : readWithin(this.conn, deadline);
+    if (!this.keepTimer || deadline === undefined) return readWithin(this.conn, deadline);
+    return (this.deadlines ??= new ReadDeadlines(this.conn)).read(deadline);
   }
 
   /** Bytes received and not yet consumed. */

@@ -104,22 +104,19 @@ export function relay(net: Net, a: Conn, b: Conn, pending?: Uint8Array, options:
     return bothDirections(pump(a, b), pump(b, a));
   };
   const run = pending && pending.length > 0 ? b.write(pending).then(both) : both();
-  const closeBoth = (): void => {
+  // A reset or a write after the peer went away ends it too: both sides are closed either way.
+  // One handler for both outcomes (a failure settles with an error, never "a" or "b"): an open
+  // tunnel holds it all along.
+  const end = (first: unknown): RelayOutcome => {
     a.close();
     b.close();
+    return idled ? "idle" : first === "a" || first === "b" ? first : "error";
   };
-  // A reset or a write after the peer went away ends it too: both sides are closed either way.
-  return run.then(
-    (first): RelayOutcome => {
-      closeBoth();
-      return idled ? "idle" : (first ?? "error");
-    },
-    (): RelayOutcome => {
-      closeBoth();
-      return idled ? "idle" : "error";
-    },
-  );
+  return run.then(end, end);
 }
+
+/** The options of a tunnel without an idle limit (one object, shared by every such tunnel). */
+const NO_IDLE_LIMIT: RelayOptions = Object.freeze({});
 
 /**
  * The idle limit of a tunnel under the configuration in force when it opens
@@ -131,6 +128,6 @@ export function tunnelIdle(
   target: string = TARGET.http,
 ): RelayOptions {
   const secs = ctx.state.snapshot().network.tunnel_idle_timeout ?? 0;
-  if (secs <= 0) return {};
+  if (secs <= 0) return NO_IDLE_LIMIT;
   return { idleMs: secs * 1000, onIdle: () => ctx.log.log("info", target, `${what}: closed after ${secs} s without a byte either way (tunnel_idle_timeout)`) };
 }

@@ -36,7 +36,7 @@ export const REFUSED_HANDSHAKE_TIMEOUT_MS = 2_000;
 export async function serveSocks5Connection(client: Conn, ctx: SessionContext, refused = false): Promise<ConnectionEnd> {
   /** How it ended: the client left during the handshake, or the proxy ended it after answering. */
   let ended: ConnectionEnd = "proxy_closed";
-  const untrack = ctx.track(client);
+  ctx.track(client);
   const reader = new BufferedReader(client);
   const who = formatAddr(client.remote);
   try {
@@ -103,7 +103,7 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     return "error";
   } finally {
     client.close();
-    untrack();
+    ctx.untrack(client);
   }
 }
 
@@ -142,7 +142,7 @@ async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5
   }
   if (!opened) return;
   const { conn: upstream, early } = opened.tunnel;
-  const untrack = ctx.track(upstream);
+  ctx.track(upstream);
   const started = Date.now();
   const base = countsNow(upstream);
   let outcome: RelayOutcome = "error";
@@ -156,7 +156,7 @@ async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5
     noteTunnelEnd(client, ended);
     ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host: opened.host, port: target.port, client: who, upstream, base, opened: started, ended }));
     upstream.close();
-    untrack();
+    ctx.untrack(upstream);
   }
 }
 

@@ -33,14 +33,13 @@ import {
   type TlsOptions,
 } from "../../core/net/contract.ts";
 import { unmapIpv4 } from "../../core/net/ip.ts";
-import { bothDirections } from "../../core/net/relay.ts";
 import { dialFailure } from "../shared/dial-failure.ts";
 import { AcceptBackoff, acceptLoop, LISTEN_BACKLOG } from "../shared/accept.ts";
 import { connHttpServer } from "../shared/conn-http.ts";
 import { bindDgram } from "../shared/dgram-udp.ts";
 import { PendingRead } from "../shared/pending-read.ts";
 import { fittedReadSize, nextReadSize, READ_BUFFER_MIN_BYTES, readChunk } from "./read-size.ts";
-import { pumpDeno } from "./relay.ts";
+import { relayDeno } from "./relay.ts";
 import { acceptTlsOver } from "../shared/tls-accept.ts";
 import { encodeIntoBytes } from "../shared/buffer-bytes.ts";
 import { installFastBytes } from "../../core/net/bytes.ts";
@@ -48,10 +47,11 @@ import { installFastBytes } from "../../core/net/bytes.ts";
 // Pooled Buffer allocation and native (encodeInto) latin1 for the heads and joins made per request.
 installFastBytes(encodeIntoBytes);
 
+/** An already settled write queue (a connection that never wrote shares it). */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** A {@link Conn} over a `Deno.TcpConn`. */
 export class DenoConn implements Conn {
-  readonly remote: NetAddr;
-  readonly local: NetAddr;
   private closed = false;
   private finSent = false;
   /** The pending `read()`, if any. */
@@ -61,19 +61,30 @@ export class DenoConn implements Conn {
   /** The outcome of a socket read that finished after its `read()` was withdrawn. */
   private stash: { readonly chunk: Uint8Array | null } | { readonly error: Error } | undefined;
   /** Writes are serialised: a partial write must finish before the next one starts. */
-  private writing: Promise<void> = Promise.resolve();
+  private writing: Promise<void> = SETTLED;
   /** Size of the next read buffer (see {@link nextReadSize} and {@link fittedReadSize}). */
   private nextReadBytes = READ_BUFFER_MIN_BYTES;
   /** Bytes of the reads that filled their buffer since the last short read (a message so far). */
   private burst = 0;
-  /** The socket read's handlers, made once: a read allocates its buffer and a promise, no closures. */
-  private readonly onRead = (n: number | null): void => this.readDone(n);
-  private readonly onReadError = (e: unknown): void => this.settle({ error: e instanceof Error ? e : new Error(String(e)) });
+  /**
+   * The socket read's handlers, made at the first read through the contract: then a read
+   * allocates its buffer and a promise, no closures; a tunnel's upstream, read only by the
+   * relay, never makes them.
+   */
+  private onRead: ((n: number | null) => void) | undefined;
+  private onReadError: ((e: unknown) => void) | undefined;
 
   constructor(readonly conn: Deno.TcpConn) {
-    this.remote = addrOf(conn.remoteAddr);
-    this.local = addrOf(conn.localAddr);
     if (typeof conn.setNoDelay === "function") conn.setNoDelay(true); // TCP only; unix conns have none
+  }
+
+  /** The addresses, read from the socket when asked: an idle tunnel keeps no copies of them. */
+  get remote(): NetAddr {
+    return addrOf(this.conn.remoteAddr);
+  }
+
+  get local(): NetAddr {
+    return addrOf(this.conn.localAddr);
   }
 
   /**
@@ -90,7 +101,10 @@ export class DenoConn implements Conn {
     const next = this.pending.wait();
     if (!this.readBuf) {
       const buf = (this.readBuf = new Uint8Array(this.nextReadBytes));
-      this.conn.read(buf).then(this.onRead, this.onReadError);
+      this.conn.read(buf).then(
+        (this.onRead ??= (n) => this.readDone(n)),
+        (this.onReadError ??= (e) => this.settle({ error: e instanceof Error ? e : new Error(String(e)) })),
+      );
     }
     return next;
   }
@@ -277,7 +291,7 @@ export const denoNet: Net = {
   relay(a: Conn, b: Conn) {
     if (!(a instanceof DenoConn) || !(b instanceof DenoConn)) return undefined;
     // both directions at once; the first failure ends the relay (the core closes both)
-    return bothDirections(pumpDeno(a, b), pumpDeno(b, a));
+    return relayDeno(a, b);
   },
 
   async connectUnix(path: string) {
