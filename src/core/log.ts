@@ -49,11 +49,20 @@ export function parseLogFilter(spec: string | undefined): (level: LogLevel, targ
     if (lvl !== undefined) directives.push({ target: p.slice(0, eq), rank: lvl });
   }
   directives.sort((a, b) => b.target.length - a.target.length);
-  return (level, target) => {
+  // The most verbose rank each target logs at, found once per target: asked on every request.
+  const ranks = new Map<string, number>();
+  const rankOf = (target: string): number => {
     const d = directives.find((x) => target === x.target || target.startsWith(x.target + "::"));
-    return RANK[level] <= (d ? d.rank : fallback);
+    const rank = d ? d.rank : fallback;
+    if (ranks.size >= MAX_CACHED_TARGETS) ranks.clear();
+    ranks.set(target, rank);
+    return rank;
   };
+  return (level, target) => RANK[level] <= (ranks.get(target) ?? rankOf(target));
 }
+
+/** Targets whose rank a filter remembers (the proxy's own are a handful); past that, it starts again. */
+const MAX_CACHED_TARGETS = 64;
 
 function levelRank(s: string): number | undefined {
   const l = s.trim().toLowerCase();

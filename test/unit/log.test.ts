@@ -31,6 +31,22 @@ describe("RUST_LOG filter", () => {
     expect(parseLogFilter(spec)(level, target)).toBe(expected);
   });
 
+  it("one filter asked over and over, for many targets, answers as a fresh one does each time", () => {
+    for (const spec of new Set(cases.map((c) => c[0]))) {
+      const filter = parseLogFilter(spec);
+      for (let round = 0; round < 3; round++) {
+        // more targets than the filter remembers, so its memory is cleared on the way too
+        for (let i = 0; i < 100; i++) {
+          for (const target of [...Object.values(TARGET), `codex_network_proxy::extra${i}`]) {
+            for (const level of ["error", "warn", "info", "debug", "trace"] as const) {
+              expect(filter(level, target)).toBe(parseLogFilter(spec)(level, target));
+            }
+          }
+        }
+      }
+    }
+  });
+
   it("formats lines as TIMESTAMP LEVEL target: message", () => {
     const lines: string[] = [];
     createLineLogger((l) => lines.push(l), "info").log("warn", TARGET.config, "hello");

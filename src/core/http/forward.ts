@@ -94,7 +94,8 @@ async function decideAndForward(
     const verdict = await passGate(ctx, ask, presence);
     if (verdict.kind === "refused") return answerRefusal(client, verdict.refusal, head.method, keepAfterRefusal);
     const { host, plan } = verdict;
-    ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${formatAddr(client.remote)}`);
+    // the line is made only when it is logged: a request per line is the hot path
+    if (ctx.log.enabled("debug", TARGET.http)) ctx.log.log("debug", TARGET.http, `${head.method} ${host}:${target.port} allowed for ${ask.client}`);
     const request: ExchangeRequest = {
       // a matching `mitm_hooks` entry strips and injects headers (its secrets never reach a log)
       head: verdict.hook ? { ...head, headers: applyHook(head.headers, verdict.hook) } : head,
