@@ -167,11 +167,17 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const serve = (front: Front, listener: () => NetAddr) => (conn: Conn) => {
     if (stopping) return conn.close();
     let s: Promise<void>;
+    // A session that failed (it should not: it catches its own failures) is forgotten too, and
+    // its failure stays unhandled, as it was.
+    const forget = (e: unknown): never => {
+      sessions.delete(s);
+      throw e;
+    };
     if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
       const accepted = Date.now();
       liveClients.set(conn, front.metricsProtocol);
       s = front.serve(conn, ctx).then((ended) => {
-        sessions.delete(s); // here rather than in a `finally()`: a connection keeps one handler
+        sessions.delete(s); // here rather than in a `finally()`: fewer closures per connection
         liveClients.delete(conn);
         limits.closeConnection();
         // what the client sent went on towards origins; what it got came from them
@@ -192,7 +198,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
           durationMs: Date.now() - accepted,
           ended: stopping ? "shutdown" : ended,
         });
-      });
+      }, forget);
     } else {
       // Refused: answered within a short deadline, not counted against the cap; past
       // MAX_REFUSING at once, closed unanswered. Records are kept to one a second.
@@ -208,7 +214,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       s = front.refuse(conn, ctx, refusal).then(() => {
         sessions.delete(s);
         refusing--;
-      });
+      }, forget);
     }
     sessions.add(s);
   };

@@ -284,6 +284,24 @@ describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => 
     await expect(done).rejects.toThrow("connection reset");
   });
 
+  it("after one direction failed, the other finishing (or failing too) changes nothing and leaves no stray rejection", async () => {
+    const { fa, fb, a, b } = pair();
+    fa.perWrite = 3; // b → a goes in several writes: that direction is mid-write when a's read fails
+    const done = denoNet.relay!(a, b)!;
+    const settled = done.then(
+      () => "resolved",
+      (e: Error) => e.message,
+    );
+    fb.feed("a long answer");
+    await new Promise((r) => setTimeout(r, 0));
+    fa.feed(new Error("connection reset"));
+    fb.feed(" and its end");
+    fb.feed(new Error("reset as well"));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(await settled).toBe("connection reset"); // the first failure, once
+    expect(fa.out).toBe("a long answer and its end"); // the other direction ran on until its own failure
+  });
+
   it("a failed write fails the relay", async () => {
     const { fa, fb, a, b } = pair();
     fb.write = async () => {

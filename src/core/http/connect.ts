@@ -29,6 +29,9 @@ import { interceptTunnel } from "./intercept.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 import { releaseUpstream } from "./upstream-pool.ts";
 
+/** An empty chunk. */
+const NOTHING = new Uint8Array(0);
+
 /** Decide a CONNECT request and, when allowed, relay until both sides are done. */
 export async function handleConnect(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
   const client = reader.conn;
@@ -77,24 +80,27 @@ async function openAndRelay(
     if ("intercept" in opened) return await interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential);
     handedOver = true;
     // Not awaited: an open tunnel holds relayOpened's frame only, not this one with the request.
-    return relayOpened(reader, ctx, opened.tunnel, opened.host, target.port, who, release);
+    return relayOpened(reader, ctx, opened.tunnel.conn, opened.tunnel.early, opened.host, target.port, who, release);
   } finally {
     if (!handedOver) release?.();
   }
 }
 
-/** Answer 200 for an opened tunnel, relay until it ends, record it, then `release` its slot. */
+/**
+ * Answer 200 for an opened tunnel (`early`: what an upstream proxy sent past its own 200), relay
+ * until it ends, record it, then `release` its slot.
+ */
 async function relayOpened(
   reader: BufferedReader,
   ctx: SessionContext,
-  tunnel: Tunnel,
+  upstream: Conn,
+  early: Uint8Array,
   host: string,
   port: number,
   who: string,
   release: (() => void) | undefined,
 ): Promise<RequestOutcome> {
   const client = reader.conn;
-  const { conn: upstream, early } = tunnel;
   try {
     ctx.track(upstream);
     const since = Date.now();
@@ -105,7 +111,8 @@ async function relayOpened(
       // the tunnel reads without deadlines: the head deadline's timer goes now, not when it lapses
       reader.release();
       await client.write(CONNECT_ESTABLISHED);
-      if (early.length > 0) await client.write(early); // what the upstream proxy sent past its 200
+      if (early.length > 0) await client.write(early);
+      early = NOTHING; // not kept for the tunnel's life (it may be a view of a larger read)
       outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${port} for ${who}`));
     } finally {
       const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);

@@ -40,9 +40,15 @@ export async function serveRequests(conn: Conn, ctx: SessionContext, handle: Req
   let answered = false;
   try {
     for (;;) {
-      const head = await readRequestHead(reader, ctx);
+      let head: RequestHead | "end" | "answered" | undefined = await readRequestHead(reader, ctx);
       if (head === "end") break;
-      if (head === "answered" || (await handle(head, reader, slot, ctx)) === "close") {
+      let outcome: Promise<RequestOutcome> | undefined;
+      if (head !== "answered") {
+        outcome = handle(head, reader, slot, ctx);
+        // not kept in this frame while the request runs: a tunnel's lasts as long as the tunnel
+        head = undefined;
+      }
+      if (outcome === undefined || (await outcome) === "close") {
         answered = true;
         // a connection that carried a tunnel ends as the tunnel did
         ended = tunnelEndOf(conn) ?? "proxy_closed";
