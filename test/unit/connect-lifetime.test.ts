@@ -2,7 +2,8 @@
  * What an open CONNECT tunnel holds, and what it gives back on every way it can end: its
  * request head is not kept while it is open (an idle tunnel is what the proxy holds most of,
  * docs/architecture.md), its `max_tunnels` slot is held while it is open and released exactly
- * once, and every connection it tracked for shutdown is untracked.
+ * once, and every connection it tracked for shutdown is untracked. The same for a SOCKS5
+ * CONNECT's slot and connections.
  */
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -11,6 +12,7 @@ import { defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/
 import { handleConnect } from "../../src/core/http/connect.ts";
 import { serveRequests, type RequestHandler } from "../../src/core/http/request-loop.ts";
 import { serveHttpConnection } from "../../src/core/http/session.ts";
+import { serveSocks5Connection } from "../../src/core/socks5/session.ts";
 import { Limits } from "../../src/core/limits.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { latin1, latin1Bytes } from "../../src/core/net/bytes.ts";
@@ -188,5 +190,79 @@ describe("a CONNECT's tunnel slot and tracked connections", () => {
     expect(tracked.size).toBe(0);
     // the origin's side sees its connection closed: a read there ends or fails
     expect(await upstream!.read().catch(() => null)).toBeNull();
+  });
+});
+
+describe("a SOCKS5 CONNECT's tunnel slot and tracked connections", () => {
+  const GREETING = Uint8Array.of(5, 1, 0);
+  const CONNECT_V4 = Uint8Array.of(5, 1, 0, 1, 127, 0, 0, 1, ORIGIN_PORT >> 8, ORIGIN_PORT & 0xff);
+
+  /** Read exactly `n` bytes (fewer at end of stream). */
+  async function readN(conn: Conn, n: number): Promise<number[]> {
+    const got: number[] = [];
+    while (got.length < n) {
+      const c = await conn.read().catch(() => null);
+      if (c === null) break;
+      got.push(...c);
+    }
+    return got;
+  }
+
+  async function handshake(client: Conn): Promise<number> {
+    await client.write(GREETING);
+    expect(await readN(client, 2)).toEqual([5, 0]);
+    await client.write(CONNECT_V4);
+    const reply = await readN(client, 10);
+    return reply[1]!;
+  }
+
+  it("an open tunnel holds its slot; when it ends the slot is free and nothing stays tracked", async () => {
+    const { net } = tripwireNet({ origins: { [ORIGIN_PORT]: echo } });
+    const { ctx, limits, tracked, everTracked } = context(net, { allowed_domains: ["127.0.0.1"] });
+    const [client, server] = connPair();
+    const done = serveSocks5Connection(server, ctx);
+    expect(await handshake(client)).toBe(0); // succeeded
+    expect(limits.openTunnels).toBe(1);
+    expect(tracked.size).toBe(2);
+    await client.write(latin1Bytes("x"));
+    await client.closeWrite();
+    expect(await readUntil(client, () => false)).toBe("x");
+    await done;
+    expect(limits.openTunnels).toBe(0);
+    expect(everTracked()).toBe(2);
+    expect(tracked.size).toBe(0);
+  });
+
+  it("a failed dial and a refusal free the slot and untrack the client", async () => {
+    for (const [origins, allowed, reply] of [
+      [{}, ["127.0.0.1"], 5], // connection refused
+      [{ [ORIGIN_PORT]: echo }, ["example.test"], 2], // not allowed by the rules
+    ] as const) {
+      const { net } = tripwireNet({ origins });
+      const { ctx, limits, tracked } = context(net, { allowed_domains: [...allowed] });
+      const [client, server] = connPair();
+      const done = serveSocks5Connection(server, ctx);
+      expect(await handshake(client)).toBe(reply);
+      await done;
+      expect(limits.openTunnels).toBe(0);
+      expect(tracked.size).toBe(0);
+    }
+  });
+
+  it("over max_tunnels: refused with reply 2, and the open tunnel keeps its slot", async () => {
+    const { net } = tripwireNet({ origins: { [ORIGIN_PORT]: echo } });
+    const { ctx, limits } = context(net, { allowed_domains: ["127.0.0.1"], max_tunnels: 1 });
+    const [first, firstServer] = connPair();
+    const firstDone = serveSocks5Connection(firstServer, ctx);
+    expect(await handshake(first)).toBe(0);
+    const [second, secondServer] = connPair();
+    const secondDone = serveSocks5Connection(secondServer, ctx);
+    expect(await handshake(second)).toBe(2);
+    await secondDone;
+    expect(limits.openTunnels).toBe(1);
+    await first.closeWrite();
+    await readUntil(first, () => false);
+    await firstDone;
+    expect(limits.openTunnels).toBe(0);
   });
 });

@@ -92,7 +92,7 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
     }
     if (command === Command.UDP_ASSOCIATE && ctx.state.snapshot().network.enable_socks5_udp && ctx.net.bindUdp) {
       // an association relays like a tunnel: it holds a slot too
-      await holdingTunnel(client, ctx, ask, () => runUdpAssociation(client, reader, target, ctx, credential));
+      await holdingTunnel(client, ctx, ask, (release) => runUdpAssociation(client, reader, target, ctx, credential).finally(release));
       return tunnelEndOf(client) ?? ended;
     }
     ctx.log.log("debug", TARGET.socks5, `client ${who}: command 0x${command.toString(16)} not supported`);
@@ -111,54 +111,96 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
  * CONNECT: decide through the gate, dial the plan, reply with the real bound address, relay.
  * Deciding and dialling end as soon as the client leaves.
  */
-async function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
-  await holdingTunnel(client, ctx, ask, () => openAndRelay(client, reader, target, ctx, who, ask));
+function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
+  return holdingTunnel(client, ctx, ask, (release) => openAndRelay(client, reader, target, ctx, who, ask, release));
 }
 
+/** What frees a tunnel slot (nothing, when no slot was taken). */
+type Release = () => void;
+const NO_SLOT: Release = () => {};
+
 /**
- * Run `use` holding a tunnel slot (`max_tunnels`) until it ends; without one, refuse
- * (`too_many_tunnels`, reply `0x02`). A disabled proxy is left to refuse it as such.
+ * Run `use` holding a tunnel slot (`max_tunnels`), which `use` frees when it ends (it is handed
+ * the release, and this function returns its promise rather than awaiting it: an open tunnel
+ * keeps no frame of this one); without a slot, refuse (`too_many_tunnels`, reply `0x02`). A
+ * disabled proxy is left to refuse it as such.
  */
-async function holdingTunnel(client: Conn, ctx: SessionContext, ask: GateRequest, use: () => Promise<void>): Promise<void> {
+function holdingTunnel(client: Conn, ctx: SessionContext, ask: GateRequest, use: (release: Release) => Promise<void>): Promise<void> {
   const network = ctx.state.snapshot().network;
   const release = network.enabled ? ctx.limits?.openTunnel(network.max_tunnels) : undefined;
   if (network.enabled && ctx.limits && !release) {
     refuseTunnel(ctx, ask);
-    await writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
-    return;
+    return writeQuietly(client, encodeReply(Reply.NOT_ALLOWED));
   }
+  return use(release ?? NO_SLOT);
+}
+
+/** Decide, open and relay one CONNECT; then `release` its tunnel slot. */
+async function openAndRelay(
+  client: Conn,
+  reader: BufferedReader,
+  target: Socks5Address,
+  ctx: SessionContext,
+  who: string,
+  ask: GateRequest,
+  release: Release,
+): Promise<void> {
+  let handedOver = false;
   try {
-    await use();
+    const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, ask, presence));
+    if (opened instanceof PeerLeftError) {
+      ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${opened.detail}`);
+      return;
+    }
+    if (!opened) return;
+    handedOver = true;
+    // Not awaited: an open tunnel holds relayOpened's frame only, not this one.
+    return relayOpened(client, reader, ctx, opened.tunnel.conn, opened.tunnel.early, opened.host, target.port, who, release);
   } finally {
-    release?.();
+    if (!handedOver) release();
   }
 }
 
-async function openAndRelay(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
-  const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, ask, presence));
-  if (opened instanceof PeerLeftError) {
-    ctx.log.log("debug", TARGET.socks5, `client ${who} left before its CONNECT ${reportedHost(target)}:${target.port} was answered: ${opened.detail}`);
-    return;
-  }
-  if (!opened) return;
-  const { conn: upstream, early } = opened.tunnel;
-  ctx.track(upstream);
-  const started = Date.now();
-  const base = countsNow(upstream);
-  let outcome: RelayOutcome = "error";
+/**
+ * Reply with the bound address for an opened tunnel (`early`: what an upstream proxy sent past
+ * its own answer), relay until it ends, record it, then `release` its slot.
+ */
+async function relayOpened(
+  client: Conn,
+  reader: BufferedReader,
+  ctx: SessionContext,
+  upstream: Conn,
+  early: Uint8Array,
+  host: string,
+  port: number,
+  who: string,
+  release: Release,
+): Promise<void> {
   try {
-    ctx.log.log("info", TARGET.socks5, `socks5_tcp ${opened.host}:${target.port} allowed for ${who}`);
-    await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
-    if (early.length > 0) await client.write(early);
-    outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${opened.host}:${target.port} for ${who}`, TARGET.socks5));
+    ctx.track(upstream);
+    const started = Date.now();
+    const base = countsNow(upstream);
+    let outcome: RelayOutcome = "error";
+    try {
+      ctx.log.log("info", TARGET.socks5, `socks5_tcp ${host}:${port} allowed for ${who}`);
+      await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
+      if (early.length > 0) await client.write(early);
+      early = NOTHING; // not kept for the tunnel's life (it may be a view of a larger read)
+      outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${host}:${port} for ${who}`, TARGET.socks5));
+    } finally {
+      const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
+      noteTunnelEnd(client, ended);
+      ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host, port, client: who, upstream, base, opened: started, ended }));
+    }
   } finally {
-    const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-    noteTunnelEnd(client, ended);
-    ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host: opened.host, port: target.port, client: who, upstream, base, opened: started, ended }));
     upstream.close();
     ctx.untrack(upstream);
+    release();
   }
 }
+
+/** An empty chunk. */
+const NOTHING = new Uint8Array(0);
 
 /** Decide, then open the tunnel; a refusal or failure is answered here (`undefined`). */
 async function decideAndOpen(
