@@ -3,6 +3,7 @@
  * rarely show on loopback — partial writes, drain ordering, half-close both ways, early close,
  * buffer reuse and read backpressure.
  */
+import { Buffer } from "node:buffer";
 import { describe, expect, it } from "vitest";
 import { BunConn, READ_QUEUE_HIGH_WATER } from "../../src/runtimes/bun/net.ts";
 import type { BunSocket } from "../../src/runtimes/bun/bun-types.ts";
@@ -141,6 +142,13 @@ describe("BunConn", () => {
     c.onData(view);
     view.fill(0);
     expect(dec(await c.read())).toBe("original");
+  });
+
+  it("keeps a Buffer from a data event as it is: Bun hands each event a fresh one", async () => {
+    const { c } = conn();
+    const chunk = Buffer.from("fresh");
+    c.onData(chunk);
+    expect(await c.read()).toBe(chunk);
   });
 
   it("pauses the socket above the read high-water mark and resumes when drained", async () => {
