@@ -167,17 +167,19 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
   const serve = (front: Front, listener: () => NetAddr) => (conn: Conn) => {
     if (stopping) return conn.close();
     let s: Promise<void>;
-    // A session that failed (it should not: it catches its own failures) is forgotten too, and
-    // its failure stays unhandled, as it was.
-    const forget = (e: unknown): never => {
-      sessions.delete(s);
-      throw e;
-    };
     if (limits.openConnection(opts.state.snapshot().network.max_connections)) {
       const accepted = Date.now();
       liveClients.set(conn, front.metricsProtocol);
+      // A session that failed (it should not: it catches its own failures) is let go of all the
+      // same, and its failure stays unhandled, as it was.
+      const failed = (e: unknown): never => {
+        sessions.delete(s);
+        liveClients.delete(conn);
+        limits.closeConnection();
+        throw e;
+      };
       s = front.serve(conn, ctx).then((ended) => {
-        sessions.delete(s); // here rather than in a `finally()`: fewer closures per connection
+        sessions.delete(s); // here, not in a `finally()`, which would add three closures per connection
         liveClients.delete(conn);
         limits.closeConnection();
         // what the client sent went on towards origins; what it got came from them
@@ -198,7 +200,7 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
           durationMs: Date.now() - accepted,
           ended: stopping ? "shutdown" : ended,
         });
-      }, forget);
+      }, failed);
     } else {
       // Refused: answered within a short deadline, not counted against the cap; past
       // MAX_REFUSING at once, closed unanswered. Records are kept to one a second.
@@ -211,10 +213,14 @@ export async function startProxy(opts: ProxyServerOptions): Promise<RunningProxy
       const record = now - lastRefusalRecord >= REFUSAL_RECORD_INTERVAL_MS;
       if (record) lastRefusalRecord = now;
       const refusal = refuseConnection(ctx, front.protocol, listener(), formatAddr(conn.remote), record);
-      s = front.refuse(conn, ctx, refusal).then(() => {
+      const done = (): void => {
         sessions.delete(s);
         refusing--;
-      }, forget);
+      };
+      s = front.refuse(conn, ctx, refusal).then(done, (e: unknown) => {
+        done();
+        throw e;
+      });
     }
     sessions.add(s);
   };

@@ -4,9 +4,14 @@
  * buffer reuse and read backpressure.
  */
 import { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { BunConn, READ_QUEUE_HIGH_WATER } from "../../src/runtimes/bun/net.ts";
 import type { BunSocket } from "../../src/runtimes/bun/bun-types.ts";
+
+/** The Bun that `npm ci` installed (a devDependency). */
+const BUN = fileURLToPath(new URL("../../node_modules/.bin/bun", import.meta.url));
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
@@ -142,6 +147,44 @@ describe("BunConn", () => {
     c.onData(view);
     view.fill(0);
     expect(dec(await c.read())).toBe("original");
+  });
+
+  it("the installed Bun hands each data event a fresh Buffer of its own, which it never reuses", () => {
+    // what keeping a data event's Buffer as it is relies on: checked on a real loopback socket
+    const script = `
+      const N = 4 * 1024 * 1024;
+      const chunks = [];
+      let total = 0;
+      const expected = (k) => (k * 7) % 251;
+      const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data(_s, d) {
+        chunks.push(d);
+        total += d.length;
+        if (total < N + 2000) return;
+        // the stream is 2,000 "x" then the data: every byte kept must still be what was sent
+        let intact = true, g = 0;
+        for (const c of chunks) for (let i = 0; i < c.length; i++, g++) if (c[i] !== (g < 2000 ? 120 : expected(g - 2000))) intact = false;
+        const buffers = new Set(chunks.map((c) => c.buffer));
+        console.log(JSON.stringify({
+          events: chunks.length,
+          allBuffers: chunks.every((c) => c instanceof Buffer),
+          distinct: buffers.size === chunks.length,
+          ownWhole: chunks.every((c) => c.byteOffset === 0 && c.buffer.byteLength === c.length),
+          intact,
+          bytes: g,
+        }));
+        process.exit(0);
+      } } });
+      const data = new Uint8Array(N).map((_, i) => expected(i));
+      let small = 0, at = 0;
+      const pump = (s) => {
+        while (small < 2000) { if (s.write("x") <= 0) return; small++; }
+        while (at < N) { const n = s.write(data.subarray(at, Math.min(N, at + 65536))); if (n <= 0) return; at += n; }
+      };
+      Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { open: pump, drain: pump, data() {} } });
+      setTimeout(() => { console.log("timeout"); process.exit(1); }, 20000);
+    `;
+    const out = execFileSync(BUN, ["-e", script], { encoding: "utf8", timeout: 30_000 });
+    expect(JSON.parse(out.trim())).toMatchObject({ allBuffers: true, distinct: true, ownWhole: true, intact: true, bytes: 4 * 1024 * 1024 + 2000 });
   });
 
   it("keeps a Buffer from a data event as it is: Bun hands each event a fresh one", async () => {

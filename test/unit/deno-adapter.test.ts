@@ -297,9 +297,11 @@ describe("the Deno tunnel relay (denoNet.relay, runtimes/deno/relay.ts)", () => 
     fa.feed(new Error("connection reset"));
     fb.feed(" and its end");
     fb.feed(new Error("reset as well"));
-    await new Promise((r) => setTimeout(r, 30));
+    // the other direction runs on until its own failure: wait for its last bytes (bounded)
+    for (let i = 0; i < 500 && fa.out !== "a long answer and its end"; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(fa.out).toBe("a long answer and its end");
+    await new Promise((r) => setTimeout(r, 0)); // its failure settles after its last write
     expect(await settled).toBe("connection reset"); // the first failure, once
-    expect(fa.out).toBe("a long answer and its end"); // the other direction ran on until its own failure
   });
 
   it("a failed write fails the relay", async () => {

@@ -77,9 +77,9 @@ async function openAndRelay(
       return "close";
     }
     if (typeof opened === "string") return opened;
-    if ("intercept" in opened) return await interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential);
     handedOver = true;
-    // Not awaited: an open tunnel holds relayOpened's frame only, not this one with the request.
+    // Neither is awaited: an open tunnel keeps no frame of this one, nor the request's head.
+    if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential).finally(() => release?.());
     return relayOpened(reader, ctx, opened.tunnel.conn, opened.tunnel.early, opened.host, target.port, who, release);
   } finally {
     if (!handedOver) release?.();

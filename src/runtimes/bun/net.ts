@@ -2,8 +2,8 @@
  * The socket contract on Bun's own primitives: `Bun.listen` / `Bun.connect` (with
  * `allowHalfOpen`), `Bun.udpSocket`, `Bun.serve` for the admin API. Traps handled here:
  * `write()` may take only part of the bytes, so the rest waits for `drain`; `end()` closes both
- * directions, so half-close is `shutdown()`; chunks handed to `data` are views of a reused
- * buffer, so they are copied before being kept.
+ * directions, so half-close is `shutdown()`. Each `data` event gets a fresh Buffer of its own
+ * (Bun 1.4, checked by test/unit/bun-adapter.test.ts on the installed Bun), kept as it is.
  *
  * Accepting happens inside Bun (uSockets), out of reach of this adapter:
  * - Backlog: {@link LISTEN_BACKLOG} is passed to `Bun.listen` and `Bun.serve`, but Bun 1.4.5
