@@ -23,7 +23,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { connectionAttributeList, connectionAttributes, CONNECTION_CLOSED_EVENT, type ConnectionRecord } from "../../src/core/audit/connection.ts";
 import type { DecisionRecord } from "../../src/core/audit/events.ts";
 import { AUDIT_LOGGER_NAME, attributeObject, auditAttributeList, auditAttributes, auditEventName } from "../../src/core/audit/otel.ts";
-import { type AttributeField, logsRequestJson, logsRequestProtobuf, type LogShape, type LogsSource, type OtlpAttributeValue } from "../../src/core/audit/otlp/logs-request.ts";
+import { type AttributeField, jsonLogsWriter, logsRequestJson, logsRequestProtobuf, protobufLogsWriter, type LogShape, type LogsSource, type OtlpAttributeValue } from "../../src/core/audit/otlp/logs-request.ts";
 import { ProtoWriter, varintSize } from "../../src/core/audit/otlp/proto-writer.ts";
 import {
   AUDIT_EXPORT_BATCH_RECORDS,
@@ -185,6 +185,45 @@ describe("the OTLP logs request, against the official serialisers", () => {
       const want = await official(items.map(auditLog));
       expect(difference(logsRequestProtobuf(SOURCE, items, AUDIT_SHAPE), want.protobuf), `protobuf, round ${round}`).toBe("");
       expect(difference(logsRequestJson(SOURCE, items, AUDIT_SHAPE), want.json), `JSON, round ${round}`).toBe("");
+    }
+  });
+
+  it("one writer, records added one at a time over several takes: each take is the official request of its records", async () => {
+    const r = rng(4242);
+    const writers = { protobuf: protobufLogsWriter(SOURCE, AUDIT_SHAPE), json: jsonLogsWriter(SOURCE, AUDIT_SHAPE) };
+    for (let round = 0; round < 12; round++) {
+      const items: AuditItem[] = [];
+      const n = r.pick([1, 3, 40, 600]);
+      for (let i = 0; i < n; i++) items.push(r.next() < 0.75 ? randomDecision(r) : randomConnection(r));
+      for (const item of items) {
+        writers.protobuf.add(item);
+        writers.json.add(item);
+      }
+      expect(writers.protobuf.count).toBe(n);
+      const want = await official(items.map(auditLog));
+      expect(difference(writers.protobuf.take(), want.protobuf), `protobuf, round ${round}`).toBe("");
+      expect(difference(writers.json.take(), want.json), `JSON, round ${round}`).toBe("");
+      expect(writers.protobuf.count).toBe(0);
+    }
+  });
+
+  it("a record with a value no encoder takes throws a TypeError naming it, and nothing of it stays in the request", async () => {
+    const r = rng(7);
+    const good = [randomDecision(r), randomDecision(r), randomDecision(r)];
+    // the bad value comes after several attributes were already written for it
+    const bad = { ...randomDecision(r), client: { an: "object" } } as unknown as DecisionRecord;
+    const want = await official(good.map(auditLog));
+    for (const [writer, expected] of [
+      [protobufLogsWriter(SOURCE, AUDIT_SHAPE), want.protobuf],
+      [jsonLogsWriter(SOURCE, AUDIT_SHAPE), want.json],
+    ] as const) {
+      writer.add(good[0]!);
+      expect(() => writer.add(bad)).toThrow(/client\.address/);
+      writer.add(good[1]!);
+      expect(() => writer.add(bad)).toThrow(TypeError);
+      writer.add(good[2]!);
+      expect(writer.count).toBe(3);
+      expect(difference(writer.take(), expected)).toBe("");
     }
   });
 

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { ByteWriter, ProtoWriter, tag, WIRE } from "./proto-writer.ts";
+import { ByteWriter, ProtoWriter, tag, varintSize, WIRE } from "./proto-writer.ts";
 
 /** An attribute value the encoder writes. */
 export type OtlpAttributeValue = string | number | boolean;
@@ -83,71 +83,133 @@ const INT64_LIMIT = 2 ** 63;
 
 /**
  * Bytes reserved for a nested message's length before it is known: 1 for an attribute (under 128
- * bytes), 2 for a log record (under 16 KiB), 4 for a whole batch. A wrong guess costs a move.
+ * bytes), 2 for a log record (under 16 KiB). A wrong guess costs a move.
  */
 const RESERVE_SMALL = 1;
 const RESERVE_RECORD = 2;
-const RESERVE_BATCH = 4;
 
-/** A writer per thread, its buffer reused from batch to batch. */
-const shared = new ProtoWriter();
+/**
+ * An OTLP logs request written one record at a time: each record is encoded the moment it is
+ * added, so a batch waiting to be sent holds its bytes, not its records (on Bun, keeping 512
+ * records until the batch was encoded cost more than encoding them: BENCHMARKS.md, profile
+ * notes). {@link take} gives the request of the records added since the last take.
+ */
+export interface LogsRequestWriter<R> {
+  /** Records added since the last {@link take}. */
+  readonly count: number;
+  /**
+   * Encode `record` into the request. A record with a value no encoder takes throws a
+   * `TypeError` naming the attribute, and nothing of it is kept.
+   */
+  add(record: R): void;
+  /** The request of the records added since the last take, and start again. */
+  take(): Uint8Array;
+}
+
+/** A writer of binary protobuf requests from `source`, reading records as `shape` says. */
+export function protobufLogsWriter<R>(source: LogsSource, shape: LogShape<R>): LogsRequestWriter<R> {
+  return new ProtobufLogsWriter(source, shape);
+}
+
+class ProtobufLogsWriter<R> implements LogsRequestWriter<R> {
+  /** The `log_records` fields of the records added so far. */
+  private readonly body = new ProtoWriter();
+  count = 0;
+  /** The `resource` field and the `scope` field, as they open every request. */
+  private readonly resourceField: Uint8Array;
+  private readonly scopeField: Uint8Array;
+
+  constructor(
+    source: LogsSource,
+    private readonly shape: LogShape<R>,
+  ) {
+    const w = new ProtoWriter();
+    w.byte(RESOURCE_LOGS_RESOURCE);
+    const resource = w.begin(RESERVE_RECORD);
+    for (const key of Object.keys(source.resource)) {
+      w.byte(RESOURCE_ATTRIBUTES);
+      keyValue(w, key, source.resource[key]!);
+    }
+    w.byte(RESOURCE_DROPPED);
+    w.byte(0);
+    w.end(resource);
+    this.resourceField = w.finish();
+    w.reset();
+    w.byte(SCOPE_LOGS_SCOPE);
+    const scope = w.begin(RESERVE_SMALL);
+    w.byte(SCOPE_NAME);
+    w.string(source.scope);
+    w.end(scope);
+    this.scopeField = w.finish();
+  }
+
+  add(record: R): void {
+    const start = this.body.length;
+    try {
+      writeProtobufRecord(this.body, record, this.shape);
+    } catch (e) {
+      this.body.truncate(start);
+      throw e;
+    }
+    this.count++;
+  }
+
+  take(): Uint8Array {
+    const body = this.body;
+    const scopeLogs = this.scopeField.length + body.length;
+    const resourceLogs = this.resourceField.length + 1 + varintSize(scopeLogs) + scopeLogs;
+    const out = new ProtoWriter(1 + varintSize(resourceLogs) + resourceLogs);
+    out.byte(REQUEST_RESOURCE_LOGS);
+    out.varint(resourceLogs);
+    out.raw(this.resourceField);
+    out.byte(RESOURCE_LOGS_SCOPE_LOGS);
+    out.varint(scopeLogs);
+    out.raw(this.scopeField);
+    out.raw(body.view());
+    body.reset();
+    this.count = 0;
+    return out.view();
+  }
+}
+
+/** One record as a `log_records` field of `ScopeLogs`. */
+function writeProtobufRecord<R>(w: ProtoWriter, r: R, shape: LogShape<R>): void {
+  const eventName = shape.eventName(r);
+  w.byte(SCOPE_LOGS_LOG_RECORDS);
+  const record = w.begin(RESERVE_RECORD);
+  const ms = wholeMs(shape.timeMs(r));
+  const hi = Math.floor(ms / TWO_32);
+  const lo = ms - hi * TWO_32;
+  // nanoseconds = ms · 10^6, split in 32-bit halves without losing a digit (lo · 10^6 < 2^53)
+  const low = lo * 1_000_000;
+  const nsLo = low % TWO_32;
+  const nsHi = hi * 1_000_000 + (low - nsLo) / TWO_32;
+  w.byte(LOG_TIME);
+  w.fixed64(nsHi, nsLo);
+  w.byte(LOG_SEVERITY_NUMBER);
+  w.byte(SEVERITY_INFO);
+  w.byte(LOG_SEVERITY_TEXT);
+  w.string(SEVERITY_TEXT);
+  w.byte(LOG_BODY);
+  const body = w.begin(RESERVE_SMALL);
+  w.byte(ANY_STRING);
+  w.string(eventName);
+  w.end(body);
+  writeAttributes(w, protobufAttributes, r, eventName, shape.fields(r), 0, protobufAttribute);
+  w.byte(LOG_DROPPED);
+  w.byte(0);
+  w.byte(LOG_OBSERVED_TIME);
+  w.fixed64(nsHi, nsLo);
+  w.byte(LOG_EVENT_NAME);
+  w.string(eventName);
+  w.end(record);
+}
 
 /** The request for `records` (read as `shape` says) from `source`, as binary protobuf. */
 export function logsRequestProtobuf<R>(source: LogsSource, records: readonly R[], shape: LogShape<R>): Uint8Array {
-  const w = shared;
-  w.reset();
-  w.byte(REQUEST_RESOURCE_LOGS);
-  const resourceLogs = w.begin(RESERVE_BATCH);
-  w.byte(RESOURCE_LOGS_RESOURCE);
-  const resource = w.begin(RESERVE_RECORD);
-  for (const key of Object.keys(source.resource)) {
-    w.byte(RESOURCE_ATTRIBUTES);
-    keyValue(w, key, source.resource[key]!);
-  }
-  w.byte(RESOURCE_DROPPED);
-  w.byte(0);
-  w.end(resource);
-  w.byte(RESOURCE_LOGS_SCOPE_LOGS);
-  const scopeLogs = w.begin(RESERVE_BATCH);
-  w.byte(SCOPE_LOGS_SCOPE);
-  const scope = w.begin(RESERVE_SMALL);
-  w.byte(SCOPE_NAME);
-  w.string(source.scope);
-  w.end(scope);
-  for (const r of records) {
-    const eventName = shape.eventName(r);
-    w.byte(SCOPE_LOGS_LOG_RECORDS);
-    const record = w.begin(RESERVE_RECORD);
-    const ms = wholeMs(shape.timeMs(r));
-    const hi = Math.floor(ms / TWO_32);
-    const lo = ms - hi * TWO_32;
-    // nanoseconds = ms · 10^6, split in 32-bit halves without losing a digit (lo · 10^6 < 2^53)
-    const low = lo * 1_000_000;
-    const nsLo = low % TWO_32;
-    const nsHi = hi * 1_000_000 + (low - nsLo) / TWO_32;
-    w.byte(LOG_TIME);
-    w.fixed64(nsHi, nsLo);
-    w.byte(LOG_SEVERITY_NUMBER);
-    w.byte(SEVERITY_INFO);
-    w.byte(LOG_SEVERITY_TEXT);
-    w.string(SEVERITY_TEXT);
-    w.byte(LOG_BODY);
-    const body = w.begin(RESERVE_SMALL);
-    w.byte(ANY_STRING);
-    w.string(eventName);
-    w.end(body);
-    writeAttributes(w, protobufAttributes, r, eventName, shape.fields(r), 0, protobufAttribute);
-    w.byte(LOG_DROPPED);
-    w.byte(0);
-    w.byte(LOG_OBSERVED_TIME);
-    w.fixed64(nsHi, nsLo);
-    w.byte(LOG_EVENT_NAME);
-    w.string(eventName);
-    w.end(record);
-  }
-  w.end(scopeLogs);
-  w.end(resourceLogs);
-  return w.finish();
+  const w = protobufLogsWriter(source, shape);
+  for (const r of records) w.add(r);
+  return w.take();
 }
 
 /**
@@ -304,39 +366,79 @@ const JSON_PIECES = (() => {
   };
 })();
 
-const jsonWriter = new ByteWriter();
+/** A writer of OTLP/JSON requests from `source`, reading records as `shape` says. */
+export function jsonLogsWriter<R>(source: LogsSource, shape: LogShape<R>): LogsRequestWriter<R> {
+  return new JsonLogsWriter(source, shape);
+}
+
+class JsonLogsWriter<R> implements LogsRequestWriter<R> {
+  /** The records added so far, comma-separated. */
+  private readonly body = new ByteWriter();
+  count = 0;
+  /** What opens every request, up to its first record. */
+  private readonly opening: Uint8Array;
+
+  constructor(
+    source: LogsSource,
+    private readonly shape: LogShape<R>,
+  ) {
+    let resource = "";
+    for (const key of Object.keys(source.resource)) {
+      if (resource !== "") resource += ",";
+      resource += jsonKeyValue(key, source.resource[key]!);
+    }
+    this.opening = new TextEncoder().encode(
+      `{"resourceLogs":[{"resource":{"attributes":[${resource}],"droppedAttributesCount":0},"scopeLogs":[{"scope":{"name":${JSON.stringify(source.scope)}},"logRecords":[`,
+    );
+  }
+
+  add(record: R): void {
+    const w = this.body;
+    const start = w.length;
+    try {
+      if (this.count > 0) w.byte(COMMA);
+      writeJsonRecord(w, record, this.shape);
+    } catch (e) {
+      w.truncate(start);
+      throw e;
+    }
+    this.count++;
+  }
+
+  take(): Uint8Array {
+    const out = new ByteWriter(this.opening.length + this.body.length + JSON_PIECES.batchEnd.length);
+    out.raw(this.opening);
+    out.raw(this.body.view());
+    out.raw(JSON_PIECES.batchEnd);
+    this.body.reset();
+    this.count = 0;
+    return out.view();
+  }
+}
+
+/** One record as an OTLP/JSON `LogRecord`. */
+function writeJsonRecord<R>(w: ByteWriter, r: R, shape: LogShape<R>): void {
+  const eventName = shape.eventName(r);
+  const ns = nanosText(shape.timeMs(r));
+  const event = jsonEventName(eventName);
+  w.raw(JSON_PIECES.recordStart);
+  w.utf8(ns);
+  w.raw(JSON_PIECES.observed);
+  w.utf8(ns);
+  w.raw(JSON_PIECES.severityBody);
+  w.raw(event);
+  w.raw(JSON_PIECES.eventName);
+  w.raw(event);
+  w.raw(JSON_PIECES.attributes);
+  writeAttributes(w, jsonAttributes, r, eventName, shape.fields(r), COMMA, jsonAttribute);
+  w.raw(JSON_PIECES.recordEnd);
+}
 
 /** The request for `records` (read as `shape` says) from `source`, as OTLP/JSON (UTF-8). */
 export function logsRequestJson<R>(source: LogsSource, records: readonly R[], shape: LogShape<R>): Uint8Array {
-  const w = jsonWriter;
-  w.reset();
-  let resource = "";
-  for (const key of Object.keys(source.resource)) {
-    if (resource !== "") resource += ",";
-    resource += jsonKeyValue(key, source.resource[key]!);
-  }
-  w.utf8(`{"resourceLogs":[{"resource":{"attributes":[${resource}],"droppedAttributesCount":0},"scopeLogs":[{"scope":{"name":${JSON.stringify(source.scope)}},"logRecords":[`);
-  let first = true;
-  for (const r of records) {
-    if (!first) w.byte(COMMA);
-    first = false;
-    const eventName = shape.eventName(r);
-    const ns = nanosText(shape.timeMs(r));
-    const event = jsonEventName(eventName);
-    w.raw(JSON_PIECES.recordStart);
-    w.utf8(ns);
-    w.raw(JSON_PIECES.observed);
-    w.utf8(ns);
-    w.raw(JSON_PIECES.severityBody);
-    w.raw(event);
-    w.raw(JSON_PIECES.eventName);
-    w.raw(event);
-    w.raw(JSON_PIECES.attributes);
-    writeAttributes(w, jsonAttributes, r, eventName, shape.fields(r), COMMA, jsonAttribute);
-    w.raw(JSON_PIECES.recordEnd);
-  }
-  w.raw(JSON_PIECES.batchEnd);
-  return w.finish();
+  const w = jsonLogsWriter(source, shape);
+  for (const r of records) w.add(r);
+  return w.take();
 }
 
 const COMMA = 0x2c;

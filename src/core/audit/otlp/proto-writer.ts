@@ -42,8 +42,13 @@ const utf8 = new TextEncoder();
 
 /** Bytes into one growing buffer, reused from batch to batch: the base of the protobuf writer, and the JSON writer itself. */
 export class ByteWriter {
-  protected buf = new Uint8Array(PROTO_WRITER_INITIAL_BYTES);
+  protected buf: Uint8Array;
   protected pos = 0;
+
+  /** `size`: the buffer to start with (it grows as needed). */
+  constructor(size: number = PROTO_WRITER_INITIAL_BYTES) {
+    this.buf = new Uint8Array(size);
+  }
 
   /** Start again, keeping the buffer unless a large batch grew it past {@link PROTO_WRITER_KEEP_BYTES}. */
   reset(): void {
@@ -59,6 +64,16 @@ export class ByteWriter {
   /** A copy of what was written. */
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
+  }
+
+  /** What was written, without a copy: valid until the next write or {@link reset}. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** Drop what was written from `at` on (`at` at most {@link length}). */
+  truncate(at: number): void {
+    if (at >= 0 && at < this.pos) this.pos = at;
   }
 
   /** A copy of what was written from `start` on. */
