@@ -35,7 +35,7 @@ import {
   AuditBatcher,
   type BatcherCounts,
 } from "../../src/runtimes/shared/audit-batcher.ts";
-import { AUDIT_SHAPE, type AuditItem, createAuditPipeline, type OtlpExporter } from "../../src/runtimes/shared/otel-provider.ts";
+import { AUDIT_SHAPE, type AuditItem, createAuditPipeline, EncodedStore, type OtlpExporter } from "../../src/runtimes/shared/otel-provider.ts";
 import { VERSION } from "../../src/core/version.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ describe("the pipeline over the official transports", () => {
     }
   });
 
-  it("a record with a value no encoder takes is left out of its batch and counted; a batch of only such records sends nothing", async () => {
+  it("a record with a value no encoder takes is left out when it comes and counted; it sends nothing of its own", async () => {
     const c = await httpCollector();
     try {
       vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
@@ -473,10 +473,10 @@ describe("the pipeline over the official transports", () => {
       pipeline.sink({ ...good[1]!, host: null as unknown as string }); // a second batch, of only a bad record
       await pipeline.shutdown();
       const event = (r: DecisionRecord) => `codex.network_proxy.${r.scope === "domain_rule" ? "domain_policy" : "block"}_decision`;
-      expect(warnings[0]).toBe(`1 audit record(s) left out of an export: ${event(good[0]!)}: attribute "server.port" is undefined`);
+      expect(warnings[0]).toBe(`an audit record was left out of the export: ${event(good[0]!)}: attribute "server.port" is undefined`);
       expect(warnings.at(-1)).toMatch(/, 2 left out \(a value no encoder takes\); 5 delivered$/);
       expect(pipeline.stats()).toEqual({ sent: 5, dropped: 0, failed: 0, skipped: 2, pending: 0 });
-      expect(c.got).toHaveLength(1); // nothing sent for the batch that had nothing left
+      expect(c.got).toHaveLength(1); // nothing sent for the bad record that came alone
       expect(difference(c.got[0]!.body, (await official(good.map(auditLog))).protobuf)).toBe("");
     } finally {
       vi.useRealTimers();
@@ -502,6 +502,62 @@ describe("the pipeline over the official transports", () => {
 
 // ---------------------------------------------------------------------------------------------
 // The queue.
+
+describe("the export's store: records encoded into their batch's request as they come", () => {
+  it("closes a batch at its size, gives the oldest first, and the open one when nothing is closed; each is the official request of its records", async () => {
+    const r = rng(31);
+    const records = Array.from({ length: 7 }, () => randomDecision(r));
+    const skipped: string[] = [];
+    const store = new EncodedStore<AuditItem>(protobufLogsWriter(SOURCE, AUDIT_SHAPE), 3, (_, e) => skipped.push(e.message));
+    for (const rec of records) expect(store.add(rec)).toBe(true);
+    expect(store.size).toBe(7);
+    const taken = [store.take(), store.take(), store.take()];
+    expect(taken.map((t) => t.count)).toEqual([3, 3, 1]); // two closed when full, then the open one
+    expect(taken.map((t) => t.batch.count)).toEqual([3, 3, 1]);
+    expect(store.size).toBe(0);
+    for (const [i, t] of taken.entries()) {
+      const want = await official(records.slice(i * 3, i * 3 + t.count).map(auditLog));
+      expect(difference(t.batch.bytes, want.protobuf)).toBe("");
+    }
+    expect(skipped).toEqual([]);
+  });
+
+  it("a record no encoder takes is not kept, is reported, and leaves the others as they were", async () => {
+    const r = rng(32);
+    const good = [randomDecision(r), randomDecision(r)];
+    const bad = { ...randomDecision(r), port: { not: "a number" } } as unknown as DecisionRecord;
+    const skipped: AuditItem[] = [];
+    const store = new EncodedStore<AuditItem>(jsonLogsWriter(SOURCE, AUDIT_SHAPE), 512, (item) => skipped.push(item));
+    expect(store.add(good[0]!)).toBe(true);
+    expect(store.add(bad)).toBe(false);
+    expect(store.add(good[1]!)).toBe(true);
+    expect(store.size).toBe(2);
+    expect(skipped).toEqual([bad]);
+    const { batch } = store.take();
+    expect(difference(batch.bytes, (await official(good.map(auditLog))).json)).toBe("");
+  });
+
+  it("in the queue: past 2,048 waiting records the next are dropped, counted against the encoded batches", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const sent: number[] = [];
+    const r = rng(33);
+    const b = new AuditBatcher<AuditItem, { bytes: Uint8Array; count: number }>(
+      (batch, done) => {
+        sent.push(batch.count);
+        done(true);
+      },
+      undefined,
+      new EncodedStore<AuditItem>(protobufLogsWriter(SOURCE, AUDIT_SHAPE), AUDIT_EXPORT_BATCH_RECORDS, () => {}),
+    );
+    const one = randomDecision(r);
+    for (let i = 0; i < AUDIT_QUEUE_MAX_RECORDS + 10; i++) b.push(one); // all in one turn: nothing sent yet
+    expect(b.stats()).toMatchObject({ dropped: 10, pending: AUDIT_QUEUE_MAX_RECORDS });
+    vi.advanceTimersByTime(0);
+    expect(sent).toEqual([512, 512, 512, 512]);
+    expect(b.stats()).toMatchObject({ sent: 2048, pending: 0 });
+    vi.useRealTimers();
+  });
+});
 
 describe("the audit queue", () => {
   afterEach(() => {

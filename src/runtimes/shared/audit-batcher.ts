@@ -4,14 +4,15 @@
  * when full or after {@link AUDIT_EXPORT_DELAY_MS}, at most {@link AUDIT_QUEUE_MAX_RECORDS}
  * waiting, each export given up after {@link AUDIT_EXPORT_TIMEOUT_MS}). Unlike the SDK's, up to
  * {@link AUDIT_EXPORTS_IN_FLIGHT} batches are out at once, so they may reach the collector out of
- * order. Taking a record costs an array push; the records are turned into OTLP only when their
- * batch is sent.
+ * order. Where the waiting records are kept is the {@link RecordStore}'s business: a list of
+ * them ({@link ListStore}), or the OTLP request they are encoded into as they come
+ * (`otel-provider.ts`).
  *
  * A full batch is sent on the next timer turn, never inside the call that filled it, so the
  * request whose decision filled it is answered first. When the queue is full (a collector slower
  * than the records come), new records are dropped and counted; so are the records of a batch
  * the exporter reports failed (after its own retries) or that did not settle in time, and
- * records the encoder left out of their batch.
+ * records no encoder takes.
  *
  * @module
  */
@@ -44,7 +45,38 @@ export const AUDIT_LOSS_REPORT_INTERVAL_MS = 60_000;
  * Sends one batch and says, once, whether it arrived, and how many of its records were left out
  * of it (records no encoder takes).
  */
-export type SendBatch<T> = (batch: T[], done: (ok: boolean, skipped?: number) => void) => void;
+export type SendBatch<B> = (batch: B, done: (ok: boolean, skipped?: number) => void) => void;
+
+/** Where the batcher keeps the records waiting, and how it takes a batch of them. */
+export interface RecordStore<T, B> {
+  /** Records waiting. */
+  readonly size: number;
+  /** Keep `record`; false when it cannot be kept (a record no encoder takes: counted as left out). */
+  add(record: T): boolean;
+  /** The oldest waiting records, at most `max` of them (at least one waits), as a batch, and how many. */
+  take(max: number): { readonly batch: B; readonly count: number };
+}
+
+/** The records themselves, in a list; a batch is a list of them. */
+export class ListStore<T> implements RecordStore<T, T[]> {
+  private records: T[] = [];
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  add(record: T): boolean {
+    this.records.push(record);
+    return true;
+  }
+
+  take(max: number): { batch: T[]; count: number } {
+    const all = this.records;
+    const batch = all.length <= max ? all : all.slice(0, max);
+    this.records = batch === all ? [] : all.slice(max);
+    return { batch, count: batch.length };
+  }
+}
 
 /** What became of the records the batcher took, so far. */
 export interface BatcherCounts {
@@ -54,15 +86,14 @@ export interface BatcherCounts {
   readonly dropped: number;
   /** Records in batches the exporter reported failed, or that did not settle in time. */
   readonly failed: number;
-  /** Records left out of their batch because no encoder takes them. */
+  /** Records left out because no encoder takes them (when they came, or from their batch). */
   readonly skipped: number;
   /** Records waiting or being sent now. */
   readonly pending: number;
 }
 
 /** The queue. */
-export class AuditBatcher<T> {
-  private queue: T[] = [];
+export class AuditBatcher<T, B = T[]> {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether the armed timer is the next turn's (`schedule(0)`), not the delay's. */
   private timerIsNextTurn = false;
@@ -81,35 +112,41 @@ export class AuditBatcher<T> {
    * @param send sends one batch.
    * @param onLoss called with the counts when records are lost (dropped, failed or skipped): at once for
    *   the first loss, then at most once per {@link AUDIT_LOSS_REPORT_INTERVAL_MS} while losses go on.
+   * @param store keeps the records waiting (by default a {@link ListStore}: a batch is a list).
    */
   constructor(
-    private readonly send: SendBatch<T>,
+    private readonly send: SendBatch<B>,
     private readonly onLoss?: (counts: BatcherCounts) => void,
+    private readonly store: RecordStore<T, B> = new ListStore<T>() as unknown as RecordStore<T, B>,
   ) {}
 
   /** Take one record. */
   push(record: T): void {
-    if (this.queue.length >= AUDIT_QUEUE_MAX_RECORDS) {
+    if (this.store.size >= AUDIT_QUEUE_MAX_RECORDS) {
       this.counts.dropped++;
       this.lost();
       return;
     }
-    this.queue.push(record);
-    if (this.queue.length >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
+    if (!this.store.add(record)) {
+      this.counts.skipped++;
+      this.lost();
+      return;
+    }
+    if (this.store.size >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
     else if (this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);
   }
 
   /** What became of the records so far. */
   stats(): BatcherCounts {
-    return { ...this.counts, pending: this.queue.length + this.inFlightRecords };
+    return { ...this.counts, pending: this.store.size + this.inFlightRecords };
   }
 
   /** Send everything waiting and resolve once every batch out has settled (or timed out). */
   async flush(): Promise<void> {
     this.cancelTimer();
     for (;;) {
-      while (this.queue.length > 0 && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT) this.sendOne();
-      if (this.inFlight === 0 && this.queue.length === 0) return;
+      while (this.store.size > 0 && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT) this.sendOne();
+      if (this.inFlight === 0 && this.store.size === 0) return;
       await new Promise<void>((resolve) => this.settled.push(resolve));
     }
   }
@@ -165,31 +202,30 @@ export class AuditBatcher<T> {
   /** The timer fired: send full batches, or what waits when the delay is up. */
   private sendDue(): void {
     do this.sendOne();
-    while (this.queue.length >= AUDIT_EXPORT_BATCH_RECORDS && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT);
-    if (this.queue.length > 0 && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT) this.schedule(AUDIT_EXPORT_DELAY_MS);
+    while (this.store.size >= AUDIT_EXPORT_BATCH_RECORDS && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT);
+    if (this.store.size > 0 && this.inFlight < AUDIT_EXPORTS_IN_FLIGHT) this.schedule(AUDIT_EXPORT_DELAY_MS);
   }
 
   private sendOne(): void {
-    if (this.queue.length === 0 || this.inFlight >= AUDIT_EXPORTS_IN_FLIGHT) return;
-    const batch = this.queue.length <= AUDIT_EXPORT_BATCH_RECORDS ? this.queue : this.queue.slice(0, AUDIT_EXPORT_BATCH_RECORDS);
-    this.queue = batch === this.queue ? [] : this.queue.slice(AUDIT_EXPORT_BATCH_RECORDS);
+    if (this.store.size === 0 || this.inFlight >= AUDIT_EXPORTS_IN_FLIGHT) return;
+    const { batch, count } = this.store.take(AUDIT_EXPORT_BATCH_RECORDS);
     this.inFlight++;
-    this.inFlightRecords += batch.length;
+    this.inFlightRecords += count;
     let once = false;
     const done = (ok: boolean, skipped = 0): void => {
       if (once) return;
       once = true;
       clearTimeout(giveUp);
       this.inFlight--;
-      this.inFlightRecords -= batch.length;
-      const left = Math.min(Math.max(0, skipped), batch.length);
+      this.inFlightRecords -= count;
+      const left = Math.min(Math.max(0, skipped), count);
       this.counts.skipped += left;
-      if (ok) this.counts.sent += batch.length - left;
-      else this.counts.failed += batch.length - left;
+      if (ok) this.counts.sent += count - left;
+      else this.counts.failed += count - left;
       if (!ok || left > 0) this.lost();
       // what waited while the sends were out goes now (full) or after the delay
-      if (this.queue.length >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
-      else if (this.queue.length > 0 && this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);
+      if (this.store.size >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
+      else if (this.store.size > 0 && this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);
       for (const resolve of this.settled.splice(0)) resolve();
     };
     const giveUp = unrefd(setTimeout(() => done(false), AUDIT_EXPORT_TIMEOUT_MS));

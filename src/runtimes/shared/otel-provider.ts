@@ -16,10 +16,18 @@ import type { IOtlpExportDelegate } from "@opentelemetry/otlp-exporter-base";
 import { auditEventName, AUDIT_LOGGER_NAME, DECISION_FIELDS } from "../../core/audit/otel.ts";
 import { CONNECTION_CLOSED_EVENT, CONNECTION_FIELDS, type ConnectionRecord, type ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
-import { type AttributeField, isAttributeValue, logsRequestJson, logsRequestProtobuf, type LogShape, type LogsSource } from "../../core/audit/otlp/logs-request.ts";
+import { type AttributeField, isAttributeValue, jsonLogsWriter, type LogShape, type LogsRequestWriter, type LogsSource, protobufLogsWriter } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
 import { VERSION } from "../../core/version.ts";
-import { AUDIT_EXPORT_TIMEOUT_MS, AUDIT_LOSS_REPORT_INTERVAL_MS, AUDIT_QUEUE_MAX_RECORDS, AuditBatcher, type BatcherCounts } from "./audit-batcher.ts";
+import {
+  AUDIT_EXPORT_BATCH_RECORDS,
+  AUDIT_EXPORT_TIMEOUT_MS,
+  AUDIT_LOSS_REPORT_INTERVAL_MS,
+  AUDIT_QUEUE_MAX_RECORDS,
+  AuditBatcher,
+  type BatcherCounts,
+  type RecordStore,
+} from "./audit-batcher.ts";
 
 /** An exporter that sends somewhere (not `none`, not `statsig`). */
 export type OtlpExporter = Exclude<OtelExporter, { kind: "none" } | { kind: "statsig" }>;
@@ -54,21 +62,21 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
     resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": environment },
     scope: AUDIT_LOGGER_NAME,
   };
-  // a record with a value no encoder takes (not a string, number or boolean) is left out of its
-  // batch rather than failing the batch: counted with the batch, and named in a warning at most
-  // once per loss interval
+  // a record with a value no encoder takes (not a string, number or boolean) is left out when
+  // it comes: counted as left out, and named in a warning at most once per loss interval
   let lastSkipReport = -Infinity;
-  const skippedIn = new WeakMap<AuditItem[], number>();
-  const skipped = (batch: AuditItem[], count: number, example: string): void => {
-    skippedIn.set(batch, count);
+  const skipped = (item: AuditItem, e: TypeError): void => {
     if (performance.now() - lastSkipReport < AUDIT_LOSS_REPORT_INTERVAL_MS) return;
     lastSkipReport = performance.now();
-    warn(`${count} audit record(s) left out of an export: ${example}`);
+    warn(`an audit record was left out of the export: ${unencodable(item) ?? e.message}`);
   };
-  const delegate = await createDelegate(exporter, source, skipped);
-  const batcher = new AuditBatcher<AuditItem>(
-    (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS, skippedIn.get(batch))),
+  const json = exporter.kind === "otlp-http" && exporter.protocol === "json";
+  const writer = json ? jsonLogsWriter(source, AUDIT_SHAPE) : protobufLogsWriter(source, AUDIT_SHAPE);
+  const delegate = await createDelegate(exporter);
+  const batcher = new AuditBatcher<AuditItem, EncodedBatch>(
+    (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
     (counts) => warn(lossText(counts)),
+    new EncodedStore(writer, AUDIT_EXPORT_BATCH_RECORDS, skipped),
   );
   return {
     sink: (r) => batcher.push(r),
@@ -109,34 +117,64 @@ export function unencodable(item: AuditItem): string | undefined {
   return undefined;
 }
 
-/** Called with a batch, how many of its records were left out, and why the first was. */
-export type SkippedRecords = (batch: AuditItem[], count: number, example: string) => void;
+/** A batch as the transport gets it: the OTLP request its records were encoded into, and how many they are. */
+export interface EncodedBatch {
+  readonly bytes: Uint8Array;
+  readonly count: number;
+}
 
 /**
- * The serialiser the official transport calls with each batch; responses are read by the
- * official one. A batch with a record no encoder takes (the encoder throws a `TypeError` naming
- * the attribute) is encoded again without such records.
+ * The batcher's store for the export: each record is encoded into the OTLP request of the batch
+ * it will go in as it comes (`writer`), so a batch waiting holds its bytes rather than its
+ * records. On Bun, keeping 512 records until their batch was encoded cost the proxy's thread
+ * about 2 µs a record more than encoding each at once (BENCHMARKS.md, profile notes). A batch
+ * is closed when it has `batchRecords` records, or when the batcher takes it.
  */
-function serializer(
-  encode: <R>(source: LogsSource, records: readonly R[], shape: LogShape<R>) => Uint8Array,
-  source: LogsSource,
-  official: ISerializer<never, IExportLogsServiceResponse>,
-  skipped: SkippedRecords,
-): ISerializer<AuditItem[], IExportLogsServiceResponse> {
+export class EncodedStore<T> implements RecordStore<T, EncodedBatch> {
+  private readonly closed: EncodedBatch[] = [];
+  private closedRecords = 0;
+
+  constructor(
+    private readonly writer: LogsRequestWriter<T>,
+    private readonly batchRecords: number,
+    private readonly onSkipped: (record: T, e: TypeError) => void,
+  ) {}
+
+  get size(): number {
+    return this.closedRecords + this.writer.count;
+  }
+
+  add(record: T): boolean {
+    try {
+      this.writer.add(record);
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      this.onSkipped(record, e);
+      return false;
+    }
+    if (this.writer.count >= this.batchRecords) this.close();
+    return true;
+  }
+
+  take(): { batch: EncodedBatch; count: number } {
+    if (this.closed.length === 0) this.close();
+    const batch = this.closed.shift()!;
+    this.closedRecords -= batch.count;
+    return { batch, count: batch.count };
+  }
+
+  private close(): void {
+    const count = this.writer.count;
+    if (count === 0) return;
+    this.closed.push({ bytes: this.writer.take(), count });
+    this.closedRecords += count;
+  }
+}
+
+/** The serialiser the official transport calls with each batch: its request is already written. */
+function serializer(official: ISerializer<never, IExportLogsServiceResponse>): ISerializer<EncodedBatch, IExportLogsServiceResponse> {
   return {
-    serializeRequest(items): Uint8Array | undefined {
-      try {
-        return encode(source, items, AUDIT_SHAPE);
-      } catch (e) {
-        if (!(e instanceof TypeError)) throw e;
-      }
-      const reasons = items.map(unencodable);
-      const left = reasons.filter((why) => why !== undefined);
-      if (left.length > 0) skipped(items, left.length, left[0]!);
-      const kept = items.filter((_, i) => reasons[i] === undefined);
-      // nothing left: no request (the transport counts it as not sent; the batcher, as left out)
-      return kept.length === 0 ? undefined : encode(source, kept, AUDIT_SHAPE);
-    },
+    serializeRequest: (batch) => batch.bytes,
     deserializeResponse: (data) => official.deserializeResponse(data),
   };
 }
@@ -164,12 +202,12 @@ export async function shutdownWithin(pipeline: { shutdown(): Promise<void> }, ms
   }
 }
 
-/** How the transport's own metrics (off: no meter provider is given) count a batch: a log record per item. */
-const COUNT_LOGS: IExporterMetricsHelper<AuditItem[]> = { name: "log", countItems: (items) => items.length };
+/** How the transport's own metrics (off: no meter provider is given) count a batch: its records. */
+const COUNT_LOGS: IExporterMetricsHelper<EncodedBatch> = { name: "log", countItems: (batch) => batch.count };
 
-async function createDelegate(e: OtlpExporter, source: LogsSource, skipped: SkippedRecords): Promise<IOtlpExportDelegate<AuditItem[]>> {
+async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<EncodedBatch>> {
   const { JsonLogsSerializer, ProtobufLogsSerializer } = await import("@opentelemetry/otlp-transformer");
-  const binary = serializer(logsRequestProtobuf, source, ProtobufLogsSerializer, skipped);
+  const binary = serializer(ProtobufLogsSerializer);
   if (e.kind === "otlp-grpc") {
     const [{ convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate }, { Metadata }] = await Promise.all([
       import("@opentelemetry/otlp-grpc-exporter-base"),
@@ -192,6 +230,6 @@ async function createDelegate(e: OtlpExporter, source: LogsSource, skipped: Skip
   const options = convertLegacyHttpOptions({ url: e.endpoint, headers: { ...e.headers } }, "LOGS", "v1/logs", {
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
-  const chosen = json ? serializer(logsRequestJson, source, JsonLogsSerializer, skipped) : binary;
+  const chosen = json ? serializer(JsonLogsSerializer) : binary;
   return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
 }
