@@ -34,6 +34,7 @@ import {
   AUDIT_QUEUE_MAX_RECORDS,
   AuditBatcher,
   type BatcherCounts,
+  ListStore,
 } from "../../src/runtimes/shared/audit-batcher.ts";
 import { AUDIT_SHAPE, type AuditItem, createAuditPipeline, EncodedStore, type OtlpExporter } from "../../src/runtimes/shared/otel-provider.ts";
 import { VERSION } from "../../src/core/version.ts";
@@ -204,6 +205,44 @@ describe("the OTLP logs request, against the official serialisers", () => {
       expect(difference(writers.protobuf.take(), want.protobuf), `protobuf, round ${round}`).toBe("");
       expect(difference(writers.json.take(), want.json), `JSON, round ${round}`).toBe("");
       expect(writers.protobuf.count).toBe(0);
+    }
+  });
+
+  it("one writer over batches past the 1 MiB it keeps, and records around the length prefixes' size changes", async () => {
+    const r = rng(77);
+    const writers = [protobufLogsWriter(SOURCE, AUDIT_SHAPE), jsonLogsWriter(SOURCE, AUDIT_SHAPE)] as const;
+    const batches: DecisionRecord[][] = [
+      Array.from({ length: 4 }, (_, i) => ({ ...randomDecision(r), host: `${i}`.repeat(300_000) })), // 1.2 MB: the buffer is let go after
+      [randomDecision(r), randomDecision(r)],
+      // one record each, its size stepping over where a length's varint grows (2 and 3 bytes,
+      // 3 and 4 bytes), for the record, the scope's logs and the resource's logs alike
+      ...[16_150, 16_250, 16_350, 2_096_900, 2_097_000, 2_097_100].flatMap((n) => [0, 40, 80].map((d) => [{ ...randomDecision(r), host: "h".repeat(n + d) }])),
+    ];
+    for (const [i, batch] of batches.entries()) {
+      const want = await official(batch.map(auditLog));
+      for (const record of batch) for (const w of writers) w.add(record);
+      expect(difference(writers[0].take(), want.protobuf), `protobuf, batch ${i}`).toBe("");
+      expect(difference(writers[1].take(), want.json), `JSON, batch ${i}`).toBe("");
+    }
+  });
+
+  it("an attribute kept from a record that was then left out is written right in the next record", async () => {
+    const r = rng(78);
+    const base = randomDecision(r);
+    // the same new host twice in a row: its encoding is kept, though both records fail later on
+    const bad = { ...base, host: "kept-from-a-failed-record.example", client: Symbol("no") } as unknown as DecisionRecord;
+    const good: DecisionRecord = { ...base, host: "kept-from-a-failed-record.example" };
+    const want = await official([good].map(auditLog));
+    for (const [writer, expected] of [
+      [protobufLogsWriter(SOURCE, AUDIT_SHAPE), want.protobuf],
+      [jsonLogsWriter(SOURCE, AUDIT_SHAPE), want.json],
+    ] as const) {
+      writer.add(randomDecision(r));
+      writer.take(); // the record that fails comes first after a take
+      expect(() => writer.add(bad)).toThrow(TypeError);
+      expect(() => writer.add(bad)).toThrow(TypeError);
+      writer.add(good);
+      expect(difference(writer.take(), expected)).toBe("");
     }
   });
 
@@ -508,7 +547,7 @@ describe("the export's store: records encoded into their batch's request as they
     const r = rng(31);
     const records = Array.from({ length: 7 }, () => randomDecision(r));
     const skipped: string[] = [];
-    const store = new EncodedStore<AuditItem>(protobufLogsWriter(SOURCE, AUDIT_SHAPE), 3, (_, e) => skipped.push(e.message));
+    const store = new EncodedStore<AuditItem>(() => protobufLogsWriter(SOURCE, AUDIT_SHAPE), 3, (_, e) => skipped.push(e.message));
     for (const rec of records) expect(store.add(rec)).toBe(true);
     expect(store.size).toBe(7);
     const taken = [store.take(), store.take(), store.take()];
@@ -522,12 +561,48 @@ describe("the export's store: records encoded into their batch's request as they
     expect(skipped).toEqual([]);
   });
 
+  it("a full batch's request is put together when it is taken, not when its last record comes", () => {
+    const r = rng(34);
+    let takes = 0;
+    const store = new EncodedStore<AuditItem>(
+      () => {
+        const w = protobufLogsWriter<AuditItem>(SOURCE, AUDIT_SHAPE);
+        return {
+          get count() {
+            return w.count;
+          },
+          add: (x: AuditItem) => w.add(x),
+          take: () => (takes++, w.take()),
+        };
+      },
+      2,
+      () => {},
+    );
+    for (let i = 0; i < 5; i++) store.add(randomDecision(r));
+    expect(takes).toBe(0);
+    expect(store.take().count).toBe(2);
+    expect(takes).toBe(1);
+  });
+
+  it("a record the encoder fails on for any reason (a time that is no time) is left out and reported; adding never throws", async () => {
+    const r = rng(35);
+    const bad = { ...randomDecision(r), timestamp: Number.NaN };
+    const reasons: string[] = [];
+    const store = new EncodedStore<AuditItem>(() => protobufLogsWriter(SOURCE, AUDIT_SHAPE), 512, (_, e) => reasons.push(e.message));
+    const good = randomDecision(r);
+    expect(store.add(bad)).toBe(false);
+    expect(store.add(good)).toBe(true);
+    expect(reasons).toHaveLength(1);
+    expect(store.size).toBe(1);
+    expect(difference(store.take().batch.bytes, (await official([good].map(auditLog))).protobuf)).toBe("");
+  });
+
   it("a record no encoder takes is not kept, is reported, and leaves the others as they were", async () => {
     const r = rng(32);
     const good = [randomDecision(r), randomDecision(r)];
     const bad = { ...randomDecision(r), port: { not: "a number" } } as unknown as DecisionRecord;
     const skipped: AuditItem[] = [];
-    const store = new EncodedStore<AuditItem>(jsonLogsWriter(SOURCE, AUDIT_SHAPE), 512, (item) => skipped.push(item));
+    const store = new EncodedStore<AuditItem>(() => jsonLogsWriter(SOURCE, AUDIT_SHAPE), 512, (item) => skipped.push(item));
     expect(store.add(good[0]!)).toBe(true);
     expect(store.add(bad)).toBe(false);
     expect(store.add(good[1]!)).toBe(true);
@@ -547,7 +622,7 @@ describe("the export's store: records encoded into their batch's request as they
         done(true);
       },
       undefined,
-      new EncodedStore<AuditItem>(protobufLogsWriter(SOURCE, AUDIT_SHAPE), AUDIT_EXPORT_BATCH_RECORDS, () => {}),
+      new EncodedStore<AuditItem>(() => protobufLogsWriter(SOURCE, AUDIT_SHAPE), AUDIT_EXPORT_BATCH_RECORDS, () => {}),
     );
     const one = randomDecision(r);
     for (let i = 0; i < AUDIT_QUEUE_MAX_RECORDS + 10; i++) b.push(one); // all in one turn: nothing sent yet
@@ -573,9 +648,10 @@ describe("the audit queue", () => {
     fakeTime();
     const sends: { batch: number[]; done: (ok: boolean) => void }[] = [];
     const losses: BatcherCounts[] = [];
-    const b = new AuditBatcher<number>(
+    const b = new AuditBatcher<number, number[]>(
       (batch, done) => sends.push({ batch, done }),
       (c) => losses.push(c),
+      new ListStore<number>(),
     );
     return { b, sends, losses };
   }
@@ -672,12 +748,16 @@ describe("the audit queue", () => {
   it("a send that throws or answers twice is counted once, as failed; the queue goes on", () => {
     fakeTime();
     let calls = 0;
-    const b = new AuditBatcher<number>((batch, done) => {
-      calls++;
-      if (calls === 1) throw new Error("boom");
-      done(true);
-      done(false);
-    });
+    const b = new AuditBatcher<number, number[]>(
+      (batch, done) => {
+        calls++;
+        if (calls === 1) throw new Error("boom");
+        done(true);
+        done(false);
+      },
+      undefined,
+      new ListStore<number>(),
+    );
     b.push(1);
     vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS);
     b.push(2);
@@ -688,10 +768,14 @@ describe("the audit queue", () => {
   it("flush sends everything waiting, in batches, and resolves once every send settled", async () => {
     vi.useRealTimers();
     const sent: number[][] = [];
-    const b = new AuditBatcher<number>((batch, done) => {
-      sent.push(batch);
-      setTimeout(() => done(true), 5);
-    });
+    const b = new AuditBatcher<number, number[]>(
+      (batch, done) => {
+        sent.push(batch);
+        setTimeout(() => done(true), 5);
+      },
+      undefined,
+      new ListStore<number>(),
+    );
     for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS * 2 + 3; i++) b.push(i);
     await b.flush();
     expect(sent.map((s) => s.length)).toEqual([AUDIT_EXPORT_BATCH_RECORDS, AUDIT_EXPORT_BATCH_RECORDS, 3]);

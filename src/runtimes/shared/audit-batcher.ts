@@ -93,7 +93,7 @@ export interface BatcherCounts {
 }
 
 /** The queue. */
-export class AuditBatcher<T, B = T[]> {
+export class AuditBatcher<T, B> {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether the armed timer is the next turn's (`schedule(0)`), not the delay's. */
   private timerIsNextTurn = false;
@@ -112,12 +112,12 @@ export class AuditBatcher<T, B = T[]> {
    * @param send sends one batch.
    * @param onLoss called with the counts when records are lost (dropped, failed or skipped): at once for
    *   the first loss, then at most once per {@link AUDIT_LOSS_REPORT_INTERVAL_MS} while losses go on.
-   * @param store keeps the records waiting (by default a {@link ListStore}: a batch is a list).
+   * @param store keeps the records waiting (a {@link ListStore}: a batch is a list of them).
    */
   constructor(
     private readonly send: SendBatch<B>,
-    private readonly onLoss?: (counts: BatcherCounts) => void,
-    private readonly store: RecordStore<T, B> = new ListStore<T>() as unknown as RecordStore<T, B>,
+    private readonly onLoss: ((counts: BatcherCounts) => void) | undefined,
+    private readonly store: RecordStore<T, B>,
   ) {}
 
   /** Take one record. */

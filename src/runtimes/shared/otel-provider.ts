@@ -62,21 +62,22 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
     resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": environment },
     scope: AUDIT_LOGGER_NAME,
   };
-  // a record with a value no encoder takes (not a string, number or boolean) is left out when
-  // it comes: counted as left out, and named in a warning at most once per loss interval
+  // a record that cannot be encoded (a value that is not a string, number or boolean, or a
+  // time that is not one) is left out when it comes: counted as left out, and named in a
+  // warning at most once per loss interval
   let lastSkipReport = -Infinity;
-  const skipped = (item: AuditItem, e: TypeError): void => {
+  const skipped = (item: AuditItem, e: Error): void => {
     if (performance.now() - lastSkipReport < AUDIT_LOSS_REPORT_INTERVAL_MS) return;
     lastSkipReport = performance.now();
     warn(`an audit record was left out of the export: ${unencodable(item) ?? e.message}`);
   };
   const json = exporter.kind === "otlp-http" && exporter.protocol === "json";
-  const writer = json ? jsonLogsWriter(source, AUDIT_SHAPE) : protobufLogsWriter(source, AUDIT_SHAPE);
+  const newWriter = json ? () => jsonLogsWriter(source, AUDIT_SHAPE) : () => protobufLogsWriter(source, AUDIT_SHAPE);
   const delegate = await createDelegate(exporter);
   const batcher = new AuditBatcher<AuditItem, EncodedBatch>(
     (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
     (counts) => warn(lossText(counts)),
-    new EncodedStore(writer, AUDIT_EXPORT_BATCH_RECORDS, skipped),
+    new EncodedStore(newWriter, AUDIT_EXPORT_BATCH_RECORDS, skipped),
   );
   return {
     sink: (r) => batcher.push(r),
@@ -123,51 +124,63 @@ export interface EncodedBatch {
   readonly count: number;
 }
 
+/** Full batches' writers kept for reuse (their buffers are sized for a batch already). */
+const SPARE_WRITERS = 2;
+
 /**
  * The batcher's store for the export: each record is encoded into the OTLP request of the batch
- * it will go in as it comes (`writer`), so a batch waiting holds its bytes rather than its
- * records. On Bun, keeping 512 records until their batch was encoded cost the proxy's thread
- * about 2 µs a record more than encoding each at once (BENCHMARKS.md, profile notes). A batch
- * is closed when it has `batchRecords` records, or when the batcher takes it.
+ * it will go in as it comes (a {@link LogsRequestWriter} per batch), so a batch waiting holds its
+ * bytes rather than its records. On Bun, keeping 512 records until their batch was encoded cost
+ * the proxy's thread about 2 µs a record more than encoding each at once (BENCHMARKS.md, profile
+ * note 15). A batch is full at `batchRecords` records; its request is put together (header and
+ * one copy of the records' bytes) only when the batcher takes it, on its timer's turn, never in
+ * the request whose record filled it. A record that cannot be encoded (a value no encoder
+ * takes, or any other failure of the encoder) is left out and reported: taking a record never
+ * throws.
  */
 export class EncodedStore<T> implements RecordStore<T, EncodedBatch> {
-  private readonly closed: EncodedBatch[] = [];
-  private closedRecords = 0;
+  private open: LogsRequestWriter<T>;
+  private readonly full: LogsRequestWriter<T>[] = [];
+  private fullRecords = 0;
+  private readonly spare: LogsRequestWriter<T>[] = [];
 
   constructor(
-    private readonly writer: LogsRequestWriter<T>,
+    private readonly newWriter: () => LogsRequestWriter<T>,
     private readonly batchRecords: number,
-    private readonly onSkipped: (record: T, e: TypeError) => void,
-  ) {}
+    private readonly onSkipped: (record: T, e: Error) => void,
+  ) {
+    this.open = newWriter();
+  }
 
   get size(): number {
-    return this.closedRecords + this.writer.count;
+    return this.fullRecords + this.open.count;
   }
 
   add(record: T): boolean {
     try {
-      this.writer.add(record);
+      this.open.add(record);
     } catch (e) {
-      if (!(e instanceof TypeError)) throw e;
-      this.onSkipped(record, e);
+      this.onSkipped(record, e instanceof Error ? e : new Error(String(e)));
       return false;
     }
-    if (this.writer.count >= this.batchRecords) this.close();
+    if (this.open.count >= this.batchRecords) {
+      this.full.push(this.open);
+      this.fullRecords += this.open.count;
+      this.open = this.spare.pop() ?? this.newWriter();
+    }
     return true;
   }
 
   take(): { batch: EncodedBatch; count: number } {
-    if (this.closed.length === 0) this.close();
-    const batch = this.closed.shift()!;
-    this.closedRecords -= batch.count;
-    return { batch, count: batch.count };
-  }
-
-  private close(): void {
-    const count = this.writer.count;
-    if (count === 0) return;
-    this.closed.push({ bytes: this.writer.take(), count });
-    this.closedRecords += count;
+    const writer = this.full.shift() ?? this.open;
+    const count = writer.count;
+    if (count === 0) throw new Error("no audit record waits: there is no batch to take");
+    const batch = { bytes: writer.take(), count };
+    if (writer !== this.open) {
+      this.fullRecords -= count;
+      if (this.spare.length < SPARE_WRITERS) this.spare.push(writer);
+    }
+    return { batch, count };
   }
 }
 

@@ -106,6 +106,9 @@ export interface LogsRequestWriter<R> {
   take(): Uint8Array;
 }
 
+/** Room for a request's two tags and two length varints (the longest a varint gets is ten bytes). */
+const HEAD_BYTES = 2 + 2 * 10;
+
 /** A writer of binary protobuf requests from `source`, reading records as `shape` says. */
 export function protobufLogsWriter<R>(source: LogsSource, shape: LogShape<R>): LogsRequestWriter<R> {
   return new ProtobufLogsWriter(source, shape);
@@ -158,17 +161,20 @@ class ProtobufLogsWriter<R> implements LogsRequestWriter<R> {
     const body = this.body;
     const scopeLogs = this.scopeField.length + body.length;
     const resourceLogs = this.resourceField.length + 1 + varintSize(scopeLogs) + scopeLogs;
-    const out = new ProtoWriter(1 + varintSize(resourceLogs) + resourceLogs);
-    out.byte(REQUEST_RESOURCE_LOGS);
-    out.varint(resourceLogs);
-    out.raw(this.resourceField);
-    out.byte(RESOURCE_LOGS_SCOPE_LOGS);
-    out.varint(scopeLogs);
-    out.raw(this.scopeField);
-    out.raw(body.view());
+    const head = new ProtoWriter(HEAD_BYTES + this.resourceField.length + this.scopeField.length);
+    head.byte(REQUEST_RESOURCE_LOGS);
+    head.varint(resourceLogs);
+    head.raw(this.resourceField);
+    head.byte(RESOURCE_LOGS_SCOPE_LOGS);
+    head.varint(scopeLogs);
+    head.raw(this.scopeField);
+    // exactly the request's bytes, in a buffer of their own (a transport may keep it)
+    const out = new Uint8Array(head.length + body.length);
+    out.set(head.view());
+    out.set(body.view(), head.length);
     body.reset();
     this.count = 0;
-    return out.view();
+    return out;
   }
 }
 

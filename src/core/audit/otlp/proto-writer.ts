@@ -45,9 +45,9 @@ export class ByteWriter {
   protected buf: Uint8Array;
   protected pos = 0;
 
-  /** `size`: the buffer to start with (it grows as needed). */
+  /** `size`: the buffer to start with (it grows as needed; at least 16 bytes). */
   constructor(size: number = PROTO_WRITER_INITIAL_BYTES) {
-    this.buf = new Uint8Array(size);
+    this.buf = new Uint8Array(Math.max(16, size));
   }
 
   /** Start again, keeping the buffer unless a large batch grew it past {@link PROTO_WRITER_KEEP_BYTES}. */
