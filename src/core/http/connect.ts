@@ -16,8 +16,7 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { PeerLeftError, whileWatching, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
-import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
-import { countsNow, noteTunnelEnd, tunnelEnd, tunnelRecord } from "../audit/connection.ts";
+import { relayOpenedTunnel, type TunnelFront } from "../net/opened-tunnel.ts";
 import type { SessionContext } from "../session-context.ts";
 import { checkRequest } from "./checked-request.ts";
 import { carriesBody } from "./framing.ts";
@@ -28,9 +27,6 @@ import { connectTarget, type RequestTarget } from "./target.ts";
 import { interceptTunnel } from "./intercept.ts";
 import type { UpstreamSlot } from "./upstream.ts";
 import { releaseUpstream } from "./upstream-pool.ts";
-
-/** An empty chunk. */
-const NOTHING = new Uint8Array(0);
 
 /** Decide a CONNECT request and, when allowed, relay until both sides are done. */
 export async function handleConnect(head: RequestHead, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
@@ -80,52 +76,15 @@ async function openAndRelay(
     handedOver = true;
     // Neither is awaited: an open tunnel keeps no frame of this one, nor the request's head.
     if ("intercept" in opened) return interceptTunnel(reader, ctx, opened.intercept, target.port, ctx.mitmCa, opened.credential).finally(() => release?.());
-    return relayOpened(reader, ctx, opened.tunnel.conn, opened.tunnel.early, opened.host, target.port, who, release);
+    const { conn, early } = opened.tunnel;
+    return relayOpenedTunnel(ctx, reader, conn, early, CONNECT_ESTABLISHED, CONNECT_FRONT, opened.host, target.port, who, release);
   } finally {
     if (!handedOver) release?.();
   }
 }
 
-/**
- * Answer 200 for an opened tunnel (`early`: what an upstream proxy sent past its own 200), relay
- * until it ends, record it, then `release` its slot.
- */
-async function relayOpened(
-  reader: BufferedReader,
-  ctx: SessionContext,
-  upstream: Conn,
-  early: Uint8Array,
-  host: string,
-  port: number,
-  who: string,
-  release: (() => void) | undefined,
-): Promise<RequestOutcome> {
-  const client = reader.conn;
-  try {
-    ctx.track(upstream);
-    const since = Date.now();
-    const base = countsNow(upstream); // an upstream proxy's handshake is not the tunnel's
-    let outcome: RelayOutcome = "error";
-    try {
-      ctx.log.log("info", TARGET.http, `CONNECT ${host}:${port} allowed for ${who}`);
-      // the tunnel reads without deadlines: the head deadline's timer goes now, not when it lapses
-      reader.release();
-      await client.write(CONNECT_ESTABLISHED);
-      if (early.length > 0) await client.write(early);
-      early = NOTHING; // not kept for the tunnel's life (it may be a view of a larger read)
-      outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `CONNECT ${host}:${port} for ${who}`));
-    } finally {
-      const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-      noteTunnelEnd(client, ended);
-      ctx.state.recordConnection(tunnelRecord({ protocol: "https_connect", host, port, client: who, upstream, base, opened: since, ended }));
-    }
-    return "close";
-  } finally {
-    upstream.close();
-    ctx.untrack(upstream);
-    release?.();
-  }
-}
+/** How HTTP CONNECT tunnels are recorded and logged. */
+const CONNECT_FRONT: TunnelFront = { protocol: "https_connect", target: TARGET.http, label: "CONNECT" };
 
 /** Decide through the gate, then open the tunnel; a refusal or failure is answered here. */
 async function decideAndOpen(

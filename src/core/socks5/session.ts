@@ -15,8 +15,8 @@ import { dialScope, ProxyLoopError } from "../net/dial.ts";
 import { openPlannedTunnel } from "../net/dial-plan.ts";
 import type { Tunnel } from "../net/upstream-proxy.ts";
 import { BufferedReader, PeerLeftError, ReadTimeoutError, whileWatching, type LeaveWatch } from "../net/reader.ts";
-import { relay, tunnelIdle, type RelayOutcome } from "../net/relay.ts";
-import { countsNow, noteTunnelEnd, tunnelEnd, tunnelEndOf, tunnelRecord } from "../audit/connection.ts";
+import { relayOpenedTunnel, type TunnelFront } from "../net/opened-tunnel.ts";
+import { tunnelEndOf } from "../audit/connection.ts";
 import type { SessionContext } from "../session-context.ts";
 import { Command, Method, Reply, SOCKS_VERSION, USER_PASS_VERSION } from "./constants.ts";
 import { encodeReply, parseGreeting, parseRequest, parseUserPass, type Parsed, type Socks5Address } from "./parser.ts";
@@ -111,7 +111,7 @@ export async function serveSocks5Connection(client: Conn, ctx: SessionContext, r
  * CONNECT: decide through the gate, dial the plan, reply with the real bound address, relay.
  * Deciding and dialling end as soon as the client leaves.
  */
-function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<void> {
+function connect(client: Conn, reader: BufferedReader, target: Socks5Address, ctx: SessionContext, who: string, ask: GateRequest): Promise<unknown> {
   return holdingTunnel(client, ctx, ask, (release) => openAndRelay(client, reader, target, ctx, who, ask, release));
 }
 
@@ -125,7 +125,7 @@ const NO_SLOT: Release = () => {};
  * keeps no frame of this one); without a slot, refuse (`too_many_tunnels`, reply `0x02`). A
  * disabled proxy is left to refuse it as such.
  */
-function holdingTunnel(client: Conn, ctx: SessionContext, ask: GateRequest, use: (release: Release) => Promise<void>): Promise<void> {
+function holdingTunnel(client: Conn, ctx: SessionContext, ask: GateRequest, use: (release: Release) => Promise<unknown>): Promise<unknown> {
   const network = ctx.state.snapshot().network;
   const release = network.enabled ? ctx.limits?.openTunnel(network.max_tunnels) : undefined;
   if (network.enabled && ctx.limits && !release) {
@@ -144,7 +144,7 @@ async function openAndRelay(
   who: string,
   ask: GateRequest,
   release: Release,
-): Promise<void> {
+): Promise<unknown> {
   let handedOver = false;
   try {
     const opened = await whileWatching(reader, (presence) => decideAndOpen(client, target, ctx, ask, presence));
@@ -155,52 +155,15 @@ async function openAndRelay(
     if (!opened) return;
     handedOver = true;
     // Not awaited: an open tunnel holds relayOpened's frame only, not this one.
-    return relayOpened(client, reader, ctx, opened.tunnel.conn, opened.tunnel.early, opened.host, target.port, who, release);
+    const { conn, early } = opened.tunnel;
+    return relayOpenedTunnel(ctx, reader, conn, early, encodeReply(Reply.SUCCEEDED, conn.local), SOCKS5_FRONT, opened.host, target.port, who, release);
   } finally {
     if (!handedOver) release();
   }
 }
 
-/**
- * Reply with the bound address for an opened tunnel (`early`: what an upstream proxy sent past
- * its own answer), relay until it ends, record it, then `release` its slot.
- */
-async function relayOpened(
-  client: Conn,
-  reader: BufferedReader,
-  ctx: SessionContext,
-  upstream: Conn,
-  early: Uint8Array,
-  host: string,
-  port: number,
-  who: string,
-  release: Release,
-): Promise<void> {
-  try {
-    ctx.track(upstream);
-    const started = Date.now();
-    const base = countsNow(upstream);
-    let outcome: RelayOutcome = "error";
-    try {
-      ctx.log.log("info", TARGET.socks5, `socks5_tcp ${host}:${port} allowed for ${who}`);
-      await client.write(encodeReply(Reply.SUCCEEDED, upstream.local));
-      if (early.length > 0) await client.write(early);
-      early = NOTHING; // not kept for the tunnel's life (it may be a view of a larger read)
-      outcome = await relay(ctx.net, client, upstream, reader.takeBuffered(), tunnelIdle(ctx, `socks5_tcp ${host}:${port} for ${who}`, TARGET.socks5));
-    } finally {
-      const ended = tunnelEnd(outcome, ctx.closing?.aborted === true);
-      noteTunnelEnd(client, ended);
-      ctx.state.recordConnection(tunnelRecord({ protocol: "socks5_tcp", host, port, client: who, upstream, base, opened: started, ended }));
-    }
-  } finally {
-    upstream.close();
-    ctx.untrack(upstream);
-    release();
-  }
-}
-
-/** An empty chunk. */
-const NOTHING = new Uint8Array(0);
+/** How SOCKS5 CONNECT tunnels are recorded and logged. */
+const SOCKS5_FRONT: TunnelFront = { protocol: "socks5_tcp", target: TARGET.socks5, label: "socks5_tcp" };
 
 /** Decide, then open the tunnel; a refusal or failure is answered here (`undefined`). */
 async function decideAndOpen(
