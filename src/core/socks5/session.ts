@@ -154,7 +154,7 @@ async function openAndRelay(
     }
     if (!opened) return;
     handedOver = true;
-    // Not awaited: an open tunnel holds relayOpened's frame only, not this one.
+    // Not awaited: an open tunnel holds relayOpenedTunnel's frame only, not this one.
     const { conn, early } = opened.tunnel;
     return relayOpenedTunnel(ctx, reader, conn, early, encodeReply(Reply.SUCCEEDED, conn.local), SOCKS5_FRONT, opened.host, target.port, who, release);
   } finally {
