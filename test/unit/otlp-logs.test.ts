@@ -612,6 +612,63 @@ describe("the export's store: records encoded into their batch's request as they
     expect(difference(batch.bytes, (await official(good.map(auditLog))).json)).toBe("");
   });
 
+  /** A queue over the export's store, with its sends held until the test settles them. */
+  function encodedQueue() {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date", "performance"] });
+    const sends: { batch: { bytes: Uint8Array; count: number }; done: (ok: boolean) => void }[] = [];
+    const losses: BatcherCounts[] = [];
+    const b = new AuditBatcher<AuditItem, { bytes: Uint8Array; count: number }>(
+      (batch, done) => sends.push({ batch, done }),
+      (c) => losses.push(c),
+      new EncodedStore<AuditItem>(() => protobufLogsWriter(SOURCE, AUDIT_SHAPE), AUDIT_EXPORT_BATCH_RECORDS, () => {}),
+    );
+    return { b, sends, losses };
+  }
+
+  it("in the queue: a batch that is not full goes after the delay, and a flush sends the one still open", async () => {
+    const r = rng(36);
+    const { b, sends } = encodedQueue();
+    const first = [randomDecision(r), randomDecision(r)];
+    for (const x of first) b.push(x);
+    vi.advanceTimersByTime(AUDIT_EXPORT_DELAY_MS - 1);
+    expect(sends).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(sends.map((x) => x.batch.count)).toEqual([2]);
+    sends[0]!.done(true);
+    const second = [randomDecision(r)];
+    b.push(second[0]!);
+    const flushed = b.flush();
+    expect(sends.map((x) => x.batch.count)).toEqual([2, 1]); // sent at once, not after the delay
+    sends[1]!.done(true);
+    await flushed;
+    vi.useRealTimers();
+    expect(b.stats()).toEqual({ sent: 3, dropped: 0, failed: 0, skipped: 0, pending: 0 });
+    expect(difference(sends[0]!.batch.bytes, (await official(first.map(auditLog))).protobuf)).toBe("");
+    expect(difference(sends[1]!.batch.bytes, (await official(second.map(auditLog))).protobuf)).toBe("");
+  });
+
+  it("in the queue: at most 4 batches out at once; one that never settles is given up after 30 s and the next goes", () => {
+    const r = rng(37);
+    const { b, sends, losses } = encodedQueue();
+    const one = randomDecision(r);
+    for (let i = 0; i < AUDIT_EXPORT_BATCH_RECORDS * 5; i++) {
+      b.push(one);
+      if (i % AUDIT_EXPORT_BATCH_RECORDS === AUDIT_EXPORT_BATCH_RECORDS - 1) vi.advanceTimersByTime(0); // each full batch goes on the next turn
+    }
+    expect(sends).toHaveLength(AUDIT_EXPORTS_IN_FLIGHT);
+    expect(b.stats().pending).toBe(AUDIT_EXPORT_BATCH_RECORDS * 5); // four out, one waiting
+    for (const x of sends.slice(1)) x.done(true);
+    vi.advanceTimersByTime(0);
+    expect(sends).toHaveLength(5); // the fifth went once a slot was free
+    sends[4]!.done(true);
+    expect(losses).toEqual([]);
+    vi.advanceTimersByTime(AUDIT_EXPORT_TIMEOUT_MS);
+    // the first, never settled, is given up; the others arrived
+    expect(b.stats()).toEqual({ sent: AUDIT_EXPORT_BATCH_RECORDS * 4, dropped: 0, failed: AUDIT_EXPORT_BATCH_RECORDS, skipped: 0, pending: 0 });
+    expect(losses).toHaveLength(1);
+    vi.useRealTimers();
+  });
+
   it("in the queue: past 2,048 waiting records the next are dropped, counted against the encoded batches", () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const sent: number[] = [];
