@@ -46,7 +46,7 @@ export async function handleConnect(head: RequestHead, reader: BufferedReader, c
     const ask: GateRequest = { protocol: "https_connect", host: target.host, port: target.port, method: "CONNECT", client: who };
     return answerRefusal(client, refuseTunnel(ctx, ask), "CONNECT", keep);
   }
-  // Not awaited here: an open tunnel then holds one suspended frame (openAndRelay's), not two.
+  // Not awaited here: an open tunnel keeps no frame of this one.
   return openAndRelay(head, target, keep, reader, ctx, release);
 }
 

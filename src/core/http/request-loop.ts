@@ -26,9 +26,9 @@ export type RequestHandler = (head: RequestHead, reader: BufferedReader, slot: U
 
 /**
  * Serve the requests on `conn` with `handle` until the connection ends. `what` names it in the
- * debug line of an unexpected failure (a function: made only then). Never throws; `conn` is closed at the end. Resolves with
- * how it ended: the client closed it (or went silent), the proxy ended it after a response, or
- * a failure.
+ * debug line of an unexpected failure (a function: made only then). Never throws; `conn` is
+ * closed at the end. Resolves with how it ended: the client closed it (or went silent), the
+ * proxy ended it after a response, or a failure.
  */
 export async function serveRequests(conn: Conn, ctx: SessionContext, handle: RequestHandler, what: string | ((conn: Conn) => string)): Promise<ConnectionEnd> {
   let ended: ConnectionEnd = "client_closed";

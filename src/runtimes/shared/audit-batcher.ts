@@ -41,11 +41,8 @@ export const AUDIT_EXPORT_TIMEOUT_MS = 30_000;
  */
 export const AUDIT_LOSS_REPORT_INTERVAL_MS = 60_000;
 
-/**
- * Sends one batch and says, once, whether it arrived, and how many of its records were left out
- * of it (records no encoder takes).
- */
-export type SendBatch<B> = (batch: B, done: (ok: boolean, skipped?: number) => void) => void;
+/** Sends one batch and says, once, whether it arrived. */
+export type SendBatch<B> = (batch: B, done: (ok: boolean) => void) => void;
 
 /** Where the batcher keeps the records waiting, and how it takes a batch of them. */
 export interface RecordStore<T, B> {
@@ -86,7 +83,7 @@ export interface BatcherCounts {
   readonly dropped: number;
   /** Records in batches the exporter reported failed, or that did not settle in time. */
   readonly failed: number;
-  /** Records left out because no encoder takes them (when they came, or from their batch). */
+  /** Records left out when they came because no encoder takes them. */
   readonly skipped: number;
   /** Records waiting or being sent now. */
   readonly pending: number;
@@ -212,17 +209,17 @@ export class AuditBatcher<T, B> {
     this.inFlight++;
     this.inFlightRecords += count;
     let once = false;
-    const done = (ok: boolean, skipped = 0): void => {
+    const done = (ok: boolean): void => {
       if (once) return;
       once = true;
       clearTimeout(giveUp);
       this.inFlight--;
       this.inFlightRecords -= count;
-      const left = Math.min(Math.max(0, skipped), count);
-      this.counts.skipped += left;
-      if (ok) this.counts.sent += count - left;
-      else this.counts.failed += count - left;
-      if (!ok || left > 0) this.lost();
+      if (ok) this.counts.sent += count;
+      else {
+        this.counts.failed += count;
+        this.lost();
+      }
       // what waited while the sends were out goes now (full) or after the delay
       if (this.store.size >= AUDIT_EXPORT_BATCH_RECORDS) this.schedule(0);
       else if (this.store.size > 0 && this.timer === undefined) this.schedule(AUDIT_EXPORT_DELAY_MS);
