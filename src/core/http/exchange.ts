@@ -30,7 +30,8 @@ import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
 import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
-import { endToEndHeaders, requestedUpgrade, serializeHead, wantsKeepAlive } from "./headers.ts";
+import { endToEndHeaders, keepsAlive, requestedUpgrade, serializeHead } from "./headers.ts";
+import { responseHeadBytes } from "./head-bytes.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import type { Refusal } from "./responses.ts";
@@ -280,25 +281,28 @@ class Exchange {
     const bodyPending = this.hasBody && !this.copyDone;
     let clientKeep = keepAlive && !bodyPending;
     let output: BodyOutput = "raw";
-    const headers = endToEndHeaders(response.headers);
+    // The response's fields are read in place and its head written as bytes (head-bytes.ts).
+    const fields = response.fields;
+    const extra: HttpHeader[] = [];
     if (rf.kind === "length") {
-      headers.push({ name: "Content-Length", value: String(rf.length) });
+      extra.push({ name: "Content-Length", value: String(rf.length) });
     } else if (rf.kind === "chunked" || rf.kind === "close") {
       if (head.version === "1.1") {
-        headers.push({ name: "Transfer-Encoding", value: "chunked" });
+        extra.push({ name: "Transfer-Encoding", value: "chunked" });
         output = "chunked";
       } else {
         clientKeep = false;
       }
     } else {
-      const cl = headerValues(response.headers, "content-length")[0];
-      if (cl !== undefined && /^\d+$/.test(cl.trim())) headers.push({ name: "Content-Length", value: cl.trim() });
+      const cl = fields.values("content-length")[0];
+      if (cl !== undefined && /^\d+$/.test(cl.trim())) extra.push({ name: "Content-Length", value: cl.trim() });
     }
-    let upstreamReusable = wantsKeepAlive(response.version, response.headers) && rf.kind !== "close";
+    const connection = fields.tokens("connection");
+    let upstreamReusable = keepsAlive(response.version, connection.concat(fields.tokens("proxy-connection"))) && rf.kind !== "close";
     // Connection-bound authentication ties the upstream to this client: never shared.
-    if (bindsConnection(headerValues(head.headers, "authorization")) || bindsConnection(headerValues(response.headers, "www-authenticate"))) up.private = true;
-    headers.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
-    const responseHead = latin1Bytes(serializeHead(`HTTP/1.1 ${response.status} ${response.reason}`, headers));
+    if (bindsConnection(headerValues(head.headers, "authorization")) || bindsConnection(fields.values("www-authenticate"))) up.private = true;
+    extra.push({ name: "Connection", value: clientKeep ? "keep-alive" : "close" });
+    const responseHead = responseHeadBytes(response, connection, extra);
     try {
       // A small response already received goes to the client in one write, head and body.
       await copyBody(up.reader, rf, this.client, output, { head: responseHead });

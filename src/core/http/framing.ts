@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { HeaderFields } from "./fields.ts";
 import { headerTokens, headerValues, type RequestHead, type ResponseHead } from "./parser.ts";
 
 /** How a body is delimited. */
@@ -31,9 +32,8 @@ type ContentLength =
   /** Not digits, too long, or values that disagree: the message cannot be framed. */
   | { readonly kind: "invalid"; readonly message: string };
 
-/** The single Content-Length value of `headers` (RFC 9112 §6.3 rule 5: a list of one value is that value). */
-function contentLength(headers: RequestHead["headers"]): ContentLength {
-  const values = headerValues(headers, "content-length");
+/** The single length the `Content-Length` field values say (RFC 9112 §6.3 rule 5: a list of one value is that value). */
+function contentLength(values: readonly string[]): ContentLength {
   if (values.length === 0) return { kind: "absent" };
   // The usual case: one value of plain digits, no list, no leading zeros.
   if (values.length === 1 && isPlainLength(values[0]!)) return { kind: "length", length: Number(values[0]) };
@@ -62,10 +62,36 @@ function isPlainLength(v: string): boolean {
   return true;
 }
 
+/**
+ * The Content-Length of fields read in place: a single field of plain digits (the usual case) is
+ * read from its bytes by the rules of {@link isPlainLength}; anything else as strings.
+ */
+function fieldsContentLength(fields: HeaderFields): ContentLength {
+  let found = -1;
+  for (let i = 0; i < fields.length; i++) {
+    if (!fields.nameIs(i, "content-length")) continue;
+    if (found >= 0) return contentLength(fields.values("content-length"));
+    found = i;
+  }
+  if (found < 0) return { kind: "absent" };
+  const bytes = fields.bytes;
+  const from = fields.valueStart(found);
+  const to = fields.valueEnd(found);
+  const digits = to - from;
+  if (digits <= 0 || digits > MAX_CONTENT_LENGTH_DIGITS || (digits > 1 && bytes[from] === 0x30)) return contentLength(fields.values("content-length"));
+  let length = 0;
+  for (let i = from; i < to; i++) {
+    const d = bytes[i]! - 0x30;
+    if (d < 0 || d > 9) return contentLength(fields.values("content-length"));
+    length = length * 10 + d;
+  }
+  return { kind: "length", length };
+}
+
 /** Framing of a request body, or why the request must be refused. */
 export function requestFraming(head: RequestHead): BodyFraming | FramingError {
   const te = headerTokens(head.headers, "transfer-encoding");
-  const cl = contentLength(head.headers);
+  const cl = contentLength(headerValues(head.headers, "content-length"));
   if (cl.kind === "invalid") return { status: 400, message: cl.message };
   if (te.length > 0 || headerValues(head.headers, "transfer-encoding").length > 0) {
     if (cl.kind === "length") return { status: 400, message: "both Content-Length and Transfer-Encoding present" };
@@ -92,7 +118,7 @@ export function carriesBody(framing: BodyFraming): boolean {
 export function responseFraming(head: ResponseHead, requestMethod: string): BodyFraming | FramingError {
   const s = head.status;
   if (requestMethod === "HEAD" || (s >= 100 && s < 200) || s === 204 || s === 304) return { kind: "none" };
-  const te = headerTokens(head.headers, "transfer-encoding");
+  const te = head.fields.tokens("transfer-encoding");
   if (te.length > 0) {
     // Only plain chunked is re-framed; other codings would need the Transfer-Encoding header
     // to survive, and this proxy re-frames every body it forwards.
@@ -101,7 +127,7 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Body
     }
     return { kind: "chunked" };
   }
-  const cl = contentLength(head.headers);
+  const cl = fieldsContentLength(head.fields);
   if (cl.kind === "invalid") return { status: 502, message: `upstream sent ${cl.message}` };
   if (cl.kind === "absent") return { kind: "close" };
   return cl.length === 0 ? { kind: "none" } : { kind: "length", length: cl.length };

@@ -6,19 +6,15 @@
  * @module
  */
 import { latin1 } from "../net/bytes.ts";
+import { HeaderFields, type HttpHeader } from "./fields.ts";
+
+export type { HttpHeader } from "./fields.ts";
 
 /** Largest head section (start line + headers + blank line) we accept: beyond it, 431. */
 export const MAX_HEAD_BYTES = 32 * 1024;
 /** Most header fields in one head: beyond it, 431. */
 export const MAX_HEADER_COUNT = 100;
 
-/** One header field as received (name keeps its case). */
-export interface HttpHeader {
-  readonly name: string;
-  readonly value: string;
-  /** The name in lower case; set by the parser, so lookups need not lower-case every name again. */
-  readonly lower?: string;
-}
 
 /** A parsed request head. */
 export interface RequestHead {
@@ -29,13 +25,6 @@ export interface RequestHead {
   readonly headers: readonly HttpHeader[];
 }
 
-/** A parsed response head. */
-export interface ResponseHead {
-  readonly version: string;
-  readonly status: number;
-  readonly reason: string;
-  readonly headers: readonly HttpHeader[];
-}
 
 /** Why a head cannot be parsed, and the status that answers it. */
 export interface HeadError {
@@ -58,79 +47,127 @@ function isHeadError(v: object): v is HeadError {
 
 /** Parse a request head. `incomplete` means: read more and call again with all bytes. */
 export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
-  const split = splitHead(bytes);
-  if (split.kind !== "ok") return split;
-  const { lines, size } = split;
+  const scan = scanHead(bytes);
+  if (scan.kind !== "ok") return scan;
+  const lines = headLines(bytes, scan);
   const start = parseRequestLine(lines[0]!);
   if (isHeadError(start)) return start;
-  const headers = split.checked ? checkedHeaderLines(lines, split.colons) : parseHeaderLines(lines);
-  if (isHeadError(headers)) return headers;
-  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers }, size };
+  if (!scan.checked) return headerLinesError(lines);
+  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers: checkedHeaderLines(lines, scan) }, size: scan.size };
+}
+
+/**
+ * A response head as received. Its fields are read in place ({@link HeaderFields}); `headers`
+ * and `reason` are made into strings only when asked for.
+ */
+export class ResponseHead {
+  private reasonText: string | undefined;
+
+  /**
+   * @param reasonStart where the reason phrase starts in `fields.bytes` (at `reasonEnd` when there is none)
+   * @param reasonEnd where the status line ends (its CR)
+   */
+  constructor(
+    /** `1.0` or `1.1`. */
+    readonly version: string,
+    readonly status: number,
+    readonly fields: HeaderFields,
+    readonly reasonStart: number,
+    readonly reasonEnd: number,
+  ) {}
+
+  /** The reason phrase, possibly empty. */
+  get reason(): string {
+    return (this.reasonText ??= latin1(this.fields.bytes, this.reasonStart, this.reasonEnd));
+  }
+
+  /** Every header field as strings (made on first use). */
+  get headers(): readonly HttpHeader[] {
+    return this.fields.headers();
+  }
 }
 
 /** Parse a response head (from an upstream server). */
 export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
-  const split = splitHead(bytes);
-  if (split.kind !== "ok") return split;
-  const { lines, size } = split;
-  const status = parseStatusLine(lines[0]!);
-  if (!status) return headError(400, `malformed status line ${JSON.stringify(lines[0]!.slice(0, 64))}`);
-  const headers = split.checked ? checkedHeaderLines(lines, split.colons) : parseHeaderLines(lines);
-  if (isHeadError(headers)) return headers;
-  return { kind: "ok", head: { version: status.version, status: status.status, reason: status.reason, headers }, size };
+  const scan = scanHead(bytes);
+  if (scan.kind !== "ok") return scan;
+  const status = parseStatusLine(bytes, scan.begin, scan.ends[0]!);
+  if (!status) return headError(400, `malformed status line ${JSON.stringify(latin1(bytes, scan.begin, Math.min(scan.ends[0]!, scan.begin + 64)))}`);
+  if (!scan.checked) return headerLinesError(headLines(bytes, scan));
+  const fields = new HeaderFields(bytes, scan.starts, scan.colons, scan.ends);
+  return { kind: "ok", head: new ResponseHead(status.version, status.status, fields, status.reasonStart, scan.ends[0]!), size: scan.size };
 }
 
 /**
  * `HTTP/1.0` or `HTTP/1.1`, SP, three digits, then nothing or SP and a reason phrase of HTAB,
- * SP, visible ASCII and obs-text (RFC 9112 §4). `undefined` for anything else.
+ * SP, visible ASCII and obs-text (RFC 9112 §4), in `bytes` from `start` to `end`. `undefined`
+ * for anything else.
  */
-function parseStatusLine(line: string): { version: string; status: number; reason: string } | undefined {
-  if (line.length < 12 || !line.startsWith("HTTP/1.") || line.charCodeAt(8) !== 0x20) return undefined;
-  const minor = line.charCodeAt(7);
-  if (minor !== 0x30 && minor !== 0x31) return undefined;
+function parseStatusLine(bytes: Uint8Array, start: number, end: number): { version: string; status: number; reasonStart: number } | undefined {
+  if (end - start < 12) return undefined;
+  for (let i = 0; i < STATUS_LINE_PREFIX.length; i++) if (bytes[start + i] !== STATUS_LINE_PREFIX.charCodeAt(i)) return undefined;
+  const minor = bytes[start + 7];
+  if ((minor !== 0x30 && minor !== 0x31) || bytes[start + 8] !== 0x20) return undefined;
   let status = 0;
-  for (let i = 9; i < 12; i++) {
-    const d = line.charCodeAt(i) - 0x30;
+  for (let i = start + 9; i < start + 12; i++) {
+    const d = bytes[i]! - 0x30;
     if (d < 0 || d > 9) return undefined;
     status = status * 10 + d;
   }
-  if (line.length === 12) return { version: minor === 0x30 ? "1.0" : "1.1", status, reason: "" };
-  if (line.charCodeAt(12) !== 0x20) return undefined;
-  for (let i = 13; i < line.length; i++) {
-    const c = line.charCodeAt(i);
+  const version = minor === 0x30 ? "1.0" : "1.1";
+  if (end - start === 12) return { version, status, reasonStart: end };
+  if (bytes[start + 12] !== 0x20) return undefined;
+  for (let i = start + 13; i < end; i++) {
+    const c = bytes[i]!;
     if ((c < 0x20 && c !== 9) || c === 0x7f) return undefined;
   }
-  return { version: minor === 0x30 ? "1.0" : "1.1", status, reason: line.slice(13) };
+  return { version, status, reasonStart: start + 13 };
 }
 
+/** What every status line this parser accepts starts with (the minor version follows). */
+const STATUS_LINE_PREFIX = "HTTP/1.";
+
 /**
- * A head cut into lines. `colons[n]` is where header line `n` (1-based, as in `lines`) has its
- * first `:`, when the byte scan found every header line plainly valid (`checked`): a name of
- * token characters, then a value without controls. Otherwise `checked` is false and the lines
- * are checked again, as strings, by the rules that name the problem.
+ * Where a head's lines are, from a scan of its bytes (absolute offsets into them; line 0 is the
+ * start line). `colons[n]` is where line `n` has its first `:` when the scan found every header
+ * line plainly valid (`checked`): a name of token characters, then a value without controls.
+ * Otherwise `checked` is false and the lines are checked again, as strings, by the rules that
+ * name the problem (every such head is malformed).
  */
-type Split = { kind: "incomplete" } | { kind: "ok"; lines: string[]; size: number; colons: number[]; checked: boolean } | HeadError;
+type Scan = { kind: "incomplete" } | HeadError | {
+  kind: "ok";
+  /** Where the start line begins (after any empty lines before it). */
+  begin: number;
+  starts: number[];
+  colons: number[];
+  /** Where each line ends (its CR). */
+  ends: number[];
+  size: number;
+  checked: boolean;
+  /** Every byte ORed together: below 0x80 means an all-ASCII head. */
+  high: number;
+};
+
+type ScannedHead = Extract<Scan, { kind: "ok" }>;
 
 /** Decodes an all-ASCII head, where UTF-8 and latin1 agree, natively and in one call. */
 const asciiDecoder = new TextDecoder();
 
 /**
- * Find the end of the head and cut it into lines. Leading empty lines before the start line
- * are skipped (RFC 9112 §2.2). Every line must end in CRLF. The head is decoded once, as a
- * whole, and the lines are cut from that string.
+ * Find the end of the head and where its lines are. Leading empty lines before the start line
+ * are skipped (RFC 9112 §2.2). Every line must end in CRLF.
  */
-function splitHead(bytes: Uint8Array): Split {
+function scanHead(bytes: Uint8Array): Scan {
   let begin = 0;
   while (begin + 1 < bytes.length && bytes[begin] === 13 && bytes[begin + 1] === 10) begin += 2;
-  /** Where each line ends (its CR), relative to `begin`. */
+  const starts: number[] = [begin];
   const ends: number[] = [];
-  /** Where each header line has its first `:`, relative to the line's start (index 0: the start line). */
-  const colons: number[] = [0];
+  const colons: number[] = [begin];
   let lineStart = begin;
   let high = 0;
-  /** The `:` of the current header line, relative to `begin` (-1: still in the name). */
+  /** The `:` of the current header line (-1: still in the name). */
   let colon = -1;
-  /** Every header line so far is plainly valid (see {@link Split}). */
+  /** Every header line so far is plainly valid (see {@link Scan}). */
   let checked = true;
   const limit = Math.min(bytes.length, MAX_HEAD_BYTES);
   for (let i = begin; i < limit; i++) {
@@ -142,7 +179,7 @@ function splitHead(bytes: Uint8Array): Split {
       // `:`, then no control but HTAB. A blank first byte is obs-fold, not a token character.
       if (ends.length > 0 && checked) {
         if (colon < 0) {
-          if (b === 0x3a && i > lineStart) colon = i - begin;
+          if (b === 0x3a && i > lineStart) colon = i;
           else if (TOKEN_BYTES[b] === 0) checked = false;
         } else if ((b < 0x20 && b !== 9) || b === 0x7f) {
           checked = false;
@@ -154,31 +191,40 @@ function splitHead(bytes: Uint8Array): Split {
     if (bytes[i + 1] !== 10) return headError(400, "bare CR in head");
     if (i === lineStart) {
       if (ends.length === 0) return headError(400, "empty start line");
-      const text = high < 0x80 ? asciiDecoder.decode(bytes.subarray(begin, i)) : latin1(bytes, begin, i);
-      const lines: string[] = new Array<string>(ends.length);
-      let from = 0;
-      for (let n = 0; n < ends.length; n++) {
-        lines[n] = text.slice(from, ends[n]);
-        from = ends[n]! + 2;
-      }
-      return { kind: "ok", lines, size: i + 2, colons, checked };
+      starts.pop(); // the blank line that ends the head
+      return { kind: "ok", begin, starts, colons, ends, size: i + 2, checked, high };
     }
     if (ends.length > 0) {
       if (colon < 0) checked = false; // no `:` in a header line
-      colons.push(colon - (lineStart - begin));
+      colons.push(colon);
     }
-    ends.push(i - begin);
+    ends.push(i);
     if (ends.length > MAX_HEADER_COUNT + 1) {
       return headError(431, `too many header fields (limit ${MAX_HEADER_COUNT})`);
     }
     i++;
     lineStart = i + 1;
+    starts.push(lineStart);
     colon = -1;
   }
   if (bytes.length >= MAX_HEAD_BYTES) {
     return headError(431, `header section larger than ${MAX_HEAD_BYTES} bytes`);
   }
   return { kind: "incomplete" };
+}
+
+/** The scanned head's lines as strings: the head is decoded once, as a whole, and cut. */
+function headLines(bytes: Uint8Array, scan: ScannedHead): string[] {
+  const { begin, ends } = scan;
+  const last = ends[ends.length - 1]!;
+  const text = scan.high < 0x80 ? asciiDecoder.decode(bytes.subarray(begin, last)) : latin1(bytes, begin, last);
+  const lines: string[] = new Array<string>(ends.length);
+  let from = 0;
+  for (let n = 0; n < ends.length; n++) {
+    lines[n] = text.slice(from, ends[n]! - begin);
+    from = ends[n]! - begin + 2;
+  }
+  return lines;
 }
 
 /** RFC 9110 §5.6.2 token characters, as a table by char code (0x00-0x7F). */
@@ -235,8 +281,11 @@ function parseRequestLine(line: string): { method: string; target: string; versi
   return { method, target, version: minor === 0 ? "1.0" : "1.1" };
 }
 
-function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
-  const headers: HttpHeader[] = [];
+/**
+ * What is wrong with the header lines of a head the byte scan did not pass (see {@link Scan}):
+ * every rule is checked again on the strings, so the error names the line and the problem.
+ */
+function headerLinesError(lines: readonly string[]): HeadError {
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const c0 = line.charCodeAt(0);
@@ -258,20 +307,20 @@ function parseHeaderLines(lines: readonly string[]): HttpHeader[] | HeadError {
       if ((c < 0x20 && c !== 9) || c === 0x7f) control = true;
     }
     if (control) return headError(400, `control character in header ${name}`);
-    headers.push({ name, value: line.slice(from, to), lower: name.toLowerCase() });
   }
-  return headers;
+  // The byte scan and these checks apply the same rules, so this is never reached.
+  return headError(400, "malformed header section");
 }
 
 /**
- * The header fields of lines the byte scan in {@link splitHead} already found valid, cut at the
- * `:` it found: the same fields {@link parseHeaderLines} gives for them, without checking again.
+ * The header fields of lines the byte scan in {@link scanHead} passed, cut at the `:` it found:
+ * names as received, values without the blanks around them.
  */
-function checkedHeaderLines(lines: readonly string[], colons: readonly number[]): HttpHeader[] {
+function checkedHeaderLines(lines: readonly string[], scan: ScannedHead): HttpHeader[] {
   const headers: HttpHeader[] = new Array<HttpHeader>(lines.length - 1);
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    const colon = colons[i]!;
+    const colon = scan.colons[i]! - scan.starts[i]!;
     const name = line.slice(0, colon);
     let from = colon + 1;
     let to = line.length;
@@ -297,8 +346,13 @@ export function headerValues(headers: readonly HttpHeader[], name: string): stri
 
 /** Comma-separated list items of a header, lower-cased and trimmed, empties dropped. */
 export function headerTokens(headers: readonly HttpHeader[], name: string): string[] {
+  return listTokens(headerValues(headers, name));
+}
+
+/** The comma-separated items of field values, lower-cased and trimmed, empties dropped. */
+export function listTokens(values: readonly string[]): string[] {
   const out: string[] = [];
-  for (const v of headerValues(headers, name)) {
+  for (const v of values) {
     for (const item of v.split(",")) {
       const t = item.trim().toLowerCase();
       if (t) out.push(t);

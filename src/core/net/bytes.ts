@@ -56,12 +56,17 @@ export function utf8(text: string): Uint8Array {
   return utf8Encoder.encode(text);
 }
 
+/** A new array of `n` bytes whose contents may be anything: the caller writes all of them. */
+export function allocBytes(n: number): Uint8Array {
+  return fast ? fast.allocate(n) : new Uint8Array(n);
+}
+
 /** Concatenate chunks into one new array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!; // not a copy: the caller gets its own chunk back
   let total = 0;
   for (const c of chunks) total += c.length;
-  const out = fast ? fast.allocate(total) : new Uint8Array(total);
+  const out = allocBytes(total);
   let at = 0;
   for (const c of chunks) {
     out.set(c, at);

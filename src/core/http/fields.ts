@@ -1,0 +1,197 @@
+/**
+ * The header fields of a parsed head read in place: where each field's name and value lie in
+ * the bytes received, with strings made only for the fields a caller asks about. Relaying a
+ * response needs a handful of its fields as strings (framing, `Connection`); the rest are copied
+ * to the client as bytes (see `head-bytes.ts`). On Bun every string cut from a head is an
+ * allocation of its own, and a response's fields as strings cost about a fifth of the proxy's CPU
+ * per keep-alive request (BENCHMARKS.md, profile note 16).
+ *
+ * @module
+ */
+import { latin1 } from "../net/bytes.ts";
+
+/** One header field as received (name keeps its case). */
+export interface HttpHeader {
+  readonly name: string;
+  readonly value: string;
+  /** The name in lower case; set by the parser, so lookups need not lower-case every name again. */
+  readonly lower?: string;
+}
+
+/** The header fields of a valid head, as offsets into its bytes. */
+export class HeaderFields {
+  private list: HttpHeader[] | undefined;
+
+  /**
+   * @param bytes the bytes the head was parsed from; never written to afterwards (read buffers
+   *   are not reused while a chunk of them is referred to, see `BufferedReader`)
+   * @param starts where each line starts: the head's start line first, then each field's line
+   * @param colons where each field line has its first `:` (index 0, the start line's, is unused)
+   * @param ends where each line ends (its CR)
+   */
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly starts: readonly number[],
+    private readonly colons: readonly number[],
+    private readonly ends: readonly number[],
+  ) {}
+
+  /** How many fields. */
+  get length(): number {
+    return this.starts.length - 1;
+  }
+
+  /** Whether field `i`'s name is `lower` (an ASCII name in lower case), in any case. */
+  nameIs(i: number, lower: string): boolean {
+    const start = this.starts[i + 1]!;
+    if (this.colons[i + 1]! - start !== lower.length) return false;
+    const bytes = this.bytes;
+    for (let j = 0; j < lower.length; j++) {
+      let c = bytes[start + j]!;
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      if (c !== lower.charCodeAt(j)) return false;
+    }
+    return true;
+  }
+
+  /** Field `i`'s name as received. */
+  name(i: number): string {
+    return latin1(this.bytes, this.starts[i + 1]!, this.colons[i + 1]!);
+  }
+
+  /** Where field `i`'s value starts: after the `:` and any blanks. */
+  valueStart(i: number): number {
+    const end = this.ends[i + 1]!;
+    let at = this.colons[i + 1]! + 1;
+    while (at < end && isBlank(this.bytes[at]!)) at++;
+    return at;
+  }
+
+  /** Where field `i`'s value ends: before any trailing blanks. */
+  valueEnd(i: number): number {
+    const from = this.colons[i + 1]! + 1;
+    let at = this.ends[i + 1]!;
+    while (at > from && isBlank(this.bytes[at - 1]!)) at--;
+    return at;
+  }
+
+  /** Field `i`'s value without the blanks around it. */
+  value(i: number): string {
+    const from = this.valueStart(i);
+    return latin1(this.bytes, from, Math.max(from, this.valueEnd(i)));
+  }
+
+  /** Every value of the fields named `lower` (an ASCII name in lower case), in order. */
+  values(lower: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.length; i++) if (this.nameIs(i, lower)) out.push(this.value(i));
+    return out;
+  }
+
+  /**
+   * The comma-separated items of the fields named `lower`, lower-cased and trimmed, empties
+   * dropped: what `listTokens` gives for their values. An item that is one of
+   * {@link COMMON_TOKENS} is matched in place and given as that constant, with no string made.
+   */
+  tokens(lower: string): string[] {
+    const out: string[] = [];
+    const bytes = this.bytes;
+    for (let i = 0; i < this.length; i++) {
+      if (!this.nameIs(i, lower)) continue;
+      const end = this.valueEnd(i);
+      let from = this.valueStart(i);
+      while (from < end) {
+        let comma = from;
+        while (comma < end && bytes[comma] !== 0x2c) comma++;
+        let a = from;
+        let b = comma;
+        while (a < b && isBlank(bytes[a]!)) a++;
+        while (b > a && isBlank(bytes[b - 1]!)) b--;
+        const known = a < b ? commonToken(bytes, a, b) : undefined;
+        if (known !== undefined) out.push(known);
+        else {
+          // Anything else goes the string way, with JavaScript's own trim and lower-casing.
+          const t = latin1(bytes, from, comma).trim().toLowerCase();
+          if (t) out.push(t);
+        }
+        from = comma + 1;
+      }
+    }
+    return out;
+  }
+
+  /** The bytes of field `i`'s line: from its name to its CR (the CRLF not included). */
+  lineStart(i: number): number {
+    return this.starts[i + 1]!;
+  }
+
+  /** See {@link lineStart}. */
+  lineEnd(i: number): number {
+    return this.ends[i + 1]!;
+  }
+
+  /** Where field `i`'s name ends: its `:`. */
+  colon(i: number): number {
+    return this.colons[i + 1]!;
+  }
+
+  /**
+   * Whether field `i`'s line already reads `name: value` as the proxy writes a field: one space
+   * after the colon, no blanks around the value. Such a line is copied as it is.
+   */
+  canonical(i: number): boolean {
+    const colon = this.colons[i + 1]!;
+    return this.bytes[colon + 1] === 0x20 && this.valueStart(i) === colon + 2 && this.valueEnd(i) === this.ends[i + 1];
+  }
+
+  /** The fields as strings, made once, on first use: names as received, values trimmed. */
+  headers(): readonly HttpHeader[] {
+    if (this.list) return this.list;
+    const list: HttpHeader[] = new Array<HttpHeader>(this.length);
+    for (let i = 0; i < this.length; i++) {
+      const name = this.name(i);
+      list[i] = { name, value: this.value(i), lower: name.toLowerCase() };
+    }
+    return (this.list = list);
+  }
+}
+
+/** A set of field names (ASCII, lower case) that fields are matched against in place. */
+export class FieldNames {
+  /** The names by length: most fields are ruled out by their name's length alone. */
+  private readonly byLength: (string[] | undefined)[] = [];
+
+  constructor(names: Iterable<string>) {
+    for (const name of names) (this.byLength[name.length] ??= []).push(name);
+  }
+
+  /** Whether field `i` of `fields` has one of these names. */
+  matches(fields: HeaderFields, i: number): boolean {
+    const candidates = this.byLength[fields.colon(i) - fields.lineStart(i)];
+    if (candidates === undefined) return false;
+    for (const name of candidates) if (fields.nameIs(i, name)) return true;
+    return false;
+  }
+}
+
+/** List items common enough in `Connection` and `Transfer-Encoding` to be matched in place. */
+const COMMON_TOKENS: readonly string[] = ["keep-alive", "close", "chunked", "upgrade"];
+
+/** The one of {@link COMMON_TOKENS} that `bytes` from `from` to `to` spell in any case, if any. */
+function commonToken(bytes: Uint8Array, from: number, to: number): string | undefined {
+  next: for (const token of COMMON_TOKENS) {
+    if (token.length !== to - from) continue;
+    for (let j = 0; j < token.length; j++) {
+      let c = bytes[from + j]!;
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      if (c !== token.charCodeAt(j)) continue next;
+    }
+    return token;
+  }
+  return undefined;
+}
+
+/** SP or HTAB. */
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 9;
+}

@@ -1,0 +1,109 @@
+/**
+ * Response fields read in place (`core/http/fields.ts`) and the relayed head written from them as
+ * bytes (`core/http/head-bytes.ts`) against the string path they replace: `headerValues`,
+ * `headerTokens`, `endToEndHeaders` and `serializeHead` over the same head's fields as strings.
+ */
+import { describe, expect, it } from "vitest";
+import { latin1, latin1Bytes } from "../../src/core/net/bytes.ts";
+import { FieldNames } from "../../src/core/http/fields.ts";
+import { requestFraming, responseFraming } from "../../src/core/http/framing.ts";
+import { responseHeadBytes } from "../../src/core/http/head-bytes.ts";
+import { endToEndHeaders, HOP_BY_HOP, serializeHead } from "../../src/core/http/headers.ts";
+import { headerTokens, headerValues, parseRequestHead, parseResponseHead, type HttpHeader, type ResponseHead } from "../../src/core/http/parser.ts";
+
+function response(text: string): ResponseHead {
+  const r = parseResponseHead(latin1Bytes(text));
+  if (r.kind !== "ok") throw new Error(`test head did not parse: ${JSON.stringify(text)}`);
+  return r.head;
+}
+
+/** What the proxy wrote for a relayed response before its fields were read in place. */
+function stringPath(head: ResponseHead, extra: readonly HttpHeader[]): string {
+  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, [...endToEndHeaders(head.headers), ...extra]);
+}
+
+let seed = 4242;
+const random = (n: number) => {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return (seed >>> 16) % n;
+};
+const pick = <T>(items: readonly T[]): T => items[random(items.length)]!;
+
+// Names on every edge the writer and the matcher have: hop-by-hop ones in any case, names a
+// `Connection` field lists, names one byte off a hop-by-hop one, and ordinary ones.
+const NAMES = ["Connection", "CONNECTION", "keep-alive", "Keep-Alive", "Proxy-Connection", "TE", "te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "content-length", "Proxy-Authorization", "X-Drop", "x-drop", "X-Keep", "Server", "Date", "ETag", "Connectio", "Connections", "Te-", "A", "Content-Type", "WWW-Authenticate"];
+// Values with the blanks, commas, cases, obs-text (NBSP is 0xA0, which String.trim() removes) and emptiness that trimming and list parsing see.
+const VALUES = ["", " ", "\t", "keep-alive", "Keep-Alive", "close", " CLOSE ", "x-drop", "X-Drop, keep-alive", "upgrade", "chunked", "gzip, chunked", ",,close,,", "\xa0close", "close\xa0", "caf\xe9", "12", "012", "1024", " 5 , 5", "a, b", "x-keep ,\tx-drop", "\xe9,close", "v  w"];
+const BLANKS = ["", " ", "  ", "\t", " \t"];
+
+function randomHead(): string {
+  const status = pick(["HTTP/1.1 200 OK", "HTTP/1.0 404 Not Found", "HTTP/1.1 204", "HTTP/1.1 200 ", "HTTP/1.1 500 caf\xe9 \t x", "HTTP/1.1 099 Odd"]);
+  const lines: string[] = [];
+  const count = random(9);
+  for (let i = 0; i < count; i++) lines.push(`${pick(NAMES)}:${pick(BLANKS)}${pick(VALUES)}${pick(BLANKS)}`);
+  return `${status}\r\n${lines.map((l) => `${l}\r\n`).join("")}\r\n`;
+}
+
+describe("response fields read in place", () => {
+  it("give the values and list items of the string path, for 5,000 random heads", () => {
+    for (let n = 0; n < 5_000; n++) {
+      const text = randomHead();
+      const head = response(text);
+      const what = JSON.stringify(text);
+      for (const name of ["connection", "proxy-connection", "content-length", "transfer-encoding", "x-drop", "www-authenticate", "connectio"]) {
+        expect(head.fields.values(name), `${what} values ${name}`).toEqual(headerValues(head.headers, name));
+        expect(head.fields.tokens(name), `${what} tokens ${name}`).toEqual(headerTokens(head.headers, name));
+      }
+    }
+  });
+
+  it("write the relayed head byte for byte as the string path did, for 5,000 random heads", () => {
+    const extras: HttpHeader[][] = [[], [{ name: "Connection", value: "keep-alive" }], [{ name: "Content-Length", value: "1024" }, { name: "Connection", value: "close" }], [{ name: "Transfer-Encoding", value: "chunked" }]];
+    for (let n = 0; n < 5_000; n++) {
+      const text = randomHead();
+      const head = response(text);
+      const extra = pick(extras);
+      const written = responseHeadBytes(head, head.fields.tokens("connection"), extra);
+      expect(latin1(written), JSON.stringify(text)).toBe(stringPath(head, extra));
+    }
+  });
+
+  it("copy a field written `name: value` as it came and rewrite any other that way", () => {
+    const head = response("HTTP/1.1 200 OK\r\nServer: s\r\nX-Pad:   v  \r\nConnection: close, X-Drop\r\nX-Drop: gone\r\nETag: \"e\"\r\nEmpty:\r\n\r\n");
+    const written = latin1(responseHeadBytes(head, head.fields.tokens("connection"), [{ name: "Connection", value: "close" }]));
+    expect(written).toBe("HTTP/1.1 200 OK\r\nServer: s\r\nX-Pad: v\r\nETag: \"e\"\r\nEmpty: \r\nConnection: close\r\n\r\n");
+  });
+
+  it("keep the reason phrase's bytes and give it as a string only when asked", () => {
+    const head = response("HTTP/1.0 503 Service \xe9 Unavailable\r\n\r\n");
+    expect(head.reason).toBe("Service \xe9 Unavailable");
+    expect(latin1(responseHeadBytes(head, [], []))).toBe("HTTP/1.1 503 Service \xe9 Unavailable\r\n\r\n");
+    expect(response("HTTP/1.1 204\r\n\r\n").reason).toBe("");
+  });
+
+  it("match names against a set by length and bytes, in any case", () => {
+    const head = response("HTTP/1.1 200 OK\r\nTE: x\r\nTrailer: y\r\nTRANSFER-ENCODING: chunked\r\nTf: z\r\nTrailers: w\r\n\r\n");
+    const hop = new FieldNames(HOP_BY_HOP);
+    expect([0, 1, 2, 3, 4].map((i) => hop.matches(head.fields, i))).toEqual([true, true, true, false, false]);
+  });
+});
+
+describe("Content-Length read in place", () => {
+  // Values a request and a response must frame alike: a request's 400 is a response's 502.
+  const LENGTHS = ["0", "7", "1024", "007", "00", "999999999999999", "1000000000000000", "1 ", " 1", "1,1", "1, 2", "-1", "0x10", "+5", "1e3", "", "١", "5\xa0"];
+  it.each(LENGTHS.flatMap((a) => [[a, undefined], [a, "5"], [a, a]] as [string, string | undefined][]))("%j (and %j) frames a response as it frames a request", (value, second) => {
+    const fields = `Content-Length: ${value}\r\n${second === undefined ? "" : `Content-Length: ${second}\r\n`}`;
+    const request = parseRequestHead(latin1Bytes(`POST / HTTP/1.1\r\n${fields}\r\n`));
+    if (request.kind !== "ok") throw new Error("test request did not parse");
+    const asRequest = requestFraming(request.head);
+    const asResponse = responseFraming(response(`HTTP/1.1 200 OK\r\n${fields}\r\n`), "GET");
+    if ("status" in asRequest) {
+      expect(asRequest.status).toBe(400);
+      expect(asResponse).toEqual({ status: 502, message: `upstream sent ${asRequest.message}` });
+    } else if (asRequest.kind === "length" && asRequest.length === 0) {
+      expect(asResponse).toEqual({ kind: "none" });
+    } else {
+      expect(asResponse).toEqual(asRequest);
+    }
+  });
+});
