@@ -1,14 +1,14 @@
 /**
  * Response fields read in place (`core/http/fields.ts`) and the relayed head written from them as
  * bytes (`core/http/head-bytes.ts`) against the string path they replace: `headerValues`,
- * `headerTokens`, `endToEndHeaders` and `serializeHead` over the same head's fields as strings.
+ * `headerTokens` and `endToEndHeaders` over the same head's fields as strings, written plainly.
  */
 import { describe, expect, it } from "vitest";
 import { latin1, latin1Bytes } from "../../src/core/net/bytes.ts";
 import { FieldNames } from "../../src/core/http/fields.ts";
 import { requestFraming, responseFraming } from "../../src/core/http/framing.ts";
-import { responseHeadBytes } from "../../src/core/http/head-bytes.ts";
-import { endToEndHeaders, HOP_BY_HOP, serializeHead } from "../../src/core/http/headers.ts";
+import { headBytes, responseHeadBytes } from "../../src/core/http/head-bytes.ts";
+import { endToEndHeaders, HOP_BY_HOP } from "../../src/core/http/headers.ts";
 import { headerTokens, headerValues, parseRequestHead, parseResponseHead, type HttpHeader, type ResponseHead } from "../../src/core/http/parser.ts";
 
 function response(text: string): ResponseHead {
@@ -17,9 +17,14 @@ function response(text: string): ResponseHead {
   return r.head;
 }
 
+/** A head written plainly: the start line, `name: value` lines, the blank line. */
+function plainHead(startLine: string, headers: readonly HttpHeader[]): string {
+  return `${startLine}\r\n${headers.map((h) => `${h.name}: ${h.value}\r\n`).join("")}\r\n`;
+}
+
 /** What the proxy wrote for a relayed response before its fields were read in place. */
 function stringPath(head: ResponseHead, extra: readonly HttpHeader[]): string {
-  return serializeHead(`HTTP/1.1 ${head.status} ${head.reason}`, [...endToEndHeaders(head.headers), ...extra]);
+  return plainHead(`HTTP/1.1 ${head.status} ${head.reason}`, [...endToEndHeaders(head.headers), ...extra]);
 }
 
 let seed = 4242;
@@ -105,5 +110,43 @@ describe("Content-Length read in place", () => {
     } else {
       expect(asResponse).toEqual(asRequest);
     }
+  });
+});
+
+describe("heads written as bytes", () => {
+  it("write the start line and fields as latin1, low byte of anything wider", () => {
+    const headers = [{ name: "Host", value: "a.example" }, { name: "X-Caf\xe9", value: "\xe9t\xe9 \u0141" }, { name: "Empty", value: "" }];
+    expect(latin1(headBytes("GET / HTTP/1.1", headers))).toBe("GET / HTTP/1.1\r\nHost: a.example\r\nX-Caf\xe9: \xe9t\xe9 A\r\nEmpty: \r\n\r\n");
+    expect(latin1(headBytes("HTTP/1.1 204 ", []))).toBe("HTTP/1.1 204 \r\n\r\n");
+  });
+});
+
+describe("request heads read with common methods and names as constants", () => {
+  /** The fields of a valid head, cut plainly from its text. */
+  function reference(text: string) {
+    const lines = text.split("\r\n").slice(0, -2);
+    const [method, target, proto] = lines[0]!.split(" ");
+    const headers = lines.slice(1).map((line) => {
+      const colon = line.indexOf(":");
+      const name = line.slice(0, colon);
+      return { name, value: line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ""), lower: name.toLowerCase() };
+    });
+    return { method, target, version: proto!.slice(5), headers };
+  }
+  const METHODS = ["GET", "get", "POST", "PATCH", "PATCHY", "OPTIONS", "M-SEARCH", "HEAD", "TRACE", "CONNECT", "DELETE", "PUT", "PUTS"];
+  const FIELD_NAMES = ["Host", "host", "HOST", "hOst", "User-Agent", "user-agent", "Accept", "TE", "te", "Te", "Via", "Vary", "X-Custom", "Cookie", "WWW-Authenticate", "www-authenticate", "Www-Authenticate", "Hos", "Hosts"];
+  it("as the text says, for 3,000 random heads", () => {
+    for (let n = 0; n < 3_000; n++) {
+      const lines = Array.from({ length: random(6) }, () => `${pick(FIELD_NAMES)}:${pick(BLANKS)}${pick(VALUES)}${pick(BLANKS)}`);
+      const text = `${pick(METHODS)} ${pick(["/", "/a?b=c", "http://h.example:8080/x", "*"])} HTTP/1.${random(2)}\r\n${lines.map((l) => `${l}\r\n`).join("")}\r\n`;
+      const r = parseRequestHead(latin1Bytes(text));
+      expect(r, JSON.stringify(text)).toEqual({ kind: "ok", size: text.length, head: reference(text) });
+    }
+  });
+
+  it("give the constant only for the exact bytes", () => {
+    const r = parseRequestHead(latin1Bytes("GET / HTTP/1.1\r\nhOST: h\r\nHost: h\r\n\r\n"));
+    if (r.kind !== "ok") throw new Error("did not parse");
+    expect(r.head.headers.map((h) => [h.name, h.lower])).toEqual([["hOST", "host"], ["Host", "host"]]);
   });
 });

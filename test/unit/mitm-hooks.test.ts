@@ -14,7 +14,9 @@ import type { DecisionRecord } from "../../src/core/audit/events.ts";
 import { passGate } from "../../src/core/gate/gate.ts";
 import type { GateRequest } from "../../src/core/gate/types.ts";
 import type { HttpHeader } from "../../src/core/http/parser.ts";
-import { serializeHead, endToEndHeaders } from "../../src/core/http/headers.ts";
+import { endToEndHeaders } from "../../src/core/http/headers.ts";
+import { headBytes } from "../../src/core/http/head-bytes.ts";
+import { latin1 } from "../../src/core/net/bytes.ts";
 import { parseMitmHooks, type MitmHookConfig } from "../../src/core/mitm/hook-config.ts";
 import { readHookSecrets } from "../../src/core/mitm/hook-secrets.ts";
 import { applyHook, HookTable, matchHook } from "../../src/core/mitm/hooks.ts";
@@ -226,7 +228,7 @@ describe("matching a request against a host's hooks", () => {
     const out = applyHook(sent, api[0]!);
     expect(out.map((x) => [x.name, x.value])).toEqual([["Host", "api.example.com"], ["Accept", "*/*"], ["authorization", `Bearer ${SECRET}`]]);
     // what the exchange sends: the injected header is end-to-end
-    expect(serializeHead("GET / HTTP/1.1", endToEndHeaders(out))).toContain(`authorization: Bearer ${SECRET}\r\n`);
+    expect(latin1(headBytes("GET / HTTP/1.1", endToEndHeaders(out)))).toContain(`authorization: Bearer ${SECRET}\r\n`);
   });
 
   it("compiling without a hook's secret is an error naming the hook", () => {

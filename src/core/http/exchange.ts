@@ -19,7 +19,6 @@
  *
  * @module
  */
-import { latin1Bytes } from "../net/bytes.ts";
 import { DialError, formatAddr, type Conn } from "../net/contract.ts";
 import { ProxyLoopError } from "../net/dial.ts";
 import { ReadTimeoutError, type BufferedReader, type LeaveWatch } from "../net/reader.ts";
@@ -30,8 +29,8 @@ import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
 import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
 import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
-import { endToEndHeaders, keepsAlive, requestedUpgrade, serializeHead } from "./headers.ts";
-import { responseHeadBytes } from "./head-bytes.ts";
+import { endToEndHeaders, keepsAlive, requestedUpgrade } from "./headers.ts";
+import { headBytes, responseHeadBytes } from "./head-bytes.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
 import { answerRefusal, answerUpstreamFailure, refuseMalformed, type RequestOutcome } from "./reply.ts";
 import type { Refusal } from "./responses.ts";
@@ -168,7 +167,7 @@ class Exchange {
    */
   private async send(): Promise<{ readonly up: Upstream; readonly response: ResponseHead } | RequestOutcome> {
     const { head, target, framing, upgrade } = this.request;
-    const requestBytes = latin1Bytes(upstreamRequestHead(head, target, framing, upgrade, this.dest.via));
+    const requestBytes = upstreamRequestHead(head, target, framing, upgrade, this.dest.via);
     for (;;) {
       const up = this.slot.current ?? (await this.open());
       if (!(up instanceof Upstream)) return up;
@@ -348,7 +347,7 @@ async function switchProtocols(
     const headers = endToEndHeaders(response.headers);
     const to = requestedUpgrade(response.headers) ?? headerValues(response.headers, "upgrade").join(", ");
     headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: to });
-    await client.write(latin1Bytes(serializeHead(`HTTP/1.1 101 ${response.reason}`, headers)));
+    await client.write(headBytes(`HTTP/1.1 101 ${response.reason}`, headers));
     const early = up.reader.takeBuffered(); // frames the origin sent right after its 101
     if (early.length > 0) await client.write(early);
     ctx.log.log("info", TARGET.http, `upgrade to ${to} with ${dest.host}:${dest.port} for ${formatAddr(client.remote)}`);
@@ -379,7 +378,7 @@ async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Co
     }
     if (interim >= MAX_INTERIM_RESPONSES) throw new Error(`more than ${MAX_INTERIM_RESPONSES} interim responses`);
     if (head.version === "1.1") {
-      await client.write(latin1Bytes(serializeHead(`HTTP/1.1 ${r.status} ${r.reason}`, endToEndHeaders(r.headers))));
+      await client.write(headBytes(`HTTP/1.1 ${r.status} ${r.reason}`, endToEndHeaders(r.headers)));
     }
   }
 }
@@ -412,16 +411,16 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
 }
 
 /** The request head as sent upstream: origin-form, end-to-end headers, our own framing. */
-function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string, via?: UpstreamProxy): string {
+function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: BodyFraming, upgrade?: string, via?: UpstreamProxy): Uint8Array {
   // Host is always the authority the policy decided on, first, whatever `Connection` named.
   const headers: HttpHeader[] = [{ name: "Host", value: target.authority }];
   for (const h of endToEndHeaders(head.headers)) if (h.name.toLowerCase() !== "host") headers.push(h);
   if (framing.kind === "length") headers.push({ name: "Content-Length", value: String(framing.length) });
   else if (framing.kind === "chunked") headers.push({ name: "Transfer-Encoding", value: "chunked" });
   if (upgrade !== undefined) headers.push({ name: "Connection", value: "Upgrade" }, { name: "Upgrade", value: upgrade });
-  if (!via) return serializeHead(`${head.method} ${target.path} HTTP/1.1`, headers);
+  if (!via) return headBytes(`${head.method} ${target.path} HTTP/1.1`, headers);
   // Through an upstream proxy: absolute-form, and its credentials (the client's never pass).
   if (via.authorization) headers.push({ name: "Proxy-Authorization", value: via.authorization });
   const authority = target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
-  return serializeHead(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
+  return headBytes(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
 }

@@ -149,8 +149,12 @@ export class HeaderFields {
     if (this.list) return this.list;
     const list: HttpHeader[] = new Array<HttpHeader>(this.length);
     for (let i = 0; i < this.length; i++) {
-      const name = this.name(i);
-      list[i] = { name, value: this.value(i), lower: name.toLowerCase() };
+      const known = knownFieldName(this.bytes, this.starts[i + 1]!, this.colons[i + 1]!);
+      if (known !== undefined) list[i] = { name: known.name, value: this.value(i), lower: known.lower };
+      else {
+        const name = this.name(i);
+        list[i] = { name, value: this.value(i), lower: name.toLowerCase() };
+      }
     }
     return (this.list = list);
   }
@@ -172,6 +176,43 @@ export class FieldNames {
     for (const name of candidates) if (fields.nameIs(i, name)) return true;
     return false;
   }
+}
+
+/** A field name as written and in lower case. */
+export interface FieldName {
+  readonly name: string;
+  readonly lower: string;
+}
+
+/**
+ * Field names common enough in requests and responses to be matched in place and given as
+ * constants, each as usually written and in lower case (as HTTP/2-minded clients write them).
+ */
+const KNOWN_FIELD_NAMES: readonly (FieldName[] | undefined)[] = (() => {
+  const names = [
+    "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Authorization", "Cache-Control",
+    "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "ETag", "Expires", "If-Modified-Since",
+    "If-None-Match", "Keep-Alive", "Last-Modified", "Location", "Origin", "Pragma", "Proxy-Authorization", "Proxy-Connection",
+    "Range", "Referer", "Server", "Set-Cookie", "TE", "Transfer-Encoding", "Upgrade", "Vary", "Via", "WWW-Authenticate",
+  ];
+  const byLength: FieldName[][] = [];
+  for (const name of names) {
+    const lower = name.toLowerCase();
+    (byLength[name.length] ??= []).push({ name, lower }, { name: lower, lower });
+  }
+  return byLength;
+})();
+
+/** The {@link KNOWN_FIELD_NAMES} entry that `bytes` from `from` to `to` spell exactly, if any. */
+export function knownFieldName(bytes: Uint8Array, from: number, to: number): FieldName | undefined {
+  const candidates = KNOWN_FIELD_NAMES[to - from];
+  if (candidates === undefined) return undefined;
+  next: for (const known of candidates) {
+    const name = known.name;
+    for (let j = 0; j < name.length; j++) if (bytes[from + j] !== name.charCodeAt(j)) continue next;
+    return known;
+  }
+  return undefined;
 }
 
 /** List items common enough in `Connection` and `Transfer-Encoding` to be matched in place. */

@@ -14,9 +14,9 @@ const STATUS_LINE_START = "HTTP/1.1 ";
 /**
  * The head that relays `response` to a client: `HTTP/1.1`, its status and reason, its
  * end-to-end fields (see `isEndToEndField`; `connection` is what its `Connection` field lists),
- * then `extra`. The same bytes as `serializeHead` of the status line and the fields as strings
- * (a test compares them): a field already written `name: value` is copied as it came, in runs,
- * any other is written that way.
+ * then `extra`. The same bytes as {@link headBytes} of the status line and those fields as
+ * strings (a test compares them): a field already written `name: value` is copied as it came,
+ * in runs, any other is written that way.
  */
 export function responseHeadBytes(response: ResponseHead, connection: readonly string[], extra: readonly HttpHeader[]): Uint8Array {
   const fields = response.fields;
@@ -70,15 +70,36 @@ export function responseHeadBytes(response: ResponseHead, connection: readonly s
     }
     at = crlf(out, at);
   }
-  for (const h of extra) {
+  at = writeFields(out, at, extra);
+  crlf(out, at);
+  return out;
+}
+
+/**
+ * A head as latin1 bytes: `startLine`, then `headers` as `name: value` lines, then the blank
+ * line, written straight into one buffer (chars above 0xFF keep their low byte, as
+ * `latin1Bytes` does).
+ */
+export function headBytes(startLine: string, headers: readonly HttpHeader[]): Uint8Array {
+  let size = startLine.length + 2 + 2;
+  for (const h of headers) size += h.name.length + 2 + h.value.length + 2;
+  const out = allocBytes(size);
+  let at = crlf(out, writeLatin1(out, 0, startLine));
+  at = writeFields(out, at, headers);
+  crlf(out, at);
+  return out;
+}
+
+/** Write `headers` as `name: value` lines at `at`; where the next byte goes. */
+function writeFields(out: Uint8Array, at: number, headers: readonly HttpHeader[]): number {
+  for (const h of headers) {
     at = writeLatin1(out, at, h.name);
     out[at++] = 0x3a;
     out[at++] = 0x20;
     at = writeLatin1(out, at, h.value);
     at = crlf(out, at);
   }
-  crlf(out, at);
-  return out;
+  return at;
 }
 
 /** Write `text` (chars up to 0xFF) at `at` as latin1; where the next byte goes. */

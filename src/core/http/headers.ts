@@ -64,10 +64,3 @@ export function keepsAlive(version: string, tokens: readonly string[]): boolean 
   if (tokens.includes("close")) return false;
   return version === "1.1" || tokens.includes("keep-alive");
 }
-
-/** Serialise a head: start line plus headers, latin1, ending in the blank line. */
-export function serializeHead(startLine: string, headers: readonly HttpHeader[]): string {
-  let out = startLine + "\r\n";
-  for (const h of headers) out += `${h.name}: ${h.value}\r\n`;
-  return out + "\r\n";
-}

@@ -6,7 +6,7 @@
  * @module
  */
 import { latin1 } from "../net/bytes.ts";
-import { HeaderFields, type HttpHeader } from "./fields.ts";
+import { HeaderFields, knownFieldName, type HttpHeader } from "./fields.ts";
 
 export type { HttpHeader } from "./fields.ts";
 
@@ -49,11 +49,62 @@ function isHeadError(v: object): v is HeadError {
 export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
   const scan = scanHead(bytes);
   if (scan.kind !== "ok") return scan;
-  const lines = headLines(bytes, scan);
-  const start = parseRequestLine(lines[0]!);
-  if (isHeadError(start)) return start;
-  if (!scan.checked) return headerLinesError(lines);
-  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers: checkedHeaderLines(lines, scan) }, size: scan.size };
+  const text = headText(bytes, scan);
+  let start = scan.checked ? requestLineInPlace(bytes, text, scan) : undefined;
+  if (start === undefined) {
+    // The string checks name what is wrong (the byte checks above pass only valid lines).
+    const lines = headLines(text, scan);
+    const checked = parseRequestLine(lines[0]!);
+    if (isHeadError(checked)) return checked;
+    if (!scan.checked) return headerLinesError(lines);
+    start = checked;
+  }
+  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers: checkedHeaders(bytes, text, scan) }, size: scan.size };
+}
+
+/**
+ * The request line of a scanned head read from its bytes, when it is plainly valid: a known
+ * method (given as a constant) or another token, a target of visible ASCII, `HTTP/1.0` or
+ * `HTTP/1.1`, single spaces between. `undefined` for anything else, which
+ * {@link parseRequestLine} then checks as a string.
+ */
+function requestLineInPlace(bytes: Uint8Array, text: string, scan: ScannedHead): { method: string; target: string; version: string } | undefined {
+  const begin = scan.begin;
+  const end = scan.ends[0]!;
+  let sp1 = begin;
+  while (sp1 < end && bytes[sp1] !== 0x20) {
+    if (TOKEN_BYTES[bytes[sp1]!] === 0) return undefined;
+    sp1++;
+  }
+  if (sp1 === begin || sp1 === end) return undefined;
+  let sp2 = sp1 + 1;
+  while (sp2 < end && bytes[sp2] !== 0x20) {
+    const c = bytes[sp2]!;
+    if (c < 0x21 || c > 0x7e) return undefined;
+    sp2++;
+  }
+  if (sp2 === sp1 + 1 || end - sp2 !== 9) return undefined;
+  for (let i = 0; i < HTTP_1_PREFIX.length; i++) if (bytes[sp2 + 1 + i] !== HTTP_1_PREFIX.charCodeAt(i)) return undefined;
+  const minor = bytes[end - 1];
+  if (minor !== 0x30 && minor !== 0x31) return undefined;
+  const method = knownMethod(bytes, begin, sp1) ?? text.slice(0, sp1 - begin);
+  return { method, target: text.slice(sp1 + 1 - begin, sp2 - begin), version: minor === 0x30 ? "1.0" : "1.1" };
+}
+
+/** What the protocol of a request line the proxy serves starts with (the minor version follows). */
+const HTTP_1_PREFIX = "HTTP/1.";
+
+/** Methods common enough to be matched in place and given as constants. */
+const KNOWN_METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "PATCH", "TRACE"];
+
+/** The one of {@link KNOWN_METHODS} that `bytes` from `from` to `to` spell exactly, if any. */
+function knownMethod(bytes: Uint8Array, from: number, to: number): string | undefined {
+  next: for (const method of KNOWN_METHODS) {
+    if (method.length !== to - from) continue;
+    for (let j = 0; j < method.length; j++) if (bytes[from + j] !== method.charCodeAt(j)) continue next;
+    return method;
+  }
+  return undefined;
 }
 
 /**
@@ -93,7 +144,7 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
   if (scan.kind !== "ok") return scan;
   const status = parseStatusLine(bytes, scan.begin, scan.ends[0]!);
   if (!status) return headError(400, `malformed status line ${JSON.stringify(latin1(bytes, scan.begin, Math.min(scan.ends[0]!, scan.begin + 64)))}`);
-  if (!scan.checked) return headerLinesError(headLines(bytes, scan));
+  if (!scan.checked) return headerLinesError(headLines(headText(bytes, scan), scan));
   const fields = new HeaderFields(bytes, scan.starts, scan.colons, scan.ends);
   return { kind: "ok", head: new ResponseHead(status.version, status.status, fields, status.reasonStart, scan.ends[0]!), size: scan.size };
 }
@@ -213,17 +264,17 @@ function scanHead(bytes: Uint8Array): Scan {
   return { kind: "incomplete" };
 }
 
-/** The scanned head's lines as strings: the head is decoded once, as a whole, and cut. */
-function headLines(bytes: Uint8Array, scan: ScannedHead): string[] {
-  const { begin, ends } = scan;
-  const last = ends[ends.length - 1]!;
-  const text = scan.high < 0x80 ? asciiDecoder.decode(bytes.subarray(begin, last)) : latin1(bytes, begin, last);
+/** The scanned head decoded, from its start line to the end of its last field line. */
+function headText(bytes: Uint8Array, scan: ScannedHead): string {
+  const last = scan.ends[scan.ends.length - 1]!;
+  return scan.high < 0x80 ? asciiDecoder.decode(bytes.subarray(scan.begin, last)) : latin1(bytes, scan.begin, last);
+}
+
+/** The scanned head's lines, cut from its {@link headText}. */
+function headLines(text: string, scan: ScannedHead): string[] {
+  const { begin, starts, ends } = scan;
   const lines: string[] = new Array<string>(ends.length);
-  let from = 0;
-  for (let n = 0; n < ends.length; n++) {
-    lines[n] = text.slice(from, ends[n]! - begin);
-    from = ends[n]! - begin + 2;
-  }
+  for (let n = 0; n < ends.length; n++) lines[n] = text.slice(starts[n]! - begin, ends[n]! - begin);
   return lines;
 }
 
@@ -313,20 +364,27 @@ function headerLinesError(lines: readonly string[]): HeadError {
 }
 
 /**
- * The header fields of lines the byte scan in {@link scanHead} passed, cut at the `:` it found:
- * names as received, values without the blanks around them.
+ * The header fields of a head the byte scan in {@link scanHead} passed, cut at the `:` it found:
+ * names as received (a common one given as a constant, see {@link knownFieldName}), values
+ * without the blanks around them, cut from the head's `text`.
  */
-function checkedHeaderLines(lines: readonly string[], scan: ScannedHead): HttpHeader[] {
-  const headers: HttpHeader[] = new Array<HttpHeader>(lines.length - 1);
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = scan.colons[i]! - scan.starts[i]!;
-    const name = line.slice(0, colon);
+function checkedHeaders(bytes: Uint8Array, text: string, scan: ScannedHead): HttpHeader[] {
+  const { begin, starts, colons, ends } = scan;
+  const headers: HttpHeader[] = new Array<HttpHeader>(ends.length - 1);
+  for (let i = 1; i < ends.length; i++) {
+    const start = starts[i]!;
+    const colon = colons[i]!;
     let from = colon + 1;
-    let to = line.length;
-    while (from < to && isBlank(line.charCodeAt(from))) from++;
-    while (to > from && isBlank(line.charCodeAt(to - 1))) to--;
-    headers[i - 1] = { name, value: line.slice(from, to), lower: name.toLowerCase() };
+    let to = ends[i]!;
+    while (from < to && isBlank(bytes[from]!)) from++;
+    while (to > from && isBlank(bytes[to - 1]!)) to--;
+    const value = text.slice(from - begin, to - begin);
+    const known = knownFieldName(bytes, start, colon);
+    if (known !== undefined) headers[i - 1] = { name: known.name, value, lower: known.lower };
+    else {
+      const name = text.slice(start - begin, colon - begin);
+      headers[i - 1] = { name, value, lower: name.toLowerCase() };
+    }
   }
   return headers;
 }
