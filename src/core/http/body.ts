@@ -153,7 +153,7 @@ export async function copyBody(src: BufferedReader, framing: BodyFraming, dst: B
 function firstSliceReady(src: BufferedReader, framing: BodyFraming): boolean {
   if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) return true;
   if (framing.kind !== "length" && framing.kind !== "close") return false;
-  const n = src.buffered.length;
+  const n = src.bufferedLength;
   return n > 0 && n <= HEAD_COALESCE_BYTES;
 }
 

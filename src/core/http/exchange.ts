@@ -386,7 +386,7 @@ async function readFinalResponseHead(up: Upstream, head: RequestHead, client: Co
 async function readResponseHead(up: Upstream, deadline: number): Promise<ResponseHead> {
   const reader = up.reader;
   for (;;) {
-    if (reader.buffered.length > 0) {
+    if (reader.bufferedLength > 0) {
       const r = parseResponseHead(reader.buffered);
       if (r.kind === "ok") {
         reader.consume(r.size);
@@ -394,7 +394,7 @@ async function readResponseHead(up: Upstream, deadline: number): Promise<Respons
       }
       if (r.kind === "error") throw new Error(`bad response head: ${r.message}`);
     }
-    const hadBytes = reader.buffered.length > 0;
+    const hadBytes = reader.bufferedLength > 0;
     let more: boolean;
     try {
       more = await reader.fill(deadline);

@@ -98,7 +98,7 @@ export async function readRequestHead(reader: BufferedReader, ctx: SessionContex
     scanned = buf.length;
     try {
       if (!(await reader.fill(deadline))) {
-        if (reader.buffered.length > 0) {
+        if (reader.bufferedLength > 0) {
           ctx.log.log("debug", TARGET.http, `client ${formatAddr(reader.conn.remote)} closed inside a request head`);
         }
         return "end";

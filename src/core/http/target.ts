@@ -42,9 +42,9 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
   const t = head.target;
   const schemeEnd = schemeLength(t);
   if (schemeEnd > 0) {
-    const s = t.slice(0, schemeEnd).toLowerCase();
-    if (s !== "http" && s !== "https") return { status: 400, message: `unsupported scheme ${JSON.stringify(s)}` };
-    const defaultPort = s === "https" ? HTTPS_PORT : HTTP_PORT;
+    const tls = isHttpScheme(t, schemeEnd);
+    if (tls === undefined) return { status: 400, message: `unsupported scheme ${JSON.stringify(t.slice(0, schemeEnd).toLowerCase())}` };
+    const defaultPort = tls ? HTTPS_PORT : HTTP_PORT;
     const rest = t.slice(schemeEnd + 3);
     const end = authorityEnd(rest);
     const authority = end < 0 ? rest : rest.slice(0, end);
@@ -56,10 +56,10 @@ export function requestTarget(head: RequestHead): RequestTarget | TargetError {
     const hp = splitHostPort(authority);
     if (!hp || hp.host === "") return { status: 400, message: `malformed authority ${JSON.stringify(authority)}` };
     const port = hp.port ?? defaultPort;
-    if (hostHeader !== undefined && !sameAuthority(hostHeader, hp.host, port, defaultPort)) {
-      return { status: 400, message: "Host header does not match request target" };
-    }
-    return { host: hp.host, port, path, authority: hostHeader || authority, tls: s === "https" };
+    // A Host equal to the target's authority (the usual case) names it, if the host is valid.
+    const same = hostHeader === authority ? normalizeHost(hp.host) !== null : hostHeader === undefined || sameAuthority(hostHeader, hp.host, port, defaultPort);
+    if (!same) return { status: 400, message: "Host header does not match request target" };
+    return { host: hp.host, port, path, authority: hostHeader || authority, tls };
   }
   if (t.startsWith("/") || (t === "*" && head.method === "OPTIONS")) {
     if (hostHeader === undefined || hostHeader === "") return { status: 400, message: "missing host" };
@@ -84,6 +84,17 @@ function schemeLength(t: string): number {
     if (!((l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) return 0;
   }
   return 0;
+}
+
+/**
+ * Whether the scheme `t` starts with (`schemeEnd` chars) is `https` (true) or `http` (false), in
+ * any case; `undefined` for any other scheme.
+ */
+function isHttpScheme(t: string, schemeEnd: number): boolean | undefined {
+  if (schemeEnd !== 4 && schemeEnd !== 5) return undefined;
+  if ((t.charCodeAt(0) | 0x20) !== 0x68 || (t.charCodeAt(1) | 0x20) !== 0x74 || (t.charCodeAt(2) | 0x20) !== 0x74 || (t.charCodeAt(3) | 0x20) !== 0x70) return undefined;
+  if (schemeEnd === 4) return false;
+  return (t.charCodeAt(4) | 0x20) === 0x73 ? true : undefined;
 }
 
 /** Index of the first `/`, `?` or `#` (where the authority ends), or -1. */

@@ -79,7 +79,7 @@ export class UpstreamPool {
       // Withdraw the idle read; bytes that arrive from now on belong to the new owner.
       up.conn.cancelRead(TAKEN);
       // A byte or a close the idle read got but had not yet reported: not a usable connection.
-      if (up.reader.buffered.length === 0 && !up.reader.ended && !up.closed) return up;
+      if (up.reader.bufferedLength === 0 && !up.reader.ended && !up.closed) return up;
       up.close();
     }
   }
@@ -94,7 +94,7 @@ export class UpstreamPool {
     if (up.closed) return;
     const list = this.idle.get(up.key) ?? [];
     const stale = up.generation !== this.generation;
-    if (this.closed || stale || up.private || up.reader.buffered.length > 0 || up.reader.ended || this.count >= POOL_MAX_IDLE || list.length >= POOL_MAX_IDLE_PER_KEY) {
+    if (this.closed || stale || up.private || up.reader.bufferedLength > 0 || up.reader.ended || this.count >= POOL_MAX_IDLE || list.length >= POOL_MAX_IDLE_PER_KEY) {
       up.close();
       return;
     }

@@ -80,6 +80,11 @@ export class BufferedReader {
     return this.store.subarray(this.start, this.end);
   }
 
+  /** How many bytes are buffered: `buffered.length` without making a view. */
+  get bufferedLength(): number {
+    return this.end - this.start;
+  }
+
   /** True once the peer's FIN was read and the buffer is drained. */
   get ended(): boolean {
     return this.eof && this.start === this.end;
