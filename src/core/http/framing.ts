@@ -40,7 +40,7 @@ function contentLength(values: readonly string[]): ContentLength {
   let found: string | undefined;
   for (const v of values) {
     for (const item of v.split(",")) {
-      const t = item.trim();
+      const t = item.replace(/^[ \t]+|[ \t]+$/g, ""); // OWS is SP and HTAB only (RFC 9110 §5.6.1)
       if (!/^\d+$/.test(t) || t.length > MAX_CONTENT_LENGTH_DIGITS) return { kind: "invalid", message: `invalid Content-Length ${JSON.stringify(v)}` };
       const canonical = t.replace(/^0+(?=\d)/, "");
       if (found !== undefined && found !== canonical) {

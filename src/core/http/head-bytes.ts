@@ -70,8 +70,9 @@ export function responseHeadBytes(response: ResponseHead, connection: readonly s
     }
     at = crlf(out, at);
   }
-  at = writeFields(out, at, extra);
-  crlf(out, at);
+  at = crlf(out, writeFields(out, at, extra));
+  // Every byte must be written: the buffer may come from a pool and hold anything before.
+  if (at !== size) throw new Error(`response head written as ${at} bytes, ${size} counted`);
   return out;
 }
 
@@ -85,8 +86,7 @@ export function headBytes(startLine: string, headers: readonly HttpHeader[]): Ui
   for (const h of headers) size += h.name.length + 2 + h.value.length + 2;
   const out = allocBytes(size);
   let at = crlf(out, writeLatin1(out, 0, startLine));
-  at = writeFields(out, at, headers);
-  crlf(out, at);
+  crlf(out, writeFields(out, at, headers));
   return out;
 }
 

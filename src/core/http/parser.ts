@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { latin1 } from "../net/bytes.ts";
+import { allocBytes, latin1 } from "../net/bytes.ts";
 import { HeaderFields, knownFieldName, type HttpHeader } from "./fields.ts";
 
 export type { HttpHeader } from "./fields.ts";
@@ -15,7 +15,6 @@ export const MAX_HEAD_BYTES = 32 * 1024;
 /** Most header fields in one head: beyond it, 431. */
 export const MAX_HEADER_COUNT = 100;
 
-
 /** A parsed request head. */
 export interface RequestHead {
   readonly method: string;
@@ -24,7 +23,6 @@ export interface RequestHead {
   readonly version: string;
   readonly headers: readonly HttpHeader[];
 }
-
 
 /** Why a head cannot be parsed, and the status that answers it. */
 export interface HeadError {
@@ -145,9 +143,23 @@ export function parseResponseHead(bytes: Uint8Array): HeadResult<ResponseHead> {
   const status = parseStatusLine(bytes, scan.begin, scan.ends[0]!);
   if (!status) return headError(400, `malformed status line ${JSON.stringify(latin1(bytes, scan.begin, Math.min(scan.ends[0]!, scan.begin + 64)))}`);
   if (!scan.checked) return headerLinesError(headLines(headText(bytes, scan), scan));
-  const fields = new HeaderFields(bytes, scan.starts, scan.colons, scan.ends);
+  // A head read from a large buffer (a bulk read) is copied out, so a response that lives long
+  // (a stream, an upgraded connection) holds its head and not the whole buffer.
+  let own = bytes;
+  if (bytes.buffer.byteLength > HEAD_BUFFER_KEPT_BYTES) {
+    own = allocBytes(scan.size);
+    own.set(bytes.subarray(0, scan.size));
+  }
+  const fields = new HeaderFields(own, scan.starts, scan.colons, scan.ends);
   return { kind: "ok", head: new ResponseHead(status.version, status.status, fields, status.reasonStart, scan.ends[0]!), size: scan.size };
 }
+
+/**
+ * The largest buffer a parsed response head refers to in place; a head in a larger one is
+ * copied. Small reads (a 2 KiB read into Node's 8 KiB pool, a Bun or Deno read of a small
+ * response) stay in place; a 64 KiB bulk read does not stay pinned by its head.
+ */
+export const HEAD_BUFFER_KEPT_BYTES = 16 * 1024;
 
 /**
  * `HTTP/1.0` or `HTTP/1.1`, SP, three digits, then nothing or SP and a reason phrase of HTAB,
