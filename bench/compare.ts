@@ -25,7 +25,7 @@
  * Env (all optional): BENCH_DURATION_S (5: seconds per wrk run), BENCH_BULK_MB (256: MiB per
  * download / upload), BENCH_IDLE_TUNNELS (10000: most tunnels opened; the 10,000 figure is
  * extrapolated when fewer), BENCH_LATENCY_S (5), BENCH_STARTS (5), BENCH_DECISIONS (1000000),
- * BENCH_AUDIT_ROUNDS (3), BENCH_WRK_ROUNDS (3: interleaved rounds of figures 1 and 2), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
+ * BENCH_AUDIT_ROUNDS (3), BENCH_WRK_ROUNDS (3: interleaved rounds of figures 1 and 2), BENCH_BULK_ROUNDS (3: transfers per cell of figures 3-5), BENCH_COMPARE_SYSTEMS (e.g. "direct,node,squid"; default all),
  * BENCH_COMPARE_ORIGIN ("nginx" or "node"; default nginx when installed).
  *
  * Run alone: `npm run bench -- compare` or `npx tsx bench/compare.ts`.
@@ -105,6 +105,11 @@ const AUDIT_ROUNDS = Math.round(envNum("BENCH_AUDIT_ROUNDS", 3));
  * system alike instead of whichever happened to run during a slow minute.
  */
 const WRK_ROUNDS = Math.round(envNum("BENCH_WRK_ROUNDS", 3));
+/**
+ * Transfers of figures 3, 4 and 5 per system, one after another; a cell is their median. One
+ * 256 MiB transfer takes a fraction of a second, and a single one moved by a third between runs.
+ */
+const BULK_ROUNDS = Math.max(1, Math.round(envNum("BENCH_BULK_ROUNDS", 3)));
 
 /** wrk threads and connections (figures 1, 2 and 10). */
 const WRK_THREADS = 1;
@@ -430,6 +435,13 @@ async function runWrk(wrk: string, port: number, originPort: number, proxied: bo
   }
 }
 
+/** {@link BULK_ROUNDS} transfers one after another: their median, and all of them in the note. */
+async function bulkRounds(transfer: () => Promise<number>): Promise<{ v: number; note: string }> {
+  const rates: number[] = [];
+  for (let round = 0; round < BULK_ROUNDS; round++) rates.push(await transfer());
+  return { v: median(rates), note: BULK_ROUNDS > 1 ? `[rounds: ${rates.map((r) => r.toFixed(0)).join(", ")}]` : "" };
+}
+
 /** curl download of /big; MB/s (10^6 bytes). */
 async function curlDownload(curl: string, originPort: number, via: { http?: number; socks?: number } = {}): Promise<number> {
   const args = ["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}", "--max-time", "900"];
@@ -644,9 +656,9 @@ interface FigureSpec {
 const FIGURES: Record<Figure, FigureSpec> = {
   keepalive: { label: `1. keep-alive GET 1 KiB, req/s (wrk -t${WRK_THREADS} -c${WRK_CONNS}, median of ${WRK_ROUNDS} interleaved rounds; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
   close: { label: `2. new connection per request (Connection: close), req/s (median of ${WRK_ROUNDS} interleaved rounds; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
-  connect: { label: "3. CONNECT tunnel download, MB/s (10^6 B; direct: plain GET; higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
-  socks: { label: "4. SOCKS5 tunnel download, MB/s (direct: plain GET; higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: false },
-  upload: { label: "5. plain POST upload, MB/s (higher is better)", fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
+  connect: { label: `3. CONNECT tunnel download, MB/s (10^6 B; direct: plain GET; median of ${BULK_ROUNDS}; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
+  socks: { label: `4. SOCKS5 tunnel download, MB/s (direct: plain GET; median of ${BULK_ROUNDS}; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: false },
+  upload: { label: `5. plain POST upload, MB/s (median of ${BULK_ROUNDS}; higher is better)`, fmt: (v) => v.toFixed(0), vsDirect: true, vsSquid: true },
   p50: { label: "6a. added p50 latency at 1,000 req/s, ms (direct: its own p50; lower is better, ratio = ÷ squid's)", fmt: (v) => v.toFixed(3), vsDirect: false, vsSquid: true },
   p99: { label: "6b. added p99 latency at 1,000 req/s, ms (direct: its own p99; lower is better, ratio = ÷ squid's)", fmt: (v) => v.toFixed(3), vsDirect: false, vsSquid: true },
   startLog: { label: `7a. start → "HTTP proxy listening" log line, ms (median of ${STARTS}; lower is better)`, fmt: (v) => v.toFixed(0), vsDirect: false, vsSquid: false },
@@ -853,15 +865,15 @@ export async function runCompareBench(): Promise<void> {
       if (!wrk) for (const f of ["keepalive", "close", "audit", "auditJson", "auditWorker"] as const) results.set(f, s, { na: "wrk missing" });
 
       if (curl) {
-        await measure(results, "connect", s, "CONNECT download MB/s", async () => ({ v: await curlDownload(curl, origin.port, proxied ? { http: port } : {}) }));
+        await measure(results, "connect", s, "CONNECT download MB/s", () => bulkRounds(() => curlDownload(curl, origin.port, proxied ? { http: port } : {})));
         if (s === "direct") {
           const d = results.get("connect", "direct");
           results.set("socks", s, d && "v" in d ? { v: d.v, note: "(= row 3)" } : { na: "see row 3" });
         } else if (proxy?.socksPort !== undefined) {
           const socks = proxy.socksPort;
-          await measure(results, "socks", s, "SOCKS5 download MB/s", async () => ({ v: await curlDownload(curl, origin.port, { socks }) }));
+          await measure(results, "socks", s, "SOCKS5 download MB/s", () => bulkRounds(() => curlDownload(curl, origin.port, { socks })));
         } else results.set("socks", s, { na: "no SOCKS5" });
-        await measure(results, "upload", s, "POST upload MB/s", async () => ({ v: await curlUpload(curl, origin.port, uploadFile, proxied ? port : undefined) }));
+        await measure(results, "upload", s, "POST upload MB/s", () => bulkRounds(() => curlUpload(curl, origin.port, uploadFile, proxied ? port : undefined)));
       } else for (const f of ["connect", "socks", "upload"] as const) results.set(f, s, { na: "curl missing" });
 
       await measure(results, "p50", s, `latency at ${LATENCY_RATE} req/s`, async () => {
@@ -1023,7 +1035,7 @@ export async function runCompareBench(): Promise<void> {
   console.log(`- ${treeInfo()}${systems.includes("node") && distStale() ? `; ${NODE_DIST_MAIN} is older than some file under src/ (the node column measures the last build)` : ""}`);
   console.log(`- origin: ${origin.kind}`);
   console.log(
-    `- settings: wrk -t${WRK_THREADS} -c${WRK_CONNS} -d${DURATION_S}s (figures 1 and 2: median of ${WRK_ROUNDS} interleaved rounds); ${BULK_BYTES / 1048576} MiB per download/upload; latency ${LATENCY_RATE} req/s over ${LATENCY_CONNS} connections for ${LATENCY_S} s after ${LATENCY_WARMUP_S} s warm-up; ` +
+    `- settings: wrk -t${WRK_THREADS} -c${WRK_CONNS} -d${DURATION_S}s (figures 1 and 2: median of ${WRK_ROUNDS} interleaved rounds); ${BULK_BYTES / 1048576} MiB per download/upload (figures 3-5: median of ${BULK_ROUNDS} in a row); latency ${LATENCY_RATE} req/s over ${LATENCY_CONNS} connections for ${LATENCY_S} s after ${LATENCY_WARMUP_S} s warm-up; ` +
       `${STARTS} starts; up to ${IDLE_TUNNELS} tunnels (${WARMUP_TUNNELS} warm-up, ${SETTLE_MS / 1000} s settle); ${DECISIONS} decisions; ${AUDIT_ROUNDS} audit rounds`,
   );
   console.log(`- node runs ${NODE_DIST_MAIN} (built JavaScript); bun and deno run src/runtimes/*/main.ts; RUST_LOG=${PROXY_RUST_LOG}`);
