@@ -438,13 +438,29 @@ async function runWrk(wrk: string, port: number, originPort: number, proxied: bo
 /**
  * One unmeasured transfer (a JIT-compiled proxy runs its tunnel code for the first time here:
  * Deno's first CONNECT download moved about a third of the later ones), then
- * {@link BULK_ROUNDS} transfers one after another: their median, and all of them in the note.
+ * {@link BULK_ROUNDS} transfers one after another: the median of those that completed, and all
+ * of them in the note, a failed one with its error. Only when every one fails does the cell.
  */
 async function bulkRounds(transfer: () => Promise<number>): Promise<{ v: number; note: string }> {
-  await transfer();
+  const failures: string[] = [];
+  await transfer().catch((e: unknown) => failures.push(`unmeasured one failed: ${errText(e)}`));
   const rates: number[] = [];
-  for (let round = 0; round < BULK_ROUNDS; round++) rates.push(await transfer());
-  return { v: median(rates), note: BULK_ROUNDS > 1 ? `[rounds: ${rates.map((r) => r.toFixed(0)).join(", ")}]` : "" };
+  const rounds: string[] = [];
+  let first: unknown;
+  for (let round = 0; round < BULK_ROUNDS; round++) {
+    try {
+      const rate = await transfer();
+      rates.push(rate);
+      rounds.push(rate.toFixed(0));
+    } catch (e) {
+      first ??= e;
+      rounds.push("failed");
+      failures.push(`round ${round + 1} failed: ${errText(e)}`);
+    }
+  }
+  if (rates.length === 0) throw first;
+  const notes = [...(BULK_ROUNDS > 1 ? [`[rounds: ${rounds.join(", ")}]`] : []), ...failures.map((f) => `[${f}]`)];
+  return { v: median(rates), note: notes.join(" ") };
 }
 
 /** curl download of /big; MB/s (10^6 bytes). */
