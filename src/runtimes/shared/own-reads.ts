@@ -11,7 +11,7 @@
  * new one.
  *
  * Memory stays proportional to what is kept: a chunk for the read queue that uses at most half
- * of its buffer is copied out (so a queued 3 KiB chunk never pins a 64 KiB buffer), and in a
+ * of its buffer is copied out (so a queued 3 KiB chunk never pins a large buffer), and in a
  * relay, a chunk written while the target already has a queue is written as a copy, so at most
  * one buffer per direction is pinned by Node's queue.
  *
@@ -30,8 +30,14 @@ import type * as net from "node:net";
  * response (head and 1 KiB body) still arrives in one read.
  */
 export const SMALL_READ_BYTES = 2 * 1024;
-/** The read buffer while reads fill the small one: a bulk transfer. */
-export const LARGE_READ_BYTES = 64 * 1024;
+/**
+ * The read buffer while reads fill the small one: a bulk transfer. As large as the Deno relay's
+ * largest (`RELAY_BUFFER_MAX_BYTES`): fewer reads and writes per byte; through the Node proxy
+ * on loopback, alternating runs moved CONNECT downloads 1,340–1,550 MB/s with 64 KiB and
+ * 1,260–1,880 with 256 KiB, SOCKS5 1,130–1,560 against 1,450–2,060 (BENCHMARKS.md, note 17).
+ * A tunnel that stalls pins at most one such buffer per direction (see the module comment).
+ */
+export const LARGE_READ_BYTES = 256 * 1024;
 
 /** The `onread` reads of one socket; see the module comment. */
 export class OwnReads {
