@@ -294,6 +294,38 @@ describe("the OTLP logs request, against the official serialisers", () => {
     expect(difference(first, (await official(logs)).protobuf)).toBe("");
   });
 
+  it("records that repeat most attributes, a few changing back and forth: runs of kept encodings joined, used whole, in part, and joined again", async () => {
+    const r = rng(2024);
+    // A few values per field, so attributes repeat for a while, then change and come back: the
+    // kept runs are made, copied whole, broken at any position, and made again.
+    const pools = {
+      timestamp: [NOW, NOW + 1, NOW + 2],
+      reason: ["allowed", "not_allowed"],
+      host: ["127.0.0.1", "a.example"],
+      port: [80, 443, 27990],
+      method: ["GET", "POST", undefined],
+      client: ["127.0.0.1:1", "127.0.0.1:2", undefined],
+      override: [false, true],
+    } as const;
+    const keys = Object.keys(pools) as (keyof typeof pools)[];
+    let current: DecisionRecord = { ...randomDecision(r), scope: "domain_rule", decision: "allow", source: "baseline_policy", protocol: "http", mode: "full" };
+    for (let batch = 0; batch < 6; batch++) {
+      const items: DecisionRecord[] = [];
+      for (let i = 0; i < 400; i++) {
+        const changes = r.pick([0, 0, 0, 1, 1, 2, 3]);
+        let next = { ...current } as Record<string, unknown>;
+        for (let c = 0; c < changes; c++) {
+          const key = r.pick(keys);
+          next = { ...next, [key]: r.pick(pools[key] as readonly unknown[]) };
+        }
+        current = next as unknown as DecisionRecord;
+        items.push(current);
+      }
+      const ours = logsRequestProtobuf(SOURCE, items, AUDIT_SHAPE);
+      expect(difference(ours, (await official(items.map(auditLog))).protobuf), `batch ${batch}`).toBe("");
+    }
+  });
+
   it("the last-value cache tells apart a changed key, a value of another type, and another event at the same position", async () => {
     const logs: OtlpLog[] = [
       { timeMs: NOW, eventName: "a", attributes: ["k", "1", "x", true] },

@@ -238,17 +238,34 @@ interface Slot {
 /** Event names whose slots are kept; past that, all start again empty. */
 const CACHED_EVENT_NAMES = 16;
 
+/**
+ * Kept encodings at consecutive positions, joined: a record that repeats all of them copies the
+ * run at once (one copy instead of one per attribute). Valid while each position still keeps
+ * the encoding it was joined from.
+ */
+interface Run {
+  /** The kept encoding of each position, from the run's first. */
+  readonly encodings: readonly Uint8Array[];
+  readonly bytes: Uint8Array;
+}
+
+/** What is kept for one event name: its slots, and the runs by first position. */
+interface EventValues {
+  readonly slots: Slot[];
+  readonly runs: (Run | undefined)[];
+}
+
 /** The slots of each event name. */
 class LastValues {
-  private readonly byEvent = new Map<string, Slot[]>();
-  slots(eventName: string): Slot[] {
-    let slots = this.byEvent.get(eventName);
-    if (slots === undefined) {
+  private readonly byEvent = new Map<string, EventValues>();
+  of(eventName: string): EventValues {
+    let values = this.byEvent.get(eventName);
+    if (values === undefined) {
       if (this.byEvent.size >= CACHED_EVENT_NAMES) this.byEvent.clear();
-      slots = [];
-      this.byEvent.set(eventName, slots);
+      values = { slots: [], runs: [] };
+      this.byEvent.set(eventName, values);
     }
-    return slots;
+    return values;
   }
 }
 
@@ -286,7 +303,8 @@ const jsonAttributes = new LastValues();
 
 /**
  * Write the attributes `fields` read from `record`, each from `cache` when it repeats, else with
- * `encode`; `separator` (a byte, or 0 for none) goes between two.
+ * `encode`; `separator` (a byte, or 0 for none) goes between two. Without a separator, a run of
+ * repeated attributes that repeated together before is copied at once (see {@link Run}).
  */
 function writeAttributes<W extends ByteWriter, R>(
   w: W,
@@ -297,21 +315,81 @@ function writeAttributes<W extends ByteWriter, R>(
   separator: number,
   encode: (w: W, key: string, value: OtlpAttributeValue) => void,
 ): void {
-  const slots = cache.slots(eventName);
-  for (let i = 0; i < fields.length; i++) {
+  const { slots, runs } = cache.of(eventName);
+  /** Where the repeated attributes just written began (-1: the last one was encoded). */
+  let repeatedFrom = -1;
+  let i = 0;
+  while (i < fields.length) {
     if (separator !== 0 && i > 0) w.byte(separator);
     const field = fields[i]!;
     const key = field[0];
     const value = field[1](record);
     const encoded = kept(slots, i, key, value);
     if (encoded !== undefined) {
-      w.raw(encoded);
+      const run = separator === 0 ? runs[i] : undefined;
+      const through = run !== undefined && run.encodings[0] === encoded ? runRepeats(run, slots, record, fields, i) : 0;
+      if (repeatedFrom < 0) repeatedFrom = i;
+      if (through === run?.encodings.length) {
+        w.raw(run.bytes);
+        i += through;
+        continue;
+      }
+      // the run (if any) holds only up to `through`: write those one by one, then go on after them
+      const upTo = Math.max(through, 1);
+      for (let k = 0; k < upTo; k++) w.raw(k === 0 ? encoded : run!.encodings[k]!);
+      i += upTo;
       continue;
     }
+    if (separator === 0) joinRun(runs, slots, repeatedFrom, i);
+    repeatedFrom = -1;
     const start = w.length;
     encode(w, key, value);
     wrote(slots, i, key, value, w, start);
+    i++;
   }
+  if (separator === 0) joinRun(runs, slots, repeatedFrom, fields.length);
+}
+
+/**
+ * How many positions of `run`, from `at`, `record` repeats with the very encodings joined (the
+ * first is known to), each looked up as {@link kept} does.
+ */
+function runRepeats<R>(run: Run, slots: Slot[], record: R, fields: readonly AttributeField<R>[], at: number): number {
+  let k = 1;
+  while (k < run.encodings.length && at + k < fields.length) {
+    const field = fields[at + k]!;
+    if (kept(slots, at + k, field[0], field[1](record)) !== run.encodings[k]) break;
+    k++;
+  }
+  return k;
+}
+
+/**
+ * The attributes at `from` up to `to` were all written from their kept encodings: keep them
+ * joined as a run, unless one already joins exactly them.
+ */
+function joinRun(runs: (Run | undefined)[], slots: Slot[], from: number, to: number): void {
+  if (from < 0 || to - from < 2) return;
+  const existing = runs[from];
+  if (existing !== undefined && existing.encodings.length === to - from) {
+    let same = true;
+    for (let k = 0; k < to - from && same; k++) same = slots[from + k]!.encoded === existing.encodings[k];
+    if (same) return;
+  }
+  const encodings: Uint8Array[] = [];
+  let size = 0;
+  for (let k = from; k < to; k++) {
+    const e = slots[k]!.encoded!;
+    encodings.push(e);
+    size += e.length;
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const e of encodings) {
+    bytes.set(e, at);
+    at += e.length;
+  }
+  runs[from] = { encodings, bytes };
 }
 
 /** A log record's attribute as protobuf: the `attributes` tag and a `KeyValue`. */
