@@ -28,7 +28,10 @@ export function isAttributeValue(value: unknown): value is OtlpAttributeValue {
   return t === "string" || t === "number" || t === "boolean";
 }
 
-/** One attribute of a kind of record: its key, and how to read its value from a record. */
+/**
+ * One attribute of a kind of record: its key, and how to read its value from a record. The
+ * reader must be pure: the encoder may read a value twice (where a kept run breaks).
+ */
 export type AttributeField<R> = readonly [key: string, value: (record: R) => OtlpAttributeValue];
 
 /**
