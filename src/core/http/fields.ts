@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { latin1 } from "../net/bytes.ts";
+import { latin1, spellsAt, spellsLowerAt } from "../net/bytes.ts";
 
 /** One header field as received (name keeps its case). */
 export interface HttpHeader {
@@ -44,14 +44,7 @@ export class HeaderFields {
   /** Whether field `i`'s name is `lower` (an ASCII name in lower case), in any case. */
   nameIs(i: number, lower: string): boolean {
     const start = this.starts[i + 1]!;
-    if (this.colons[i + 1]! - start !== lower.length) return false;
-    const bytes = this.bytes;
-    for (let j = 0; j < lower.length; j++) {
-      let c = bytes[start + j]!;
-      if (c >= 0x41 && c <= 0x5a) c += 0x20;
-      if (c !== lower.charCodeAt(j)) return false;
-    }
-    return true;
+    return this.colons[i + 1]! - start === lower.length && spellsLowerAt(this.bytes, start, lower);
   }
 
   /** Field `i`'s name as received. */
@@ -61,18 +54,12 @@ export class HeaderFields {
 
   /** Where field `i`'s value starts: after the `:` and any blanks. */
   valueStart(i: number): number {
-    const end = this.ends[i + 1]!;
-    let at = this.colons[i + 1]! + 1;
-    while (at < end && isBlank(this.bytes[at]!)) at++;
-    return at;
+    return skipBlanks(this.bytes, this.colons[i + 1]! + 1, this.ends[i + 1]!);
   }
 
   /** Where field `i`'s value ends: before any trailing blanks. */
   valueEnd(i: number): number {
-    const from = this.colons[i + 1]! + 1;
-    let at = this.ends[i + 1]!;
-    while (at > from && isBlank(this.bytes[at - 1]!)) at--;
-    return at;
+    return trimBlanks(this.bytes, this.colons[i + 1]! + 1, this.ends[i + 1]!);
   }
 
   /** Field `i`'s value without the blanks around it. */
@@ -103,10 +90,8 @@ export class HeaderFields {
       while (from < end) {
         let comma = from;
         while (comma < end && bytes[comma] !== 0x2c) comma++;
-        let a = from;
-        let b = comma;
-        while (a < b && isBlank(bytes[a]!)) a++;
-        while (b > a && isBlank(bytes[b - 1]!)) b--;
+        const a = skipBlanks(bytes, from, comma);
+        const b = trimBlanks(bytes, a, comma);
         const known = a < b ? commonToken(bytes, a, b) : undefined;
         if (known !== undefined) out.push(known);
         else {
@@ -207,11 +192,7 @@ const KNOWN_FIELD_NAMES: readonly (FieldName[] | undefined)[] = (() => {
 export function knownFieldName(bytes: Uint8Array, from: number, to: number): FieldName | undefined {
   const candidates = KNOWN_FIELD_NAMES[to - from];
   if (candidates === undefined) return undefined;
-  next: for (const known of candidates) {
-    const name = known.name;
-    for (let j = 0; j < name.length; j++) if (bytes[from + j] !== name.charCodeAt(j)) continue next;
-    return known;
-  }
+  for (const known of candidates) if (spellsAt(bytes, from, known.name)) return known;
   return undefined;
 }
 
@@ -220,19 +201,23 @@ const COMMON_TOKENS: readonly string[] = ["keep-alive", "close", "chunked", "upg
 
 /** The one of {@link COMMON_TOKENS} that `bytes` from `from` to `to` spell in any case, if any. */
 function commonToken(bytes: Uint8Array, from: number, to: number): string | undefined {
-  next: for (const token of COMMON_TOKENS) {
-    if (token.length !== to - from) continue;
-    for (let j = 0; j < token.length; j++) {
-      let c = bytes[from + j]!;
-      if (c >= 0x41 && c <= 0x5a) c += 0x20;
-      if (c !== token.charCodeAt(j)) continue next;
-    }
-    return token;
-  }
+  for (const token of COMMON_TOKENS) if (token.length === to - from && spellsLowerAt(bytes, from, token)) return token;
   return undefined;
 }
 
 /** SP or HTAB. */
-function isBlank(c: number): boolean {
+export function isBlank(c: number): boolean {
   return c === 0x20 || c === 9;
+}
+
+/** Where the blanks (SP, HTAB) of `bytes` from `from` end, at most `to`. */
+export function skipBlanks(bytes: Uint8Array, from: number, to: number): number {
+  while (from < to && isBlank(bytes[from]!)) from++;
+  return from;
+}
+
+/** Where `bytes` from `from` to `to` end without their trailing blanks (SP, HTAB). */
+export function trimBlanks(bytes: Uint8Array, from: number, to: number): number {
+  while (to > from && isBlank(bytes[to - 1]!)) to--;
+  return to;
 }

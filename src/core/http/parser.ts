@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { allocBytes, latin1 } from "../net/bytes.ts";
-import { HeaderFields, knownFieldName, type HttpHeader } from "./fields.ts";
+import { allocBytes, latin1, spellsAt } from "../net/bytes.ts";
+import { HeaderFields, isBlank, knownFieldName, skipBlanks, trimBlanks, type HttpHeader } from "./fields.ts";
 
 export type { HttpHeader } from "./fields.ts";
 
@@ -82,14 +82,14 @@ function requestLineInPlace(bytes: Uint8Array, text: string, scan: ScannedHead):
     sp2++;
   }
   if (sp2 === sp1 + 1 || end - sp2 !== 9) return undefined;
-  for (let i = 0; i < HTTP_1_PREFIX.length; i++) if (bytes[sp2 + 1 + i] !== HTTP_1_PREFIX.charCodeAt(i)) return undefined;
+  if (!spellsAt(bytes, sp2 + 1, HTTP_1_PREFIX)) return undefined;
   const minor = bytes[end - 1];
   if (minor !== 0x30 && minor !== 0x31) return undefined;
   const method = knownMethod(bytes, begin, sp1) ?? text.slice(0, sp1 - begin);
   return { method, target: text.slice(sp1 + 1 - begin, sp2 - begin), version: minor === 0x30 ? "1.0" : "1.1" };
 }
 
-/** What the protocol of a request line the proxy serves starts with (the minor version follows). */
+/** What the protocol of a request or status line the proxy reads starts with (the minor version follows). */
 const HTTP_1_PREFIX = "HTTP/1.";
 
 /** Methods common enough to be matched in place and given as constants. */
@@ -97,11 +97,7 @@ const KNOWN_METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "DELETE"
 
 /** The one of {@link KNOWN_METHODS} that `bytes` from `from` to `to` spell exactly, if any. */
 function knownMethod(bytes: Uint8Array, from: number, to: number): string | undefined {
-  next: for (const method of KNOWN_METHODS) {
-    if (method.length !== to - from) continue;
-    for (let j = 0; j < method.length; j++) if (bytes[from + j] !== method.charCodeAt(j)) continue next;
-    return method;
-  }
+  for (const method of KNOWN_METHODS) if (method.length === to - from && spellsAt(bytes, from, method)) return method;
   return undefined;
 }
 
@@ -168,7 +164,7 @@ export const HEAD_BUFFER_KEPT_BYTES = 16 * 1024;
  */
 function parseStatusLine(bytes: Uint8Array, start: number, end: number): { version: string; status: number; reasonStart: number } | undefined {
   if (end - start < 12) return undefined;
-  for (let i = 0; i < STATUS_LINE_PREFIX.length; i++) if (bytes[start + i] !== STATUS_LINE_PREFIX.charCodeAt(i)) return undefined;
+  if (!spellsAt(bytes, start, HTTP_1_PREFIX)) return undefined;
   const minor = bytes[start + 7];
   if ((minor !== 0x30 && minor !== 0x31) || bytes[start + 8] !== 0x20) return undefined;
   let status = 0;
@@ -187,8 +183,6 @@ function parseStatusLine(bytes: Uint8Array, start: number, end: number): { versi
   return { version, status, reasonStart: start + 13 };
 }
 
-/** What every status line this parser accepts starts with (the minor version follows). */
-const STATUS_LINE_PREFIX = "HTTP/1.";
 
 /**
  * Where a head's lines are, from a scan of its bytes (absolute offsets into them; line 0 is the
@@ -386,10 +380,8 @@ function checkedHeaders(bytes: Uint8Array, text: string, scan: ScannedHead): Htt
   for (let i = 1; i < ends.length; i++) {
     const start = starts[i]!;
     const colon = colons[i]!;
-    let from = colon + 1;
-    let to = ends[i]!;
-    while (from < to && isBlank(bytes[from]!)) from++;
-    while (to > from && isBlank(bytes[to - 1]!)) to--;
+    const from = skipBlanks(bytes, colon + 1, ends[i]!);
+    const to = trimBlanks(bytes, from, ends[i]!);
     const value = text.slice(from - begin, to - begin);
     const known = knownFieldName(bytes, start, colon);
     if (known !== undefined) headers[i - 1] = { name: known.name, value, lower: known.lower };
@@ -401,10 +393,6 @@ function checkedHeaders(bytes: Uint8Array, text: string, scan: ScannedHead): Htt
   return headers;
 }
 
-/** SP or HTAB. */
-function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
-}
 
 /** All values of a header (case-insensitive name), in order. */
 export function headerValues(headers: readonly HttpHeader[], name: string): string[] {

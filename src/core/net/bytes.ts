@@ -75,6 +75,22 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Whether `bytes` from `at` hold the chars of `text` (each below 0x100), exactly. */
+export function spellsAt(bytes: Uint8Array, at: number, text: string): boolean {
+  for (let j = 0; j < text.length; j++) if (bytes[at + j] !== text.charCodeAt(j)) return false;
+  return true;
+}
+
+/** Whether `bytes` from `at` hold `lower` (ASCII, lower case) with ASCII letters in any case. */
+export function spellsLowerAt(bytes: Uint8Array, at: number, lower: string): boolean {
+  for (let j = 0; j < lower.length; j++) {
+    let c = bytes[at + j]!;
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
 /** Index of `\r\n` at or after `from`, or -1. */
 export function indexOfCrlf(bytes: Uint8Array, from: number): number {
   for (let i = Math.max(0, from); i + 1 < bytes.length; i++) {
