@@ -184,6 +184,8 @@ class ProtobufLogsWriter<R> implements LogsRequestWriter<R> {
 /** One record as a `log_records` field of `ScopeLogs`. */
 function writeProtobufRecord<R>(w: ProtoWriter, r: R, shape: LogShape<R>): void {
   const eventName = shape.eventName(r);
+  const values = protobufAttributes.of(eventName);
+  const fixed = (values.fixed ??= fixedRecordParts(eventName));
   w.byte(SCOPE_LOGS_LOG_RECORDS);
   const record = w.begin(RESERVE_RECORD);
   const ms = wholeMs(shape.timeMs(r));
@@ -195,6 +197,22 @@ function writeProtobufRecord<R>(w: ProtoWriter, r: R, shape: LogShape<R>): void 
   const nsHi = hi * 1_000_000 + (low - nsLo) / TWO_32;
   w.byte(LOG_TIME);
   w.fixed64(nsHi, nsLo);
+  w.raw(fixed.afterTime);
+  writeAttributes(w, values, r, shape.fields(r), 0, protobufAttribute);
+  w.byte(LOG_DROPPED);
+  w.byte(0);
+  w.byte(LOG_OBSERVED_TIME);
+  w.fixed64(nsHi, nsLo);
+  w.raw(fixed.eventNameField);
+  w.end(record);
+}
+
+/**
+ * The fields of a record of `eventName` that are the same in every such record: severity, its
+ * text and the body (they follow the time), and the event name (the record's last field).
+ */
+function fixedRecordParts(eventName: string): FixedRecordParts {
+  const w = new ProtoWriter(64 + 6 * eventName.length);
   w.byte(LOG_SEVERITY_NUMBER);
   w.byte(SEVERITY_INFO);
   w.byte(LOG_SEVERITY_TEXT);
@@ -204,14 +222,11 @@ function writeProtobufRecord<R>(w: ProtoWriter, r: R, shape: LogShape<R>): void 
   w.byte(ANY_STRING);
   w.string(eventName);
   w.end(body);
-  writeAttributes(w, protobufAttributes, r, eventName, shape.fields(r), 0, protobufAttribute);
-  w.byte(LOG_DROPPED);
-  w.byte(0);
-  w.byte(LOG_OBSERVED_TIME);
-  w.fixed64(nsHi, nsLo);
+  const afterTime = w.finish();
+  w.reset();
   w.byte(LOG_EVENT_NAME);
   w.string(eventName);
-  w.end(record);
+  return { afterTime, eventNameField: w.finish() };
 }
 
 /** The request for `records` (read as `shape` says) from `source`, as binary protobuf. */
@@ -252,10 +267,20 @@ interface Run {
   readonly bytes: Uint8Array;
 }
 
-/** What is kept for one event name: its slots, and the runs by first position. */
+/** The protobuf fields every record of one event name has alike ({@link fixedRecordParts}). */
+interface FixedRecordParts {
+  readonly afterTime: Uint8Array;
+  readonly eventNameField: Uint8Array;
+}
+
+/**
+ * What is kept for one event name: its slots, the runs by first position, and (protobuf only)
+ * the fields every record of the name has alike.
+ */
 interface EventValues {
   readonly slots: Slot[];
   readonly runs: (Run | undefined)[];
+  fixed?: FixedRecordParts;
 }
 
 /** The slots of each event name. */
@@ -275,7 +300,7 @@ class LastValues {
 /** The kept encoding of `key` = `value` at `position`, if there is one. */
 function kept(slots: Slot[], position: number, key: string, value: OtlpAttributeValue): Uint8Array | undefined {
   const slot = slots[position];
-  if (slot === undefined || slot.key !== key || slot.value !== value) return undefined;
+  if (slot === undefined || slot.encoded === undefined || slot.key !== key || slot.value !== value) return undefined;
   // the last value written here is the kept one again: a value alternating with it does not
   // count as twice in a row
   slot.lastKey = key;
@@ -305,22 +330,24 @@ const protobufAttributes = new LastValues();
 const jsonAttributes = new LastValues();
 
 /**
- * Write the attributes `fields` read from `record`, each from `cache` when it repeats, else with
- * `encode`; `separator` (a byte, or 0 for none) goes between two. Without a separator, a run of
- * repeated attributes that repeated together before is copied at once (see {@link Run}).
+ * Write the attributes `fields` read from `record`, each from `values` (its event name's) when
+ * it repeats, else with `encode`; `separator` (a byte, or 0 for none) goes between two. Without
+ * a separator, a run of repeated attributes that repeated together before is copied at once
+ * (see {@link Run}).
  */
 function writeAttributes<W extends ByteWriter, R>(
   w: W,
-  cache: LastValues,
+  values: EventValues,
   record: R,
-  eventName: string,
   fields: readonly AttributeField<R>[],
   separator: number,
   encode: (w: W, key: string, value: OtlpAttributeValue) => void,
 ): void {
-  const { slots, runs } = cache.of(eventName);
+  const { slots, runs } = values;
   /** Where the repeated attributes just written began (-1: the last one was encoded). */
   let repeatedFrom = -1;
+  /** Whether those are exactly one whole run, copied at once (then there is nothing to join). */
+  let wholeRun = false;
   let i = 0;
   while (i < fields.length) {
     if (separator !== 0 && i > 0) w.byte(separator);
@@ -331,8 +358,10 @@ function writeAttributes<W extends ByteWriter, R>(
     if (encoded !== undefined) {
       const run = separator === 0 ? runs[i] : undefined;
       const through = run !== undefined && run.encodings[0] === encoded ? runRepeats(run, slots, record, fields, i) : 0;
+      const whole = through === run?.encodings.length;
+      wholeRun = whole && repeatedFrom < 0;
       if (repeatedFrom < 0) repeatedFrom = i;
-      if (through === run?.encodings.length) {
+      if (whole) {
         w.raw(run.bytes);
         i += through;
         continue;
@@ -343,14 +372,15 @@ function writeAttributes<W extends ByteWriter, R>(
       i += upTo;
       continue;
     }
-    if (separator === 0) joinRun(runs, slots, repeatedFrom, i);
+    if (separator === 0 && !wholeRun) joinRun(runs, slots, repeatedFrom, i);
     repeatedFrom = -1;
+    wholeRun = false;
     const start = w.length;
     encode(w, key, value);
     wrote(slots, i, key, value, w, start);
     i++;
   }
-  if (separator === 0) joinRun(runs, slots, repeatedFrom, fields.length);
+  if (separator === 0 && !wholeRun) joinRun(runs, slots, repeatedFrom, fields.length);
 }
 
 /**
@@ -517,7 +547,7 @@ function writeJsonRecord<R>(w: ByteWriter, r: R, shape: LogShape<R>): void {
   w.raw(JSON_PIECES.eventName);
   w.raw(event);
   w.raw(JSON_PIECES.attributes);
-  writeAttributes(w, jsonAttributes, r, eventName, shape.fields(r), COMMA, jsonAttribute);
+  writeAttributes(w, jsonAttributes.of(eventName), r, shape.fields(r), COMMA, jsonAttribute);
   w.raw(JSON_PIECES.recordEnd);
 }
 
