@@ -20,6 +20,7 @@ import {
   type ProxyProcess,
   RawClient,
   type RawResponse,
+  RUNTIME,
   startOrigin,
   startProxy,
 } from "./helpers/index.ts";
@@ -66,7 +67,7 @@ function config(otel: string, network: Record<string, unknown> = {}): string {
   );
 }
 
-async function start(text: string, env: Record<string, string> = {}): Promise<ProxyProcess> {
+async function start(text: string, env: Record<string, string | undefined> = {}): Promise<ProxyProcess> {
   const p = await startProxy(text, { env });
   proxies.push(p);
   return p;
@@ -319,6 +320,23 @@ describe("OTLP/HTTP binary protobuf export", () => {
     const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
     expect(mine.map((x) => [x.attributes["event.name"], x.attributes["network.policy.reason"], x.resource["deployment.environment"]])).toEqual([[DOMAIN, "not_allowed", "dev"]]);
     expectNoPath(Buffer.concat(rx.posts.map((p) => p.body)).toString("latin1"));
+  });
+});
+
+describe("where the export goes", () => {
+  it("straight to the endpoint, whatever proxy the proxy's own environment names; through fetch on Bun, node:http elsewhere", async () => {
+    const rx = await receiver();
+    const nowhere = `http://127.0.0.1:${await deadPort()}`;
+    const env = { HTTP_PROXY: nowhere, http_proxy: nowhere, HTTPS_PROXY: nowhere, https_proxy: nowhere, ALL_PROXY: nowhere, all_proxy: nowhere, NO_PROXY: undefined, no_proxy: undefined };
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), env);
+    const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
+    expect(r.response.status).toBe(403);
+    await stopCleanly(proxy);
+    const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
+    expect(mine.map((x) => x.attributes["network.policy.reason"])).toEqual(["not_allowed"]);
+    // the transport each runtime posts with (src/runtimes/shared/otel-provider.ts, postsWithFetch)
+    const agent = RUNTIME === "bun" ? /^codex-network-proxy\// : /^OTel-OTLP-Exporter-JavaScript\//;
+    for (const p of rx.posts) expect(p.headers["user-agent"]).toMatch(agent);
   });
 });
 

@@ -4,7 +4,9 @@
  * and the official serialiser would give, at a fraction of the cost), and the official OTLP
  * transport chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc): the
  * export delegate of `@opentelemetry/otlp-exporter-base` (or `otlp-grpc-exporter-base`), which
- * the official log exporters are thin wrappers of, with its retries, timeouts and headers. Built
+ * the official log exporters are thin wrappers of, with its retries, timeouts and headers; on
+ * Bun, OTLP/HTTP goes through the same delegate over Bun's `fetch` (`otlp-fetch-transport.ts`,
+ * see {@link postsWithFetch}). Built
  * in the export worker (`otel-worker.ts`), or in the main thread when no worker can run
  * (`otel-export.ts`). The transports are loaded only here, so a proxy that exports nothing never
  * loads them.
@@ -238,11 +240,25 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
       "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     );
   }
-  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import("@opentelemetry/otlp-exporter-base/node-http");
+  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate, createOtlpHttpExporterMetrics } = await import("@opentelemetry/otlp-exporter-base/node-http");
   const json = e.protocol === "json";
   const options = convertLegacyHttpOptions({ url: e.endpoint, headers: { ...e.headers } }, "LOGS", "v1/logs", {
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
   const chosen = json ? serializer(JsonLogsSerializer) : binary;
-  return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
+  if (!postsWithFetch()) return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
+  const [{ createOtlpNetworkExportDelegate }, { fetchTransport }] = await Promise.all([import("@opentelemetry/otlp-exporter-base"), import("./otlp-fetch-transport.ts")]);
+  const transport = fetchTransport({ url: options.url, headers: options.headers, userAgent: `codex-network-proxy/${VERSION}`, init: { proxy: false } });
+  const metrics = createOtlpHttpExporterMetrics("otlp_http_log_exporter", COUNT_LOGS, options.url, undefined);
+  return createOtlpNetworkExportDelegate(options, chosen, metrics, transport);
+}
+
+/**
+ * Whether OTLP/HTTP batches go out through the runtime's `fetch` (`otlp-fetch-transport.ts`)
+ * rather than the official `node:http` transport: on Bun, where that costs the proxy's thread a
+ * fraction of what `node:http` does (BENCHMARKS.md, profile note 18). `{ proxy: false }` keeps
+ * Bun's `fetch` from following `HTTP_PROXY`: the export goes to the endpoint directly.
+ */
+function postsWithFetch(): boolean {
+  return (process.versions as Record<string, string | undefined>).bun !== undefined;
 }

@@ -1,0 +1,174 @@
+/**
+ * The OTLP/HTTP transport over `fetch` (src/runtimes/shared/otlp-fetch-transport.ts), against a
+ * loopback collector started here: what a POST carries, which answers are a success, a retry or
+ * a failure, the retries' limits, a timeout, and an oversized answer.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { ExportResponse, IExporterTransport } from "@opentelemetry/otlp-exporter-base";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  EXPORT_MAX_RESPONSE_BYTES,
+  EXPORT_MAX_RETRIES,
+  fetchTransport,
+  RetryingTransport,
+  retryAfterMs,
+} from "../../src/runtimes/shared/otlp-fetch-transport.ts";
+
+interface Received {
+  readonly headers: IncomingMessage["headers"];
+  readonly body: Buffer;
+}
+
+const servers: Server[] = [];
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+/** A collector on 127.0.0.1 answering each POST with `answer(n)` (n counts from 0); what it got. */
+async function collector(answer: (n: number, res: ServerResponse) => void): Promise<{ url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      answer(received.length - 1, res);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/logs`, received };
+}
+
+const HEADERS = async (): Promise<Record<string, string>> => ({ "Content-Type": "application/x-protobuf", "x-collector-key": "k-77" });
+
+function transport(url: string, headers: () => Promise<Record<string, string>> = HEADERS): IExporterTransport {
+  return fetchTransport({ url, headers, userAgent: "codex-network-proxy/test" });
+}
+
+describe("a POST through fetch", () => {
+  it("carries the batch's exact bytes and the headers; a 2xx is a success with the answer's bytes", async () => {
+    const c = await collector((_n, res) => res.writeHead(200, { "content-type": "application/x-protobuf" }).end(Buffer.from([0x0a, 0x00])));
+    const batch = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 31) & 255);
+    const r = await transport(c.url).send(batch, 5_000);
+    expect(r).toEqual({ status: "success", data: new Uint8Array([0x0a, 0x00]) });
+    expect(c.received).toHaveLength(1);
+    expect(Buffer.compare(c.received[0]!.body, Buffer.from(batch))).toBe(0);
+    expect(c.received[0]!.headers).toMatchObject({ "content-type": "application/x-protobuf", "x-collector-key": "k-77", "user-agent": "codex-network-proxy/test" });
+  });
+
+  it("keeps a User-Agent the configured headers name", async () => {
+    const c = await collector((_n, res) => res.writeHead(200).end());
+    const r = await transport(c.url, async () => ({ "Content-Type": "application/json", "user-agent": "mine/1" })).send(new Uint8Array([1]), 5_000);
+    expect(r.status).toBe("success");
+    expect(c.received[0]!.headers["user-agent"]).toBe("mine/1");
+  });
+
+  it("retries 503 after its Retry-After, then succeeds", async () => {
+    const c = await collector((n, res) => (n === 0 ? res.writeHead(503, { "retry-after": "0" }).end("busy") : res.writeHead(200).end()));
+    const r = await transport(c.url).send(new Uint8Array([1, 2, 3]), 5_000);
+    expect(r.status).toBe("success");
+    expect(c.received.map((x) => [...x.body])).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
+  });
+
+  it("fails on 400 at once, naming the status and keeping the answer", async () => {
+    const c = await collector((_n, res) => res.writeHead(400, "Bad Request").end("no such field"));
+    const r = await transport(c.url).send(new Uint8Array([9]), 5_000);
+    expect(c.received).toHaveLength(1);
+    expect(r.status).toBe("failure");
+    const error = (r as Extract<ExportResponse, { status: "failure" }>).error as Error & { code?: number; data?: string };
+    expect(error.code).toBe(400);
+    expect(error.message).toContain("Bad Request");
+    expect(error.data).toBe("no such field");
+  });
+
+  it("a collector that is not there is retryable (and retried until the deadline)", async () => {
+    const c = await collector(() => {});
+    const url = c.url;
+    await new Promise<void>((r) => servers.pop()!.close(() => r()));
+    const r = await fetchTransport({ url, headers: HEADERS, userAgent: "t" }).send(new Uint8Array([1]), 300);
+    expect(r.status).toBe("retryable");
+  });
+
+  it("a collector that never answers: the attempt is given up at its timeout, retryable", async () => {
+    const c = await collector(() => {}); // reads the body, never answers
+    const r = await transport(c.url).send(new Uint8Array([1]), 300);
+    expect(r.status).toBe("retryable");
+    expect((r as { error?: Error }).error?.message).toBe("Request timed out");
+  });
+
+  it(`an answer over ${EXPORT_MAX_RESPONSE_BYTES} bytes fails, not retried`, async () => {
+    const c = await collector((_n, res) => res.writeHead(200).end(Buffer.alloc(EXPORT_MAX_RESPONSE_BYTES + 1)));
+    const r = await transport(c.url).send(new Uint8Array([1]), 10_000);
+    expect(c.received).toHaveLength(1);
+    expect(r.status).toBe("failure");
+    expect((r as { error: Error }).error.message).toContain(`larger than ${EXPORT_MAX_RESPONSE_BYTES} bytes`);
+  });
+});
+
+/** An inner transport answering from `answers` in turn (the last one again when they run out), counting calls. */
+function scripted(answers: ExportResponse[]): IExporterTransport & { calls: number[] } {
+  const calls: number[] = [];
+  return {
+    calls,
+    async send(_data, timeoutMillis) {
+      calls.push(timeoutMillis);
+      return answers[Math.min(calls.length - 1, answers.length - 1)]!;
+    },
+    shutdown() {},
+  };
+}
+
+describe("the retries", () => {
+  it(`stop after ${EXPORT_MAX_RETRIES} retries, answering the last result`, async () => {
+    const inner = scripted([{ status: "retryable", retryInMillis: 1 }]);
+    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 10_000);
+    expect(r.status).toBe("retryable");
+    expect(inner.calls).toHaveLength(1 + EXPORT_MAX_RETRIES);
+  });
+
+  it("never wait past the export's deadline", async () => {
+    const inner = scripted([{ status: "retryable", retryInMillis: 60_000 }]);
+    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 1_000);
+    expect(r.status).toBe("retryable");
+    expect(inner.calls).toEqual([1_000]);
+  });
+
+  it("give a retry what is left of the deadline, and stop at a success or a failure", async () => {
+    const inner = scripted([{ status: "retryable", retryInMillis: 5 }, { status: "failure", error: new Error("no") }, { status: "success" }]);
+    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 2_000);
+    expect(r.status).toBe("failure");
+    expect(inner.calls).toHaveLength(2);
+    expect(inner.calls[1]!).toBeLessThanOrEqual(2_000);
+    expect(inner.calls[1]!).toBeGreaterThan(1_000);
+  });
+
+  it("without a Retry-After, back off from 1 s with the jitter drawn", async () => {
+    // random() = 0 → the shortest wait (1 s less 20 %); a 500 ms deadline allows no retry
+    const inner = scripted([{ status: "retryable" }]);
+    const r = await new RetryingTransport(inner, () => 0).send(new Uint8Array([1]), 500);
+    expect(r.status).toBe("retryable");
+    expect(inner.calls).toHaveLength(1);
+  });
+});
+
+describe("Retry-After", () => {
+  it("is seconds or an HTTP date; anything else is none", () => {
+    const now = Date.parse("2026-11-30T12:00:00Z");
+    expect(retryAfterMs("3", now)).toBe(3_000);
+    expect(retryAfterMs(" 0 ", now)).toBe(0);
+    expect(retryAfterMs("Mon, 30 Nov 2026 12:00:05 GMT", now)).toBe(5_000);
+    expect(retryAfterMs("Mon, 30 Nov 2026 11:00:00 GMT", now)).toBe(0);
+    expect(retryAfterMs("soon", now)).toBeUndefined();
+    expect(retryAfterMs("-1", now)).toBeUndefined();
+    expect(retryAfterMs(null, now)).toBeUndefined();
+  });
+});
