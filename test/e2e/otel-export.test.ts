@@ -338,6 +338,21 @@ describe("where the export goes", () => {
     const agent = RUNTIME === "bun" ? /^codex-network-proxy\// : /^OTel-OTLP-Exporter-JavaScript\//;
     for (const p of rx.posts) expect(p.headers["user-agent"]).toMatch(agent);
   });
+
+  it("gzip (OTEL_EXPORTER_OTLP_COMPRESSION) goes through the official transport on every runtime", async () => {
+    const rx = await receiver();
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), { OTEL_EXPORTER_OTLP_COMPRESSION: "gzip" });
+    const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
+    expect(r.response.status).toBe(403);
+    await stopCleanly(proxy);
+    expect(rx.posts.length).toBeGreaterThan(0);
+    for (const p of rx.posts) {
+      expect(p.headers["content-encoding"]).toBe("gzip");
+      expect(p.headers["user-agent"]).toMatch(/^OTel-OTLP-Exporter-JavaScript\//);
+    }
+    const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
+    expect(mine.map((x) => x.attributes["network.policy.reason"])).toEqual(["not_allowed"]);
+  });
 });
 
 describe("a collector that is down", () => {

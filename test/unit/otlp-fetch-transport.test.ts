@@ -7,10 +7,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { ExportResponse, IExporterTransport } from "@opentelemetry/otlp-exporter-base";
 import { afterEach, describe, expect, it } from "vitest";
+import { tlsFilesFromEnv } from "../../src/runtimes/shared/otel-provider.ts";
 import {
   EXPORT_MAX_RESPONSE_BYTES,
   EXPORT_MAX_RETRIES,
   fetchTransport,
+  RETRYABLE_STATUSES,
   RetryingTransport,
   retryAfterMs,
 } from "../../src/runtimes/shared/otlp-fetch-transport.ts";
@@ -62,21 +64,51 @@ describe("a POST through fetch", () => {
     expect(c.received[0]!.headers).toMatchObject({ "content-type": "application/x-protobuf", "x-collector-key": "k-77", "user-agent": "codex-network-proxy/test" });
   });
 
-  it("keeps a User-Agent the configured headers name", async () => {
+  it("names the exporter as User-Agent, in place of one the configured headers name (as the official transport)", async () => {
     const c = await collector((_n, res) => res.writeHead(200).end());
     const r = await transport(c.url, async () => ({ "Content-Type": "application/json", "user-agent": "mine/1" })).send(new Uint8Array([1]), 5_000);
     expect(r.status).toBe("success");
-    expect(c.received[0]!.headers["user-agent"]).toBe("mine/1");
+    expect(c.received[0]!.headers["user-agent"]).toBe("codex-network-proxy/test");
   });
 
-  it("retries 503 after its Retry-After, then succeeds", async () => {
-    const c = await collector((n, res) => (n === 0 ? res.writeHead(503, { "retry-after": "0" }).end("busy") : res.writeHead(200).end()));
-    const r = await transport(c.url).send(new Uint8Array([1, 2, 3]), 5_000);
-    expect(r.status).toBe("success");
-    expect(c.received.map((x) => [...x.body])).toEqual([
-      [1, 2, 3],
-      [1, 2, 3],
-    ]);
+  for (const status of [...RETRYABLE_STATUSES]) {
+    it(`retries ${status} after its Retry-After, then succeeds`, async () => {
+      const c = await collector((n, res) => (n === 0 ? res.writeHead(status, { "retry-after": "0" }).end("busy") : res.writeHead(200).end()));
+      const r = await transport(c.url).send(new Uint8Array([1, 2, 3]), 5_000);
+      expect(r.status).toBe("success");
+      expect(c.received.map((x) => [...x.body])).toEqual([
+        [1, 2, 3],
+        [1, 2, 3],
+      ]);
+    });
+  }
+
+  it("does not follow a redirect: a 3xx fails, and nothing goes to where it points", async () => {
+    const elsewhere = await collector((_n, res) => res.writeHead(200).end());
+    const c = await collector((_n, res) => res.writeHead(307, { location: elsewhere.url }).end());
+    const r = await transport(c.url).send(new Uint8Array([1]), 5_000);
+    expect(r.status).toBe("failure");
+    expect((r as { error: Error & { code?: number } }).error.code).toBe(307);
+    expect((r as { error: Error }).error.message).toContain(`the collector at ${c.url} answered 307`);
+    expect(c.received).toHaveLength(1);
+    expect(elsewhere.received).toHaveLength(0);
+  });
+
+  it("a 2xx whose body breaks off is a success: the batch arrived and is not sent again", async () => {
+    const c = await collector((_n, res) => {
+      res.writeHead(200, { "content-length": "100" });
+      res.write("abc", () => res.destroy());
+    });
+    const r = await transport(c.url).send(new Uint8Array([5]), 5_000);
+    expect(r).toEqual({ status: "success" });
+    expect(c.received).toHaveLength(1);
+  });
+
+  it("an error that is not the network's fails at once, not retried", async () => {
+    const c = await collector((_n, res) => res.writeHead(200).end());
+    const r = await transport(c.url, async () => ({ "x-bad": "a\nb" })).send(new Uint8Array([1]), 5_000);
+    expect(r.status).toBe("failure");
+    expect(c.received).toHaveLength(0);
   });
 
   it("fails on 400 at once, naming the status and keeping the answer", async () => {
@@ -90,7 +122,7 @@ describe("a POST through fetch", () => {
     expect(error.data).toBe("no such field");
   });
 
-  it("a collector that is not there is retryable (and retried until the deadline)", async () => {
+  it("a collector that is not there is retryable", async () => {
     const c = await collector(() => {});
     const url = c.url;
     await new Promise<void>((r) => servers.pop()!.close(() => r()));
@@ -102,7 +134,7 @@ describe("a POST through fetch", () => {
     const c = await collector(() => {}); // reads the body, never answers
     const r = await transport(c.url).send(new Uint8Array([1]), 300);
     expect(r.status).toBe("retryable");
-    expect((r as { error?: Error }).error?.message).toBe("Request timed out");
+    expect((r as { error?: Error }).error?.message).toBe(`the collector at ${c.url} did not answer within 300 ms`);
   });
 
   it(`an answer over ${EXPORT_MAX_RESPONSE_BYTES} bytes fails, not retried`, async () => {
@@ -127,36 +159,67 @@ function scripted(answers: ExportResponse[]): IExporterTransport & { calls: numb
   };
 }
 
+/** A wait that returns at once and notes how long it was asked to wait. */
+function noted(): { waits: number[]; wait: (ms: number) => Promise<void> } {
+  const waits: number[] = [];
+  return { waits, wait: async (ms) => void waits.push(ms) };
+}
+
 describe("the retries", () => {
   it(`stop after ${EXPORT_MAX_RETRIES} retries, answering the last result`, async () => {
     const inner = scripted([{ status: "retryable", retryInMillis: 1 }]);
-    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 10_000);
+    const w = noted();
+    const r = await new RetryingTransport(inner, Math.random, w.wait).send(new Uint8Array([1]), 10_000);
     expect(r.status).toBe("retryable");
     expect(inner.calls).toHaveLength(1 + EXPORT_MAX_RETRIES);
+    expect(w.waits).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it("back off from 1 s, times 1.5, at most 5 s, without a Retry-After", async () => {
+    const inner = scripted([{ status: "retryable" }]);
+    const w = noted();
+    await new RetryingTransport(inner, () => 0.5, w.wait).send(new Uint8Array([1]), 60_000);
+    expect(w.waits).toEqual([1_000, 1_500, 2_250, 3_375, 5_000]);
+  });
+
+  it("move each wait by up to a fifth, either way", async () => {
+    for (const [random, first] of [
+      [0, 800],
+      [0.75, 1_100],
+    ] as const) {
+      const w = noted();
+      await new RetryingTransport(scripted([{ status: "retryable" }]), () => random, w.wait).send(new Uint8Array([1]), 60_000);
+      expect(w.waits[0]).toBeCloseTo(first, 6);
+    }
   });
 
   it("never wait past the export's deadline", async () => {
-    const inner = scripted([{ status: "retryable", retryInMillis: 60_000 }]);
-    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 1_000);
-    expect(r.status).toBe("retryable");
-    expect(inner.calls).toEqual([1_000]);
+    const w = noted();
+    const far = scripted([{ status: "retryable", retryInMillis: 60_000 }]);
+    expect((await new RetryingTransport(far, Math.random, w.wait).send(new Uint8Array([1]), 1_000)).status).toBe("retryable");
+    expect(far.calls).toEqual([1_000]);
+    // 1 s and 1.5 s fit in 2 s (the waits here take no time), 2.25 s does not
+    const backoff = scripted([{ status: "retryable" }]);
+    await new RetryingTransport(backoff, () => 0.5, w.wait).send(new Uint8Array([1]), 2_000);
+    expect(backoff.calls).toHaveLength(3);
+    for (const t of backoff.calls) expect(t).toBeLessThanOrEqual(2_000);
   });
 
-  it("give a retry what is left of the deadline, and stop at a success or a failure", async () => {
+  it("stop at a success or a failure", async () => {
     const inner = scripted([{ status: "retryable", retryInMillis: 5 }, { status: "failure", error: new Error("no") }, { status: "success" }]);
-    const r = await new RetryingTransport(inner).send(new Uint8Array([1]), 2_000);
+    const r = await new RetryingTransport(inner, Math.random, noted().wait).send(new Uint8Array([1]), 2_000);
     expect(r.status).toBe("failure");
     expect(inner.calls).toHaveLength(2);
-    expect(inner.calls[1]!).toBeLessThanOrEqual(2_000);
-    expect(inner.calls[1]!).toBeGreaterThan(1_000);
   });
+});
 
-  it("without a Retry-After, back off from 1 s with the jitter drawn", async () => {
-    // random() = 0 → the shortest wait (1 s less 20 %); a 500 ms deadline allows no retry
-    const inner = scripted([{ status: "retryable" }]);
-    const r = await new RetryingTransport(inner, () => 0).send(new Uint8Array([1]), 500);
-    expect(r.status).toBe("retryable");
-    expect(inner.calls).toHaveLength(1);
+describe("which transport posts on Bun", () => {
+  it("the official one when a TLS file is named for the OTLP client", () => {
+    expect(tlsFilesFromEnv({})).toBeUndefined();
+    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CERTIFICATE: " " })).toBeUndefined();
+    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CERTIFICATE: "/ca.pem" })).toBe("OTEL_EXPORTER_OTLP_CERTIFICATE");
+    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: "/k.pem" })).toBe("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY");
+    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: "/c.pem" })).toBe("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
   });
 });
 
@@ -167,6 +230,7 @@ describe("Retry-After", () => {
     expect(retryAfterMs(" 0 ", now)).toBe(0);
     expect(retryAfterMs("Mon, 30 Nov 2026 12:00:05 GMT", now)).toBe(5_000);
     expect(retryAfterMs("Mon, 30 Nov 2026 11:00:00 GMT", now)).toBe(0);
+    expect(retryAfterMs("Monday, 30-Nov-26 12:00:02 GMT", now)).toBe(2_000);
     expect(retryAfterMs("soon", now)).toBeUndefined();
     expect(retryAfterMs("-1", now)).toBeUndefined();
     expect(retryAfterMs(null, now)).toBeUndefined();

@@ -246,7 +246,9 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
   const chosen = json ? serializer(JsonLogsSerializer) : binary;
-  if (!postsWithFetch()) return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
+  if (!postsWithFetch() || options.compression !== "none" || tlsFilesFromEnv(process.env) !== undefined) {
+    return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
+  }
   const [{ createOtlpNetworkExportDelegate }, { fetchTransport }] = await Promise.all([import("@opentelemetry/otlp-exporter-base"), import("./otlp-fetch-transport.ts")]);
   const transport = fetchTransport({ url: options.url, headers: options.headers, userAgent: `codex-network-proxy/${VERSION}`, init: { proxy: false } });
   const metrics = createOtlpHttpExporterMetrics("otlp_http_log_exporter", COUNT_LOGS, options.url, undefined);
@@ -256,9 +258,27 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
 /**
  * Whether OTLP/HTTP batches go out through the runtime's `fetch` (`otlp-fetch-transport.ts`)
  * rather than the official `node:http` transport: on Bun, where that costs the proxy's thread a
- * fraction of what `node:http` does (BENCHMARKS.md, profile note 18). `{ proxy: false }` keeps
+ * fraction of what `node:http` does (BENCHMARKS.md, profile note 18), unless the export asks
+ * for what only the official transport does ({@link tlsFilesFromEnv}). `{ proxy: false }` keeps
  * Bun's `fetch` from following `HTTP_PROXY`: the export goes to the endpoint directly.
  */
 function postsWithFetch(): boolean {
   return (process.versions as Record<string, string | undefined>).bun !== undefined;
+}
+
+/**
+ * The OpenTelemetry variables that name TLS files for the OTLP client (a CA, a client
+ * certificate or key): the official transport reads them into its `node:http` agent, which
+ * `fetch` does not take, so with any of them set (or with gzip compression, which only the
+ * official transport does) the official transport is used on Bun too. The first one set, or
+ * `undefined`.
+ */
+export function tlsFilesFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  for (const scope of ["LOGS_", ""]) {
+    for (const what of ["CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"]) {
+      const name = `OTEL_EXPORTER_OTLP_${scope}${what}`;
+      if ((env[name] ?? "").trim() !== "") return name;
+    }
+  }
+  return undefined;
 }

@@ -11,7 +11,9 @@
  * delegate drives, with its concurrency limit, response handling and metrics): a 2xx is a
  * success whose body goes to the response handler; 429, 502, 503 and 504 are retryable, after
  * `Retry-After` when the collector gives one (OTLP/HTTP specification, "Failures" and
- * "Throttling"); a network error or a timeout is retryable; any other status fails, naming it.
+ * "Throttling"); a timeout, or a network error of {@link RETRYABLE_ERROR_CODES}, is retryable;
+ * any other status (3xx included: redirects are not followed) or error fails, naming it; a 2xx
+ * whose body breaks off is a success (the batch arrived).
  * The official retrying wrapper is not part of the package's public entry points, so
  * {@link RetryingTransport} retries as it does: up to {@link EXPORT_MAX_RETRIES} times, with a
  * jittered exponential backoff, never past the export's deadline.
@@ -48,18 +50,31 @@ export const EXPORT_BACKOFF_JITTER = 0.2;
  */
 export const EXPORT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Network error codes worth retrying (as the official `node:http` transport): any other error
+ * fails the export at once.
+ */
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+]);
+
 /** What {@link fetchTransport} needs. */
 export interface FetchTransportOptions {
   /** The collector's URL (for logs: the endpoint as configured, or `…/v1/logs`). */
   readonly url: string;
   /** The request's headers (Content-Type and the configured ones). */
   readonly headers: () => Promise<Record<string, string>>;
-  /** `User-Agent`, unless the configured headers name one. */
+  /** `User-Agent` of every request (it replaces one the configured headers name, as the official transport's does). */
   readonly userAgent: string;
   /** More `fetch` options, e.g. `{ proxy: false }` on Bun. */
   readonly init?: Readonly<Record<string, unknown>>;
-  /** The `fetch` to call (default: the global one). */
-  readonly fetch?: typeof fetch;
 }
 
 /** One attempt per `send`: POST the batch and say what came of it. */
@@ -67,30 +82,40 @@ class FetchTransport implements IExporterTransport {
   constructor(private readonly options: FetchTransportOptions) {}
 
   async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
-    const call = this.options.fetch ?? fetch;
+    const { url } = this.options;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMillis);
+    let response: Response | undefined;
     try {
-      const response = await call(this.options.url, {
+      response = await fetch(url, {
         ...this.options.init,
         method: "POST",
         headers: withUserAgent(await this.options.headers(), this.options.userAgent),
         body: data as Uint8Array<ArrayBuffer>,
         signal: abort.signal,
+        // a 3xx fails, as with node:http: never re-send the batch and its headers elsewhere
+        redirect: "manual",
       });
+      const ok = response.status >= 200 && response.status <= 299;
       const body = await readLimited(response);
       if (body === undefined) {
-        return { status: "failure", error: new OTLPExporterError(`the collector's answer is larger than ${EXPORT_MAX_RESPONSE_BYTES} bytes`, response.status) };
+        return { status: "failure", error: new OTLPExporterError(`the answer of the collector at ${url} is larger than ${EXPORT_MAX_RESPONSE_BYTES} bytes`) };
       }
-      if (response.status >= 200 && response.status <= 299) return { status: "success", data: body };
+      if (ok) return { status: "success", data: body };
       if (RETRYABLE_STATUSES.has(response.status)) {
         return { status: "retryable", retryInMillis: retryAfterMs(response.headers.get("retry-after"), Date.now()) };
       }
-      return { status: "failure", error: new OTLPExporterError(response.statusText || `HTTP ${response.status}`, response.status, new TextDecoder().decode(body)) };
+      return {
+        status: "failure",
+        error: new OTLPExporterError(`the collector at ${url} answered ${response.status} ${response.statusText}`.trimEnd(), response.status, new TextDecoder().decode(body)),
+      };
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
-      if (abort.signal.aborted) return { status: "retryable", error: new Error("Request timed out", { cause: error }) };
-      return { status: "retryable", error };
+      // a 2xx whose body broke off: the batch arrived, and sending it again would duplicate it
+      if (response !== undefined && response.status >= 200 && response.status <= 299) return { status: "success" };
+      if (abort.signal.aborted) return { status: "retryable", error: new Error(`the collector at ${url} did not answer within ${timeoutMillis} ms`, { cause: error }) };
+      if (RETRYABLE_ERROR_CODES.has(errorCode(error) ?? "")) return { status: "retryable", error };
+      return { status: "failure", error };
     } finally {
       clearTimeout(timer);
     }
@@ -99,10 +124,20 @@ class FetchTransport implements IExporterTransport {
   shutdown(): void {}
 }
 
-/** `headers`, with `User-Agent: userAgent` unless they have one. */
+/** The system error code of a failed `fetch` (Bun's errors carry it; undici's their `cause`). */
+function errorCode(e: Error): string | undefined {
+  const own = (e as { code?: unknown }).code;
+  if (typeof own === "string") return own;
+  const cause = (e as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === "string" ? cause.code : undefined;
+}
+
+/** `headers` with `User-Agent: userAgent`, in place of any the configured headers name. */
 function withUserAgent(headers: Record<string, string>, userAgent: string): Record<string, string> {
-  for (const name of Object.keys(headers)) if (name.toLowerCase() === "user-agent") return headers;
-  return { ...headers, "User-Agent": userAgent };
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() !== "user-agent") out[name] = value;
+  out["User-Agent"] = userAgent;
+  return out;
 }
 
 /**
@@ -142,16 +177,21 @@ export function retryAfterMs(value: string | null, nowMs: number): number | unde
   if (value === null) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  if (!/^[A-Za-z]{3}, /.test(text)) return undefined; // an HTTP date begins with its day's name
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined; // each of the three HTTP-date forms begins with a day's name
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 /** Retries a transport's retryable answers, as the official retrying transport does. */
 export class RetryingTransport implements IExporterTransport {
+  /**
+   * @param random draws the jitter (in [0, 1)).
+   * @param wait waits `ms` before a retry.
+   */
   constructor(
     private readonly inner: IExporterTransport,
     private readonly random: () => number = Math.random,
+    private readonly wait: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
 
   async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
@@ -162,9 +202,8 @@ export class RetryingTransport implements IExporterTransport {
       const jittered = Math.min(backoff * (1 + (this.random() * 2 - 1) * EXPORT_BACKOFF_JITTER), EXPORT_MAX_BACKOFF_MS);
       backoff *= EXPORT_BACKOFF_MULTIPLIER;
       const wait = result.retryInMillis ?? Math.max(0, jittered);
-      const left = deadline - Date.now();
-      if (wait > left) return result; // the next attempt would start after the export's deadline
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > deadline - Date.now()) return result; // the next attempt would start after the export's deadline
+      await this.wait(wait);
       result = await this.inner.send(data, deadline - Date.now());
     }
     return result;
