@@ -16,7 +16,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { concatBytes } from "../net/bytes.ts";
+import { readBounded } from "../net/bytes.ts";
 
 /** Largest admin request body accepted, in bytes (8 KiB). */
 export const MAX_ADMIN_BODY_BYTES = 8192;
@@ -52,20 +52,5 @@ export function adminBodyLimit(refuse: BodyRefusals, limit: number = MAX_ADMIN_B
  * stream is cancelled, at the first chunk past the limit: at most one chunk more is held.
  */
 export async function readBoundedBody(c: Context, limit: number = MAX_ADMIN_BODY_BYTES): Promise<Uint8Array | undefined> {
-  const body = c.req.raw.body;
-  if (body === null) return new Uint8Array(0);
-  const reader = body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    parts.push(value);
-  }
-  return concatBytes(parts);
+  return readBounded(c.req.raw.body, limit);
 }

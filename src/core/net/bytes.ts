@@ -75,6 +75,29 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * All of `stream` (none: empty), or `undefined` when it holds more than `limit` bytes: reading
+ * stops, and the stream is cancelled, at the first chunk past the limit (at most one chunk more
+ * is held).
+ */
+export async function readBounded(stream: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array | undefined> {
+  if (stream === null) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    parts.push(value);
+  }
+  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+}
+
 /** Whether `bytes` from `at` hold the chars of `text` (each below 0x100), exactly. */
 export function spellsAt(bytes: Uint8Array, at: number, text: string): boolean {
   for (let j = 0; j < text.length; j++) if (bytes[at + j] !== text.charCodeAt(j)) return false;

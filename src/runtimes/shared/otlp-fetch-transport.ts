@@ -25,6 +25,7 @@
  * @module
  */
 import { type ExportResponse, type IExporterTransport, OTLPExporterError } from "@opentelemetry/otlp-exporter-base";
+import { readBounded } from "../../core/net/bytes.ts";
 
 /** HTTP statuses of an export worth retrying (OTLP/HTTP specification, "Retryable Response Codes"). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
@@ -97,7 +98,7 @@ class FetchTransport implements IExporterTransport {
         redirect: "manual",
       });
       const ok = response.status >= 200 && response.status <= 299;
-      const body = await readLimited(response);
+      const body = await readBounded(response.body, EXPORT_MAX_RESPONSE_BYTES);
       if (body === undefined) {
         return { status: "failure", error: new OTLPExporterError(`the answer of the collector at ${url} is larger than ${EXPORT_MAX_RESPONSE_BYTES} bytes`) };
       }
@@ -138,35 +139,6 @@ function withUserAgent(headers: Record<string, string>, userAgent: string): Reco
   for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() !== "user-agent") out[name] = value;
   out["User-Agent"] = userAgent;
   return out;
-}
-
-/**
- * The body of `response`, or `undefined` when it is longer than
- * {@link EXPORT_MAX_RESPONSE_BYTES} (then it is not read further).
- */
-async function readLimited(response: Response): Promise<Uint8Array | undefined> {
-  if (response.body === null) return new Uint8Array(0);
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > EXPORT_MAX_RESPONSE_BYTES) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    body.set(c, at);
-    at += c.length;
-  }
-  return body;
 }
 
 /**
