@@ -24,7 +24,7 @@ import {
   startOrigin,
   startProxy,
 } from "./helpers/index.ts";
-import { allRecords, type OtlpLogRecord, type OtlpReceiver, type OtlpValue, startOtlpReceiver } from "./helpers/otlp.ts";
+import { allRecords, type OtlpLogRecord, type OtlpReceiver, type OtlpReceiverOptions, type OtlpValue, startOtlpReceiver } from "./helpers/otlp.ts";
 
 const DOMAIN = "codex.network_proxy.domain_policy_decision";
 const BLOCK = "codex.network_proxy.block_decision";
@@ -53,8 +53,8 @@ function decisionRecords(rx: OtlpReceiver): OtlpLogRecord[] {
   return allRecords(rx).filter((r) => r.attributes["event.name"] !== "codex.network_proxy.connection_closed");
 }
 
-async function receiver(): Promise<OtlpReceiver> {
-  const r = await startOtlpReceiver();
+async function receiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
+  const r = await startOtlpReceiver(options);
   receivers.push(r);
   return r;
 }
@@ -352,6 +352,33 @@ describe("where the export goes", () => {
     }
     const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
     expect(mine.map((x) => x.attributes["network.policy.reason"])).toEqual(["not_allowed"]);
+  });
+});
+
+describe("what the collector answers", () => {
+  it("503 with Retry-After is retried: the same batch again, nothing lost", async () => {
+    const rx = await receiver({ script: [(res) => res.writeHead(503, { "retry-after": "0" }).end("busy")] });
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`));
+    const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
+    expect(r.response.status).toBe(403);
+    await stopCleanly(proxy);
+    expect(rx.posts.length).toBeGreaterThanOrEqual(2);
+    expect(Buffer.compare(rx.posts[1]!.rawBody, rx.posts[0]!.rawBody)).toBe(0);
+    const delivered = decisionRecords({ ...rx, posts: rx.posts.slice(1) }).filter((x) => x.attributes["client.address"] === r.client);
+    expect(delivered.map((x) => x.attributes["network.policy.reason"])).toEqual(["not_allowed"]);
+    expect(proxy.stderr()).not.toContain("audit records lost");
+  });
+
+  it("a redirect is not followed: nothing goes where it points, and the batch counts as lost", async () => {
+    const elsewhere = await receiver();
+    const rx = await receiver({ script: [(res) => res.writeHead(307, { location: elsewhere.endpoint }).end()] });
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`));
+    const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
+    expect(r.response.status).toBe(403);
+    await stopCleanly(proxy);
+    expect(rx.posts.length).toBeGreaterThanOrEqual(1);
+    expect(elsewhere.posts).toHaveLength(0);
+    expect(proxy.stderr()).toMatch(/audit records lost so far: 0 dropped .*, [1-9]\d* in batches the collector did not take/);
   });
 });
 

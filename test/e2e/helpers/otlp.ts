@@ -7,7 +7,7 @@
  * `opentelemetry/proto/{common,resource,logs}/v1` and `collector/logs/v1`), so the check does not
  * rely on the SDK's own serializer.
  */
-import { createServer, type IncomingHttpHeaders } from "node:http";
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import { gunzipSync } from "node:zlib";
 import protobuf from "protobufjs";
 import { withDeadline } from "./util.ts";
@@ -36,11 +36,20 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
+/** Options of {@link startOtlpReceiver}. */
+export interface OtlpReceiverOptions {
+  /**
+   * Answers of the first requests, in order: the n-th request (from 0) is answered by
+   * `script[n]` when there is one, else as usual. The request is recorded either way.
+   */
+  readonly script?: ReadonlyArray<(res: ServerResponse) => void>;
+}
+
 /**
  * Start the receiver: `POST /v1/logs` (and `POST /v1/metrics`) answers 200 with the request's content-type, body `{}`
  * for JSON and empty for protobuf (an empty `ExportLogsServiceResponse`); anything else 404.
  */
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
   const posts: OtlpPost[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -57,6 +66,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         }
       }
       posts.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, contentType, body, rawBody });
+      const scripted = options.script?.[posts.length - 1];
+      if (scripted !== undefined) return scripted(res);
       if (req.method !== "POST" || !["/v1/logs", "/v1/metrics"].includes((req.url ?? "").split("?")[0]!)) {
         res.writeHead(404, { "content-type": "text/plain" }).end("not found");
         return;
