@@ -353,6 +353,24 @@ describe("the OTLP logs request, against the official serialisers", () => {
     expect(difference(logsRequestJson(SOURCE, logs, LIST_SHAPE), want.json)).toBe("");
   });
 
+  it("more event names than the encoder keeps (16): every name's fixed fields and kept values rebuilt right after the cache is cleared", async () => {
+    const r = rng(1616);
+    // 24 names, some long (a body over 127 bytes: a two-byte length) and some not ASCII; each
+    // record repeats its name's attributes, so kept encodings and runs are in use when the
+    // cache is cleared by the 17th name
+    const names = Array.from({ length: 24 }, (_, i) => (i % 5 === 0 ? `event.${"long".repeat(40)}.${i}` : i % 5 === 1 ? `évènement.${i}` : `event.${i}`));
+    const logs: OtlpLog[] = [];
+    for (let round = 0; round < 6; round++) {
+      for (const name of names) {
+        const n = 1 + r.int(3);
+        for (let k = 0; k < n; k++) logs.push({ timeMs: NOW + round, eventName: name, attributes: ["event.name", name, "round", round % 2, "host", r.pick(["a.example", "b.example"]), "ok", true] });
+      }
+    }
+    const want = await official(logs);
+    expect(difference(logsRequestProtobuf(SOURCE, logs, LIST_SHAPE), want.protobuf)).toBe("");
+    expect(difference(logsRequestJson(SOURCE, logs, LIST_SHAPE), want.json)).toBe("");
+  });
+
   it("a value that is neither string, number nor boolean is refused, naming the attribute", () => {
     const bad = [{ timeMs: 1, eventName: "e", attributes: ["some.key", [1] as unknown as string] }];
     expect(() => logsRequestProtobuf(SOURCE, bad, LIST_SHAPE)).toThrow(/"some\.key" is a object/);
