@@ -28,13 +28,23 @@ export class HeaderFields {
    * @param starts where each line starts: the head's start line first, then each field's line
    * @param colons where each field line has its first `:` (index 0, the start line's, is unused)
    * @param ends where each line ends (its CR)
+   * @param text the head already decoded from its start line on, when the caller has it: names
+   *   and values are then cut from it, else decoded from `bytes` one by one
    */
   constructor(
     readonly bytes: Uint8Array,
     private readonly starts: readonly number[],
     private readonly colons: readonly number[],
     private readonly ends: readonly number[],
+    private readonly text?: string,
   ) {}
+
+  /** The chars of `bytes` from `from` to `to`. */
+  private cut(from: number, to: number): string {
+    if (this.text === undefined) return latin1(this.bytes, from, to);
+    const begin = this.starts[0]!;
+    return this.text.slice(from - begin, to - begin);
+  }
 
   /** How many fields. */
   get length(): number {
@@ -49,7 +59,7 @@ export class HeaderFields {
 
   /** Field `i`'s name as received. */
   name(i: number): string {
-    return latin1(this.bytes, this.starts[i + 1]!, this.colons[i + 1]!);
+    return this.cut(this.starts[i + 1]!, this.colons[i + 1]!);
   }
 
   /** Where field `i`'s value starts: after the `:` and any blanks. */
@@ -65,7 +75,7 @@ export class HeaderFields {
   /** Field `i`'s value without the blanks around it. */
   value(i: number): string {
     const from = this.valueStart(i);
-    return latin1(this.bytes, from, Math.max(from, this.valueEnd(i)));
+    return this.cut(from, Math.max(from, this.valueEnd(i)));
   }
 
   /** Every value of the fields named `lower` (an ASCII name in lower case), in order. */
@@ -132,13 +142,18 @@ export class HeaderFields {
   /** The fields as strings, made once, on first use: names as received, values trimmed. */
   headers(): readonly HttpHeader[] {
     if (this.list) return this.list;
+    const { bytes, starts, colons, ends } = this;
     const list: HttpHeader[] = new Array<HttpHeader>(this.length);
-    for (let i = 0; i < this.length; i++) {
-      const known = knownFieldName(this.bytes, this.starts[i + 1]!, this.colons[i + 1]!);
-      if (known !== undefined) list[i] = { name: known.name, value: this.value(i), lower: known.lower };
+    for (let n = 1; n < starts.length; n++) {
+      const start = starts[n]!;
+      const colon = colons[n]!;
+      const from = skipBlanks(bytes, colon + 1, ends[n]!);
+      const value = this.cut(from, trimBlanks(bytes, from, ends[n]!));
+      const known = knownFieldName(bytes, start, colon);
+      if (known !== undefined) list[n - 1] = { name: known.name, value, lower: known.lower };
       else {
-        const name = this.name(i);
-        list[i] = { name, value: this.value(i), lower: name.toLowerCase() };
+        const name = this.cut(start, colon);
+        list[n - 1] = { name, value, lower: name.toLowerCase() };
       }
     }
     return (this.list = list);
@@ -189,7 +204,7 @@ const KNOWN_FIELD_NAMES: readonly (FieldName[] | undefined)[] = (() => {
 })();
 
 /** The {@link KNOWN_FIELD_NAMES} entry that `bytes` from `from` to `to` spell exactly, if any. */
-export function knownFieldName(bytes: Uint8Array, from: number, to: number): FieldName | undefined {
+function knownFieldName(bytes: Uint8Array, from: number, to: number): FieldName | undefined {
   const candidates = KNOWN_FIELD_NAMES[to - from];
   if (candidates === undefined) return undefined;
   for (const known of candidates) if (spellsAt(bytes, from, known.name)) return known;

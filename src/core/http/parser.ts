@@ -6,7 +6,7 @@
  * @module
  */
 import { allocBytes, latin1, spellsAt } from "../net/bytes.ts";
-import { HeaderFields, isBlank, knownFieldName, skipBlanks, trimBlanks, type HttpHeader } from "./fields.ts";
+import { HeaderFields, isBlank, type HttpHeader } from "./fields.ts";
 
 export type { HttpHeader } from "./fields.ts";
 
@@ -57,7 +57,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult<RequestHead> {
     if (!scan.checked) return headerLinesError(lines);
     start = checked;
   }
-  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers: checkedHeaders(bytes, text, scan) }, size: scan.size };
+  return { kind: "ok", head: { method: start.method, target: start.target, version: start.version, headers: new HeaderFields(bytes, scan.starts, scan.colons, scan.ends, text).headers() }, size: scan.size };
 }
 
 /**
@@ -369,29 +369,6 @@ function headerLinesError(lines: readonly string[]): HeadError {
   return headError(400, "malformed header section");
 }
 
-/**
- * The header fields of a head the byte scan in {@link scanHead} passed, cut at the `:` it found:
- * names as received (a common one given as a constant, see {@link knownFieldName}), values
- * without the blanks around them, cut from the head's `text`.
- */
-function checkedHeaders(bytes: Uint8Array, text: string, scan: ScannedHead): HttpHeader[] {
-  const { begin, starts, colons, ends } = scan;
-  const headers: HttpHeader[] = new Array<HttpHeader>(ends.length - 1);
-  for (let i = 1; i < ends.length; i++) {
-    const start = starts[i]!;
-    const colon = colons[i]!;
-    const from = skipBlanks(bytes, colon + 1, ends[i]!);
-    const to = trimBlanks(bytes, from, ends[i]!);
-    const value = text.slice(from - begin, to - begin);
-    const known = knownFieldName(bytes, start, colon);
-    if (known !== undefined) headers[i - 1] = { name: known.name, value, lower: known.lower };
-    else {
-      const name = text.slice(start - begin, colon - begin);
-      headers[i - 1] = { name, value, lower: name.toLowerCase() };
-    }
-  }
-  return headers;
-}
 
 
 /** All values of a header (case-insensitive name), in order. */
