@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { allocBytes } from "../net/bytes.ts";
+import { allocBytes, writeLatin1 } from "../net/bytes.ts";
 import { isEndToEndField } from "./headers.ts";
 import type { HttpHeader, ResponseHead } from "./parser.ts";
 
@@ -85,8 +85,7 @@ export function headBytes(startLine: string, headers: readonly HttpHeader[]): Ui
   let size = startLine.length + 2 + 2;
   for (const h of headers) size += h.name.length + 2 + h.value.length + 2;
   const out = allocBytes(size);
-  let at = crlf(out, writeLatin1(out, 0, startLine));
-  crlf(out, writeFields(out, at, headers));
+  crlf(out, writeFields(out, crlf(out, writeLatin1(out, 0, startLine)), headers));
   return out;
 }
 
@@ -99,12 +98,6 @@ function writeFields(out: Uint8Array, at: number, headers: readonly HttpHeader[]
     at = writeLatin1(out, at, h.value);
     at = crlf(out, at);
   }
-  return at;
-}
-
-/** Write `text` (chars up to 0xFF) at `at` as latin1; where the next byte goes. */
-function writeLatin1(out: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
   return at;
 }
 

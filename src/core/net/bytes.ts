@@ -47,8 +47,14 @@ export function latin1Bytes(text: string): Uint8Array {
   const utf8 = utf8Encoder.encode(text);
   if (utf8.length === text.length) return utf8;
   const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff;
+  writeLatin1(out, 0, text);
   return out;
+}
+
+/** Write `text` into `out` at `at` as latin1 (chars above 0xFF keep their low byte); where the next byte goes. */
+export function writeLatin1(out: Uint8Array, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i) & 0xff;
+  return at;
 }
 
 /** UTF-8 encode. */
@@ -95,7 +101,7 @@ export async function readBounded(stream: ReadableStream<Uint8Array> | null, lim
     }
     parts.push(value);
   }
-  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
+  return concatBytes(parts);
 }
 
 /** Whether `bytes` from `at` hold the chars of `text` (each below 0x100), exactly. */
