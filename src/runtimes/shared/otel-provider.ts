@@ -246,9 +246,7 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
   const chosen = json ? serializer(JsonLogsSerializer) : binary;
-  if (!postsWithFetch() || options.compression !== "none" || tlsFilesFromEnv(process.env) !== undefined) {
-    return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
-  }
+  if (!postsWithFetch(options.compression)) return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
   const [{ createOtlpNetworkExportDelegate }, { fetchTransport }] = await Promise.all([import("@opentelemetry/otlp-exporter-base"), import("./otlp-fetch-transport.ts")]);
   const transport = fetchTransport({ url: options.url, headers: options.headers, userAgent: `codex-network-proxy/${VERSION}`, init: { proxy: false } });
   const metrics = createOtlpHttpExporterMetrics("otlp_http_log_exporter", COUNT_LOGS, options.url, undefined);
@@ -259,11 +257,13 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
  * Whether OTLP/HTTP batches go out through the runtime's `fetch` (`otlp-fetch-transport.ts`)
  * rather than the official `node:http` transport: on Bun, where that costs the proxy's thread a
  * fraction of what `node:http` does (BENCHMARKS.md, profile note 18), unless the export asks
- * for what only the official transport does ({@link tlsFilesFromEnv}). `{ proxy: false }` keeps
+ * for what only the official transport does: `compression` (from the OpenTelemetry variables)
+ * other than `none`, or TLS files ({@link tlsFilesFromEnv}). `{ proxy: false }` keeps
  * Bun's `fetch` from following `HTTP_PROXY`: the export goes to the endpoint directly.
  */
-function postsWithFetch(): boolean {
-  return (process.versions as Record<string, string | undefined>).bun !== undefined;
+function postsWithFetch(compression: string): boolean {
+  const bun = (process.versions as Record<string, string | undefined>).bun !== undefined;
+  return bun && compression === "none" && tlsFilesFromEnv(process.env) === undefined;
 }
 
 /**

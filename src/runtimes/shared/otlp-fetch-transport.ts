@@ -86,9 +86,10 @@ class FetchTransport implements IExporterTransport {
     const { url } = this.options;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), timeoutMillis);
-    let response: Response | undefined;
+    /** The collector answered 2xx: the batch arrived, whatever becomes of the answer's body. */
+    let accepted = false;
     try {
-      response = await fetch(url, {
+      const response = await fetch(url, {
         ...this.options.init,
         method: "POST",
         headers: withUserAgent(await this.options.headers(), this.options.userAgent),
@@ -97,12 +98,12 @@ class FetchTransport implements IExporterTransport {
         // a 3xx fails, as with node:http: never re-send the batch and its headers elsewhere
         redirect: "manual",
       });
-      const ok = response.status >= 200 && response.status <= 299;
+      accepted = response.status >= 200 && response.status <= 299;
       const body = await readBounded(response.body, EXPORT_MAX_RESPONSE_BYTES);
       if (body === undefined) {
         return { status: "failure", error: new OTLPExporterError(`the answer of the collector at ${url} is larger than ${EXPORT_MAX_RESPONSE_BYTES} bytes`) };
       }
-      if (ok) return { status: "success", data: body };
+      if (accepted) return { status: "success", data: body };
       if (RETRYABLE_STATUSES.has(response.status)) {
         return { status: "retryable", retryInMillis: retryAfterMs(response.headers.get("retry-after"), Date.now()) };
       }
@@ -112,8 +113,8 @@ class FetchTransport implements IExporterTransport {
       };
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
-      // a 2xx whose body broke off: the batch arrived, and sending it again would duplicate it
-      if (response !== undefined && response.status >= 200 && response.status <= 299) return { status: "success" };
+      // a 2xx whose body broke off: sending the batch again would duplicate it
+      if (accepted) return { status: "success" };
       if (abort.signal.aborted) return { status: "retryable", error: new Error(`the collector at ${url} did not answer within ${timeoutMillis} ms`, { cause: error }) };
       if (RETRYABLE_ERROR_CODES.has(errorCode(error) ?? "")) return { status: "retryable", error };
       return { status: "failure", error };
