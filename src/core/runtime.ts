@@ -68,8 +68,11 @@ export interface Runtime {
   stderr?(text: string): void;
   /** Call `handler` once on SIGINT or SIGTERM. */
   onShutdownSignal?(handler: (signal: string) => void): void;
-  /** Start exporting audit events as `[otel]` says (absent: no export). */
-  startAuditExport?(telemetry: TelemetryConfig, log: Logger): Promise<AuditExport>;
+  /**
+   * Start exporting audit events as `[otel]` says (absent: no export). `options.net` is this
+   * runtime's {@link net}: the export may post on it.
+   */
+  startAuditExport?(telemetry: TelemetryConfig, log: Logger, options?: { readonly net?: Net }): Promise<AuditExport>;
   /** Add the OTLP metrics export `[otel] metrics_exporter` asks for to `metrics` (absent: none). */
   startMetricsExport?(telemetry: TelemetryConfig, metrics: ProxyMetrics, log: Logger): Promise<void>;
 }

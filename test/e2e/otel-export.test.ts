@@ -9,6 +9,7 @@
  * The collector is a loopback node:http server run by the test (helpers/otlp.ts); every host
  * the proxy refuses is under `.example` / `.invalid` (or 127.0.0.2, refused before any dial).
  */
+import type { ServerResponse } from "node:http";
 import { availableParallelism } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AUDIT_WORKER_MIN_CPUS } from "../../src/runtimes/shared/otel-export.ts";
@@ -17,10 +18,10 @@ import {
   type EchoReply,
   networkConfig,
   type Origin,
+  pollUntil,
   type ProxyProcess,
   RawClient,
   type RawResponse,
-  RUNTIME,
   startOrigin,
   startProxy,
 } from "./helpers/index.ts";
@@ -34,6 +35,8 @@ const TS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 /** A distinctive path and query: neither may ever reach the collector. */
 const PATH = "/secret-path-q7x?q=zzz-query-9k";
 const PATH_PARTS = ["secret-path-q7x", "zzz-query-9k"];
+/** The export in the proxy's thread, whatever the machine's cores (src/runtimes/shared/otel-export.ts). */
+const MAIN_THREAD = { CODEX_NETWORK_PROXY_AUDIT_THREAD: "main" };
 
 let origin: Origin;
 const receivers: OtlpReceiver[] = [];
@@ -260,6 +263,8 @@ describe("OTLP/HTTP JSON export", () => {
       expect(p.method).toBe("POST");
       expect(p.url).toBe("/v1/logs");
       expect(p.contentType).toBe("application/json");
+      // a worker has no runtime sockets: the official transport posts (src/runtimes/shared/otel-provider.ts)
+      expect(p.headers["user-agent"]).toMatch(/^OTel-OTLP-Exporter-JavaScript\//);
     }
     // The raw OTLP/JSON shape: resourceLogs[].scopeLogs[].logRecords[], attributes as [{key, value}].
     const first = JSON.parse(rx.posts[0]!.body.toString("utf8")) as {
@@ -324,19 +329,41 @@ describe("OTLP/HTTP binary protobuf export", () => {
 });
 
 describe("where the export goes", () => {
-  it("straight to the endpoint, whatever proxy the proxy's own environment names; through fetch on Bun, node:http elsewhere", async () => {
+  it("straight to the endpoint, whatever proxy the proxy's own environment names; on the runtime's own sockets in the proxy's thread", async () => {
     const rx = await receiver();
     const nowhere = `http://127.0.0.1:${await deadPort()}`;
     const env = { HTTP_PROXY: nowhere, http_proxy: nowhere, HTTPS_PROXY: nowhere, https_proxy: nowhere, ALL_PROXY: nowhere, all_proxy: nowhere, NO_PROXY: undefined, no_proxy: undefined };
-    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), env);
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), { ...env, ...MAIN_THREAD });
     const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
     expect(r.response.status).toBe(403);
     await stopCleanly(proxy);
     const mine = decisionRecords(rx).filter((x) => x.attributes["client.address"] === r.client);
     expect(mine.map((x) => x.attributes["network.policy.reason"])).toEqual(["not_allowed"]);
-    // the transport each runtime posts with (src/runtimes/shared/otel-provider.ts, postsWithFetch)
-    const agent = RUNTIME === "bun" ? /^codex-network-proxy\// : /^OTel-OTLP-Exporter-JavaScript\//;
-    for (const p of rx.posts) expect(p.headers["user-agent"]).toMatch(agent);
+    // the core's HTTP/1.1 client posts (src/runtimes/shared/otlp-conn-transport.ts), not node:http
+    expect(rx.posts.length).toBeGreaterThan(0);
+    for (const p of rx.posts) expect(p.headers["user-agent"]).toMatch(/^codex-network-proxy\//);
+  });
+
+  it("batch after batch on one kept connection; one the collector closed while idle is replaced, nothing lost", async () => {
+    for (const keepAliveTimeoutMs of [60_000, 100]) {
+      const rx = await receiver({ keepAliveTimeoutMs });
+      const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), MAIN_THREAD);
+      const clients: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`);
+        expect(r.response.status).toBe(403);
+        clients.push(r.client);
+        // each record goes in a batch of its own (the batch delay is 1 s)
+        const before = rx.posts.length;
+        await pollUntil(() => rx.posts.length > before, 5_000, "a batch reaches the collector");
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      await stopCleanly(proxy);
+      const mine = decisionRecords(rx).filter((x) => clients.includes(String(x.attributes["client.address"])));
+      expect(mine.map((x) => x.attributes["client.address"]).sort()).toEqual([...clients].sort());
+      expect(proxy.stderr()).not.toContain("audit records lost");
+      expect(rx.connections(), `connections with keepAliveTimeout ${keepAliveTimeoutMs} ms`).toBe(keepAliveTimeoutMs === 100 ? rx.posts.length : 1);
+    }
   });
 
   it("gzip (OTEL_EXPORTER_OTLP_COMPRESSION) goes through the official transport on every runtime", async () => {
@@ -356,6 +383,25 @@ describe("where the export goes", () => {
 });
 
 describe("what the collector answers", () => {
+  it("a chunked answer is read whole, and the connection is kept", async () => {
+    const chunked = (res: ServerResponse): void => {
+      res.writeHead(200, { "content-type": "application/x-protobuf" });
+      // an empty ExportLogsServiceResponse partial_success (field 1), in two chunks
+      res.write(Buffer.from([0x0a]));
+      res.end(Buffer.from([0x00]));
+    };
+    const rx = await receiver({ script: [chunked, chunked] });
+    const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`), MAIN_THREAD);
+    for (let i = 0; i < 2; i++) {
+      const before = rx.posts.length;
+      expect((await send(proxy.port, `GET http://not-listed.invalid${PATH} HTTP/1.1\r\nHost: not-listed.invalid\r\n\r\n`)).response.status).toBe(403);
+      await pollUntil(() => rx.posts.length > before, 5_000, "a batch reaches the collector");
+    }
+    await stopCleanly(proxy);
+    expect(rx.connections()).toBe(1);
+    expect(proxy.stderr()).not.toContain("audit records lost");
+  });
+
   it("503 with Retry-After is retried: the same batch again, nothing lost", async () => {
     const rx = await receiver({ script: [(res) => res.writeHead(503, { "retry-after": "0" }).end("busy")] });
     const proxy = await start(config(`exporter = { otlp-http = { endpoint = "${rx.endpoint}" } }`));

@@ -188,7 +188,7 @@ export async function runStandalone(rt: StandaloneRuntime): Promise<number> {
     TARGET.main,
     `codex-network-proxy ${VERSION} on ${rt.name}: mode ${network.mode}, ${network.allowed_domains.length} allowed and ${network.denied_domains.length} denied patterns`,
   );
-  const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log) : undefined;
+  const audit = loaded.telemetry && rt.startAuditExport ? await rt.startAuditExport(loaded.telemetry, log, { net: rt.net }) : undefined;
   if (loaded.telemetry && rt.startMetricsExport) await rt.startMetricsExport(loaded.telemetry, state.metrics, log);
   if (audit?.sink) state.addSink(audit.sink);
   if (audit?.connectionSink) state.addConnectionSink(audit.connectionSink);

@@ -299,7 +299,7 @@ const TOKEN_BYTES: Uint8Array = (() => {
 })();
 
 /** A non-empty RFC 9110 token. */
-function isToken(text: string): boolean {
+export function isToken(text: string): boolean {
   if (text.length === 0) return false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

@@ -23,6 +23,7 @@ import type { ConnectionSink } from "../../core/audit/connection.ts";
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
 import type { TelemetryConfig } from "../../core/config/telemetry.ts";
 import type { AuditExport } from "../../core/runtime.ts";
+import type { Net } from "../../core/net/contract.ts";
 import { TARGET, type Logger } from "../../core/log.ts";
 import { appendRecord, readRecords, RECORD_SLOTS, type Slot } from "./audit-batch.ts";
 import { createAuditPipeline, exporterLabel, FLUSH_TIMEOUT_MS, type OtlpExporter, shutdownWithin } from "./otel-provider.ts";
@@ -40,6 +41,12 @@ export interface AuditExportOptions {
   readonly worker?: boolean;
   /** The worker's module (default: `otel-worker` next to this module). */
   readonly workerUrl?: URL;
+  /**
+   * The runtime's sockets (the standalone entry gives them): an export in the main thread posts
+   * plain-HTTP OTLP/HTTP on them (`otlp-conn-transport.ts`). Without them, and in a worker, the
+   * official transport posts.
+   */
+  readonly net?: Net;
 }
 
 const NOTHING: AuditExport = { shutdown: async () => {} };
@@ -106,12 +113,12 @@ export async function startAuditExport(telemetry: TelemetryConfig, log: Logger, 
     if ("failed" in started) return couldNotStart(started.failed);
     if ("worker" in started) {
       log.log("info", TARGET.main, `audit events exported with ${exporterLabel(chosen)} from a worker thread`);
-      return new WorkerExport(started.worker, chosen, telemetry.environment, log);
+      return new WorkerExport(started.worker, chosen, telemetry.environment, log, options.net);
     }
     log.log("debug", TARGET.main, `audit export worker unavailable (${started.unavailable}); exporting from the main thread`);
   }
   try {
-    const exported = await mainThreadExport(chosen, telemetry.environment, log);
+    const exported = await mainThreadExport(chosen, telemetry.environment, log, options.net);
     log.log("info", TARGET.main, `audit events exported with ${exporterLabel(chosen)}`);
     return exported;
   } catch (e) {
@@ -120,8 +127,8 @@ export async function startAuditExport(telemetry: TelemetryConfig, log: Logger, 
 }
 
 /** The pipeline in the main thread. Throws when the exporter cannot start. */
-async function mainThreadExport(exporter: OtlpExporter, environment: string, log: Logger): Promise<AuditExport> {
-  const pipeline = await createAuditPipeline(exporter, environment, (message) => log.log("warn", TARGET.main, message));
+async function mainThreadExport(exporter: OtlpExporter, environment: string, log: Logger, net: Net | undefined): Promise<AuditExport> {
+  const pipeline = await createAuditPipeline(exporter, environment, (message) => log.log("warn", TARGET.main, message), net);
   return {
     sink: pipeline.sink,
     connectionSink: pipeline.connectionSink,
@@ -231,6 +238,7 @@ class WorkerExport implements AuditExport {
     private readonly exporter: OtlpExporter,
     private readonly environment: string,
     private readonly log: Logger,
+    private readonly net: Net | undefined,
   ) {
     worker.unref(); // the export never keeps the process alive on its own
     worker.on("message", (m: FromAuditWorker) => {
@@ -309,7 +317,7 @@ class WorkerExport implements AuditExport {
     const unsent = readRecords(this.batch);
     this.batch = [];
     for (const r of unsent) this.toFallback(r);
-    fallback.ready = mainThreadExport(this.exporter, this.environment, this.log).then(
+    fallback.ready = mainThreadExport(this.exporter, this.environment, this.log, this.net).then(
       (exported) => {
         fallback.sink = exported.sink;
         fallback.connectionSink = exported.connectionSink;

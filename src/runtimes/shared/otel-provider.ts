@@ -4,9 +4,10 @@
  * and the official serialiser would give, at a fraction of the cost), and the official OTLP
  * transport chosen by `[otel].exporter` (otlp-http JSON or binary protobuf, or otlp-grpc): the
  * export delegate of `@opentelemetry/otlp-exporter-base` (or `otlp-grpc-exporter-base`), which
- * the official log exporters are thin wrappers of, with its retries, timeouts and headers; on
- * Bun, OTLP/HTTP goes through the same delegate over Bun's `fetch` (`otlp-fetch-transport.ts`,
- * see {@link postsWithFetch}). Built
+ * the official log exporters are thin wrappers of, with its retries, timeouts and headers. When
+ * the caller gives the runtime's sockets, plain-HTTP OTLP/HTTP goes through the same delegate over
+ * the core's HTTP/1.1 client on them (`otlp-conn-transport.ts`, see {@link postsOnOwnSockets}),
+ * which costs the proxy's thread less than the official `node:http` transport. Built
  * in the export worker (`otel-worker.ts`), or in the main thread when no worker can run
  * (`otel-export.ts`). The transports are loaded only here, so a proxy that exports nothing never
  * loads them.
@@ -20,6 +21,7 @@ import { CONNECTION_CLOSED_EVENT, CONNECTION_FIELDS, type ConnectionRecord, type
 import type { DecisionRecord, DecisionSink } from "../../core/audit/events.ts";
 import { type AttributeField, isAttributeValue, jsonLogsWriter, type LogShape, type LogsRequestWriter, type LogsSource, protobufLogsWriter } from "../../core/audit/otlp/logs-request.ts";
 import type { OtelExporter } from "../../core/config/telemetry.ts";
+import type { Net } from "../../core/net/contract.ts";
 import { VERSION } from "../../core/version.ts";
 import {
   AUDIT_EXPORT_BATCH_RECORDS,
@@ -58,8 +60,11 @@ export interface AuditPipeline {
 /** `ExportResultCode.SUCCESS` of `@opentelemetry/core`: the delegate's result for a batch that arrived. */
 const EXPORT_SUCCESS = 0;
 
-/** The pipeline for `exporter`. Throws when the exporter cannot start (e.g. a bad endpoint). */
-export async function createAuditPipeline(exporter: OtlpExporter, environment: string, warn: (message: string) => void): Promise<AuditPipeline> {
+/**
+ * The pipeline for `exporter`. Throws when the exporter cannot start (e.g. a bad endpoint).
+ * With `net`, a plain-HTTP OTLP/HTTP export posts on those sockets ({@link postsOnOwnSockets}).
+ */
+export async function createAuditPipeline(exporter: OtlpExporter, environment: string, warn: (message: string) => void, net?: Net): Promise<AuditPipeline> {
   const source: LogsSource = {
     resource: { "service.name": "codex-network-proxy", "service.version": VERSION, "deployment.environment": environment },
     scope: AUDIT_LOGGER_NAME,
@@ -75,7 +80,7 @@ export async function createAuditPipeline(exporter: OtlpExporter, environment: s
   };
   const json = exporter.kind === "otlp-http" && exporter.protocol === "json";
   const newWriter = json ? () => jsonLogsWriter(source, AUDIT_SHAPE) : () => protobufLogsWriter(source, AUDIT_SHAPE);
-  const delegate = await createDelegate(exporter);
+  const delegate = await createDelegate(exporter, net);
   const batcher = new AuditBatcher<AuditItem, EncodedBatch>(
     (batch, done) => delegate.export(batch, (result) => done(result.code === EXPORT_SUCCESS)),
     (counts) => warn(lossText(counts)),
@@ -220,7 +225,7 @@ export async function shutdownWithin(pipeline: { shutdown(): Promise<void> }, ms
 /** How the transport's own metrics (off: no meter provider is given) count a batch: its records. */
 const COUNT_LOGS: IExporterMetricsHelper<EncodedBatch> = { name: "log", countItems: (batch) => batch.count };
 
-async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<EncodedBatch>> {
+async function createDelegate(e: OtlpExporter, net: Net | undefined): Promise<IOtlpExportDelegate<EncodedBatch>> {
   const { JsonLogsSerializer, ProtobufLogsSerializer } = await import("@opentelemetry/otlp-transformer");
   const binary = serializer(ProtobufLogsSerializer);
   if (e.kind === "otlp-grpc") {
@@ -246,39 +251,21 @@ async function createDelegate(e: OtlpExporter): Promise<IOtlpExportDelegate<Enco
     "Content-Type": json ? "application/json" : "application/x-protobuf",
   });
   const chosen = json ? serializer(JsonLogsSerializer) : binary;
-  if (!postsWithFetch(options.compression)) return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
-  const [{ createOtlpNetworkExportDelegate }, { fetchTransport }] = await Promise.all([import("@opentelemetry/otlp-exporter-base"), import("./otlp-fetch-transport.ts")]);
-  const transport = fetchTransport({ url: options.url, headers: options.headers, userAgent: `codex-network-proxy/${VERSION}`, init: { proxy: false } });
+  if (!postsOnOwnSockets(options.url, options.compression, net)) return createOtlpHttpExportDelegate(options, chosen, "otlp_http_log_exporter", COUNT_LOGS, undefined);
+  const [{ createOtlpNetworkExportDelegate }, { connTransport }] = await Promise.all([import("@opentelemetry/otlp-exporter-base"), import("./otlp-conn-transport.ts")]);
+  const transport = connTransport({ url: options.url, headers: options.headers, userAgent: `codex-network-proxy/${VERSION}`, net });
   const metrics = createOtlpHttpExporterMetrics("otlp_http_log_exporter", COUNT_LOGS, options.url, undefined);
   return createOtlpNetworkExportDelegate(options, chosen, metrics, transport);
 }
 
 /**
- * Whether OTLP/HTTP batches go out through the runtime's `fetch` (`otlp-fetch-transport.ts`)
- * rather than the official `node:http` transport: on Bun, where that costs the proxy's thread a
- * fraction of what `node:http` does (BENCHMARKS.md, profile note 18), unless the export asks
- * for what only the official transport does: `compression` (from the OpenTelemetry variables)
- * other than `none`, or TLS files ({@link tlsFilesFromEnv}). `{ proxy: false }` keeps
- * Bun's `fetch` from following `HTTP_PROXY`: the export goes to the endpoint directly.
+ * Whether OTLP/HTTP batches go out on the runtime's own sockets (`otlp-conn-transport.ts`)
+ * rather than through the official `node:http` transport: when the caller gives them (`net`),
+ * the endpoint is plain `http`, and `compression` (from the OpenTelemetry variables) is `none`.
+ * In place, a batch through `node:http` costs the proxy's thread about 1 ms on Deno and Bun,
+ * and about 0.5 ms on Node (BENCHMARKS.md, profile notes 18 and 19); an `https` endpoint (with
+ * the OpenTelemetry TLS variables it reads) and gzip are left to the official transport.
  */
-function postsWithFetch(compression: string): boolean {
-  const bun = (process.versions as Record<string, string | undefined>).bun !== undefined;
-  return bun && compression === "none" && tlsFilesFromEnv(process.env) === undefined;
-}
-
-/**
- * The OpenTelemetry variables that name TLS files for the OTLP client (a CA, a client
- * certificate or key): the official transport reads them into its `node:http` agent, which
- * `fetch` does not take, so with any of them set (or with gzip compression, which only the
- * official transport does) the official transport is used on Bun too. The first one set, or
- * `undefined`.
- */
-export function tlsFilesFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  for (const scope of ["LOGS_", ""]) {
-    for (const what of ["CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"]) {
-      const name = `OTEL_EXPORTER_OTLP_${scope}${what}`;
-      if ((env[name] ?? "").trim() !== "") return name;
-    }
-  }
-  return undefined;
+function postsOnOwnSockets(url: string, compression: string, net: Net | undefined): net is Net {
+  return net !== undefined && url.startsWith("http:") && compression === "none";
 }

@@ -33,6 +33,8 @@ export interface OtlpReceiver {
   readonly endpoint: string;
   /** Every request received, in order (any path). */
   readonly posts: OtlpPost[];
+  /** How many connections it accepted. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,8 @@ export interface OtlpReceiverOptions {
    * `script[n]` when there is one, else as usual. The request is recorded either way.
    */
   readonly script?: ReadonlyArray<(res: ServerResponse) => void>;
+  /** How long the receiver keeps an idle connection open (node:http's `keepAliveTimeout`; its default: 5 s). */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 /**
@@ -78,7 +82,10 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
       res.end(answer);
     });
   });
+  let connections = 0;
+  server.on("connection", () => connections++);
   server.on("clientError", (_err, socket) => socket.destroy());
+  if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
   const port = await withDeadline(
     new Promise<number>((resolve, reject) => {
       server.once("error", reject);
@@ -95,6 +102,7 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
     port,
     endpoint: `http://127.0.0.1:${port}/v1/logs`,
     posts,
+    connections: () => connections,
     async close() {
       server.closeAllConnections();
       await withDeadline(new Promise<void>((r) => server.close(() => r())), 5_000, "OTLP receiver close");

@@ -1,21 +1,16 @@
 /**
- * The OTLP/HTTP transport over `fetch` (src/runtimes/shared/otlp-fetch-transport.ts), against a
- * loopback collector started here: what a POST carries, which answers are a success, a retry or
- * a failure, the retries' limits, a timeout, and an oversized answer.
+ * The OTLP/HTTP transport over the runtime's own connections
+ * (src/runtimes/shared/otlp-conn-transport.ts, here on Node's), against a loopback collector
+ * started here: what a POST carries, which answers are a success, a retry or a failure, a
+ * timeout, and an oversized answer; then the retries' limits (otlp-transport.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ExportResponse, IExporterTransport } from "@opentelemetry/otlp-exporter-base";
 import { afterEach, describe, expect, it } from "vitest";
-import { tlsFilesFromEnv } from "../../src/runtimes/shared/otel-provider.ts";
-import {
-  EXPORT_MAX_RESPONSE_BYTES,
-  EXPORT_MAX_RETRIES,
-  fetchTransport,
-  RETRYABLE_STATUSES,
-  RetryingTransport,
-  retryAfterMs,
-} from "../../src/runtimes/shared/otlp-fetch-transport.ts";
+import { nodeNet } from "../../src/runtimes/node/net.ts";
+import { connTransport } from "../../src/runtimes/shared/otlp-conn-transport.ts";
+import { EXPORT_MAX_RESPONSE_BYTES, EXPORT_MAX_RETRIES, RETRYABLE_STATUSES, RetryingTransport, retryAfterMs } from "../../src/runtimes/shared/otlp-transport.ts";
 
 interface Received {
   readonly headers: IncomingMessage["headers"];
@@ -50,15 +45,16 @@ async function collector(answer: (n: number, res: ServerResponse) => void): Prom
 const HEADERS = async (): Promise<Record<string, string>> => ({ "Content-Type": "application/x-protobuf", "x-collector-key": "k-77" });
 
 function transport(url: string, headers: () => Promise<Record<string, string>> = HEADERS): IExporterTransport {
-  return fetchTransport({ url, headers, userAgent: "codex-network-proxy/test" });
+  return connTransport({ url, headers, userAgent: "codex-network-proxy/test", net: nodeNet });
 }
 
-describe("a POST through fetch", () => {
+describe("a POST on the runtime's own connections", () => {
   it("carries the batch's exact bytes and the headers; a 2xx is a success with the answer's bytes", async () => {
     const c = await collector((_n, res) => res.writeHead(200, { "content-type": "application/x-protobuf" }).end(Buffer.from([0x0a, 0x00])));
     const batch = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 31) & 255);
     const r = await transport(c.url).send(batch, 5_000);
-    expect(r).toEqual({ status: "success", data: new Uint8Array([0x0a, 0x00]) });
+    expect(r.status).toBe("success");
+    expect([...(r as { data: Uint8Array }).data]).toEqual([0x0a, 0x00]);
     expect(c.received).toHaveLength(1);
     expect(Buffer.compare(c.received[0]!.body, Buffer.from(batch))).toBe(0);
     expect(c.received[0]!.headers).toMatchObject({ "content-type": "application/x-protobuf", "x-collector-key": "k-77", "user-agent": "codex-network-proxy/test" });
@@ -126,7 +122,7 @@ describe("a POST through fetch", () => {
     const c = await collector(() => {});
     const url = c.url;
     await new Promise<void>((r) => servers.pop()!.close(() => r()));
-    const r = await fetchTransport({ url, headers: HEADERS, userAgent: "t" }).send(new Uint8Array([1]), 300);
+    const r = await transport(url).send(new Uint8Array([1]), 300);
     expect(r.status).toBe("retryable");
   });
 
@@ -210,16 +206,6 @@ describe("the retries", () => {
     const r = await new RetryingTransport(inner, Math.random, noted().wait).send(new Uint8Array([1]), 2_000);
     expect(r.status).toBe("failure");
     expect(inner.calls).toHaveLength(2);
-  });
-});
-
-describe("which transport posts on Bun", () => {
-  it("the official one when a TLS file is named for the OTLP client", () => {
-    expect(tlsFilesFromEnv({})).toBeUndefined();
-    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CERTIFICATE: " " })).toBeUndefined();
-    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CERTIFICATE: "/ca.pem" })).toBe("OTEL_EXPORTER_OTLP_CERTIFICATE");
-    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: "/k.pem" })).toBe("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY");
-    expect(tlsFilesFromEnv({ OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: "/c.pem" })).toBe("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
   });
 });
 
