@@ -100,6 +100,44 @@ describe("a POST on the runtime's own connections", () => {
     expect(c.received).toHaveLength(1);
   });
 
+  it("an answer whose body breaks off counts as its status says: 400 fails, 503 is retried, nothing else", async () => {
+    const broken = (status: number) => (_n: number, res: ServerResponse) => {
+      res.writeHead(status, { "content-length": "100" });
+      res.write("abc", () => res.destroy());
+    };
+    const refused = await collector(broken(400));
+    const r = await transport(refused.url).send(new Uint8Array([1]), 5_000);
+    expect(r.status).toBe("failure");
+    expect(refused.received).toHaveLength(1);
+    const busy = await collector((n, res) => (n === 0 ? broken(503)(n, res) : res.writeHead(200).end()));
+    const inner = connTransport({ url: busy.url, headers: HEADERS, userAgent: "t", net: nodeNet });
+    const w: number[] = [];
+    const again = await new RetryingTransport(inner, () => 0.5, async (ms) => void w.push(ms)).send(new Uint8Array([2]), 5_000);
+    expect(again.status).toBe("success");
+    expect(busy.received).toHaveLength(2);
+  });
+
+  it("a 2xx whose body stalls past the deadline counts as delivered", async () => {
+    const c = await collector((_n, res) => {
+      res.writeHead(200, { "content-length": "100" });
+      res.write("abc");
+    });
+    const r = await transport(c.url).send(new Uint8Array([5]), 300);
+    expect(r).toEqual({ status: "success" });
+    expect(c.received).toHaveLength(1);
+  });
+
+  it("a user name and password in the URL go as Basic credentials (as node:http sends them), never into messages; a configured Authorization wins", async () => {
+    const c = await collector((_n, res) => res.writeHead(400).end());
+    const url = c.url.replace("http://", "http://us%C3%A9r:p%40ss@");
+    const r = await transport(url).send(new Uint8Array([1]), 5_000);
+    expect(c.received[0]!.headers.authorization).toBe(`Basic ${Buffer.from("us\u00e9r:p@ss").toString("base64")}`);
+    expect((r as { error: Error }).error.message).toContain(`the collector at ${c.url} answered 400`);
+    expect((r as { error: Error }).error.message).not.toContain("p%40ss");
+    await transport(url, async () => ({ Authorization: "Bearer t0k" })).send(new Uint8Array([1]), 5_000);
+    expect(c.received[1]!.headers.authorization).toBe("Bearer t0k");
+  });
+
   it("an error that is not the network's fails at once, not retried", async () => {
     const c = await collector((_n, res) => res.writeHead(200).end());
     const r = await transport(c.url, async () => ({ "x-bad": "a\nb" })).send(new Uint8Array([1]), 5_000);
@@ -187,6 +225,14 @@ describe("the retries", () => {
       await new RetryingTransport(scripted([{ status: "retryable" }]), () => random, w.wait).send(new Uint8Array([1]), 60_000);
       expect(w.waits[0]).toBeCloseTo(first, 6);
     }
+  });
+
+  it("never start an attempt when the wait took the rest of the deadline", async () => {
+    const inner = scripted([{ status: "retryable", retryInMillis: 1_000 }]);
+    const slow = async (ms: number): Promise<void> => void (await new Promise((r) => setTimeout(r, ms + 50)));
+    const r = await new RetryingTransport(inner, Math.random, slow).send(new Uint8Array([1]), 1_020);
+    expect(r.status).toBe("retryable");
+    expect(inner.calls).toHaveLength(1);
   });
 
   it("never wait past the export's deadline", async () => {

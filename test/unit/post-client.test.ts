@@ -64,8 +64,9 @@ async function server(answer: Answer): Promise<{ port: number; got: Got[]; conns
 
 const OK = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-function client(port: number, options: { net?: Net; maxAnswerBytes?: number; maxIdle?: number; host?: string } = {}): PostClient {
-  const c = new PostClient(options.net ?? nodeNet, { host: options.host ?? "127.0.0.1", port, path: "/v1/logs?x=1" }, options.maxAnswerBytes ?? 1024, options.maxIdle);
+function client(port: number, options: { net?: Net; maxAnswerBytes?: number; maxIdle?: number; idleMs?: number; host?: string } = {}): PostClient {
+  const limits = { maxAnswerBytes: options.maxAnswerBytes ?? 1024, maxIdle: options.maxIdle, idleMs: options.idleMs };
+  const c = new PostClient(options.net ?? nodeNet, { host: options.host ?? "127.0.0.1", port, path: "/v1/logs?x=1" }, limits);
   clients.push(c);
   return c;
 }
@@ -128,7 +129,16 @@ describe("kept-alive connections", () => {
     expect(s.got.map((g) => g.conn)).toEqual([0, 1]);
   });
 
-  it(`a connection idle longer than ${POST_IDLE_MS} ms is not reused`, async () => {
+  it("an idle connection is closed once its idle time is up", async () => {
+    const s = await server((_n, socket) => socket.write(OK));
+    const c = client(s.port, { idleMs: 100 });
+    await c.post(FIELDS, new Uint8Array([1]), 5_000);
+    expect(c.idleCount).toBe(1);
+    await vi.waitFor(() => expect(s.conns[0]!.readableEnded).toBe(true));
+    expect(c.idleCount).toBe(0);
+  });
+
+  it(`a connection found idle longer than ${POST_IDLE_MS} ms (its timer late) is not reused`, async () => {
     const s = await server((_n, socket) => socket.write(OK));
     const c = client(s.port);
     await c.post(FIELDS, new Uint8Array([1]), 5_000);
@@ -179,6 +189,17 @@ describe("kept-alive connections", () => {
     expect(s.conns).toHaveLength(2);
     expect(c.idleCount).toBe(1);
     await vi.waitFor(() => expect(s.conns.filter((x) => x.readableEnded)).toHaveLength(1));
+  });
+
+  it("close() while a request is out: its connection is closed when it is done, not kept", async () => {
+    const s = await server((_n, socket) => setTimeout(() => socket.write(OK), 50));
+    const c = client(s.port);
+    const out = c.post(FIELDS, new Uint8Array([1]), 5_000);
+    await vi.waitFor(() => expect(s.got).toHaveLength(1));
+    c.close();
+    expect((await out).head.status).toBe(200);
+    expect(c.idleCount).toBe(0);
+    await vi.waitFor(() => expect(s.conns[0]!.readableEnded).toBe(true));
   });
 
   it("close() closes the idle connections, and none is kept afterwards", async () => {
@@ -327,7 +348,7 @@ describe("retries and the deadline", () => {
     const s = await server(() => {});
     const c = client(s.port);
     const f = await failure(c.post(FIELDS, new Uint8Array([1]), 200));
-    expect([f.kind, f.message]).toEqual(["timeout", "no answer within 200 ms"]);
+    expect([f.kind, f.status, f.message]).toEqual(["timeout", undefined, "no answer within 200 ms"]);
     expect(c.idleCount).toBe(0);
     await vi.waitFor(() => expect(s.conns[0]!.destroyed || s.conns[0]!.readableEnded).toBe(true));
   });
@@ -338,7 +359,7 @@ describe("retries and the deadline", () => {
       const t = setInterval(() => (socket.destroyed ? clearInterval(t) : socket.write("x")), 40);
     });
     const f = await failure(client(s.port).post(FIELDS, new Uint8Array([1]), 300));
-    expect(f.kind).toBe("timeout");
+    expect([f.kind, f.status]).toEqual(["timeout", 200]);
   });
 
   it("a port nobody listens on fails (kind connection)", async () => {

@@ -1,22 +1,26 @@
 /**
  * An HTTP/1.1 client that POSTs to one plain-HTTP origin over the runtime's own connections
- * ({@link Net}): the audit export's transport on Deno (`runtimes/shared/otlp-conn-transport.ts`),
- * where each batch POSTed through the `node:http` compatibility layer costs the proxy's thread
- * about 1 ms (BENCHMARKS.md, profile note 18). It writes the request head with `head-bytes.ts`
- * and reads the answer with the parser and framing the proxy uses for origins' answers.
+ * ({@link Net}): the audit export's transport (`runtimes/shared/otlp-conn-transport.ts`), which
+ * costs the proxy's thread a fraction of what a batch POSTed through `node:http` does (about
+ * 1 ms on Deno, BENCHMARKS.md, profile notes 18 and 19). It writes the request head with
+ * `head-bytes.ts` and reads the answer with the parser and framing the proxy uses for origins'
+ * answers.
  *
  * - Connections are kept alive (RFC 9112 §9.3) and reused, at most
- *   {@link POST_MAX_IDLE_CONNECTIONS} idle at once, each for at most {@link POST_IDLE_MS}. An idle
- *   connection is read while it waits: a byte or a close from the server drops it, so a
+ *   {@link POST_MAX_IDLE_CONNECTIONS} idle at once, each closed after {@link POST_IDLE_MS} idle. An
+ *   idle connection is read while it waits: a byte or a close from the server drops it, so a
  *   connection the server closed is not written to.
- * - A kept connection that fails while the request is written to it (the server closed it as the
- *   request went out) is retried once on a new connection: the server cannot have acted on a
+ * - A kept connection whose write the runtime reports failed (the server closed it as the
+ *   request went out) is replaced once by a new connection: the server cannot have acted on a
  *   request it did not get whole, the one case in which RFC 9112 §9.3.1.1 lets a client repeat a
- *   request that is not idempotent. Any other failure is the caller's to retry.
+ *   request that is not idempotent. Any other failure is the caller's to retry. (Writes are
+ *   buffered, so a close the server makes as the request goes out is more often seen as a read
+ *   that fails.)
  * - The answer's body is read whole, within a size limit; content-length, chunked and
  *   close-delimited bodies are read. 1xx interim answers are skipped; a 101 fails.
  * - One deadline covers the whole request: resolving, connecting, writing and reading. Past it
- *   the connection is aborted and the request fails with kind `timeout`.
+ *   the connection is aborted and the request fails with kind `timeout` (with the answer's
+ *   status when its head had arrived).
  * - `Host` and `Content-Length` are the client's; fields of the caller's that frame the message
  *   or manage the connection ({@link CLIENT_OWNED_FIELDS}) are left out, as `fetch` leaves out
  *   its forbidden request headers. A field name that is not a token, or a value with a control
@@ -40,9 +44,10 @@ import { isToken, parseResponseHead, type ResponseHead } from "./parser.ts";
 export const POST_MAX_IDLE_CONNECTIONS = 4;
 
 /**
- * Longest a connection is kept idle; an older one is closed when next looked at, not reused.
- * Shorter than the keep-alive timeout of common servers, so a connection is rarely reused just
- * as the server closes it.
+ * Longest a connection is kept idle: then it is closed (and one found older when taken, its
+ * timer late, is not reused). Shorter than the keep-alive timeout of common collectors and
+ * servers (nginx 75 s, the OpenTelemetry Collector's Go server: none), so a connection is rarely
+ * reused just as the server closes it.
  */
 export const POST_IDLE_MS = 15_000;
 
@@ -51,6 +56,16 @@ export const POST_IDLE_MS = 15_000;
  * becomes of the connection (RFC 9110 §7.6.1, RFC 9112 §6): the caller's are left out.
  */
 export const CLIENT_OWNED_FIELDS: ReadonlySet<string> = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect"]);
+
+/** Limits of a {@link PostClient}. */
+export interface PostClientOptions {
+  /** Largest answer body read; a larger one fails the request (kind `answer`). */
+  readonly maxAnswerBytes: number;
+  /** Most idle connections kept (default {@link POST_MAX_IDLE_CONNECTIONS}). */
+  readonly maxIdle?: number;
+  /** How long an idle connection is kept (default {@link POST_IDLE_MS}). */
+  readonly idleMs?: number;
+}
 
 /** Where the client POSTs. */
 export interface PostTarget {
@@ -78,7 +93,7 @@ export interface PostAnswer {
  */
 export type PostFailureKind = "timeout" | "connection" | "answer" | "request";
 
-/** A POST that failed; `status` is the answer's status when its head had arrived. */
+/** A POST that failed; `status` is the answer's final status when its head had arrived. */
 export class PostFailure extends Error {
   constructor(
     readonly kind: PostFailureKind,
@@ -99,6 +114,8 @@ class PostConn {
   readonly reader: BufferedReader;
   /** When it was last put back idle (`Date.now()`). */
   idleSince = 0;
+  /** Closes it once idle too long; set while idle. */
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set while idle: the idle read, settled with whether the connection is still usable once it ended. */
   watch: Promise<boolean> | undefined;
 
@@ -127,19 +144,20 @@ export class PostClient {
   private readonly idle: PostConn[] = [];
   private closed = false;
   private readonly authority: string;
+  private readonly maxAnswerBytes: number;
+  private readonly maxIdle: number;
+  private readonly idleMs: number;
 
-  /**
-   * @param maxAnswerBytes largest answer body read; a larger one fails the request (`answer`).
-   * @param maxIdle most idle connections kept.
-   */
   constructor(
     private readonly net: Net,
     private readonly target: PostTarget,
-    private readonly maxAnswerBytes: number,
-    private readonly maxIdle: number = POST_MAX_IDLE_CONNECTIONS,
+    options: PostClientOptions,
   ) {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
     this.authority = target.port === 80 ? host : `${host}:${target.port}`;
+    this.maxAnswerBytes = options.maxAnswerBytes;
+    this.maxIdle = options.maxIdle ?? POST_MAX_IDLE_CONNECTIONS;
+    this.idleMs = options.idleMs ?? POST_IDLE_MS;
   }
 
   /** Idle connections kept now (for tests). */
@@ -154,6 +172,8 @@ export class PostClient {
   async post(fields: readonly HttpHeader[], body: Uint8Array, timeoutMs: number): Promise<PostAnswer> {
     const head = this.requestHead(fields, body.length);
     const abort = new AbortController();
+    /** The final answer's status, once its head arrived. */
+    const seen: { status?: number } = {};
     let current: PostConn | undefined;
     const timer = setTimeout(() => {
       abort.abort(new PostFailure("timeout", `no answer within ${timeoutMs} ms`));
@@ -164,12 +184,12 @@ export class PostClient {
       for (;;) {
         current = kept ?? (await this.open(abort.signal));
         try {
-          const answer = await this.exchange(current, head, body);
+          const answer = await this.exchange(current, head, body, seen);
           this.putIdle(current, answer);
           return answer.answer;
         } catch (e) {
           current.abort();
-          if (abort.signal.aborted) throw abort.signal.reason as PostFailure;
+          if (abort.signal.aborted) throw new PostFailure("timeout", `no answer within ${timeoutMs} ms`, seen.status, { cause: e });
           // a kept connection the server closed as the request went out: once more, on a new one
           if (kept !== undefined && e instanceof NotSent) {
             kept = undefined;
@@ -186,7 +206,10 @@ export class PostClient {
   /** Close every idle connection, and keep none from now on. */
   close(): void {
     this.closed = true;
-    for (const c of this.idle.splice(0)) c.close();
+    for (const c of this.idle.splice(0)) {
+      clearTimeout(c.idleTimer);
+      c.close();
+    }
   }
 
   /** The request head, or a `request` failure naming the field that cannot be sent. */
@@ -207,9 +230,10 @@ export class PostClient {
     for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) {
       const watch = c.watch!;
       c.watch = undefined;
+      clearTimeout(c.idleTimer);
       // withdraw the idle read; it settles with whether the connection is still usable
       c.conn.cancelRead(TAKEN);
-      if ((await watch) && Date.now() - c.idleSince <= POST_IDLE_MS) return c;
+      if ((await watch) && Date.now() - c.idleSince <= this.idleMs) return c;
       c.close();
     }
     return undefined;
@@ -222,6 +246,7 @@ export class PostClient {
       return;
     }
     c.idleSince = Date.now();
+    c.idleTimer = setTimeout(() => this.dropIdle(c), this.idleMs);
     // nothing is owed by the server now: a byte or a close means the connection is done
     c.watch = c.reader.fill().then(
       () => this.dropIdle(c),
@@ -232,6 +257,7 @@ export class PostClient {
 
   /** Remove `c` from the idle list, if there, and close it; `false` (it is not usable). */
   private dropIdle(c: PostConn): false {
+    clearTimeout(c.idleTimer);
     const at = this.idle.indexOf(c);
     if (at >= 0) this.idle.splice(at, 1);
     c.close();
@@ -261,7 +287,7 @@ export class PostClient {
   }
 
   /** Send the request on `c` and read the whole answer. */
-  private async exchange(c: PostConn, head: Uint8Array, body: Uint8Array): Promise<{ answer: PostAnswer; keepAlive: boolean }> {
+  private async exchange(c: PostConn, head: Uint8Array, body: Uint8Array, seen: { status?: number }): Promise<{ answer: PostAnswer; keepAlive: boolean }> {
     try {
       await c.conn.write(head);
       if (body.length > 0) await c.conn.write(body);
@@ -269,6 +295,7 @@ export class PostClient {
       throw new NotSent(e);
     }
     const answerHead = await this.readHead(c);
+    seen.status = answerHead.status;
     const framing = responseFraming(answerHead, "POST");
     if (isFramingError(framing)) throw new PostFailure("answer", `the server's answer cannot be read: ${framing.message}`, answerHead.status);
     const parts: Uint8Array[] = [];

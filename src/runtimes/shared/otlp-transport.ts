@@ -95,7 +95,9 @@ export class RetryingTransport implements IExporterTransport {
       const wait = result.retryInMillis ?? Math.max(0, jittered);
       if (wait > deadline - Date.now()) return result; // the next attempt would start after the export's deadline
       await this.wait(wait);
-      result = await this.inner.send(data, deadline - Date.now());
+      const left = deadline - Date.now();
+      if (left <= 0) return result; // the wait took the rest of the export's time
+      result = await this.inner.send(data, left);
     }
     return result;
   }
