@@ -61,4 +61,24 @@ describe("attemptSignal", () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(a.signal.aborted).toBe(false);
   });
+
+  it("hundreds in progress at once leave the shutdown signal one listener: no leak warning on Node, and shutdown still reaches each", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const { ctx, closing } = context();
+      const attempts = Array.from({ length: 300 }, () => attemptSignal(ctx, 10_000));
+      const released = attempts.splice(0, 100);
+      for (const a of released) a.release();
+      await new Promise((r) => setTimeout(r, 10)); // warnings are emitted on a later tick
+      expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+      closing.abort(new Error("shutting down"));
+      expect(attempts.every((a) => a.signal.aborted)).toBe(true);
+      expect(released.some((a) => a.signal.aborted)).toBe(false);
+      for (const a of attempts) a.release();
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { DialError, formatAddr, type Conn, type DialOptions, type Net, type NetAddr } from "./contract.ts";
-import { untilAborted, withTimeout } from "./timeout.ts";
+import { onAbort, untilAborted, withTimeout } from "./timeout.ts";
 
 /** How long one connection attempt to one address may take. */
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -64,13 +64,13 @@ export function attemptSignal(ctx: DialContext, ms: number): { readonly signal: 
   const timer = setTimeout(() => attempt.abort(new Error(`no connection within ${ms} ms`)), ms);
   const sources = stopSignals(ctx).filter((s): s is AbortSignal => s !== undefined);
   const stop = (): void => attempt.abort(stoppedBy(ctx)?.reason);
-  for (const s of sources) s.addEventListener("abort", stop, { once: true });
+  const unhook = sources.map((s) => onAbort(s, stop));
   if (stoppedBy(ctx)) stop();
   return {
     signal: attempt.signal,
     release() {
       clearTimeout(timer);
-      for (const s of sources) s.removeEventListener("abort", stop);
+      for (const f of unhook) f();
     },
   };
 }

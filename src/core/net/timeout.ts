@@ -27,6 +27,39 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout:
 }
 
 /**
+ * Hooks on signals, kept here rather than as listeners of each signal: every dial in progress
+ * watches the proxy's one shutdown signal, and Node warns of a leak (a
+ * `MaxListenersExceededWarning` on stderr) once a signal has more than 10 listeners. Each
+ * signal gets one listener of its own, which calls its hooks.
+ */
+const hooks = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Call `f` once when `signal` aborts (not if it already has: check `signal.aborted` first).
+ * Returns what unhooks it, to call once the wait is over.
+ */
+export function onAbort(signal: AbortSignal, f: () => void): () => void {
+  let set = hooks.get(signal);
+  if (set === undefined) {
+    const fresh = new Set<() => void>();
+    signal.addEventListener(
+      "abort",
+      () => {
+        const due = [...fresh];
+        fresh.clear();
+        for (const g of due) g();
+      },
+      { once: true },
+    );
+    hooks.set(signal, fresh);
+    set = fresh;
+  }
+  const mine = set;
+  mine.add(f);
+  return () => void mine.delete(f);
+}
+
+/**
  * `promise`, unless one of `signals` aborts first: then rejects with that signal's reason. The
  * abandoned promise's own outcome is ignored (a DNS lookup cannot be cancelled, only no longer
  * awaited). Listeners are removed once it settles.
@@ -39,14 +72,14 @@ export async function untilAborted<T>(promise: Promise<T>, ...signals: (AbortSig
     promise.catch(() => {});
     throw gone.reason;
   }
-  let onAbort: (() => void) | undefined;
+  const unhook: (() => void)[] = [];
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(live.find((s) => s.aborted)?.reason);
-    for (const s of live) s.addEventListener("abort", onAbort, { once: true });
+    const stop = (): void => reject(live.find((s) => s.aborted)?.reason);
+    for (const s of live) unhook.push(onAbort(s, stop));
   });
   try {
     return await Promise.race([promise, aborted]);
   } finally {
-    for (const s of live) s.removeEventListener("abort", onAbort!);
+    for (const f of unhook) f();
   }
 }

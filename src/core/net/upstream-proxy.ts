@@ -12,7 +12,7 @@ import ipaddr from "ipaddr.js";
 import { latin1, latin1Bytes } from "./bytes.ts";
 import { DialError, type Conn, type Net, type NetAddr } from "./contract.ts";
 import { attemptSignal, CONNECT_TIMEOUT_MS, ProxyLoopError, stoppedBy, stopSignals, type DialContext } from "./dial.ts";
-import { untilAborted } from "./timeout.ts";
+import { onAbort, untilAborted } from "./timeout.ts";
 import { BufferedReader, ReadTimeoutError } from "./reader.ts";
 
 /** How long an upstream proxy may take to answer our CONNECT. */
@@ -212,8 +212,7 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
   const conn = await dialProxy(ctx, proxy, proxyAddresses);
   // Waiting for the upstream proxy's answer ends when the dial is no longer wanted.
   const abandon = (): void => conn.close();
-  const stops = stopSignals(ctx);
-  for (const s of stops) s?.addEventListener("abort", abandon, { once: true });
+  const unhook = stopSignals(ctx).map((s) => (s === undefined ? undefined : onAbort(s, abandon)));
   try {
     const stopped = stoppedBy(ctx);
     if (stopped) throw stopped.reason;
@@ -242,7 +241,7 @@ export async function connectThrough(ctx: DialContext, proxy: UpstreamProxy, hos
     if (e instanceof ReadTimeoutError) throw new DialError("timeout", { host, port }, `upstream proxy ${proxy.display} did not answer CONNECT`);
     throw e;
   } finally {
-    for (const s of stops) s?.removeEventListener("abort", abandon);
+    for (const f of unhook) f?.();
   }
 }
 
