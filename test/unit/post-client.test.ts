@@ -344,6 +344,16 @@ describe("retries and the deadline", () => {
     expect(s.got).toHaveLength(2);
   });
 
+  it("a request done before its deadline leaves no timer behind: its kept connection outlives the deadline", async () => {
+    const s = await server((_n, socket) => socket.write(OK));
+    const c = client(s.port);
+    await c.post(FIELDS, new Uint8Array([1]), 100);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(c.idleCount).toBe(1);
+    await c.post(FIELDS, new Uint8Array([2]), 5_000);
+    expect(s.conns).toHaveLength(1);
+  });
+
   it("a server that never answers: kind timeout at the deadline, and the connection is closed", async () => {
     const s = await server(() => {});
     const c = client(s.port);
