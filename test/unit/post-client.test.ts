@@ -35,7 +35,7 @@ afterEach(async () => {
  * A server on 127.0.0.1 that reads each request (head, then a Content-Length body) and calls
  * `answer`; it counts connections and keeps what it read.
  */
-async function server(answer: Answer): Promise<{ port: number; got: Got[]; conns: Socket[] }> {
+async function server(answer: Answer, host = "127.0.0.1"): Promise<{ port: number; got: Got[]; conns: Socket[] }> {
   const got: Got[] = [];
   const conns: Socket[] = [];
   const s = createServer((socket) => {
@@ -58,7 +58,7 @@ async function server(answer: Answer): Promise<{ port: number; got: Got[]; conns
     });
   });
   servers.push(s);
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => s.listen(0, host, () => r()));
   return { port: (s.address() as AddressInfo).port, got, conns };
 }
 
@@ -397,6 +397,13 @@ describe("the request's fields", () => {
     await c.post(fields, new Uint8Array([7, 7]), 5_000);
     expect(s.got[0]!.head).toBe(`POST /v1/logs?x=1 HTTP/1.1\r\nHost: localhost:${s.port}\r\nx-key: caf\u00e9\tok\r\nContent-Length: 2`);
     expect(c.idleCount).toBe(1);
+  });
+
+  it("an IPv6 literal target is dialled as such and named in brackets in Host", async () => {
+    const s = await server((_n, socket) => socket.write(OK), "::1");
+    const a = await client(s.port, { host: "::1" }).post(FIELDS, new Uint8Array([1]), 5_000);
+    expect(a.head.status).toBe(200);
+    expect(s.got[0]!.head).toContain(`\r\nHost: [::1]:${s.port}\r\n`);
   });
 
   it("a name that is not a token, or a value with a control character or a character above U+00FF, fails before connecting, naming it", async () => {
