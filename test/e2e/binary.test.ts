@@ -11,7 +11,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, startOrigin, startProxy } from "./helpers/index.ts";
+import { connect } from "node:net";
+import { delay, networkConfig, type Origin, type ProxyProcess, requestOnce, REPO_ROOT, startOrigin, startProxy } from "./helpers/index.ts";
 import { allRecords, startOtlpReceiver } from "./helpers/otlp.ts";
 
 const run = promisify(execFile);
@@ -76,6 +77,37 @@ describe("single-file binary (bun build --compile)", () => {
       await rx.close();
     }
   });
+});
+
+/** Whether a connection to 127.0.0.1:`port` is refused (nothing listens there). */
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED"));
+  });
+}
+
+describe("npm start", () => {
+  it("runs the built Node entry, and SIGTERM to npm reaches the proxy: it stops, nothing is left listening", async () => {
+    const proxy = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] }), { command: "npm", commandArgs: ["start", "--"] });
+    try {
+      expect(proxy.stdout()).toContain("node dist/lib/runtimes/node/main.js");
+      expect(await proxy.stop("SIGTERM", 15_000)).toBe(0);
+      expect(proxy.stderr()).toContain("SIGTERM received");
+      // the proxy itself, not only npm, is gone: its port refuses
+      const deadline = Date.now() + 10_000;
+      while (!(await refuses(proxy.port))) {
+        if (Date.now() > deadline) throw new Error(`port ${proxy.port} still accepts after npm stopped: the proxy outlived it`);
+        await delay(50);
+      }
+    } finally {
+      await proxy.stop("SIGKILL").catch(() => undefined);
+    }
+  }, 60_000);
 });
 
 describe("deno tasks", () => {

@@ -53,8 +53,10 @@ export interface StartProxyOptions {
   waitForAdmin?: boolean;
   /** Extra command-line arguments, after `--config PATH` (e.g. `["--constraints", file]`). */
   args?: readonly string[];
-  /** Run this executable (a compiled single-file binary) instead of the runtime's entry. */
+  /** Run this executable (a compiled single-file binary, `npm`) instead of the runtime's entry. */
   command?: string;
+  /** With `command`: its arguments before `--config PATH` (e.g. `["start", "--"]` for `npm`). */
+  commandArgs?: readonly string[];
   /**
    * Start the proxy with this open-files limit, soft and hard (see {@link withOpenFilesLimit});
    * the process keeps its pid, so `child.pid` is the proxy's.
@@ -88,7 +90,7 @@ export async function startProxy(configToml: string, opts: StartProxyOptions = {
   const args: string[] = [];
   if (!opts.noConfigFlag) args.push("--config", configPath);
   if (opts.args) args.push(...opts.args);
-  const base = opts.command ? { command: opts.command, args } : proxyCommand(args);
+  const base = opts.command ? { command: opts.command, args: [...(opts.commandArgs ?? []), ...args] } : proxyCommand(args);
   const cmd = opts.nofile === undefined ? base : withOpenFilesLimit(base, opts.nofile);
   const child = spawn(cmd.command, cmd.args, {
     cwd: REPO_ROOT,
