@@ -143,14 +143,24 @@ describe("upstream pool", () => {
     expect(seen.closed.has(portsOf("/after")[0]!)).toBe(false);
   });
 
-  it("a mode change closes every pooled connection", async () => {
-    expect((await once(origin(), "/before-mode")).status).toBe(200);
-    const parked = portsOf("/before-mode")[0]!;
+  it("a mode change applies to the next request of a kept-alive client and closes every pooled connection", async () => {
+    const client = await RawClient.connect(proxy.port);
     const mode = (m: string) => adminRequest(proxy.adminPort!, "POST", "/mode", { body: JSON.stringify({ mode: m }), headers: { "content-type": "application/json" } });
     try {
+      await client.write(`POST http://${origin()}/kept-mode-1 HTTP/1.1\r\nHost: ${origin()}\r\nContent-Length: 2\r\n\r\nhi`);
+      expect((await client.readResponse()).status).toBe(200);
+      expect((await once(origin(), "/before-mode")).status).toBe(200);
+      const parked = portsOf("/before-mode")[0]!;
       expect((await mode("limited")).status).toBe(200);
       await waitFor("the pooled connection to be closed by the mode change", () => seen.closed.has(parked));
+      // the same client connection: its next write request is refused, and reaches nothing
+      await client.write(`POST http://${origin()}/kept-mode-2 HTTP/1.1\r\nHost: ${origin()}\r\nContent-Length: 0\r\n\r\n`);
+      const refused = await client.readResponse();
+      expect(refused.status).toBe(403);
+      expect(refused.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
+      expect(portsOf("/kept-mode-2")).toEqual([]);
     } finally {
+      client.destroy();
       expect((await mode("full")).status).toBe(200);
     }
   });
