@@ -8,7 +8,7 @@
  * still referred to it (the Node adapter's own read buffers) would show as corruption.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { networkConfig, patternBytes, type ProxyProcess, residentBytes, startProxy, withDeadline } from "./helpers/index.ts";
 
 /** The download's size. */
@@ -70,12 +70,19 @@ function startBulkOrigin(): Promise<void> {
 
 beforeAll(async () => {
   await startBulkOrigin();
+});
+
+// a proxy of its own per download: one that grew in the first would hide growth in the second
+beforeEach(async () => {
   proxy = await startProxy(networkConfig({ allowed_domains: ["127.0.0.1"] }));
+});
+
+afterEach(async () => {
+  await proxy?.stop();
 });
 
 afterAll(async () => {
   for (const s of originConns) s.destroy();
-  await proxy?.stop();
   await new Promise<void>((r) => (origin ? origin.close(() => r()) : r()));
 });
 
