@@ -22,6 +22,8 @@ describe("parseChunkSize", () => {
     ["1f\t", 31],
     ["0000000000000001", 1], // 16 digits: still a 64-bit length
     ["1fffffffffffff", MAX_CHUNK_SIZE],
+    ["5;", 5],
+    ["c0FfEe;ext=\"quoted; more\"", 0xc0ffee],
   ])("%j is %d", (line, size) => {
     expect(parseChunkSize(line)).toBe(size);
   });
@@ -35,6 +37,10 @@ describe("parseChunkSize", () => {
     ["-1", "malformed"],
     ["0x10", "malformed"],
     ["g", "malformed"],
+    [" 1", "malformed"],
+    ["1 x", "malformed"],
+    ["1;a\nb", "malformed"],
+    ["1 ;a\rb", "malformed"],
   ])("%j is refused (%s)", (line, why) => {
     expect(() => parseChunkSize(line)).toThrow(BodyError);
     expect(() => parseChunkSize(line)).toThrow(why);

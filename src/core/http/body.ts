@@ -201,14 +201,26 @@ export function encodeChunk(data: Uint8Array): Uint8Array {
   return concatBytes([latin1Bytes(data.length.toString(16) + "\r\n"), data, CRLF]);
 }
 
-/** A chunk-size line: the hex size, then optional blanks and extensions (RFC 9112 §7.1.1). */
-const CHUNK_SIZE_LINE = /^([0-9a-fA-F]+)[ \t]*(?:;.*)?$/;
+/** Whether `c` is a hex digit. */
+function isHexDigit(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
 
-/** The size a chunk-size line declares; throws {@link BodyError} naming a malformed or oversized one. */
+/**
+ * The size a chunk-size line declares: the hex size, then optional blanks and extensions (RFC
+ * 9112 §7.1.1), read with a loop (a line per chunk is on the body's path). Throws
+ * {@link BodyError} naming a malformed or oversized one.
+ */
 export function parseChunkSize(line: string): number {
-  const m = CHUNK_SIZE_LINE.exec(line);
-  if (!m) throw new BodyError(`malformed chunk-size line ${JSON.stringify(line.slice(0, 32))}`);
-  const digits = m[1]!;
+  let end = 0;
+  while (end < line.length && isHexDigit(line.charCodeAt(end))) end++;
+  let at = end;
+  while (at < line.length && (line.charCodeAt(at) === 0x20 || line.charCodeAt(at) === 0x09)) at++;
+  let wellFormed = end > 0 && (at === line.length || line.charCodeAt(at) === 0x3b);
+  // extensions run to the line's end, never across a line break
+  for (let i = at; wellFormed && i < line.length; i++) wellFormed = line.charCodeAt(i) !== 0x0a && line.charCodeAt(i) !== 0x0d;
+  if (!wellFormed) throw new BodyError(`malformed chunk-size line ${JSON.stringify(line.slice(0, 32))}`);
+  const digits = line.slice(0, end);
   const size = parseInt(digits, 16);
   if (digits.length > MAX_CHUNK_SIZE_DIGITS || size > MAX_CHUNK_SIZE) {
     throw new BodyError(`chunk size ${JSON.stringify(digits.slice(0, 32))} is larger than ${MAX_CHUNK_SIZE} bytes`);

@@ -294,7 +294,8 @@ class Exchange {
       }
     } else {
       const cl = fields.values("content-length")[0];
-      if (cl !== undefined && /^\d+$/.test(cl.trim())) extra.push({ name: "Content-Length", value: cl.trim() });
+      const length = cl?.trim();
+      if (length !== undefined && isDigits(length)) extra.push({ name: "Content-Length", value: length });
     }
     const connection = fields.tokens("connection");
     let upstreamReusable = keepsAlive(response.version, connection.concat(fields.tokens("proxy-connection"))) && rf.kind !== "close";
@@ -423,4 +424,14 @@ function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: 
   if (via.authorization) headers.push({ name: "Proxy-Authorization", value: via.authorization });
   const authority = target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
   return headBytes(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
+}
+
+/** Non-empty, ASCII digits only. */
+function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
 }

@@ -388,6 +388,12 @@ export function headerTokens(headers: readonly HttpHeader[], name: string): stri
 export function listTokens(values: readonly string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
+    // the usual value is one token (`keep-alive`, `close`): no list to split
+    if (!v.includes(",")) {
+      const t = v.trim().toLowerCase();
+      if (t) out.push(t);
+      continue;
+    }
     for (const item of v.split(",")) {
       const t = item.trim().toLowerCase();
       if (t) out.push(t);
