@@ -159,6 +159,12 @@ describe("upstream pool", () => {
       expect(refused.status).toBe(403);
       expect(refused.headers["x-proxy-error"]).toBe("blocked-by-method-policy");
       expect(portsOf("/kept-mode-2")).toEqual([]);
+      // an allowed request on it goes over a connection opened under the new mode, not the old one
+      const kept = portsOf("/kept-mode-1")[0]!;
+      await client.write(absoluteGet(origin(), "/kept-mode-3"));
+      expect((await client.readResponse()).status).toBe(200);
+      expect(portsOf("/kept-mode-3")[0]).not.toBe(kept);
+      await waitFor("the client's upstream from before the mode change to be closed", () => seen.closed.has(kept));
     } finally {
       client.destroy();
       expect((await mode("full")).status).toBe(200);

@@ -9,7 +9,7 @@
  * addresses that are not local, which a test here may not name, so that part is covered by the
  * key's own unit test in upstream-pool.test.ts.)
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { defaultNetworkConfig, type NetworkConfig } from "../../src/core/config/types.ts";
 import { serveHttpConnection } from "../../src/core/http/session.ts";
 import { UpstreamPool } from "../../src/core/http/upstream-pool.ts";
@@ -91,6 +91,7 @@ describe("the pool's key, as forwarding builds it", () => {
       },
     };
     const p = proxy(withTls, { allowed_domains: ["svc.test"], allow_local_binding: true });
+    onTestFinished(() => p.pool.close());
     expect(await p.once(`http://svc.test:${ORIGIN_PORT}/plain`)).toMatch(/^HTTP\/1\.1 200 /);
     expect(p.pool.size).toBe(1);
     expect(await p.once(`https://svc.test:${ORIGIN_PORT}/tls`)).toMatch(/^HTTP\/1\.1 200 /);
@@ -112,6 +113,7 @@ describe("the pool's key, as forwarding builds it", () => {
     const through: UpstreamProxies = { http: parseProxyUrl(`http://127.0.0.1:${UPSTREAM_PROXY_PORT}`), noProxy: [] };
     let chained = true;
     const p = proxy(net, { allowed_domains: ["svc.test"], allow_local_binding: true, allow_upstream_proxy: true }, () => (chained ? through : { noProxy: [] }));
+    onTestFinished(() => p.pool.close());
     const target = (path: string) => `http://svc.test:${ORIGIN_PORT}${path}`;
     expect(await p.once(target("/via-1"))).toMatch(/via-proxy$/);
     chained = false;

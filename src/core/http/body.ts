@@ -208,7 +208,8 @@ function isHexDigit(c: number): boolean {
 
 /**
  * The size a chunk-size line declares: the hex size, then optional blanks and extensions (RFC
- * 9112 §7.1.1), read with a loop (a line per chunk is on the body's path). Throws
+ * 9112 §7.1.1), read with a loop (a line per chunk is on the body's path). The line is latin1
+ * (every char below U+0100), so a CR or LF is the only line break it can hold. Throws
  * {@link BodyError} naming a malformed or oversized one.
  */
 export function parseChunkSize(line: string): number {

@@ -86,7 +86,10 @@ const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS
  * closed at once and the exchange rejects with the watch's `PeerLeftError`.
  */
 export async function exchange(request: ExchangeRequest, dest: Destination, reader: BufferedReader, ctx: SessionContext, slot: UpstreamSlot): Promise<RequestOutcome> {
-  if (slot.current && slot.current.key !== dest.key) releaseUpstream(slot, ctx.pool);
+  // the session's kept upstream serves only the same destination, and only while the policy it
+  // was opened under is in force: after a reload or a mode change it is closed (the pool keeps
+  // no stale connection either), and the request gets a connection opened under the new one
+  if (slot.current && (slot.current.key !== dest.key || slot.current.generation !== request.generation)) releaseUpstream(slot, ctx.pool);
   // The client left: nothing more is owed to it, so the upstream is dropped at once.
   const off = request.presence.onLeave(() => slot.current?.abort());
   const run = new Exchange(request, dest, reader, ctx, slot);
