@@ -284,31 +284,40 @@ describe("the answer", () => {
   });
 });
 
+/**
+ * Node's sockets, except that a write fails ("write EPIPE") when `fails(connection, write)` says
+ * so (both counted from 0 and 1: the first connection dialled, its first write); how many were dialled.
+ */
+function writesFailing(fails: (conn: number, write: number) => boolean): { net: Net; dialled: () => number } {
+  let dialled = 0;
+  const net: Net = {
+    ...nodeNet,
+    async connectTcp(addr, options) {
+      const conn = await nodeNet.connectTcp(addr, options);
+      const index = dialled++;
+      let writes = 0;
+      return new Proxy(conn, {
+        get(target, key) {
+          if (key === "write") return (b: Uint8Array) => (fails(index, ++writes) ? Promise.reject(new Error("write EPIPE")) : target.write(b));
+          const v = Reflect.get(target, key) as unknown;
+          return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      }) as Conn;
+    },
+  };
+  return { net, dialled: () => dialled };
+}
+
 describe("retries and the deadline", () => {
   it("a kept connection that cannot take the request is replaced once: the request arrives once", async () => {
     const s = await server((_n, socket) => socket.write(OK));
     // the first connection refuses its second request's write, as a connection the server reset would
-    let dialled = 0;
-    const net: Net = {
-      ...nodeNet,
-      async connectTcp(addr, options) {
-        const conn = await nodeNet.connectTcp(addr, options);
-        if (dialled++ > 0) return conn;
-        let writes = 0;
-        return new Proxy(conn, {
-          get(target, key) {
-            if (key === "write") return (b: Uint8Array) => (++writes > 2 ? Promise.reject(new Error("write EPIPE")) : target.write(b));
-            const v = Reflect.get(target, key) as unknown;
-            return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        }) as Conn;
-      },
-    };
+    const { net, dialled } = writesFailing((conn, write) => conn === 0 && write > 2);
     const c = client(s.port, { net });
     await c.post(FIELDS, new Uint8Array([1]), 5_000);
     const a = await c.post(FIELDS, new Uint8Array([2]), 5_000);
     expect(a.head.status).toBe(200);
-    expect(dialled).toBe(2);
+    expect(dialled()).toBe(2);
     expect(s.got.map((g) => [g.conn, ...g.body])).toEqual([
       [0, 1],
       [1, 2],
@@ -316,19 +325,7 @@ describe("retries and the deadline", () => {
   });
 
   it("a new connection that cannot take the request is not retried", async () => {
-    const net: Net = {
-      ...nodeNet,
-      async connectTcp(addr, options) {
-        const conn = await nodeNet.connectTcp(addr, options);
-        return new Proxy(conn, {
-          get(target, key) {
-            if (key === "write") return () => Promise.reject(new Error("write EPIPE"));
-            const v = Reflect.get(target, key) as unknown;
-            return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        }) as Conn;
-      },
-    };
+    const { net } = writesFailing(() => true);
     const s = await server((_n, socket) => socket.write(OK));
     const f = await failure(client(s.port, { net }).post(FIELDS, new Uint8Array([1]), 5_000));
     expect([f.kind, f.message]).toEqual(["connection", "write EPIPE"]);

@@ -29,10 +29,9 @@
  * @module
  */
 import type { Conn, Net } from "../net/contract.ts";
-import { resolveForDial } from "../net/dial.ts";
+import { dialVetted } from "../net/dial.ts";
 import { BufferedReader } from "../net/reader.ts";
 import { concatBytes } from "../net/bytes.ts";
-import { untilAborted } from "../net/timeout.ts";
 import { copyBody } from "./body.ts";
 import type { HttpHeader } from "./fields.ts";
 import { isFramingError, responseFraming } from "./framing.ts";
@@ -264,26 +263,17 @@ export class PostClient {
     return false;
   }
 
-  /** A new connection to the target: its addresses in turn. */
+  /** A new connection to the target. */
   private async open(signal: AbortSignal): Promise<PostConn> {
     const { host, port } = this.target;
-    let addresses: string[];
+    // the proxy's own dial: a bounded lookup, then each address in turn, each attempt bounded;
+    // the request's deadline stops it (nothing here is one of the proxy's listeners to refuse)
     try {
-      addresses = await untilAborted(resolveForDial(this.net, host, port), signal);
+      return new PostConn(await dialVetted({ net: this.net, isOwnListener: () => false, abandoned: signal }, host, port, undefined));
     } catch (e) {
       if (signal.aborted) throw signal.reason;
       throw connectionFailure(e);
     }
-    let last: unknown = new Error(`${host} has no address`);
-    for (const ip of addresses) {
-      try {
-        return new PostConn(await this.net.connectTcp({ host: ip, port }, { signal }));
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        last = e;
-      }
-    }
-    throw connectionFailure(last);
   }
 
   /** Send the request on `c` and read the whole answer. */
