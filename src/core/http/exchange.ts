@@ -28,7 +28,7 @@ import type { UpstreamProxy } from "../net/upstream-proxy.ts";
 import { TARGET } from "../log.ts";
 import type { SessionContext } from "../session-context.ts";
 import { BodyError, BodyIdleError, BodyStallError, copyBody, COPY_STOPPED, type BodyOutput } from "./body.ts";
-import { carriesBody, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
+import { carriesBody, isDigits, isFramingError, responseFraming, type BodyFraming } from "./framing.ts";
 import { endToEndHeaders, keepsAlive, requestedUpgrade } from "./headers.ts";
 import { headBytes, responseHeadBytes } from "./head-bytes.ts";
 import { headerValues, parseResponseHead, type HttpHeader, type RequestHead, type ResponseHead } from "./parser.ts";
@@ -427,14 +427,4 @@ function upstreamRequestHead(head: RequestHead, target: RequestTarget, framing: 
   if (via.authorization) headers.push({ name: "Proxy-Authorization", value: via.authorization });
   const authority = target.host.includes(":") ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
   return headBytes(`${head.method} http://${authority}${target.path === "*" ? "" : target.path} HTTP/1.1`, headers);
-}
-
-/** Non-empty, ASCII digits only. */
-function isDigits(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
 }

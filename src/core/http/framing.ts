@@ -54,9 +54,14 @@ function contentLength(values: readonly string[]): ContentLength {
 
 /** Digits only, at most {@link MAX_CONTENT_LENGTH_DIGITS}, no leading zero unless it is `0`. */
 function isPlainLength(v: string): boolean {
-  if (v.length === 0 || v.length > MAX_CONTENT_LENGTH_DIGITS || (v.length > 1 && v.charCodeAt(0) === 0x30)) return false;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
+  return v.length <= MAX_CONTENT_LENGTH_DIGITS && !(v.length > 1 && v.charCodeAt(0) === 0x30) && isDigits(v);
+}
+
+/** Non-empty, ASCII digits only. */
+export function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     if (c < 0x30 || c > 0x39) return false;
   }
   return true;

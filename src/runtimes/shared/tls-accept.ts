@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { setMaxListeners } from "node:events";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { type Conn, type ServerTlsOptions, TlsAcceptError, type TlsAcceptFailure } from "../../core/net/contract.ts";
+import { onAbort } from "../../core/net/timeout.ts";
 import { NodeConn } from "./node-conn.ts";
 
 /** Longest a client may take to complete its TLS handshake with the proxy. */
@@ -93,10 +93,11 @@ export function acceptTlsOver(conn: Conn, options: ServerTlsOptions): Promise<Co
   } as tls.TLSSocketOptions);
   return new Promise<Conn>((resolve, reject) => {
     let settled = false;
+    let unhook: (() => void) | undefined;
     const finish = (): void => {
       settled = true;
       clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
+      unhook?.();
       socket.off("error", onError);
       socket.off("close", onClose);
     };
@@ -111,14 +112,11 @@ export function acceptTlsOver(conn: Conn, options: ServerTlsOptions): Promise<Co
     const onError = (e: Error & { code?: string }): void => fail(new TlsAcceptError(tlsAcceptFailure(e), e.message.replace(/\s+/g, " ").trim(), { cause: e }));
     const onClose = (): void => fail(new TlsAcceptError("closed", "the client closed the connection during the handshake"));
     clientLeft = onClose;
-    const onAbort = (): void => fail(new TlsAcceptError("aborted", "the handshake was abandoned", { cause: options.signal?.reason }));
+    const abandoned = (): void => fail(new TlsAcceptError("aborted", "the handshake was abandoned", { cause: options.signal?.reason }));
     const timer = setTimeout(() => fail(new TlsAcceptError("aborted", `no handshake within ${TLS_ACCEPT_TIMEOUT_MS} ms`)), TLS_ACCEPT_TIMEOUT_MS);
-    if (options.signal?.aborted) return onAbort();
-    if (options.signal) {
-      // one listener per handshake in progress on a signal every handshake shares (shutdown)
-      setMaxListeners(0, options.signal);
-      options.signal.addEventListener("abort", onAbort, { once: true });
-    }
+    if (options.signal?.aborted) return abandoned();
+    // a hook, not a listener, per handshake in progress on the signal every handshake shares (shutdown)
+    if (options.signal) unhook = onAbort(options.signal, abandoned);
     socket.on("error", onError);
     socket.on("close", onClose);
     socket.once("secure", () => {
